@@ -1,0 +1,215 @@
+//! The HTTP surface: POST /scans, GET /scans/{id}, and /_sim/stats for tests.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State as AxumState};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+
+use crate::auth::{authenticate, Key};
+use crate::envelope::ApiError;
+use crate::faults::{fault_for, Fault};
+use crate::state::{random_lower_alnum, rfc3339, State, Window};
+use crate::validate::validate;
+
+pub type Shared = Arc<Mutex<State>>;
+
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/api/v1/scans", post(create_scan))
+        .route("/api/v1/scans/{id}", get(get_scan))
+        .route("/_sim/stats", get(stats))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Headers every response carries (exona-api.md §2.4).
+struct Meta {
+    request_id: String,
+    limit: u32,
+    remaining: u32,
+    reset_unix: u64,
+}
+
+impl Meta {
+    fn new(state: &mut State, window: Option<Window>) -> Meta {
+        let request_id = format!("req_{}", random_lower_alnum(&mut state.rng, 15));
+        let limit = state.config.rate_limit;
+        let (used, start) = window.map_or((0, SystemTime::now()), |w| (w.used, w.start_wall));
+        let reset = start + state.config.rate_window;
+        Meta {
+            request_id,
+            limit,
+            remaining: limit.saturating_sub(used),
+            reset_unix: reset.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs_f64().ceil() as u64),
+        }
+    }
+}
+
+fn respond(status: u16, body: Body, meta: &Meta, retry_after: Option<String>) -> Response {
+    let mut r = Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header("content-type", "application/json")
+        .header("x-request-id", &meta.request_id)
+        .header("x-ratelimit-limit", meta.limit.to_string())
+        .header("x-ratelimit-remaining", meta.remaining.to_string())
+        .header("x-ratelimit-reset", meta.reset_unix.to_string())
+        .header("date", httpdate::fmt_http_date(SystemTime::now()));
+    if let Some(ra) = retry_after {
+        r = r.header("retry-after", ra);
+    }
+    r.body(body).unwrap_or_default()
+}
+
+fn json_response(status: u16, body: &Value, meta: &Meta, retry_after: Option<String>) -> Response {
+    respond(status, Body::from(body.to_string()), meta, retry_after)
+}
+
+fn error_response(e: &ApiError, meta: &Meta) -> Response {
+    json_response(e.status, &e.body(&meta.request_id), meta, e.retry_after.map(|s| s.to_string()))
+}
+
+/// Authentication, then the rate limit; both answer in the envelope with the usual headers.
+fn gate(state: &mut State, headers: &HeaderMap) -> Result<(Key, Meta), Response> {
+    let auth = headers.get("authorization").map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let key = match authenticate(auth, &state.config) {
+        Ok(k) => k,
+        Err(e) => {
+            let meta = Meta::new(state, None);
+            return Err(error_response(&e, &meta));
+        }
+    };
+    match state.admit(&key.key, Instant::now()) {
+        Ok(window) => {
+            let meta = Meta::new(state, Some(window));
+            Ok((key, meta))
+        }
+        Err(wait_secs) => {
+            state.stats_mut(&key.key).rate_limited += 1;
+            let window = state.window(&key.key);
+            let meta = Meta::new(state, window);
+            let mut e = ApiError::new(429, "RATE_LIMIT_EXCEEDED", "The API key is over its rate limit.")
+                .hint("Retry after the number of seconds in the Retry-After header.");
+            e.retry_after = Some(wait_secs);
+            Err(error_response(&e, &meta))
+        }
+    }
+}
+
+fn retry_after_value(secs: f64) -> String {
+    if secs.fract() == 0.0 {
+        format!("{}", secs as u64)
+    } else {
+        format!("{secs}")
+    }
+}
+
+async fn create_scan(AxumState(state): AxumState<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let mut s = lock(&state);
+    let (key, meta) = match gate(&mut s, &headers) {
+        Ok(ok) => ok,
+        Err(response) => return response,
+    };
+    s.stats_mut(&key.key).posts += 1;
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
+    let req = match validate(content_type, &body) {
+        Ok(r) => r,
+        Err(e) => return error_response(&e, &meta),
+    };
+    let now = Instant::now();
+    // force_refresh wins over max_age_days; a questionnaire disables the cache (§4.2).
+    if !req.force_refresh && !req.has_questionnaire && req.max_age_days > 0 {
+        if let Some(hit) = s.cache_hit(&key.key, &req.company_website, req.max_age_days, now) {
+            let mut scan = hit.to_json(now);
+            scan["cached"] = json!(true);
+            scan["cached_at"] = json!(rfc3339(SystemTime::now()));
+            s.stats_mut(&key.key).cache_hits += 1;
+            return json_response(200, &scan, &meta, None);
+        }
+    }
+    let fault = fault_for(&req.company_website);
+    let record = s.new_scan(&key.key, key.test, &req, fault, now);
+    if fault == Fault::Post500 {
+        let e = ApiError::new(500, "INTERNAL_ERROR", "An internal error occurred (simulated after the scan was created).");
+        return error_response(&e, &meta);
+    }
+    let mut scan = record.to_json(now);
+    scan["cached"] = json!(false);
+    json_response(201, &scan, &meta, None)
+}
+
+async fn get_scan(AxumState(state): AxumState<Shared>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let (response, delay) = {
+        let mut s = lock(&state);
+        get_scan_locked(&mut s, &id, &headers)
+    };
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    response
+}
+
+fn get_scan_locked(s: &mut State, id: &str, headers: &HeaderMap) -> (Response, Option<std::time::Duration>) {
+    let (key, meta) = match gate(s, headers) {
+        Ok(ok) => ok,
+        Err(response) => return (response, None),
+    };
+    s.stats_mut(&key.key).gets += 1;
+    let retry_after = retry_after_value(s.config.retry_after_secs);
+    let slow = s.config.slow_response;
+    let not_found = || ApiError::new(404, "SCAN_NOT_FOUND", format!("No scan with id {id} exists under this API key.")).param("id");
+    let Some(record) = s.scans.get_mut(id).filter(|r| r.key == key.key) else {
+        return (error_response(&not_found(), &meta), None);
+    };
+    record.gets += 1;
+    let now = Instant::now();
+    let response = match record.fault {
+        Fault::Flaky if record.gets <= 2 => {
+            error_response(&ApiError::new(500, "INTERNAL_ERROR", "Simulated server error."), &meta)
+        }
+        Fault::Vanish if record.gets >= 2 => error_response(&not_found(), &meta),
+        Fault::Garbage => respond(200, Body::from("<html>this is not JSON</html>"), &meta, None),
+        _ => {
+            let scan = record.to_json(now);
+            let processing = scan["status"] == "processing";
+            json_response(200, &scan, &meta, processing.then_some(retry_after))
+        }
+    };
+    let delay = (record.fault == Fault::Slow).then_some(slow);
+    (response, delay)
+}
+
+async fn stats(AxumState(state): AxumState<Shared>) -> Response {
+    let s = lock(&state);
+    let body: serde_json::Map<String, Value> = s
+        .stats
+        .iter()
+        .map(|(key, st)| {
+            // Keys are test secrets of the simulator; show only a prefix anyway.
+            let shown = format!("{}…", &key[..key.len().min(13)]);
+            (shown, json!({
+                "posts": st.posts, "gets": st.gets, "rate_limited": st.rate_limited,
+                "scans_created": st.scans_created, "cache_hits": st.cache_hits, "credits_used": st.credits_used
+            }))
+        })
+        .collect();
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from(Value::Object(body).to_string()))
+        .unwrap_or_default()
+}
+
+async fn not_found(AxumState(state): AxumState<Shared>) -> Response {
+    let mut s = lock(&state);
+    let meta = Meta::new(&mut s, None);
+    error_response(&ApiError::new(404, "NOT_FOUND", "No such endpoint (simulator-only code)."), &meta)
+}

@@ -1,0 +1,101 @@
+//! Time, behind a trait: the real clock sleeps, the virtual one jumps, so tests of waiting
+//! logic run thousands of simulated minutes in milliseconds.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::cancel::CancelToken;
+
+pub trait Clock: Send + Sync {
+    /// Monotonic time since the clock's origin.
+    fn now(&self) -> Duration;
+    /// Wall-clock time, for HTTP dates and `X-RateLimit-Reset`.
+    fn wall(&self) -> SystemTime;
+    /// Sleeps until `until` (monotonic) unless cancelled first; returns false when cancelled.
+    fn sleep_until(&self, until: Duration, cancel: &CancelToken) -> bool;
+}
+
+/// The real clock. Sleeps wake on cancellation at once.
+pub struct SystemClock {
+    origin: Instant,
+}
+
+impl SystemClock {
+    pub fn new() -> SystemClock {
+        SystemClock { origin: Instant::now() }
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        SystemClock::new()
+    }
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    fn wall(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn sleep_until(&self, until: Duration, cancel: &CancelToken) -> bool {
+        loop {
+            if cancel.is_cancelled() {
+                return false;
+            }
+            let now = self.now();
+            if now >= until {
+                return true;
+            }
+            if cancel.wait_timeout(until - now) {
+                return false;
+            }
+        }
+    }
+}
+
+/// Virtual time for tests: sleeping advances the clock instantly.
+pub struct VirtualClock {
+    now: Mutex<Duration>,
+    wall_origin: SystemTime,
+}
+
+impl VirtualClock {
+    pub fn new() -> VirtualClock {
+        VirtualClock { now: Mutex::new(Duration::ZERO), wall_origin: SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_000_000) }
+    }
+
+    pub fn advance(&self, by: Duration) {
+        *self.now.lock().unwrap() += by;
+    }
+}
+
+impl Default for VirtualClock {
+    fn default() -> Self {
+        VirtualClock::new()
+    }
+}
+
+impl Clock for VirtualClock {
+    fn now(&self) -> Duration {
+        *self.now.lock().unwrap()
+    }
+
+    fn wall(&self) -> SystemTime {
+        self.wall_origin + self.now()
+    }
+
+    fn sleep_until(&self, until: Duration, cancel: &CancelToken) -> bool {
+        if cancel.is_cancelled() {
+            return false;
+        }
+        let mut now = self.now.lock().unwrap();
+        if *now < until {
+            *now = until;
+        }
+        true
+    }
+}

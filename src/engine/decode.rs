@@ -1,0 +1,108 @@
+//! Turns HTTP responses into scans and errors, keeping everything support will ask for.
+
+use serde_json::Value;
+
+use crate::error::{Code, Error};
+use crate::model::Scan;
+use crate::transport::{Response, TransportError};
+
+/// A 2xx response's scan object, or a protocol error naming what was wrong with it.
+pub fn scan(response: &Response) -> Result<Scan, Error> {
+    Scan::from_body(&response.body, response.status, response.headers.request_id.clone()).map_err(|why| {
+        let mut e = Error::new(
+            Code::Protocol,
+            format!("HTTP {} response is not a scan object: {why}", response.status),
+        );
+        e.http_status = Some(response.status);
+        e.request_id = response.headers.request_id.clone();
+        e
+    })
+}
+
+/// The error of a non-2xx response, read from the API's envelope
+/// `{"error": {"code", "message", "param", "hint", "request_id"}}` when there is one.
+pub fn api_error(response: &Response) -> Error {
+    let envelope: Option<Value> = serde_json::from_slice(&response.body).ok();
+    let field = |name: &str| {
+        envelope
+            .as_ref()
+            .and_then(|v| v.pointer(&format!("/error/{name}")))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let api_code = field("code");
+    let message = match (field("message"), &api_code) {
+        (Some(m), Some(c)) => format!("HTTP {} {c}: {m}", response.status),
+        (Some(m), None) => format!("HTTP {}: {m}", response.status),
+        (None, Some(c)) => format!("HTTP {} {c}", response.status),
+        (None, None) => format!("HTTP {} without the API's error envelope", response.status),
+    };
+    let mut e = Error::new(Code::for_http_status(response.status), message);
+    e.http_status = Some(response.status);
+    e.api_code = api_code;
+    e.hint = field("hint");
+    e.param = field("param");
+    e.request_id = response.headers.request_id.clone().or_else(|| field("request_id"));
+    e
+}
+
+/// A failure before any response was read.
+pub fn transport_error(what: &str, e: &TransportError) -> Error {
+    Error::new(Code::Network, format!("{what}: {}", e.message()))
+}
+
+/// The error for a scan that ended `failed`: its own code, message and hint.
+pub fn scan_failed(scan: Scan) -> Error {
+    let (code, message, hint) = scan.failure();
+    let mut e = Error::new(
+        Code::ScanFailed,
+        format!("scan {} failed: {}", scan.id(), message.unwrap_or("no message given")),
+    );
+    e.api_code = code.map(str::to_owned);
+    e.hint = hint.map(str::to_owned);
+    e.http_status = Some(scan.http_status);
+    e.request_id = scan.request_id.clone();
+    e.scan_id = Some(scan.id().to_owned());
+    e.scan = Some(scan);
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::Headers;
+
+    fn response(status: u16, body: &str, request_id: Option<&str>) -> Response {
+        Response {
+            status,
+            headers: Headers { request_id: request_id.map(str::to_owned), ..Default::default() },
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn envelope_fields_are_kept() {
+        let e = api_error(&response(
+            400,
+            r#"{"error":{"code":"INVALID_COMPANY_WEBSITE","message":"must be https","param":"company_website","hint":"use https","request_id":"req_body"}}"#,
+            Some("req_header"),
+        ));
+        assert_eq!(e.code, Code::BadRequest);
+        assert_eq!(e.api_code.as_deref(), Some("INVALID_COMPANY_WEBSITE"));
+        assert_eq!(e.param.as_deref(), Some("company_website"));
+        assert_eq!(e.hint.as_deref(), Some("use https"));
+        assert_eq!(e.request_id.as_deref(), Some("req_header"));
+        assert_eq!(e.http_status, Some(400));
+    }
+
+    #[test]
+    fn no_envelope_still_classifies_by_status() {
+        let e = api_error(&response(502, "<html>bad gateway</html>", None));
+        assert_eq!(e.code, Code::Server);
+        assert!(e.api_code.is_none());
+        let e = api_error(&response(418, "", None));
+        assert_eq!(e.code, Code::BadRequest);
+        let e = api_error(&response(404, r#"{"error":{"code":"SCAN_NOT_FOUND","message":"x","request_id":"req_1"}}"#, None));
+        assert_eq!((e.code, e.request_id.as_deref()), (Code::NotFound, Some("req_1")));
+    }
+}

@@ -1,0 +1,117 @@
+//! `exona_client`: one API key and base URL, shared by every thread of the program.
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use super::args::{free, into_raw, optional_str};
+use super::boundary::boundary;
+use super::codes::exona_code;
+use super::result::{deliver, exona_result};
+use crate::client::{Client, DEFAULT_BASE_URL};
+use crate::engine::flow::Policy;
+use crate::error::Error;
+
+/// A client of the Exona API (an opaque handle). Thread-safe: one client may be used by any
+/// number of threads at once. Free it with `exona_client_free` once no call is using it.
+pub struct exona_client {
+    pub(crate) client: Client,
+}
+
+fn env_var(name: &str) -> Result<Option<String>, Error> {
+    match std::env::var(name) {
+        Ok(v) => Ok(Some(v)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Error::invalid_argument(format!("{name} is not valid UTF-8"))),
+    }
+}
+
+fn build(api_key: *const c_char, base_url: *const c_char) -> Result<Client, Error> {
+    let api_key = match unsafe { optional_str(api_key, "api_key") }? {
+        Some(k) => k.to_owned(),
+        None => env_var("EXONA_API_KEY")?
+            .ok_or_else(|| Error::invalid_argument("api_key is NULL and EXONA_API_KEY is not set"))?,
+    };
+    let api_key = zeroize::Zeroizing::new(api_key);
+    let base_url = match unsafe { optional_str(base_url, "base_url") }? {
+        Some(u) => u.to_owned(),
+        None => env_var("EXONA_BASE_URL")?.unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
+    };
+    let client = Client::new(&api_key, Some(&base_url))?;
+    match env_var("EXONA_SCAN_DURATION_MS")? {
+        None => Ok(client),
+        Some(text) => {
+            let expected = parse_duration_range(&text).ok_or_else(|| {
+                Error::invalid_argument(format!(
+                    "EXONA_SCAN_DURATION_MS is {text:?}: use MIN-MAX in milliseconds, e.g. 30000-120000"
+                ))
+            })?;
+            Ok(client.with_policy(Policy { expected_duration: expected, ..client.policy().clone() }))
+        }
+    }
+}
+
+/// "MIN-MAX" (or one number for both), in milliseconds, MIN <= MAX.
+pub fn parse_duration_range(text: &str) -> Option<(Duration, Duration)> {
+    let (lo, hi) = text.split_once('-').unwrap_or((text, text));
+    let (lo, hi): (u64, u64) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
+    (lo <= hi).then(|| (Duration::from_millis(lo), Duration::from_millis(hi)))
+}
+
+/// A new client, or NULL when it cannot be made: the key is missing (NULL and no
+/// `EXONA_API_KEY`), empty, or holds characters that cannot go in a header; or the base URL
+/// is not a URL, or is plain http:// to a host other than loopback.
+/// `api_key` NULL: read `EXONA_API_KEY`. `base_url` NULL: `EXONA_BASE_URL`, else the
+/// production URL. Both strings are copied. `EXONA_SCAN_DURATION_MS` ("MIN-MAX", for
+/// simulators and tests) replaces the expected scan duration of 30000-120000: no poll is sent
+/// before MIN. Use `exona_client_create` to learn why it failed.
+#[no_mangle]
+pub extern "C" fn exona_client_new(api_key: *const c_char, base_url: *const c_char) -> *mut exona_client {
+    boundary(|| match build(api_key, base_url) {
+        Ok(client) => into_raw(exona_client { client }),
+        Err(_) => std::ptr::null_mut(),
+    })
+}
+
+/// Like `exona_client_new`, but says why it failed. On success `*client_out` receives the
+/// client and `*error_out` (when not NULL) is set to NULL. On failure `*client_out` is set to
+/// NULL and `*error_out` (when not NULL) receives a result whose message names the problem;
+/// free it with `exona_result_free`. Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT`
+/// (also when `client_out` is NULL). Thread-safe.
+#[no_mangle]
+pub extern "C" fn exona_client_create(
+    api_key: *const c_char,
+    base_url: *const c_char,
+    client_out: *mut *mut exona_client,
+    error_out: *mut *mut exona_result,
+) -> exona_code {
+    boundary(|| {
+        if !error_out.is_null() {
+            unsafe { *error_out = std::ptr::null_mut() };
+        }
+        let outcome = if client_out.is_null() {
+            Err(Error::invalid_argument("client_out is NULL"))
+        } else {
+            build(api_key, base_url)
+        };
+        match outcome {
+            Ok(client) => {
+                unsafe { *client_out = into_raw(exona_client { client }) };
+                exona_code::EXONA_OK
+            }
+            Err(e) => {
+                if !client_out.is_null() {
+                    unsafe { *client_out = std::ptr::null_mut() };
+                }
+                unsafe { deliver(error_out, exona_result::from_error(&e)) }
+            }
+        }
+    })
+}
+
+/// Frees the client, closes its connections and wipes the API key from memory. NULL is a
+/// no-op. No call may be using the client (join your threads first); results obtained from
+/// it stay valid.
+#[no_mangle]
+pub extern "C" fn exona_client_free(client: *mut exona_client) {
+    boundary(|| unsafe { free(client) })
+}

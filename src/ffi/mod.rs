@@ -1,0 +1,20 @@
+//! The C surface, one file per concept. `include/exona.h` is generated from these files.
+//!
+//! Rules every export follows (a test checks the first one mechanically):
+//! - its whole body runs inside [`boundary::boundary`], so a panic becomes
+//!   `EXONA_ERR_INTERNAL` (or NULL) instead of unwinding into C;
+//! - every pointer argument goes through [`args`], which names the argument when it is NULL
+//!   or not UTF-8;
+//! - nothing it returns needs `free()`: handles have their own `*_free`, strings live as long
+//!   as the handle that returned them.
+
+#![allow(non_camel_case_types)]
+
+pub mod args;
+pub mod boundary;
+pub mod cancel;
+pub mod client;
+pub mod codes;
+pub mod options;
+pub mod result;
+pub mod scan;

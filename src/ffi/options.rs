@@ -1,0 +1,159 @@
+//! `exona_scan_options`: the optional parts of a scan request and the limits of its wait.
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use super::args::{free, handle, handle_mut, into_raw, required_str};
+use super::boundary::boundary;
+use super::cancel::exona_cancel_token;
+use super::codes::exona_code;
+use crate::client::WaitOptions;
+use crate::error::Error;
+use crate::model::{validate_max_age_days, validate_question, Question, ScanRequest};
+
+/// Options for one scan call (an opaque handle). Defaults: no questionnaire, `max_age_days`
+/// left out (always a new scan), no force refresh, no field citations, a 300 s deadline.
+/// Not thread-safe while being modified; once set up, one options handle may be passed to
+/// calls on several threads at once (calls only read it).
+#[derive(Clone, Debug, Default)]
+pub struct exona_scan_options {
+    pub(crate) request: ScanRequest,
+    pub(crate) wait: WaitOptions,
+}
+
+impl exona_scan_options {
+    /// The request for a company, with these options applied.
+    pub fn request_for(&self, company_name: &str, company_website: &str) -> ScanRequest {
+        ScanRequest {
+            company_name: company_name.to_owned(),
+            company_website: company_website.to_owned(),
+            ..self.request.clone()
+        }
+    }
+}
+
+/// Runs a setter: NULL options and invalid values give `EXONA_ERR_INVALID_ARGUMENT`, and a
+/// refused value leaves the options as they were.
+fn set(options: *mut exona_scan_options, apply: impl FnOnce(&mut exona_scan_options) -> Result<(), Error>) -> exona_code {
+    boundary(|| {
+        let result = unsafe { handle_mut(options, "options") }.and_then(apply);
+        match result {
+            Ok(()) => exona_code::EXONA_OK,
+            Err(e) => e.code.into(),
+        }
+    })
+}
+
+/// New options with the defaults above. Free with `exona_scan_options_free`.
+/// NULL only if out of memory.
+#[no_mangle]
+pub extern "C" fn exona_scan_options_new() -> *mut exona_scan_options {
+    boundary(|| into_raw(exona_scan_options::default()))
+}
+
+/// Frees options. NULL is a no-op. Calls that used them keep nothing of them.
+#[no_mangle]
+pub extern "C" fn exona_scan_options_free(options: *mut exona_scan_options) {
+    boundary(|| unsafe { free(options) })
+}
+
+/// Reuse a completed scan of the same website finished within `days` days (0–365; 0 means
+/// always a new scan). A cache hit costs no credit and returns after one request. The API
+/// ignores it when a questionnaire is given. Returns `EXONA_OK`, or
+/// `EXONA_ERR_INVALID_ARGUMENT` (options unchanged) for NULL options or `days` > 365.
+#[no_mangle]
+pub extern "C" fn exona_scan_options_set_max_age_days(options: *mut exona_scan_options, days: u32) -> exona_code {
+    set(options, |o| {
+        validate_max_age_days(days)?;
+        o.request.max_age_days = Some(days);
+        Ok(())
+    })
+}
+
+/// Always create a new scan, even when a cached one would do (uses a credit).
+/// Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` for NULL options.
+#[no_mangle]
+pub extern "C" fn exona_scan_options_set_force_refresh(options: *mut exona_scan_options, on: bool) -> exona_code {
+    set(options, |o| {
+        o.request.force_refresh = on;
+        Ok(())
+    })
+}
+
+/// Ask for the source URLs cited for each enrichment field (the shape is not documented by
+/// the API: read it from `exona_result_json`). Returns `EXONA_OK`, or
+/// `EXONA_ERR_INVALID_ARGUMENT` for NULL options.
+#[no_mangle]
+pub extern "C" fn exona_scan_options_set_include_field_citations(
+    options: *mut exona_scan_options,
+    on: bool,
+) -> exona_code {
+    set(options, |o| {
+        o.request.include_field_citations = on;
+        Ok(())
+    })
+}
+
+/// Appends a questionnaire item. Both strings are copied (the caller keeps ownership).
+/// Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` (options unchanged) when an argument
+/// is NULL or not UTF-8, when 50 questions are already set, or when the answer is longer than
+/// 5,000 characters. The 20,000-character total is checked when the scan is requested.
+#[no_mangle]
+pub extern "C" fn exona_scan_options_add_question(
+    options: *mut exona_scan_options,
+    question: *const c_char,
+    answer: *const c_char,
+) -> exona_code {
+    set(options, |o| {
+        let question = unsafe { required_str(question, "question") }?;
+        let answer = unsafe { required_str(answer, "answer") }?;
+        let item = Question { question: question.to_owned(), answer: answer.to_owned() };
+        validate_question(o.request.questionnaire.len(), &item)?;
+        o.request.questionnaire.push(item);
+        Ok(())
+    })
+}
+
+/// The deadline of a waiting call, in milliseconds from the call's start (default 300,000).
+/// `UINT64_MAX` means no deadline. 0 is refused (`EXONA_ERR_INVALID_ARGUMENT`, options
+/// unchanged), as are NULL options.
+#[no_mangle]
+pub extern "C" fn exona_scan_options_set_timeout_ms(options: *mut exona_scan_options, ms: u64) -> exona_code {
+    set(options, |o| {
+        o.wait.timeout = match ms {
+            0 => return Err(Error::invalid_argument("timeout_ms is 0; use UINT64_MAX for no deadline")),
+            u64::MAX => None,
+            ms => Some(Duration::from_millis(ms)),
+        };
+        Ok(())
+    })
+}
+
+/// How long this scan is expected to take, in milliseconds (default: the client's, normally
+/// 30,000–120,000 as the API documents). No poll is sent before `min_ms`. Returns `EXONA_OK`,
+/// or `EXONA_ERR_INVALID_ARGUMENT` (options unchanged) for NULL options or `min_ms > max_ms`.
+#[no_mangle]
+pub extern "C" fn exona_scan_options_set_expected_duration_ms(
+    options: *mut exona_scan_options,
+    min_ms: u64,
+    max_ms: u64,
+) -> exona_code {
+    set(options, |o| {
+        if min_ms > max_ms {
+            return Err(Error::invalid_argument(format!("min_ms ({min_ms}) is greater than max_ms ({max_ms})")));
+        }
+        o.wait.expected_duration = Some((Duration::from_millis(min_ms), Duration::from_millis(max_ms)));
+        Ok(())
+    })
+}
+
+/// Attaches a cancellation token (NULL detaches). The options take their own reference: the
+/// token may be freed afterwards. Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` for
+/// NULL options.
+#[no_mangle]
+pub extern "C" fn exona_scan_options_set_cancel(options: *mut exona_scan_options, cancel: *const exona_cancel_token) -> exona_code {
+    set(options, |o| {
+        o.wait.cancel = unsafe { handle(cancel, "cancel") }.ok().map(|c| c.token.clone());
+        Ok(())
+    })
+}

@@ -1,0 +1,117 @@
+//! The scan calls: create and wait, create only, get once, wait for an existing scan.
+//!
+//! Every call hands its outcome to `*out` (when `out` is not NULL) as an `exona_result`,
+//! on success and on failure alike, and returns the same code the result holds.
+
+use std::ffi::c_char;
+
+use super::args::{handle, required_str};
+use super::boundary::boundary;
+use super::client::exona_client;
+use super::codes::exona_code;
+use super::options::exona_scan_options;
+use super::result::{deliver, exona_result};
+use crate::client::Client;
+use crate::error::Error;
+use crate::model::Scan;
+
+/// Checks the client and options arguments, runs `call`, and delivers its outcome.
+fn run(
+    client: *const exona_client,
+    options: *const exona_scan_options,
+    out: *mut *mut exona_result,
+    call: impl FnOnce(&Client, &exona_scan_options) -> Result<Scan, Error>,
+) -> exona_code {
+    boundary(|| {
+        let outcome = unsafe { handle(client, "client") }.and_then(|c| {
+            let defaults = exona_scan_options::default();
+            let options = if options.is_null() { &defaults } else { unsafe { &*options } };
+            call(&c.client, options)
+        });
+        unsafe { deliver(out, exona_result::from_outcome(&outcome)) }
+    })
+}
+
+/// Creates a scan of a company and blocks until it completes or fails, the deadline passes
+/// (default 300 s, see `exona_scan_options_set_timeout_ms`), or it is cancelled.
+///
+/// `company_website` must be an https:// URL. `options` may be NULL (defaults). Whenever
+/// `out` is non-NULL, `*out` receives a result to free with `exona_result_free`, on success and
+/// on failure alike. A cache hit returns after one request.
+///
+/// Returns `EXONA_OK` (scan completed); `EXONA_ERR_INVALID_ARGUMENT` (NULL or non-UTF-8
+/// argument, invalid website, questionnaire over its limits: nothing was sent);
+/// `EXONA_ERR_AUTHENTICATION`, `_PERMISSION`, `_BAD_REQUEST` (the API refused the request);
+/// `EXONA_ERR_SCAN_FAILED` (the scan ended failed); `EXONA_ERR_TIMEOUT`, `_CANCELLED` (the
+/// scan still runs: its id is in the result, resume with `exona_scan_wait`);
+/// `EXONA_ERR_AMBIGUOUS_CREATE`; `EXONA_ERR_RATE_LIMITED`; `EXONA_ERR_SERVER`, `_NETWORK`,
+/// `_PROTOCOL`, `_NOT_FOUND`; `EXONA_ERR_INTERNAL`.
+///
+/// Thread-safe: any number of threads may call it on one client. It blocks the calling thread.
+#[no_mangle]
+pub extern "C" fn exona_scan_and_wait(
+    client: *mut exona_client,
+    company_name: *const c_char,
+    company_website: *const c_char,
+    options: *const exona_scan_options,
+    out: *mut *mut exona_result,
+) -> exona_code {
+    run(client, options, out, |c, o| {
+        let name = unsafe { required_str(company_name, "company_name") }?;
+        let website = unsafe { required_str(company_website, "company_website") }?;
+        c.scan_and_wait(&o.request_for(name, website), &o.wait)
+    })
+}
+
+/// Creates a scan and returns at once, without waiting: `*out` holds the new scan (status
+/// "processing", HTTP 201) or a cached one (status "completed", `exona_result_cached` true).
+/// Keep `exona_result_scan_id` to wait later with `exona_scan_wait`. A create that may have
+/// reached the server is never repeated (`EXONA_ERR_AMBIGUOUS_CREATE`). The options' timeout
+/// bounds retries of a rate-limited or unconnectable create. Codes and threading as for
+/// `exona_scan_and_wait`.
+#[no_mangle]
+pub extern "C" fn exona_scan_create(
+    client: *mut exona_client,
+    company_name: *const c_char,
+    company_website: *const c_char,
+    options: *const exona_scan_options,
+    out: *mut *mut exona_result,
+) -> exona_code {
+    run(client, options, out, |c, o| {
+        let name = unsafe { required_str(company_name, "company_name") }?;
+        let website = unsafe { required_str(company_website, "company_website") }?;
+        c.create_scan_with(&o.request_for(name, website), &o.wait)
+    })
+}
+
+/// One GET of a scan, whatever its status: `EXONA_OK` with the scan in `*out` (check its
+/// "/status"), or the error (`EXONA_ERR_NOT_FOUND` for an unknown id). No retry, no waiting.
+/// `*out` as for `exona_scan_and_wait`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn exona_scan_get(
+    client: *mut exona_client,
+    scan_id: *const c_char,
+    out: *mut *mut exona_result,
+) -> exona_code {
+    run(client, std::ptr::null(), out, |c, _| {
+        let id = unsafe { required_str(scan_id, "scan_id") }?;
+        c.get_scan(id)
+    })
+}
+
+/// Waits for an existing scan by id, sending no POST: how a program resumes a scan after a
+/// timeout, a cancel or a crash. Polls at once, then as the server allows. `options` may be
+/// NULL; only its timeout and cancel token apply. Codes, `*out` and threading as for
+/// `exona_scan_and_wait`.
+#[no_mangle]
+pub extern "C" fn exona_scan_wait(
+    client: *mut exona_client,
+    scan_id: *const c_char,
+    options: *const exona_scan_options,
+    out: *mut *mut exona_result,
+) -> exona_code {
+    run(client, options, out, |c, o| {
+        let id = unsafe { required_str(scan_id, "scan_id") }?;
+        c.wait(id, &o.wait)
+    })
+}

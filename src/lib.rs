@@ -1,0 +1,23 @@
+//! libexona: a client for the Exona AI-risk scanning API, with a C ABI.
+//!
+//! Layers, top to bottom (see docs/architecture in the README):
+//! - [`ffi`]: the C surface (`include/exona.h` is generated from it);
+//! - [`client`]: the Rust API (`Client::create_scan`, `get_scan`, `wait`, `scan_and_wait`);
+//! - [`engine`]: waiting logic on an injectable clock (retry-after parsing, backoff, cancel);
+//! - [`transport`]: one HTTP exchange, with the headers the engine needs already picked out.
+
+pub mod client;
+pub mod engine;
+pub mod error;
+pub mod model;
+pub mod transport;
+
+mod ffi;
+
+pub use client::{Client, WaitOptions, DEFAULT_BASE_URL, DEFAULT_TIMEOUT};
+pub use engine::cancel::CancelToken;
+pub use error::{Code, Error};
+pub use model::{Question, Scan, ScanRequest, ScanStatus};
+
+/// The library's version, as in Cargo.toml.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,299 @@
+//! The request a caller builds and the scan object the API returns.
+
+use serde_json::{json, Map, Value};
+
+use crate::error::Error;
+
+/// Documented limits of POST /scans (exona-api.md §4.2, §9), checked before any request.
+pub const MAX_AGE_DAYS: u32 = 365;
+pub const MAX_QUESTIONS: usize = 50;
+pub const MAX_ANSWER_CHARS: usize = 5_000;
+/// Counted over answers only: the docs do not say whether questions count, and rejecting
+/// what the server might accept would be worse than letting the server decide.
+pub const MAX_TOTAL_ANSWER_CHARS: usize = 20_000;
+
+/// One questionnaire item: a question from the insured's application and its answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Question {
+    pub question: String,
+    pub answer: String,
+}
+
+/// Everything POST /scans accepts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanRequest {
+    pub company_name: String,
+    pub company_website: String,
+    pub questionnaire: Vec<Question>,
+    /// `None` omits the field (the API then always creates a new scan).
+    pub max_age_days: Option<u32>,
+    pub force_refresh: bool,
+    pub include_field_citations: bool,
+}
+
+impl ScanRequest {
+    pub fn new(company_name: impl Into<String>, company_website: impl Into<String>) -> Self {
+        ScanRequest {
+            company_name: company_name.into(),
+            company_website: company_website.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Checks what the API documents, so a bad request costs no request from the budget.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.company_name.trim().is_empty() {
+            return Err(Error::invalid_argument("company_name must not be empty"));
+        }
+        validate_website(&self.company_website)?;
+        if let Some(days) = self.max_age_days {
+            validate_max_age_days(days)?;
+        }
+        validate_questionnaire(&self.questionnaire)
+    }
+
+    /// The JSON body of POST /scans. Optional fields at their defaults are left out.
+    pub fn to_json(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("company_name".into(), json!(self.company_name));
+        body.insert("company_website".into(), json!(self.company_website));
+        if !self.questionnaire.is_empty() {
+            let items: Vec<Value> = self
+                .questionnaire
+                .iter()
+                .map(|q| json!({"question": q.question, "answer": q.answer}))
+                .collect();
+            body.insert("questionnaire".into(), Value::Array(items));
+        }
+        if let Some(days) = self.max_age_days {
+            body.insert("max_age_days".into(), json!(days));
+        }
+        if self.force_refresh {
+            body.insert("force_refresh".into(), json!(true));
+        }
+        if self.include_field_citations {
+            body.insert("include_field_citations".into(), json!(true));
+        }
+        Value::Object(body)
+    }
+}
+
+/// `company_website` must be a URL with the https scheme and a host (exona-api.md §4.2).
+pub fn validate_website(website: &str) -> Result<(), Error> {
+    let bad = |why: &str| {
+        Error::invalid_argument(format!(
+            "company_website {why}: it must be an https:// URL such as https://acme.ai"
+        ))
+    };
+    if website.is_empty() {
+        return Err(bad("is empty"));
+    }
+    let url = reqwest::Url::parse(website).map_err(|e| bad(&format!("is not a valid URL ({e})")))?;
+    if url.scheme() != "https" {
+        return Err(bad(&format!("uses the scheme '{}'", url.scheme())));
+    }
+    if url.host_str().map_or(true, str::is_empty) {
+        return Err(bad("has no host"));
+    }
+    Ok(())
+}
+
+pub fn validate_max_age_days(days: u32) -> Result<(), Error> {
+    if days > MAX_AGE_DAYS {
+        return Err(Error::invalid_argument(format!(
+            "max_age_days is {days}: it must be between 0 and {MAX_AGE_DAYS}"
+        )));
+    }
+    Ok(())
+}
+
+/// The limits that one more item could break (count, answer length).
+pub fn validate_question(index: usize, question: &Question) -> Result<(), Error> {
+    if index >= MAX_QUESTIONS {
+        return Err(Error::invalid_argument(format!(
+            "questionnaire holds at most {MAX_QUESTIONS} questions; question {} is one too many",
+            index + 1
+        )));
+    }
+    let chars = question.answer.chars().count();
+    if chars > MAX_ANSWER_CHARS {
+        return Err(Error::invalid_argument(format!(
+            "answer of question {} has {chars} characters: at most {MAX_ANSWER_CHARS} are allowed",
+            index + 1
+        )));
+    }
+    Ok(())
+}
+
+/// Every documented questionnaire limit, including the total, which only the whole list shows.
+pub fn validate_questionnaire(questions: &[Question]) -> Result<(), Error> {
+    for (i, q) in questions.iter().enumerate() {
+        validate_question(i, q)?;
+    }
+    let total: usize = questions.iter().map(|q| q.answer.chars().count()).sum();
+    if total > MAX_TOTAL_ANSWER_CHARS {
+        return Err(Error::invalid_argument(format!(
+            "questionnaire answers total {total} characters: at most {MAX_TOTAL_ANSWER_CHARS} are allowed"
+        )));
+    }
+    Ok(())
+}
+
+/// Where a scan is in its lifecycle. Unknown states are kept, not rejected: the API may add some.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScanStatus {
+    Processing,
+    Completed,
+    Failed,
+    Other(String),
+}
+
+impl ScanStatus {
+    fn parse(s: &str) -> ScanStatus {
+        match s {
+            "processing" => ScanStatus::Processing,
+            "completed" => ScanStatus::Completed,
+            "failed" => ScanStatus::Failed,
+            other => ScanStatus::Other(other.to_owned()),
+        }
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, ScanStatus::Completed | ScanStatus::Failed)
+    }
+}
+
+/// A scan object as the API sent it, with the response facts that came with it.
+#[derive(Clone, Debug)]
+pub struct Scan {
+    id: String,
+    status: ScanStatus,
+    json: Value,
+    raw: String,
+    /// HTTP status of the response that carried it (201 new, 200 cached or GET).
+    pub http_status: u16,
+    pub request_id: Option<String>,
+}
+
+impl Scan {
+    /// Reads a scan object from a response body. The API's examples are the bare object; the
+    /// overview speaks of a wrapper, so a `{"data": {...}}` envelope is accepted too.
+    pub fn from_body(body: &[u8], http_status: u16, request_id: Option<String>) -> Result<Scan, String> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| format!("the body is not JSON ({e})"))?;
+        let (json, raw) = match value.get("data") {
+            Some(inner) if value.get("id").is_none() && inner.get("id").is_some() => {
+                (inner.clone(), inner.to_string())
+            }
+            _ => (value, String::from_utf8_lossy(body).into_owned()),
+        };
+        let id = match json.get("id") {
+            Some(Value::String(id)) if !id.is_empty() => id.clone(),
+            _ => return Err("the scan object has no string 'id'".into()),
+        };
+        let status = match json.get("status") {
+            Some(Value::String(s)) => ScanStatus::parse(s),
+            _ => return Err(format!("scan {id} has no string 'status'")),
+        };
+        Ok(Scan { id, status, json, raw, http_status, request_id })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn status(&self) -> &ScanStatus {
+        &self.status
+    }
+
+    /// The scan object, parsed.
+    pub fn json(&self) -> &Value {
+        &self.json
+    }
+
+    /// The scan object's text as received.
+    pub fn raw_json(&self) -> &str {
+        &self.raw
+    }
+
+    /// True when POST returned an existing completed scan. A missing field means false.
+    pub fn cached(&self) -> bool {
+        self.json.get("cached").and_then(Value::as_bool).unwrap_or(false)
+    }
+
+    /// A string inside the scan object, by RFC 6901 JSON pointer.
+    pub fn get_str(&self, pointer: &str) -> Option<&str> {
+        self.json.pointer(pointer).and_then(Value::as_str)
+    }
+
+    /// For a failed scan: its `error.code`, `error.message` and `error.hint`.
+    pub fn failure(&self) -> (Option<&str>, Option<&str>, Option<&str>) {
+        (
+            self.get_str("/error/code"),
+            self.get_str("/error/message"),
+            self.get_str("/error/hint"),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> ScanRequest {
+        ScanRequest::new("Acme AI Ltd", "https://acme.ai")
+    }
+
+    #[test]
+    fn website_rules() {
+        assert!(validate_website("https://acme.ai").is_ok());
+        assert!(validate_website("https://acme.ai/about?x=1").is_ok());
+        for bad in ["", "acme.ai", "http://acme.ai", "ftp://acme.ai", "https://", "not a url"] {
+            let err = validate_website(bad).unwrap_err();
+            assert!(err.message.contains("company_website"), "{bad}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn questionnaire_limits() {
+        let q = |n: usize| Question { question: "q".into(), answer: "a".repeat(n) };
+        assert!(validate_questionnaire(&vec![q(10); 50]).is_ok());
+        assert!(validate_questionnaire(&vec![q(10); 51]).is_err());
+        assert!(validate_questionnaire(&[q(5_000)]).is_ok());
+        assert!(validate_questionnaire(&[q(5_001)]).is_err());
+        assert!(validate_questionnaire(&vec![q(5_000); 4]).is_ok());
+        let err = validate_questionnaire(&[q(5_000), q(5_000), q(5_000), q(5_000), q(1)]).unwrap_err();
+        assert!(err.message.contains("20000"), "{}", err.message);
+        // Characters, not bytes: 5,000 two-byte characters are within the limit.
+        assert!(validate_questionnaire(&[Question { question: "q".into(), answer: "é".repeat(5_000) }]).is_ok());
+    }
+
+    #[test]
+    fn body_leaves_defaults_out() {
+        let body = valid().to_json();
+        assert_eq!(body, json!({"company_name": "Acme AI Ltd", "company_website": "https://acme.ai"}));
+        let mut full = valid();
+        full.max_age_days = Some(0);
+        full.force_refresh = true;
+        full.include_field_citations = true;
+        full.questionnaire.push(Question { question: "Q?".into(), answer: "A".into() });
+        let body = full.to_json();
+        assert_eq!(body["max_age_days"], 0);
+        assert_eq!(body["force_refresh"], true);
+        assert_eq!(body["include_field_citations"], true);
+        assert_eq!(body["questionnaire"][0]["answer"], "A");
+    }
+
+    #[test]
+    fn scan_parsing_is_tolerant() {
+        let s = Scan::from_body(br#"{"id":"scn_1","status":"queued","extra":1}"#, 200, None).unwrap();
+        assert_eq!(s.status(), &ScanStatus::Other("queued".into()));
+        assert!(!s.cached());
+        let s = Scan::from_body(br#"{"data":{"id":"scn_2","status":"completed","cached":true}}"#, 200, None).unwrap();
+        assert_eq!(s.id(), "scn_2");
+        assert!(s.cached());
+        assert!(Scan::from_body(b"{}", 200, None).is_err());
+        assert!(Scan::from_body(b"<html>", 200, None).is_err());
+        assert!(Scan::from_body(br#"{"id":"scn_3"}"#, 200, None).is_err());
+    }
+}

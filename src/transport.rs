@@ -1,0 +1,181 @@
+//! One HTTP exchange. The engine above decides what to retry; this layer only reports
+//! what happened, including whether a failed request can have reached the server.
+
+use std::io::Read;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use zeroize::Zeroizing;
+
+/// Bodies larger than this are refused: a scan object is a few kilobytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+/// A request to the API: the path below the base URL (e.g. `/scans`), and a JSON body for POST.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub method: Method,
+    pub path: String,
+    pub body: Option<Vec<u8>>,
+    /// Limit for the whole exchange, already clipped to the caller's deadline.
+    pub timeout: Duration,
+}
+
+/// The response headers the engine reads, as raw text (parsing belongs to the engine).
+#[derive(Clone, Debug, Default)]
+pub struct Headers {
+    pub retry_after: Option<String>,
+    pub date: Option<String>,
+    pub request_id: Option<String>,
+    pub rate_limit_limit: Option<String>,
+    pub rate_limit_remaining: Option<String>,
+    pub rate_limit_reset: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+}
+
+/// Why no usable response came back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransportError {
+    /// The connection was never established: the server cannot have seen the request.
+    NotSent(String),
+    /// The request may have reached the server (timeout, reset, truncated response).
+    Failed { message: String, timed_out: bool },
+}
+
+impl TransportError {
+    pub fn message(&self) -> &str {
+        match self {
+            TransportError::NotSent(m) => m,
+            TransportError::Failed { message, .. } => message,
+        }
+    }
+}
+
+/// Sends requests. Implemented over HTTP by [`HttpTransport`], and by fakes in tests.
+pub trait Transport: Send + Sync {
+    fn send(&self, request: &Request) -> Result<Response, TransportError>;
+}
+
+/// Where and how to send: the base URL, the key and the connection settings.
+pub struct HttpConfig {
+    pub base_url: String,
+    pub api_key: Zeroizing<String>,
+    pub connect_timeout: Duration,
+    pub user_agent: String,
+}
+
+/// The production transport: reqwest's blocking client over rustls.
+pub struct HttpTransport {
+    client: reqwest::blocking::Client,
+    base_url: String,
+    auth: HeaderValue,
+}
+
+impl HttpTransport {
+    pub fn new(config: HttpConfig) -> Result<HttpTransport, String> {
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.api_key.as_str()))
+            .map_err(|_| "the API key holds characters that cannot go in an HTTP header".to_string())?;
+        // Keeps the value out of reqwest's Debug output and marks it for HPACK never-indexing.
+        auth.set_sensitive(true);
+        let mut defaults = HeaderMap::new();
+        defaults.insert(
+            USER_AGENT,
+            HeaderValue::from_str(&config.user_agent).map_err(|_| "invalid user agent".to_string())?,
+        );
+        let client = reqwest::blocking::Client::builder()
+            .default_headers(defaults)
+            .connect_timeout(config.connect_timeout)
+            // The API never redirects; following one could carry the key to another host.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(None)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(HttpTransport { client, base_url: config.base_url.trim_end_matches('/').to_owned(), auth })
+    }
+}
+
+impl Transport for HttpTransport {
+    fn send(&self, request: &Request) -> Result<Response, TransportError> {
+        let url = format!("{}{}", self.base_url, request.path);
+        let builder = match request.method {
+            Method::Get => self.client.get(&url),
+            Method::Post => self
+                .client
+                .post(&url)
+                .header(CONTENT_TYPE, "application/json")
+                .body(request.body.clone().unwrap_or_default()),
+        };
+        let response = builder
+            .header(AUTHORIZATION, self.auth.clone())
+            .timeout(request.timeout)
+            .send()
+            .map_err(classify)?;
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response.headers().get(name).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_owned())
+        };
+        let headers = Headers {
+            retry_after: header("retry-after"),
+            date: header("date"),
+            request_id: header("x-request-id"),
+            rate_limit_limit: header("x-ratelimit-limit"),
+            rate_limit_remaining: header("x-ratelimit-remaining"),
+            rate_limit_reset: header("x-ratelimit-reset"),
+        };
+        let body = read_capped(response)?;
+        Ok(Response { status, headers, body })
+    }
+}
+
+/// Reads at most [`MAX_BODY_BYTES`]; a longer body is an error, not a truncated success.
+fn read_capped(response: reqwest::blocking::Response) -> Result<Vec<u8>, TransportError> {
+    let mut body = Vec::new();
+    let mut limited = response.take(MAX_BODY_BYTES as u64 + 1);
+    limited.read_to_end(&mut body).map_err(|e| TransportError::Failed {
+        message: format!("reading the response body failed: {}", describe_io(&e)),
+        timed_out: e.kind() == std::io::ErrorKind::TimedOut,
+    })?;
+    if body.len() > MAX_BODY_BYTES {
+        return Err(TransportError::Failed {
+            message: format!("the response body is larger than {MAX_BODY_BYTES} bytes"),
+            timed_out: false,
+        });
+    }
+    Ok(body)
+}
+
+fn describe_io(e: &std::io::Error) -> String {
+    match e.get_ref() {
+        Some(inner) => format!("{inner}"),
+        None => format!("{e}"),
+    }
+}
+
+fn classify(e: reqwest::Error) -> TransportError {
+    // reqwest errors name the URL, which holds no secret; the key travels in a header only.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    // A connect error (refused, DNS, TLS handshake, connect timeout) means no request bytes
+    // were written, so even a POST may be sent again.
+    if e.is_connect() {
+        TransportError::NotSent(message)
+    } else {
+        TransportError::Failed { timed_out: e.is_timeout(), message }
+    }
+}
