@@ -12,7 +12,7 @@ pub mod error;
 pub mod model;
 pub mod transport;
 
-mod ffi;
+pub mod ffi;
 
 pub use client::{Client, WaitOptions, DEFAULT_BASE_URL, DEFAULT_TIMEOUT};
 pub use engine::cancel::CancelToken;

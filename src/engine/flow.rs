@@ -30,6 +30,9 @@ pub struct Policy {
     pub max_rate_limit_wait: Duration,
     /// How long before the deadline the final poll starts, so it ends by the deadline.
     pub final_poll_allowance: Duration,
+    /// Retry backoff: `base * 2^n`, capped, with equal jitter (2 s and 60 s by default).
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
     /// How long scans usually take (the docs: 30–120 s). No poll is sent before the shortest.
     pub expected_duration: (Duration, Duration),
 }
@@ -43,6 +46,8 @@ impl Default for Policy {
             max_create_attempts: 3,
             max_rate_limit_wait: Duration::from_secs(15 * 60),
             final_poll_allowance: Duration::from_secs(2),
+            backoff_base: backoff::BASE,
+            backoff_cap: backoff::CAP,
             expected_duration: (Duration::from_secs(30), Duration::from_secs(120)),
         }
     }
@@ -71,6 +76,10 @@ impl Call<'_> {
         }
     }
 
+    fn backoff(&self, attempt: u32, rng: &mut fastrand::Rng) -> Duration {
+        backoff::equal_jitter(attempt, self.policy.backoff_base, self.policy.backoff_cap, rng)
+    }
+
     fn send(&self, method: Method, path: String, body: Option<Vec<u8>>) -> Result<Response, TransportError> {
         let request = Request { method, path, body, timeout: self.attempt_timeout() };
         self.transport.send(&request)
@@ -84,7 +93,7 @@ impl Call<'_> {
             .as_deref()
             .and_then(|v| parse_retry_after(v, h.date.as_deref(), wall))
             .or_else(|| h.rate_limit_reset.as_deref().and_then(|v| parse_reset(v, h.date.as_deref(), wall)))
-            .unwrap_or_else(|| backoff::equal_jitter(attempt, rng))
+            .unwrap_or_else(|| self.backoff(attempt, rng))
     }
 
     /// Sleeps out a 429 if it fits the deadline and the policy; else the `RateLimited` error.
@@ -150,7 +159,7 @@ pub fn create(call: &Call, request: &ScanRequest) -> Result<Scan, Error> {
             Ok(response) => return Err(decode::api_error(&response)),
             Err(TransportError::NotSent(why)) => {
                 unsent_attempts += 1;
-                let retry_at = call.clock.now() + backoff::equal_jitter(unsent_attempts - 1, &mut rng);
+                let retry_at = call.clock.now() + call.backoff(unsent_attempts - 1, &mut rng);
                 let fits = call.deadline.is_none_or(|dl| retry_at < dl);
                 if unsent_attempts >= call.policy.max_create_attempts || !fits {
                     return Err(Error::new(
@@ -300,7 +309,7 @@ pub fn wait(call: &Call, id: &str, first_poll_after: Duration) -> Result<Scan, E
             e.scan = last_scan;
             return Err(e);
         }
-        desired = now + backoff::equal_jitter(failures - 1, &mut rng);
+        desired = now + call.backoff(failures - 1, &mut rng);
     }
 }
 
