@@ -18,3 +18,18 @@ pub mod codes;
 pub mod options;
 pub mod result;
 pub mod scan;
+
+#[cfg(test)]
+mod header_tests {
+    /// The committed header must be what cbindgen makes of the current source.
+    #[test]
+    fn committed_header_is_fresh() {
+        let fresh = include_str!(concat!(env!("OUT_DIR"), "/exona.h"));
+        let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/exona.h"))
+            .expect("include/exona.h exists");
+        assert!(
+            committed == fresh,
+            "include/exona.h is stale: run `make header` and commit the result"
+        );
+    }
+}

@@ -17,8 +17,8 @@ use crate::model::{validate_max_age_days, validate_question, Question, ScanReque
 /// calls on several threads at once (calls only read it).
 #[derive(Clone, Debug, Default)]
 pub struct exona_scan_options {
-    pub(crate) request: ScanRequest,
-    pub(crate) wait: WaitOptions,
+    pub request: ScanRequest,
+    pub wait: WaitOptions,
 }
 
 impl exona_scan_options {

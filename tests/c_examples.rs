@@ -1,0 +1,182 @@
+//! The C examples, compiled with the system compiler against include/exona.h and the library
+//! this test run built, and run against exona-sim: as a C user would, and under valgrind.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use common::key;
+use exona_sim::{Config, SimHandle};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The directory holding the libexona.so this test binary was built with.
+fn lib_dir() -> PathBuf {
+    std::env::current_exe().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// Compiles examples/c/NAME.c once per test run, with the flags the README promises.
+fn example(name: &str) -> &'static Path {
+    static BUILT: OnceLock<std::sync::Mutex<std::collections::HashMap<String, &'static Path>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap();
+    if let Some(p) = built.get(name) {
+        return p;
+    }
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("c-{name}"));
+    let lib = lib_dir();
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let status = Command::new(&cc)
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
+        .arg(format!("-I{ROOT}/include"))
+        .arg(format!("{ROOT}/examples/c/{name}.c"))
+        .arg(format!("-L{}", lib.display()))
+        .arg("-lexona")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .expect("a C compiler (cc) is installed");
+    assert!(status.success(), "{name}.c does not compile with -Wall -Wextra -Werror -pedantic");
+    let leaked: &'static Path = Box::leak(out.into_boxed_path());
+    built.insert(name.to_owned(), leaked);
+    leaked
+}
+
+fn valgrind_available() -> bool {
+    let found = Command::new("valgrind").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("EXONA_REQUIRE_VALGRIND").is_none(),
+            "EXONA_REQUIRE_VALGRIND is set but valgrind is not installed"
+        );
+        eprintln!("valgrind not installed: memory checks skipped");
+    }
+    found
+}
+
+/// Runs an example against `sim` with `key`, directly or under valgrind.
+fn run(sim: &SimHandle, key: &str, under_valgrind: bool, args: &[&str]) -> Output {
+    let exe = example("scan");
+    let mut cmd = if under_valgrind {
+        let mut c = Command::new("valgrind");
+        c.args([
+            "--quiet",
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--show-leak-kinds=definite,indirect,possible",
+            "--errors-for-leak-kinds=definite,indirect,possible",
+        ]);
+        c.arg(format!("--suppressions={ROOT}/tests/valgrind.supp"));
+        c.arg(exe);
+        c
+    } else {
+        Command::new(exe)
+    };
+    cmd.args(args)
+        .env("EXONA_API_KEY", key)
+        .env("EXONA_BASE_URL", &sim.base_url)
+        .env("EXONA_SCAN_DURATION_MS", "50-150")
+        .output()
+        .expect("the example runs")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+fn sim() -> SimHandle {
+    exona_sim::spawn(Config::fast()).unwrap()
+}
+
+#[test]
+fn scan_prints_the_risk_assessment() {
+    let sim = sim();
+    let k = key(101);
+    let o = run(&sim, &k, false, &["Acme AI Ltd", "https://acme.ai"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    let level = out.lines().find_map(|l| l.strip_prefix("overall risk:")).expect("an overall risk line").trim();
+    assert!(["Low", "Medium", "High", "Very High"].contains(&level), "{out}");
+    for dim in ["ai_intensity", "autonomy", "domain_risk", "blast_radius", "data_content_ip_risk", "control_governance"] {
+        let line = out.lines().find(|l| l.trim_start().starts_with(dim)).unwrap_or_else(|| panic!("{dim} missing:\n{out}"));
+        let score: i64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!((0..=4).contains(&score), "{line}");
+    }
+    assert!(out.contains("scn_test_"), "{out}");
+    assert_eq!(sim.stats(&k).posts, 1);
+}
+
+#[test]
+fn scan_reports_a_cache_hit() {
+    let sim = sim();
+    let k = key(102);
+    assert_eq!(run(&sim, &k, false, &["Acme AI Ltd", "https://acme.ai"]).status.code(), Some(0));
+    let o = run(&sim, &k, false, &["Acme AI Ltd", "https://acme.ai", "30"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(out.contains("(cached)"), "{out}");
+    assert_eq!(sim.stats(&k).scans_created, 1);
+    assert_eq!(sim.stats(&k).cache_hits, 1);
+}
+
+#[test]
+fn scan_reports_a_failed_scan_with_code_and_request_id() {
+    let sim = sim();
+    let o = run(&sim, &key(103), false, &["Gone Ltd", "https://gone.invalid"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("EXONA_ERR_SCAN_FAILED"), "{err}");
+    assert!(err.contains("WEBSITE_UNREACHABLE"), "{err}");
+    assert!(err.contains("request id:     req_"), "{err}");
+    assert!(err.contains("scan id:        scn_test_"), "{err}");
+}
+
+#[test]
+fn scan_reports_a_bad_key() {
+    let sim = sim();
+    let o = run(&sim, "exo_test_not-a-real-key", false, &["Acme AI Ltd", "https://acme.ai"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("EXONA_ERR_AUTHENTICATION") && err.contains("INVALID_API_KEY"), "{err}");
+    assert!(err.contains("request id:     req_"), "{err}");
+    assert!(!err.contains("not-a-real-key"), "the key must not be echoed: {err}");
+}
+
+#[test]
+fn scan_refuses_an_invalid_website_without_a_request() {
+    let sim = sim();
+    let k = key(105);
+    for (args, names) in [
+        (&["Acme AI Ltd", "http://acme.ai"][..], "company_website"),
+        (&["Acme AI Ltd", "https://acme.ai", "400"][..], "MAX_AGE_DAYS"),
+    ] {
+        let o = run(&sim, &k, false, args);
+        let (_, err) = text(&o);
+        assert_ne!(o.status.code(), Some(0), "{err}");
+        assert!(err.contains(names), "{err}");
+    }
+    assert_eq!(sim.stats(&k), Default::default(), "nothing was sent");
+}
+
+#[test]
+fn scan_is_clean_under_valgrind() {
+    if !valgrind_available() {
+        return;
+    }
+    let sim = sim();
+    for (args, expected) in [
+        (&["Acme AI Ltd", "https://acme.ai"][..], 0),
+        (&["Acme AI Ltd", "https://acme.ai", "30"][..], 0),
+        (&["Gone Ltd", "https://gone.invalid"][..], 1),
+        (&["Acme AI Ltd", "http://acme.ai"][..], 1),
+    ] {
+        let o = run(&sim, &key(106), true, args);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(expected), "valgrind {args:?}\nstdout:\n{out}\nstderr:\n{err}");
+    }
+    let o = run(&sim, "exo_test_bad", true, &["Acme AI Ltd", "https://acme.ai"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o).1);
+}
