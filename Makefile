@@ -1,0 +1,21 @@
+# libexona: the two commands a newcomer needs are `make demo` and `make test`.
+
+.PHONY: demo test header build clean
+
+# Build the library and the simulator, start the simulator, scan a company from C.
+demo:
+	bash scripts/demo.sh
+
+# The whole test suite (what .ci/run runs).
+test:
+	bash scripts/test.sh
+
+# Regenerate include/exona.h after changing the C surface (src/ffi), then commit it.
+header:
+	EXONA_UPDATE_HEADER=1 cargo build
+
+build:
+	cargo build --release -p exona -p exona-sim
+
+clean:
+	cargo clean
