@@ -28,7 +28,7 @@ echo "==> scanning \"$name\" ($website) through libexona"
 echo
 
 # A test key of the documented shape; the simulator accepts any such key.
-EXONA_API_KEY=exo_test_demo0000000000000000000000000000000 \
+EXONA_API_KEY=exo_test_demo00000000000000000000000000000000 \
 EXONA_BASE_URL="$base_url" \
 EXONA_SCAN_DURATION_MS=3000-8000 \
   target/demo/scan "$name" "$website"
