@@ -57,9 +57,13 @@ fn valgrind_available() -> bool {
     found
 }
 
-/// Runs an example against `sim` with `key`, directly or under valgrind.
+/// Runs examples/c/scan.c against `sim` with `key`, directly or under valgrind.
 fn run(sim: &SimHandle, key: &str, under_valgrind: bool, args: &[&str]) -> Output {
-    let exe = example("scan");
+    run_example("scan", sim, key, under_valgrind, args)
+}
+
+fn run_example(name: &str, sim: &SimHandle, key: &str, under_valgrind: bool, args: &[&str]) -> Output {
+    let exe = example(name);
     let mut cmd = if under_valgrind {
         let mut c = Command::new("valgrind");
         c.args([
@@ -179,4 +183,17 @@ fn scan_is_clean_under_valgrind() {
     }
     let o = run(&sim, "exo_test_bad", true, &["Acme AI Ltd", "https://acme.ai"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o).1);
+}
+
+#[test]
+fn the_readme_tour_is_tour_c_and_runs() {
+    let readme = std::fs::read_to_string(format!("{ROOT}/README.md")).unwrap();
+    let tour = std::fs::read_to_string(format!("{ROOT}/examples/c/tour.c")).unwrap();
+    assert!(readme.contains(&tour), "README.md must show examples/c/tour.c verbatim");
+    let sim = sim();
+    let valgrind = valgrind_available();
+    let o = run_example("tour", &sim, &key(107), valgrind, &[]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.starts_with("overall: ") && out.contains("autonomy: "), "{out}");
 }
