@@ -1,6 +1,7 @@
 //! The Rust API: a client bound to one API key and base URL.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +9,12 @@ use zeroize::Zeroizing;
 
 use crate::engine::cancel::CancelToken;
 use crate::engine::clock::{Clock, SystemClock};
-use crate::engine::flow::{self, Call, Policy};
+use crate::engine::core::{Core, Progress};
+use crate::engine::driver::Engine;
+use crate::engine::governor::{self, Governor};
+use crate::engine::policy::Policy;
+use crate::engine::schedule::Mode;
+use crate::engine::task::{Goal, Task};
 use crate::error::{Code, Error};
 use crate::model::{Scan, ScanRequest};
 use crate::transport::{HttpConfig, HttpTransport, Transport};
@@ -17,7 +23,7 @@ pub const DEFAULT_BASE_URL: &str = "https://platform.exonalab.com/api/v1";
 /// How long `scan_and_wait` and `wait` wait unless told otherwise (the docs suggest 5 minutes).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Limits of one waiting call.
+/// Limits and preferences of one call.
 #[derive(Clone, Debug)]
 pub struct WaitOptions {
     /// `None`: no deadline. Default: [`DEFAULT_TIMEOUT`].
@@ -25,15 +31,18 @@ pub struct WaitOptions {
     pub cancel: Option<CancelToken>,
     /// How long this scan is expected to take (shortest, longest); `None`: the client's.
     pub expected_duration: Option<(Duration, Duration)>,
+    /// Poll mode of this call; `None`: the client's.
+    pub mode: Option<Mode>,
 }
 
 impl Default for WaitOptions {
     fn default() -> Self {
-        WaitOptions { timeout: Some(DEFAULT_TIMEOUT), cancel: None, expected_duration: None }
+        WaitOptions { timeout: Some(DEFAULT_TIMEOUT), cancel: None, expected_duration: None, mode: None }
     }
 }
 
-/// A client of the Exona API. Cheap to clone; safe to share between threads.
+/// A client of the Exona API. Cheap to clone; safe to share between threads. One scheduler
+/// thread and a few HTTP workers serve every call on it.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -41,9 +50,9 @@ pub struct Client {
 
 struct Inner {
     base_url: String,
-    transport: Arc<dyn Transport>,
-    clock: Arc<dyn Clock>,
-    policy: Policy,
+    engine: Engine,
+    /// Declared after `engine`, so it drops after the engine released the governor.
+    _registration: Option<governor::Registration>,
 }
 
 impl fmt::Debug for Client {
@@ -54,11 +63,16 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client for `api_key` at `base_url` (`None`: the production URL).
+    /// A client for `api_key` at `base_url` (`None`: the production URL), default policy.
     ///
     /// Refuses an empty key, a key that cannot go in a header, a base URL that is not a URL,
     /// and plain `http://` to anything but a loopback address.
     pub fn new(api_key: &str, base_url: Option<&str>) -> Result<Client, Error> {
+        Client::with_policy(api_key, base_url, Policy::default())
+    }
+
+    /// A client with its own engine tunables (poll mode, expected durations, timeouts, ...).
+    pub fn with_policy(api_key: &str, base_url: Option<&str>, policy: Policy) -> Result<Client, Error> {
         let api_key = Zeroizing::new(api_key.to_owned());
         if api_key.is_empty() {
             return Err(Error::invalid_argument("api_key is empty"));
@@ -70,6 +84,7 @@ impl Client {
             ));
         }
         let base_url = check_base_url(base_url.unwrap_or(DEFAULT_BASE_URL))?;
+        let fingerprint = fingerprint(&api_key, &base_url);
         let transport = HttpTransport::new(HttpConfig {
             base_url: base_url.clone(),
             api_key,
@@ -77,45 +92,52 @@ impl Client {
             user_agent: format!("libexona/{}", crate::VERSION),
         })
         .map_err(Error::invalid_argument)?;
-        Ok(Client::with_transport(base_url, Arc::new(transport), Arc::new(SystemClock::new())))
+        let governor = governor::for_key(fingerprint, &policy.limits);
+        let core = Core::new(policy, governor);
+        let engine = Engine::threaded(core, Arc::new(transport), Arc::new(SystemClock::new()))
+            .map_err(|e| Error::new(Code::Internal, format!("cannot start the scheduler thread: {e}")))?;
+        Ok(Client { inner: Arc::new(Inner { base_url, engine, _registration: Some(governor::Registration) }) })
     }
 
-    /// A client over any transport and clock: how tests run the engine on virtual time.
-    pub fn with_transport(base_url: String, transport: Arc<dyn Transport>, clock: Arc<dyn Clock>) -> Client {
-        Client { inner: Arc::new(Inner { base_url, transport, clock, policy: Policy::default() }) }
-    }
-
-    /// The same connection with other engine tunables (attempt timeout, poll fallback, ...).
-    pub fn with_policy(&self, policy: Policy) -> Client {
-        let inner = &self.inner;
-        Client {
-            inner: Arc::new(Inner {
-                base_url: inner.base_url.clone(),
-                transport: Arc::clone(&inner.transport),
-                clock: Arc::clone(&inner.clock),
-                policy,
-            }),
-        }
-    }
-
-    pub fn policy(&self) -> &Policy {
-        &self.inner.policy
+    /// A client over any transport and clock, driven on the calling thread, with its own
+    /// governor: how tests run the engine on virtual time.
+    pub fn with_transport(base_url: String, transport: Arc<dyn Transport>, clock: Arc<dyn Clock>, policy: Policy) -> Client {
+        let governor = Arc::new(Governor::new(policy.limits.clone()));
+        let core = Core::new(policy, governor);
+        Client { inner: Arc::new(Inner { base_url, engine: Engine::inline(core, transport, clock), _registration: None }) }
     }
 
     pub fn base_url(&self) -> &str {
         &self.inner.base_url
     }
 
-    fn call<'a>(&'a self, options: &WaitOptions, cancel: &'a CancelToken) -> Call<'a> {
-        let inner = &*self.inner;
-        Call {
-            transport: inner.transport.as_ref(),
-            clock: inner.clock.as_ref(),
-            policy: &inner.policy,
-            deadline: options.timeout.map(|t| inner.clock.now().saturating_add(t)),
-            cancel,
-            expected_duration: options.expected_duration.unwrap_or(inner.policy.expected_duration),
+    /// The engine's tunables.
+    pub fn policy(&self) -> Policy {
+        self.inner.engine.with_core(|c| c.policy.clone())
+    }
+
+    /// Requests the key's budget allows now, and requests granted by this client's governor.
+    pub fn budget(&self) -> (u32, u64) {
+        let now = self.inner.engine.clock().now();
+        self.inner.engine.with_core(|c| c.governor.budget(now))
+    }
+
+    fn run(&self, goal: Goal, options: &WaitOptions, on_progress: &mut dyn FnMut(&Progress) -> bool) -> Result<Scan, Error> {
+        let engine = &self.inner.engine;
+        let now = engine.clock().now();
+        let (mode, expected) = engine.with_core(|c| (c.policy.mode, c.policy.expected_duration));
+        let task = Task::new(
+            goal,
+            now,
+            options.timeout.map(|t| now.saturating_add(t)),
+            options.mode.unwrap_or(mode),
+            options.expected_duration.unwrap_or(expected),
+        )?;
+        let cancel = options.cancel.clone().unwrap_or_default();
+        if cancel.is_cancelled() {
+            return Err(Error::new(Code::Cancelled, "the wait was cancelled before it started"));
         }
+        engine.run(task, cancel, on_progress)
     }
 
     /// POST /scans: a new scan (`processing`), or a cached one (`completed`, `cached()`).
@@ -123,29 +145,55 @@ impl Client {
         self.create_scan_with(request, &WaitOptions::default())
     }
 
-    /// `create_scan` with a deadline and cancel token for its retries.
+    /// `create_scan` with a deadline and cancel token for its budget waits and retries.
     pub fn create_scan_with(&self, request: &ScanRequest, options: &WaitOptions) -> Result<Scan, Error> {
-        let cancel = options.cancel.clone().unwrap_or_default();
-        flow::create(&self.call(options, &cancel), request)
+        let goal = Goal::Create { request: request.clone(), create_only: true };
+        self.run(goal, options, &mut |_| true)
     }
 
     /// GET /scans/{id}, once, whatever the scan's status.
     pub fn get_scan(&self, scan_id: &str) -> Result<Scan, Error> {
-        let cancel = CancelToken::new();
-        flow::get(&self.call(&WaitOptions::default(), &cancel), scan_id)
+        self.run(Goal::Get { id: scan_id.to_owned() }, &WaitOptions::default(), &mut |_| true)
     }
 
     /// Waits for an existing scan: how a program resumes after a crash, with no new POST.
     pub fn wait(&self, scan_id: &str, options: &WaitOptions) -> Result<Scan, Error> {
-        let cancel = options.cancel.clone().unwrap_or_default();
-        flow::wait(&self.call(options, &cancel), scan_id, Duration::ZERO)
+        self.wait_with_progress(scan_id, options, &mut |_| true)
+    }
+
+    /// `wait`, calling `on_progress` on this thread before every wait (false cancels).
+    pub fn wait_with_progress(
+        &self,
+        scan_id: &str,
+        options: &WaitOptions,
+        on_progress: &mut dyn FnMut(&Progress) -> bool,
+    ) -> Result<Scan, Error> {
+        self.run(Goal::Wait { id: scan_id.to_owned() }, options, on_progress)
     }
 
     /// Creates a scan and waits until it completes or fails.
     pub fn scan_and_wait(&self, request: &ScanRequest, options: &WaitOptions) -> Result<Scan, Error> {
-        let cancel = options.cancel.clone().unwrap_or_default();
-        flow::scan_and_wait(&self.call(options, &cancel), request)
+        self.scan_and_wait_with_progress(request, options, &mut |_| true)
     }
+
+    /// `scan_and_wait`, calling `on_progress` on this thread before every wait (false cancels).
+    pub fn scan_and_wait_with_progress(
+        &self,
+        request: &ScanRequest,
+        options: &WaitOptions,
+        on_progress: &mut dyn FnMut(&Progress) -> bool,
+    ) -> Result<Scan, Error> {
+        let goal = Goal::Create { request: request.clone(), create_only: false };
+        self.run(goal, options, on_progress)
+    }
+}
+
+/// Identifies a key (and where it is used) without keeping it: the governor registry's key.
+fn fingerprint(api_key: &str, base_url: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    api_key.hash(&mut h);
+    base_url.hash(&mut h);
+    h.finish()
 }
 
 /// Checks the base URL and returns it without a trailing slash.
@@ -177,13 +225,6 @@ fn is_loopback(url: &reqwest::Url) -> bool {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
-    }
-}
-
-impl Code {
-    /// True for the codes that leave a scan in existence (its id is in the error).
-    pub fn scan_may_exist(self) -> bool {
-        matches!(self, Code::Timeout | Code::Cancelled | Code::ScanFailed | Code::AmbiguousCreate)
     }
 }
 

@@ -191,24 +191,69 @@ fn a_body_that_is_not_json_is_a_protocol_error_after_retries() {
 }
 
 #[test]
-fn a_429_is_waited_out_when_it_fits_the_deadline() {
+fn the_governor_waits_for_the_window_instead_of_meeting_a_429() {
     let sim = sim_with(Config { rate_limit: 2, rate_window: Duration::from_millis(1500), ..Config::fast() });
     let k = key(14);
     let scan = client(&sim, &k).scan_and_wait(&request("https://acme.ai"), &within(10_000)).unwrap();
     assert_eq!(scan.status(), &ScanStatus::Completed);
-    assert!(sim.stats(&k).rate_limited >= 1);
+    assert_eq!(sim.stats(&k).rate_limited, 0, "the headers said what was left: no 429 needed");
+}
+
+/// Another process spends the key's window first: raw requests, no governor of ours.
+fn spend_budget_elsewhere(sim: &exona_sim::SimHandle, k: &str, requests: usize) {
+    use exona::transport::{HttpConfig, HttpTransport, Method, Request, Transport};
+    let other = HttpTransport::new(HttpConfig {
+        base_url: sim.base_url.clone(),
+        api_key: k.to_owned().into(),
+        connect_timeout: Duration::from_secs(5),
+        user_agent: "other-process".into(),
+    })
+    .unwrap();
+    for _ in 0..requests {
+        let body = serde_json::to_vec(&request("https://other.acme.ai").to_json()).unwrap();
+        let r = other
+            .send(&Request { method: Method::Post, path: "/scans".into(), body: Some(body), timeout: Duration::from_secs(5) })
+            .unwrap();
+        assert_eq!(r.status, 201);
+    }
+}
+
+#[test]
+fn a_429_caused_elsewhere_is_waited_out_when_it_fits_the_deadline() {
+    let sim = sim_with(Config { rate_limit: 3, rate_window: Duration::from_secs(1), ..Config::fast() });
+    let k = key(14_001);
+    spend_budget_elsewhere(&sim, &k, 3);
+    let scan = client(&sim, &k).scan_and_wait(&request("https://acme.ai"), &within(10_000)).unwrap();
+    assert_eq!(scan.status(), &ScanStatus::Completed);
+    let stats = sim.stats(&k);
+    assert!(stats.rate_limited >= 1, "{stats:?}");
+    assert_eq!(stats.scans_created, 4, "the refused POST was sent again, once");
 }
 
 #[test]
 fn a_429_past_the_deadline_returns_at_once_with_the_retry_time() {
-    let sim = sim_with(Config { rate_limit: 1, rate_window: Duration::from_secs(3600), ..Config::fast() });
+    let sim = sim_with(Config { rate_limit: 2, rate_window: Duration::from_secs(3600), ..Config::fast() });
     let k = key(15);
+    spend_budget_elsewhere(&sim, &k, 2);
     let started = std::time::Instant::now();
     let e = client(&sim, &k).scan_and_wait(&request("https://acme.ai"), &within(5_000)).unwrap_err();
     assert_eq!((e.code, e.api_code.as_deref()), (Code::RateLimited, Some("RATE_LIMIT_EXCEEDED")));
     assert!(e.retry_after.unwrap() > Duration::from_secs(3000));
-    assert!(e.scan_id.is_some(), "the scan was created before the limit hit");
+    assert!(e.scan_id.is_none(), "the POST was refused: no scan exists");
     assert!(started.elapsed() < Duration::from_secs(5), "returned without sleeping");
+}
+
+#[test]
+fn a_budget_spent_before_the_deadline_returns_at_once_with_the_scan_id() {
+    let sim = sim_with(Config { rate_limit: 1, rate_window: Duration::from_secs(3600), ..Config::fast() });
+    let k = key(15_001);
+    let started = std::time::Instant::now();
+    let e = client(&sim, &k).scan_and_wait(&request("https://acme.ai"), &within(5_000)).unwrap_err();
+    assert_eq!(e.code, Code::RateLimited);
+    assert!(e.retry_after.unwrap() > Duration::from_secs(3000));
+    assert!(e.scan_id.is_some(), "the scan was created before the budget ran out");
+    assert_eq!(sim.stats(&k).rate_limited, 0, "no request was sent that the server would refuse");
+    assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 #[test]
@@ -217,7 +262,7 @@ fn an_unreachable_server_is_a_network_error_and_no_scan() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/api/v1", listener.local_addr().unwrap());
     drop(listener);
-    let c = exona::Client::new(&key(16), Some(&url)).unwrap().with_policy(common::fast_policy());
+    let c = exona::Client::with_policy(&key(16), Some(&url), common::fast_policy()).unwrap();
     let e = c.scan_and_wait(&request("https://acme.ai"), &within(5_000)).unwrap_err();
     assert_eq!(e.code, Code::Network);
     assert!(e.message.contains("no scan was created"), "{}", e.message);

@@ -35,6 +35,9 @@ fn example(name: &str) -> &'static Path {
         .arg(format!("-L{}", lib.display()))
         .arg("-lexona")
         .arg(format!("-Wl,-rpath,{}", lib.display()))
+        // RPATH, not RUNPATH: cargo's LD_LIBRARY_PATH lists target/debug, where an older
+        // `cargo build` may have left another libexona.so.
+        .arg("-Wl,--disable-new-dtags")
         .arg("-o")
         .arg(&out)
         .status()
@@ -80,6 +83,7 @@ fn run_example(name: &str, sim: &SimHandle, key: &str, under_valgrind: bool, arg
         Command::new(exe)
     };
     cmd.args(args)
+        .env_remove("LD_LIBRARY_PATH")
         .env("EXONA_API_KEY", key)
         .env("EXONA_BASE_URL", &sim.base_url)
         .env("EXONA_SCAN_DURATION_MS", "50-150")

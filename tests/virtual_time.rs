@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use exona::engine::clock::{Clock, VirtualClock};
 use exona::transport::{Headers, Method, Request, Response, Transport, TransportError};
-use exona::{CancelToken, Client, Code, ScanRequest, WaitOptions};
+use exona::{CancelToken, Client, Code, Mode, Policy, ScanRequest, WaitOptions};
 
 type Reply = Result<Response, TransportError>;
 
@@ -86,7 +86,10 @@ fn harness(replies: Vec<Reply>, cancel_at: Option<(usize, CancelToken)>) -> Harn
         log: Mutex::new(Vec::new()),
         cancel_at,
     });
-    let client = Client::with_transport("http://sim/api/v1".into(), script.clone(), clock.clone());
+    // Latency mode: polls from the shortest expected duration on, as often as allowed, so
+    // these tests see the Retry-After, deadline and retry rules unmixed with the quantile plan.
+    let policy = Policy { mode: Mode::Latency, ..Policy::default() };
+    let client = Client::with_transport("http://sim/api/v1".into(), script.clone(), clock.clone(), policy);
     Harness { clock, script, client }
 }
 

@@ -14,7 +14,7 @@ pub enum Fault {
     Flaky,
     /// `post500.*`: POST creates the scan, then answers 500 (the ambiguous create).
     Post500,
-    /// `vanish.*`: the scan answers 404 from its second GET on.
+    /// `vanish.*`: the scan stays processing, and answers 404 from its second GET on.
     Vanish,
     /// `garbage.*`: GET answers 200 with a body that is not JSON.
     Garbage,

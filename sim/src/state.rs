@@ -33,7 +33,7 @@ pub enum Phase {
 
 impl ScanRecord {
     pub fn phase(&self, now: Instant) -> Phase {
-        if self.fault == Fault::Stuck || now < self.created + self.duration {
+        if matches!(self.fault, Fault::Stuck | Fault::Vanish) || now < self.created + self.duration {
             return Phase::Processing;
         }
         let done = self.created_wall + self.duration;

@@ -1,17 +1,34 @@
 //! A cancellation token: set from any thread, observed by a waiting call within milliseconds.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
-#[derive(Clone, Debug, Default)]
+/// Something to wake when a token is cancelled (a blocked caller's mailbox).
+pub trait Wake: Send + Sync {
+    fn wake(&self);
+}
+
+#[derive(Clone, Default)]
 pub struct CancelToken {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug, Default)]
+impl std::fmt::Debug for CancelToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CancelToken").field("cancelled", &self.is_cancelled()).finish()
+    }
+}
+
+#[derive(Default)]
 struct Inner {
-    cancelled: Mutex<bool>,
+    state: Mutex<State>,
     wake: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    cancelled: bool,
+    watchers: Vec<Weak<dyn Wake>>,
 }
 
 impl CancelToken {
@@ -21,29 +38,51 @@ impl CancelToken {
 
     /// Cancels every wait that uses this token, now and later. Idempotent.
     pub fn cancel(&self) {
-        *lock(&self.inner.cancelled) = true;
+        let watchers = {
+            let mut st = self.lock();
+            st.cancelled = true;
+            std::mem::take(&mut st.watchers)
+        };
         self.inner.wake.notify_all();
+        // Woken outside the lock: a watcher may check this token while holding its own lock.
+        for w in watchers.iter().filter_map(Weak::upgrade) {
+            w.wake();
+        }
     }
 
     pub fn is_cancelled(&self) -> bool {
-        *lock(&self.inner.cancelled)
+        self.lock().cancelled
+    }
+
+    /// Wakes `watcher` on cancel (at once if already cancelled). Dead watchers are dropped.
+    pub fn subscribe(&self, watcher: Weak<dyn Wake>) {
+        let mut st = self.lock();
+        if st.cancelled {
+            drop(st);
+            if let Some(w) = watcher.upgrade() {
+                w.wake();
+            }
+            return;
+        }
+        st.watchers.retain(|w| w.strong_count() > 0);
+        st.watchers.push(watcher);
     }
 
     /// Blocks for `timeout` or until cancelled; returns true when cancelled.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        let guard = lock(&self.inner.cancelled);
+        let guard = self.lock();
         let (guard, _) = self
             .inner
             .wake
-            .wait_timeout_while(guard, timeout, |cancelled| !*cancelled)
+            .wait_timeout_while(guard, timeout, |st| !st.cancelled)
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *guard
+        guard.cancelled
     }
-}
 
-/// A poisoned flag is still a valid bool: a panic elsewhere must not disable cancellation.
-fn lock(m: &Mutex<bool>) -> std::sync::MutexGuard<'_, bool> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// A poisoned lock still holds a valid flag: a panic elsewhere must not disable cancellation.
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 #[cfg(test)]
@@ -65,5 +104,23 @@ mod tests {
     #[test]
     fn uncancelled_wait_times_out() {
         assert!(!CancelToken::new().wait_timeout(Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn watchers_are_woken_once_and_late_ones_at_once() {
+        struct Counter(std::sync::atomic::AtomicU32);
+        impl Wake for Counter {
+            fn wake(&self) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let token = CancelToken::new();
+        let c = Arc::new(Counter(Default::default()));
+        token.subscribe(Arc::downgrade(&(c.clone() as Arc<dyn Wake>)));
+        token.cancel();
+        token.cancel();
+        assert_eq!(c.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        token.subscribe(Arc::downgrade(&(c.clone() as Arc<dyn Wake>)));
+        assert_eq!(c.0.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }

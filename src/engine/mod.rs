@@ -1,10 +1,21 @@
-//! The waiting engine: how requests are paced, retried and bounded in time.
+//! The waiting engine: how requests are budgeted, scheduled, retried and bounded in time.
 //!
-//! Everything here reads time through [`clock::Clock`], so tests drive it on virtual time.
+//! - [`governor`]: one budget per API key in the process; grants every request.
+//! - [`schedule`]: when a scan is worth polling (duration quantiles, poll modes).
+//! - [`task`]: one scan call (create, then wait) as a state machine.
+//! - [`core`]: all tasks of a client, a timer heap, and the rules for sending.
+//! - [`driver`]: the scheduler thread and HTTP workers, or inline driving for tests.
+//!
+//! Everything reads time through [`clock::Clock`], so tests drive it on virtual time.
 
 pub mod backoff;
 pub mod cancel;
 pub mod clock;
+pub mod core;
 pub mod decode;
-pub mod flow;
+pub mod driver;
+pub mod governor;
+pub mod policy;
 pub mod retry_after;
+pub mod schedule;
+pub mod task;

@@ -27,12 +27,13 @@ pub fn parse_retry_after(value: &str, date: Option<&str>, local_now: SystemTime)
     positive(at.duration_since(now).ok()?)
 }
 
-/// Parses `X-RateLimit-Reset` (Unix seconds) into the time left until the window resets.
+/// Parses `X-RateLimit-Reset` (Unix seconds) into the time left until the window resets;
+/// zero when it has passed (the header has whole seconds, so "just now" is common).
 pub fn parse_reset(value: &str, date: Option<&str>, local_now: SystemTime) -> Option<Duration> {
     let secs: u64 = value.trim().parse().ok()?;
     let at = UNIX_EPOCH.checked_add(Duration::from_secs(secs.min(LONGEST.as_secs() * 100)))?;
     let now = server_now(date, local_now);
-    positive(at.duration_since(now).ok()?)
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO).min(LONGEST))
 }
 
 fn parse_seconds(value: &str) -> Option<Duration> {
@@ -106,7 +107,7 @@ mod tests {
     fn reset_is_relative_to_the_server_clock() {
         let date = httpdate::fmt_http_date(now());
         assert_eq!(parse_reset("1743602060", Some(&date), now()), Some(Duration::from_secs(60)));
-        assert_eq!(parse_reset("1743601000", Some(&date), now()), None);
+        assert_eq!(parse_reset("1743601000", Some(&date), now()), Some(Duration::ZERO));
         assert_eq!(parse_reset("garbage", None, now()), None);
         assert!(parse_reset("18446744073709551615", None, now()).is_some());
     }

@@ -8,7 +8,7 @@ use super::boundary::boundary;
 use super::codes::exona_code;
 use super::result::{deliver, exona_result};
 use crate::client::{Client, DEFAULT_BASE_URL};
-use crate::engine::flow::Policy;
+use crate::engine::policy::Policy;
 use crate::error::Error;
 
 /// A client of the Exona API (an opaque handle). Thread-safe: one client may be used by any
@@ -36,18 +36,15 @@ fn build(api_key: *const c_char, base_url: *const c_char) -> Result<Client, Erro
         Some(u) => u.to_owned(),
         None => env_var("EXONA_BASE_URL")?.unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
     };
-    let client = Client::new(&api_key, Some(&base_url))?;
-    match env_var("EXONA_SCAN_DURATION_MS")? {
-        None => Ok(client),
-        Some(text) => {
-            let expected = parse_duration_range(&text).ok_or_else(|| {
-                Error::invalid_argument(format!(
-                    "EXONA_SCAN_DURATION_MS is {text:?}: use MIN-MAX in milliseconds, e.g. 30000-120000"
-                ))
-            })?;
-            Ok(client.with_policy(Policy { expected_duration: expected, ..client.policy().clone() }))
-        }
+    let mut policy = Policy::default();
+    if let Some(text) = env_var("EXONA_SCAN_DURATION_MS")? {
+        policy.expected_duration = parse_duration_range(&text).ok_or_else(|| {
+            Error::invalid_argument(format!(
+                "EXONA_SCAN_DURATION_MS is {text:?}: use MIN-MAX in milliseconds, e.g. 30000-120000"
+            ))
+        })?;
     }
+    Client::with_policy(&api_key, Some(&base_url), policy)
 }
 
 /// "MIN-MAX" (or one number for both), in milliseconds, MIN <= MAX.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use exona::engine::flow::Policy;
+use exona::Policy;
 use exona::Client;
 use exona_sim::{Config, SimHandle};
 
@@ -32,5 +32,5 @@ pub fn fast_policy() -> Policy {
 }
 
 pub fn client(sim: &SimHandle, key: &str) -> Client {
-    Client::new(key, Some(&sim.base_url)).expect("client").with_policy(fast_policy())
+    Client::with_policy(key, Some(&sim.base_url), fast_policy()).expect("client")
 }

@@ -1,0 +1,253 @@
+//! The core of the engine: every waiting task of a client, a timer heap, and the rules for
+//! sending (the governor's grant, cancellation, deadlines). It holds no thread and never
+//! sleeps: a driver (engine/driver.rs) calls `dispatch_due` and `complete` and sleeps until
+//! `next_wake`, on a scheduler thread or, in tests, inline on virtual time.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::cancel::CancelToken;
+use super::governor::{Governor, Grant, Kind, Observed};
+use super::policy::Policy;
+use super::retry_after::{parse_reset, parse_retry_after};
+use super::schedule::DurationModel;
+use super::task::{Ctx, Outcome, Reason, Task};
+use crate::transport::{Request, Response, TransportError};
+
+/// What a waiting call is told before each wait, and how it ends.
+pub trait Sink: Send + Sync {
+    fn progress(&self, event: Progress);
+    fn finish(&self, outcome: Outcome);
+}
+
+/// One progress event: why and how long the scan waits before its next request.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub scan_id: Option<String>,
+    pub status: Option<String>,
+    pub reason: Reason,
+    pub wait: Duration,
+    /// Requests this scan has used so far.
+    pub requests: u32,
+    /// Requests the key's budget allows now.
+    pub budget_left: u32,
+    /// True while the create request may be in flight (its answer carries the scan id).
+    pub creating: bool,
+}
+
+pub type TaskId = u64;
+
+struct Entry {
+    task: Task,
+    sink: Arc<dyn Sink>,
+    cancel: CancelToken,
+    in_flight: bool,
+    kind: Kind,
+}
+
+/// A request to send for a task.
+pub struct Job {
+    pub task: TaskId,
+    pub request: Request,
+}
+
+pub struct Core {
+    pub policy: Policy,
+    pub governor: Arc<Governor>,
+    pub model: DurationModel,
+    rng: fastrand::Rng,
+    tasks: HashMap<TaskId, Entry>,
+    timers: BinaryHeap<Reverse<(Duration, u64, TaskId)>>,
+    next_id: TaskId,
+    seq: u64,
+}
+
+impl Core {
+    pub fn new(policy: Policy, governor: Arc<Governor>) -> Core {
+        let model = DurationModel::new(policy.expected_duration);
+        Core { policy, governor, model, rng: fastrand::Rng::new(), tasks: HashMap::new(), timers: BinaryHeap::new(), next_id: 1, seq: 0 }
+    }
+
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Takes a task in; its first request goes out as soon as allowed.
+    pub fn submit(&mut self, mut task: Task, sink: Arc<dyn Sink>, cancel: CancelToken, now: Duration) -> TaskId {
+        let id = self.next_id;
+        self.next_id += 1;
+        match task.next_send(&self.policy) {
+            Ok(at) => {
+                let kind = task.kind(&self.policy);
+                self.tasks.insert(id, Entry { task, sink, cancel, in_flight: false, kind });
+                self.schedule(id, at, now);
+            }
+            Err(e) => sink.finish(Err(e)),
+        }
+        id
+    }
+
+    fn schedule(&mut self, id: TaskId, at: Duration, now: Duration) {
+        self.seq += 1;
+        self.timers.push(Reverse((at, self.seq, id)));
+        let budget_left = self.governor.budget(now).0;
+        if let Some(e) = self.tasks.get(&id) {
+            e.sink.progress(Progress {
+                scan_id: e.task.scan_id().map(str::to_owned),
+                status: e.task.last_status().map(str::to_owned),
+                reason: e.task.reason(),
+                wait: at.saturating_sub(now),
+                requests: e.task.requests,
+                budget_left,
+                creating: false,
+            });
+        }
+    }
+
+    /// When the next timer is due, if any task waits.
+    pub fn next_wake(&mut self) -> Option<Duration> {
+        // Drop timers of tasks that are gone.
+        while let Some(Reverse((_, _, id))) = self.timers.peek() {
+            if self.tasks.get(id).is_some_and(|e| !e.in_flight) {
+                break;
+            }
+            self.timers.pop();
+        }
+        self.timers.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    /// Ends cancelled tasks that are not in flight; called when a cancel may have happened.
+    pub fn reap_cancelled(&mut self) {
+        let gone: Vec<TaskId> =
+            self.tasks.iter().filter(|(_, e)| !e.in_flight && e.cancel.is_cancelled()).map(|(id, _)| *id).collect();
+        for id in gone {
+            if let Some(e) = self.tasks.remove(&id) {
+                self.governor.release(e.task.reserved);
+                e.sink.finish(Err(e.task.cancelled()));
+            }
+        }
+    }
+
+    /// The requests whose time has come and that the governor grants.
+    pub fn dispatch_due(&mut self, now: Duration) -> Vec<Job> {
+        let mut jobs = Vec::new();
+        while let Some(Reverse((at, _, id))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(entry) = self.tasks.get_mut(&id) else { continue };
+            if entry.in_flight {
+                continue;
+            }
+            if entry.cancel.is_cancelled() {
+                self.end(id, None);
+                continue;
+            }
+            let kind = entry.task.kind(&self.policy);
+            match self.governor.request(now, kind) {
+                Grant::Now => {
+                    let entry = self.tasks.get_mut(&id).expect("present");
+                    entry.task.requests += 1;
+                    entry.kind = kind;
+                    match kind {
+                        Kind::Create { reserve } => entry.task.reserved = reserve,
+                        Kind::Poll { reserved: true } => entry.task.reserved -= 1,
+                        _ => {}
+                    }
+                    entry.in_flight = true;
+                    if entry.task.is_creating() {
+                        entry.sink.progress(Progress {
+                            scan_id: None,
+                            status: None,
+                            reason: Reason::Create,
+                            wait: Duration::ZERO,
+                            requests: entry.task.requests,
+                            budget_left: 0,
+                            creating: true,
+                        });
+                    }
+                    jobs.push(Job { task: id, request: entry.task.request(now, &self.policy) });
+                }
+                Grant::At(t) => match entry.task.hold_until(t, now) {
+                    Ok(()) => {
+                        let at = entry.task.next_send(&self.policy);
+                        match at {
+                            Ok(at) => self.schedule(id, at.max(t), now),
+                            Err(e) => self.end(id, Some(Err(e))),
+                        }
+                    }
+                    Err(e) => self.end(id, Some(Err(e))),
+                },
+                Grant::Refused => {
+                    let e = entry.task.retry_refused();
+                    self.end(id, Some(Err(e)));
+                }
+            }
+        }
+        jobs
+    }
+
+    /// The reply to a task's request has come (or the request failed).
+    pub fn complete(&mut self, id: TaskId, reply: Result<Response, TransportError>, now: Duration, wall: SystemTime) {
+        match &reply {
+            Ok(r) => self.governor.observe(now, observed(r, wall)),
+            Err(_) => self.governor.lost(),
+        }
+        let Some(entry) = self.tasks.get_mut(&id) else { return };
+        entry.in_flight = false;
+        let mut ctx = Ctx { policy: &self.policy, model: &mut self.model, rng: &mut self.rng, wall };
+        let outcome = entry.task.on_reply(reply, now, &mut ctx);
+        if let Some(outcome) = outcome {
+            self.end(id, Some(outcome));
+            return;
+        }
+        if entry.task.is_creating() {
+            // The create will be sent again (after a 429 or a failed connect): it reserves anew.
+            self.governor.release(std::mem::take(&mut entry.task.reserved));
+        }
+        if entry.cancel.is_cancelled() {
+            self.end(id, None);
+            return;
+        }
+        match entry.task.next_send(&self.policy) {
+            Ok(at) => self.schedule(id, at, now),
+            Err(e) => self.end(id, Some(Err(e))),
+        }
+    }
+
+    /// Ends a task: with its outcome, or (None) as cancelled.
+    fn end(&mut self, id: TaskId, outcome: Option<Outcome>) {
+        if let Some(e) = self.tasks.remove(&id) {
+            self.governor.release(e.task.reserved);
+            e.sink.finish(outcome.unwrap_or_else(|| Err(e.task.cancelled())));
+        }
+    }
+}
+
+/// What a response says about the key's budget.
+fn observed(r: &Response, wall: SystemTime) -> Observed {
+    let h = &r.headers;
+    let num = |v: &Option<String>| v.as_deref().and_then(|s| s.trim().parse::<u64>().ok());
+    let date = h.date.as_deref();
+    let rate_limited_for = (r.status == 429).then(|| {
+        h.retry_after
+            .as_deref()
+            .and_then(|v| parse_retry_after(v, date, wall))
+            .or_else(|| h.rate_limit_reset.as_deref().and_then(|v| parse_reset(v, date, wall)).filter(|d| !d.is_zero()))
+            .unwrap_or(Duration::from_secs(1))
+    });
+    Observed {
+        limit: num(&h.rate_limit_limit).map(|v| v.min(u32::MAX as u64) as u32),
+        remaining: num(&h.rate_limit_remaining).map(|v| v.min(u32::MAX as u64) as u32),
+        reset_unix: num(&h.rate_limit_reset),
+        reset_in: h.rate_limit_reset.as_deref().and_then(|v| parse_reset(v, date, wall)),
+        rate_limited_for,
+    }
+}

@@ -1,0 +1,389 @@
+//! The budget governor: one per API key in the process, shared by every client and thread
+//! that uses the key. Every request asks it for a grant first.
+//!
+//! It knows the key's window from the `X-RateLimit-*` headers (before any response: the
+//! documented 100 per hour), keeps the smallest `Remaining` seen for a window (responses arrive
+//! out of order), counts grants whose responses are still out, and
+//! - admits a new scan only when the scan's expected polls can be afforded too (their budget is
+//!   reserved at admission and drawn down by the polls);
+//! - paces the budget over the rest of the window once it runs low;
+//! - after a 429, holds the whole key until the server's time, then releases the requests that
+//!   queued meanwhile one by one, `release_spacing` apart;
+//! - caps retries (a request after a failure) per window, so a failing server cannot eat the
+//!   budget.
+//! It takes time as arguments and never sleeps: the scheduler acts on its answers.
+
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+/// What a request is, for the budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// POST of a new scan that will need `reserve` polls (one POST plus its polls).
+    Create { reserve: u32 },
+    /// A poll of an admitted scan; `reserved` says whether it draws on a reservation.
+    Poll { reserved: bool },
+    /// A request sent again after a failure (5xx, network): capped per window.
+    Retry,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grant {
+    /// Send now.
+    Now,
+    /// Ask again at this (monotonic) time.
+    At(Duration),
+    /// Do not send: the retry cap of this window is spent.
+    Refused,
+}
+
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Assumed until a response says otherwise (the docs: 100 per hour).
+    pub default_limit: u32,
+    pub default_window: Duration,
+    /// Below this share of the limit, the rest of the window's budget is spread evenly.
+    pub low_water: f64,
+    /// Gap between the requests released after a 429 cooldown.
+    pub release_spacing: Duration,
+    /// Retries allowed per window, as a share of the limit (at least 2).
+    pub retry_share: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            default_limit: 100,
+            default_window: Duration::from_secs(3600),
+            low_water: 0.2,
+            release_spacing: Duration::from_secs(1),
+            retry_share: 0.1,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    limits: Limits,
+    limit: u32,
+    /// Smallest `Remaining` seen for the current window.
+    remaining: u32,
+    /// Monotonic end of the current window.
+    reset_at: Duration,
+    /// Server's `X-RateLimit-Reset` for the current window, when known.
+    reset_unix: Option<u64>,
+    /// Grants whose response has not been observed yet.
+    outstanding: u32,
+    /// Poll budget promised to admitted scans.
+    reserved: u32,
+    cooldown_until: Duration,
+    /// Requests still to release one by one after a cooldown.
+    to_release: u32,
+    last_grant: Option<Duration>,
+    retries: u32,
+    /// Counters for progress reports and benchmarks.
+    granted: u64,
+    started: bool,
+}
+
+#[derive(Debug)]
+pub struct Governor {
+    state: Mutex<State>,
+}
+
+impl Governor {
+    pub fn new(limits: Limits) -> Governor {
+        let limit = limits.default_limit;
+        Governor {
+            state: Mutex::new(State {
+                limit,
+                remaining: limit,
+                reset_at: Duration::ZERO,
+                reset_unix: None,
+                outstanding: 0,
+                reserved: 0,
+                cooldown_until: Duration::ZERO,
+                to_release: 0,
+                last_grant: None,
+                retries: 0,
+                granted: 0,
+                started: false,
+                limits,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks to send a request of `kind` at `now`.
+    pub fn request(&self, now: Duration, kind: Kind) -> Grant {
+        let mut s = self.lock();
+        s.roll(now);
+        if now < s.cooldown_until {
+            s.to_release += 1;
+            return Grant::At(s.cooldown_until);
+        }
+        if s.to_release > 0 {
+            if let Some(last) = s.last_grant {
+                let next = last + s.limits.release_spacing;
+                if now < next {
+                    return Grant::At(next);
+                }
+            }
+        }
+        let available = s.remaining.saturating_sub(s.outstanding);
+        let free = available.saturating_sub(s.reserved);
+        match kind {
+            Kind::Create { reserve } => {
+                // The scan and the polls it will need must fit beside what is promised already.
+                if free < 1 + reserve {
+                    return Grant::At(s.reset_at.max(now + Duration::from_millis(1)));
+                }
+            }
+            Kind::Poll { reserved } => {
+                let usable = if reserved { available } else { free };
+                if usable == 0 {
+                    return Grant::At(s.reset_at.max(now + Duration::from_millis(1)));
+                }
+            }
+            Kind::Retry => {
+                let cap = ((s.limit as f64 * s.limits.retry_share) as u32).max(2);
+                if s.retries >= cap {
+                    return Grant::Refused;
+                }
+                if free == 0 {
+                    return Grant::At(s.reset_at.max(now + Duration::from_millis(1)));
+                }
+            }
+        }
+        // Low on budget: spread what is left over the rest of the window.
+        if (available as f64) < s.limit as f64 * s.limits.low_water {
+            if let Some(last) = s.last_grant {
+                let left = s.reset_at.saturating_sub(now);
+                let gap = left / available.max(1);
+                if now < last + gap {
+                    return Grant::At(last + gap);
+                }
+            }
+        }
+        match kind {
+            Kind::Create { reserve } => s.reserved += reserve,
+            Kind::Poll { reserved: true } => s.reserved = s.reserved.saturating_sub(1),
+            Kind::Poll { reserved: false } => {}
+            Kind::Retry => s.retries += 1,
+        }
+        s.outstanding += 1;
+        s.to_release = s.to_release.saturating_sub(1);
+        s.last_grant = Some(now);
+        s.granted += 1;
+        Grant::Now
+    }
+
+    /// Returns reservations a scan no longer needs (it ended before using them).
+    pub fn release(&self, unused: u32) {
+        let mut s = self.lock();
+        s.reserved = s.reserved.saturating_sub(unused);
+    }
+
+    /// A granted request ended without a response (network error): it may or may not count.
+    pub fn lost(&self) {
+        let mut s = self.lock();
+        s.outstanding = s.outstanding.saturating_sub(1);
+    }
+
+    /// Learns from a response: its rate-limit headers, and a 429's wait.
+    /// `reset_in` is the time to `X-RateLimit-Reset` measured on the server's clock.
+    pub fn observe(&self, now: Duration, seen: Observed) {
+        let mut s = self.lock();
+        s.outstanding = s.outstanding.saturating_sub(1);
+        s.roll(now);
+        if let Some(limit) = seen.limit {
+            s.limit = limit.max(1);
+        }
+        match (seen.reset_unix, seen.reset_in) {
+            (Some(unix), Some(reset_in)) => {
+                if s.reset_unix.is_some_and(|known| unix < known) {
+                    // A late response from the previous window: it says nothing about this one.
+                } else {
+                    if s.reset_unix != Some(unix) {
+                        s.reset_unix = Some(unix);
+                        s.remaining = seen.remaining.unwrap_or(s.limit);
+                        s.retries = 0;
+                    }
+                    s.reset_at = now + reset_in;
+                    if let Some(r) = seen.remaining {
+                        s.remaining = s.remaining.min(r);
+                    }
+                }
+            }
+            _ => {
+                if let Some(r) = seen.remaining {
+                    s.remaining = s.remaining.min(r);
+                }
+            }
+        }
+        if let Some(wait) = seen.rate_limited_for {
+            s.remaining = 0;
+            let until = now + wait;
+            if until > s.cooldown_until {
+                s.cooldown_until = until;
+            }
+            // Whatever waits now is released one by one; this request counts as one of them.
+            s.to_release = s.to_release.max(1);
+            // The server's word on when to come back wins over what the headers implied.
+            s.reset_at = until;
+        }
+    }
+
+    /// Requests the budget allows now (`Remaining` less what is still out), and how many it
+    /// has granted in all.
+    pub fn budget(&self, now: Duration) -> (u32, u64) {
+        let mut s = self.lock();
+        s.roll(now);
+        (s.remaining.saturating_sub(s.outstanding), s.granted)
+    }
+}
+
+impl State {
+    /// Opens a new local window when the known one has passed.
+    fn roll(&mut self, now: Duration) {
+        if !self.started {
+            self.started = true;
+            self.reset_at = now + self.limits.default_window;
+        }
+        if now >= self.reset_at {
+            self.remaining = self.limit;
+            self.reset_at = now + self.limits.default_window;
+            self.reset_unix = None;
+            self.retries = 0;
+        }
+    }
+}
+
+/// What one response said about the budget.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Observed {
+    pub limit: Option<u32>,
+    pub remaining: Option<u32>,
+    pub reset_unix: Option<u64>,
+    pub reset_in: Option<Duration>,
+    /// For a 429: how long the server asked to wait.
+    pub rate_limited_for: Option<Duration>,
+}
+
+fn registry() -> std::sync::MutexGuard<'static, Vec<(u64, Weak<Governor>)>> {
+    static REGISTRY: OnceLock<Mutex<Vec<(u64, Weak<Governor>)>>> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The process-wide governor of a key, created on first use. The registry holds weak
+/// references keyed by a fingerprint of the key, never the key itself.
+pub fn for_key(fingerprint: u64, limits: &Limits) -> Arc<Governor> {
+    let mut registry = registry();
+    registry.retain(|(_, g)| g.strong_count() > 0);
+    if let Some(g) = registry.iter().find(|(f, _)| *f == fingerprint).and_then(|(_, g)| g.upgrade()) {
+        return g;
+    }
+    let g = Arc::new(Governor::new(limits.clone()));
+    registry.push((fingerprint, Arc::downgrade(&g)));
+    g
+}
+
+/// Drop it after the last user of a registered governor: forgets governors nobody uses, so a
+/// program that frees its clients leaves nothing behind (valgrind sees no block).
+pub struct Registration;
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut registry = registry();
+        registry.retain(|(_, g)| g.strong_count() > 0);
+        if registry.is_empty() {
+            *registry = Vec::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    fn headers(remaining: u32, reset_unix: u64, reset_in: u64) -> Observed {
+        Observed { limit: Some(100), remaining: Some(remaining), reset_unix: Some(reset_unix), reset_in: Some(S(reset_in)), rate_limited_for: None }
+    }
+
+    #[test]
+    fn admission_reserves_polls() {
+        let g = Governor::new(Limits { default_limit: 10, ..Limits::default() });
+        // Each scan needs 1 + 2: three fit in 10, the fourth waits for the window.
+        for _ in 0..3 {
+            assert_eq!(g.request(S(0), Kind::Create { reserve: 2 }), Grant::Now);
+        }
+        assert_eq!(g.request(S(0), Kind::Create { reserve: 2 }), Grant::At(S(3600)));
+        // Their polls are still granted: the budget was kept for them.
+        for _ in 0..6 {
+            assert_eq!(g.request(S(1), Kind::Poll { reserved: true }), Grant::Now);
+        }
+    }
+
+    #[test]
+    fn smallest_remaining_wins_and_old_windows_are_ignored() {
+        let g = Governor::new(Limits::default());
+        g.request(S(0), Kind::Poll { reserved: false });
+        g.request(S(0), Kind::Poll { reserved: false });
+        g.observe(S(1), headers(40, 5000, 1000));
+        g.observe(S(1), headers(45, 5000, 1000));
+        assert_eq!(g.budget(S(1)).0, 40);
+        g.request(S(2), Kind::Poll { reserved: false });
+        g.observe(S(3), headers(90, 4000, 10));
+        assert_eq!(g.budget(S(3)).0, 40, "a response from an older window changes nothing");
+    }
+
+    #[test]
+    fn a_429_cools_the_key_down_then_releases_one_by_one() {
+        let g = Governor::new(Limits { release_spacing: S(2), ..Limits::default() });
+        g.request(S(0), Kind::Poll { reserved: false });
+        g.observe(S(0), Observed { rate_limited_for: Some(S(30)), ..headers(0, 5000, 30) });
+        for _ in 0..5 {
+            assert_eq!(g.request(S(10), Kind::Poll { reserved: false }), Grant::At(S(30)));
+        }
+        g.observe(S(30), headers(100, 8600, 3600));
+        assert_eq!(g.request(S(30), Kind::Poll { reserved: false }), Grant::Now);
+        assert_eq!(g.request(S(30), Kind::Poll { reserved: false }), Grant::At(S(32)));
+        assert_eq!(g.request(S(32), Kind::Poll { reserved: false }), Grant::Now);
+    }
+
+    #[test]
+    fn low_budget_is_paced_over_the_rest_of_the_window() {
+        let g = Governor::new(Limits::default());
+        g.request(S(0), Kind::Poll { reserved: false });
+        g.observe(S(0), headers(10, 5000, 1000));
+        // Ten requests left for 1000 s: one per ~100 s after the last grant (at 0).
+        match g.request(S(50), Kind::Poll { reserved: false }) {
+            Grant::At(t) => assert!(t >= S(95) && t <= S(100), "{t:?}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(g.request(S(100), Kind::Poll { reserved: false }), Grant::Now);
+    }
+
+    #[test]
+    fn retries_are_capped_per_window() {
+        let g = Governor::new(Limits { default_limit: 20, ..Limits::default() });
+        assert_eq!(g.request(S(0), Kind::Retry), Grant::Now);
+        assert_eq!(g.request(S(0), Kind::Retry), Grant::Now);
+        assert_eq!(g.request(S(0), Kind::Retry), Grant::Refused);
+        assert_eq!(g.request(S(3600), Kind::Retry), Grant::Now, "a new window, a new allowance");
+    }
+
+    #[test]
+    fn the_registry_shares_a_governor_per_key() {
+        let a = for_key(42, &Limits::default());
+        let b = for_key(42, &Limits::default());
+        let c = for_key(43, &Limits::default());
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+    }
+}

@@ -1,0 +1,64 @@
+//! The engine's tunables, with the defaults the API documents or implies.
+
+use std::time::Duration;
+
+use super::backoff;
+use super::governor::Limits;
+use super::schedule::Mode;
+
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// Upper bound of one HTTP exchange (further clipped to the deadline).
+    pub attempt_timeout: Duration,
+    /// Poll gap when the server sends no `Retry-After` (the docs recommend 10 s).
+    pub default_poll_interval: Duration,
+    /// GET failures in a row (5xx, network, unreadable body) tolerated before giving up.
+    pub max_consecutive_failures: u32,
+    /// Attempts for a POST whose connection could not be opened (nothing was sent).
+    pub max_create_attempts: u32,
+    /// The longest 429 wait worth sleeping through; longer ones return `RateLimited` at once.
+    pub max_rate_limit_wait: Duration,
+    /// How long before the deadline the final poll starts, so it ends by the deadline.
+    pub final_poll_allowance: Duration,
+    /// Retry backoff: `base * 2^n`, capped, with equal jitter (2 s and 60 s by default).
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// How long scans usually take (the docs: 30–120 s): the prior of the duration model.
+    pub expected_duration: (Duration, Duration),
+    /// Default poll mode of the client's scans.
+    pub mode: Mode,
+    /// The key's budget, until the server's headers say otherwise.
+    pub limits: Limits,
+    /// HTTP worker threads of a threaded client.
+    pub workers: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            attempt_timeout: Duration::from_secs(30),
+            default_poll_interval: Duration::from_secs(10),
+            max_consecutive_failures: 5,
+            max_create_attempts: 3,
+            max_rate_limit_wait: Duration::from_secs(15 * 60),
+            final_poll_allowance: Duration::from_secs(2),
+            backoff_base: backoff::BASE,
+            backoff_cap: backoff::CAP,
+            expected_duration: (Duration::from_secs(30), Duration::from_secs(120)),
+            mode: Mode::Balanced,
+            limits: Limits::default(),
+            workers: 4,
+        }
+    }
+}
+
+impl Policy {
+    /// Polls a scan of this mode is expected to need: reserved from the budget at admission.
+    pub fn polls_to_reserve(&self, mode: Mode) -> u32 {
+        match mode {
+            Mode::Latency => 4,
+            Mode::Balanced => 2,
+            Mode::Frugal => 1,
+        }
+    }
+}

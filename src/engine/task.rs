@@ -1,0 +1,490 @@
+//! One scan call as a state machine: create (never repeating a POST that may have landed),
+//! then wait (polling on the schedule, never before `Retry-After`, within the deadline).
+//!
+//! A task never sleeps or sends: it says when it wants to send and what, and learns from each
+//! reply. The core sends on its behalf, after the governor grants it.
+
+use std::time::{Duration, SystemTime};
+
+use super::backoff;
+use super::decode;
+use super::governor::Kind;
+use super::policy::Policy;
+use super::retry_after::{parse_reset, parse_retry_after};
+use super::schedule::{next_poll_age, Mode};
+use crate::error::{Code, Error};
+use crate::model::{Scan, ScanRequest, ScanStatus};
+use crate::transport::{Method, Request, Response, TransportError};
+
+/// Why a task is waiting before its next request (reported to progress callbacks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// About to create the scan.
+    Create,
+    /// The scan cannot plausibly be done yet (the duration schedule).
+    Schedule,
+    /// The server's `Retry-After` on a processing scan.
+    RetryAfter,
+    /// Backing off after a failed request.
+    Backoff,
+    /// The server answered 429; the key is cooling down.
+    RateLimit,
+    /// The key's budget (governor) holds the request back.
+    Budget,
+    /// The last poll before the deadline.
+    FinalPoll,
+}
+
+/// What a task was asked to do.
+#[derive(Clone, Debug)]
+pub enum Goal {
+    /// POST, then wait for the scan unless `create_only`.
+    Create { request: ScanRequest, create_only: bool },
+    /// Wait for an existing scan (resume by id).
+    Wait { id: String },
+    /// One GET.
+    Get { id: String },
+}
+
+#[derive(Clone, Debug)]
+enum Phase {
+    Create { request: ScanRequest, body: Vec<u8>, unsent: u32, create_only: bool },
+    Wait { id: String, once: bool },
+}
+
+/// Everything a task consults besides itself.
+pub struct Ctx<'a> {
+    pub policy: &'a Policy,
+    pub model: &'a mut super::schedule::DurationModel,
+    pub rng: &'a mut fastrand::Rng,
+    pub wall: SystemTime,
+}
+
+#[derive(Clone, Debug)]
+pub struct Task {
+    phase: Phase,
+    deadline: Option<Duration>,
+    mode: Mode,
+    expected: (Duration, Duration),
+    desired: Duration,
+    floor: Duration,
+    reason: Reason,
+    is_final: bool,
+    /// The scan's age `age_then` at monotonic time `then` (estimated for resumed scans).
+    age_then: Duration,
+    then: Duration,
+    failures: u32,
+    rate_limited: u32,
+    last_retry_after: Option<Duration>,
+    last_scan: Option<Scan>,
+    /// A scan created elsewhere: its age is learned from its first reply.
+    resumed: bool,
+    /// Requests sent for this task.
+    pub requests: u32,
+    /// Polls still reserved for it in the governor.
+    pub reserved: u32,
+}
+
+pub type Outcome = Result<Scan, Error>;
+
+impl Task {
+    pub fn new(goal: Goal, now: Duration, deadline: Option<Duration>, mode: Mode, expected: (Duration, Duration)) -> Result<Task, Error> {
+        let resumed = matches!(goal, Goal::Wait { .. });
+        let (phase, reason) = match goal {
+            Goal::Create { request, create_only } => {
+                request.validate()?;
+                let body = serde_json::to_vec(&request.to_json()).map_err(|e| Error::new(Code::Internal, e.to_string()))?;
+                (Phase::Create { request, body, unsent: 0, create_only }, Reason::Create)
+            }
+            Goal::Wait { id } => (Phase::Wait { id: check_id(&id)?, once: false }, Reason::Schedule),
+            Goal::Get { id } => (Phase::Wait { id: check_id(&id)?, once: true }, Reason::Schedule),
+        };
+        Ok(Task {
+            phase,
+            deadline,
+            mode,
+            expected,
+            desired: now,
+            floor: now,
+            reason,
+            is_final: false,
+            age_then: Duration::ZERO,
+            then: now,
+            failures: 0,
+            rate_limited: 0,
+            last_retry_after: None,
+            last_scan: None,
+            resumed,
+            requests: 0,
+            reserved: 0,
+        })
+    }
+
+    pub fn scan_id(&self) -> Option<&str> {
+        match &self.phase {
+            Phase::Wait { id, .. } => Some(id),
+            Phase::Create { .. } => None,
+        }
+    }
+
+    pub fn is_creating(&self) -> bool {
+        matches!(self.phase, Phase::Create { .. })
+    }
+
+    pub fn last_status(&self) -> Option<&str> {
+        self.last_scan.as_ref().and_then(|s| s.json().get("status")).and_then(|v| v.as_str())
+    }
+
+    pub fn reason(&self) -> Reason {
+        self.reason
+    }
+
+    pub fn deadline(&self) -> Option<Duration> {
+        self.deadline
+    }
+
+    /// The budget class of the next request.
+    pub fn kind(&self, policy: &Policy) -> Kind {
+        match &self.phase {
+            Phase::Create { .. } => Kind::Create { reserve: policy.polls_to_reserve(self.mode) },
+            Phase::Wait { .. } if self.failures > 0 => Kind::Retry,
+            Phase::Wait { .. } => Kind::Poll { reserved: self.reserved > 0 },
+        }
+    }
+
+    /// When to send next, after the deadline's rules; an error ends the task.
+    pub fn next_send(&mut self, policy: &Policy) -> Result<Duration, Error> {
+        if let Some(dl) = self.deadline {
+            let at = self.desired.max(self.floor);
+            match &self.phase {
+                Phase::Create { unsent, .. } if at > dl => {
+                    return Err(Error::new(
+                        Code::Network,
+                        format!(
+                            "could not connect to create the scan before the deadline ({unsent} attempt(s)); \
+                             no request reached the server, so no scan was created"
+                        ),
+                    ));
+                }
+                Phase::Create { .. } => {}
+                Phase::Wait { .. } => {
+                    if self.floor > dl {
+                        return Err(self.timeout("the server's Retry-After reaches past the deadline"));
+                    }
+                    let final_start = dl.saturating_sub(policy.final_poll_allowance);
+                    if self.desired >= final_start {
+                        self.desired = self.floor.max(final_start);
+                        self.is_final = true;
+                        self.reason = Reason::FinalPoll;
+                    }
+                }
+            }
+        }
+        Ok(self.desired.max(self.floor))
+    }
+
+    /// The governor holds the request back until `at`.
+    pub fn hold_until(&mut self, at: Duration, now: Duration) -> Result<(), Error> {
+        if self.deadline.is_some_and(|dl| at > dl) {
+            let mut e = Error::new(
+                Code::RateLimited,
+                format!(
+                    "the API key's request budget allows no request before the deadline (next in {:.1} s)",
+                    at.saturating_sub(now).as_secs_f64()
+                ),
+            );
+            e.retry_after = Some(at.saturating_sub(now));
+            e.scan_id = self.scan_id().map(str::to_owned);
+            e.scan = self.last_scan.clone();
+            return Err(e);
+        }
+        self.floor = self.floor.max(at);
+        self.desired = self.desired.max(at);
+        self.reason = if self.reason == Reason::RateLimit { Reason::RateLimit } else { Reason::Budget };
+        Ok(())
+    }
+
+    /// The governor refused a retry: this window's retries are spent.
+    pub fn retry_refused(&self) -> Error {
+        let mut e = Error::new(
+            Code::Server,
+            "the request failed and the key's retries for this rate-limit window are spent; not retried",
+        );
+        e.scan_id = self.scan_id().map(str::to_owned);
+        e.scan = self.last_scan.clone();
+        e
+    }
+
+    pub fn cancelled(&self) -> Error {
+        let mut e = Error::new(Code::Cancelled, "the wait was cancelled");
+        e.scan_id = self.scan_id().map(str::to_owned);
+        e.scan = self.last_scan.clone();
+        e
+    }
+
+    /// The request to send now.
+    pub fn request(&self, now: Duration, policy: &Policy) -> Request {
+        let timeout = match self.deadline {
+            Some(dl) => dl.saturating_sub(now).clamp(Duration::from_millis(250), policy.attempt_timeout),
+            None => policy.attempt_timeout,
+        };
+        match &self.phase {
+            Phase::Create { body, .. } => Request { method: Method::Post, path: "/scans".into(), body: Some(body.clone()), timeout },
+            Phase::Wait { id, .. } => Request { method: Method::Get, path: format!("/scans/{id}"), body: None, timeout },
+        }
+    }
+
+    /// Learns from the reply to the request sent; `Some` ends the task.
+    pub fn on_reply(&mut self, reply: Result<Response, TransportError>, now: Duration, ctx: &mut Ctx) -> Option<Outcome> {
+        match &self.phase {
+            Phase::Create { .. } => self.on_create_reply(reply, now, ctx),
+            Phase::Wait { .. } => self.on_wait_reply(reply, now, ctx),
+        }
+    }
+
+    fn on_create_reply(&mut self, reply: Result<Response, TransportError>, now: Duration, ctx: &mut Ctx) -> Option<Outcome> {
+        let Phase::Create { request, unsent, create_only, .. } = &mut self.phase else { return None };
+        match reply {
+            Ok(r) if (200..300).contains(&r.status) => {
+                let scan = match decode::scan(&r) {
+                    Ok(s) => s,
+                    Err(e) => return Some(Err(ambiguous(request, e.message, Some(&r)))),
+                };
+                match scan.status() {
+                    ScanStatus::Completed => return Some(Ok(scan)),
+                    ScanStatus::Failed => return Some(Err(decode::scan_failed(scan))),
+                    _ if *create_only => return Some(Ok(scan)),
+                    _ => {}
+                }
+                // Created: from now on, wait for it.
+                self.phase = Phase::Wait { id: scan.id().to_owned(), once: false };
+                (self.age_then, self.then) = (Duration::ZERO, now);
+                self.failures = 0;
+                self.rate_limited = 0;
+                let ra = server_delay(&r, ctx.wall);
+                self.floor = ra.map_or(now, |d| now + d);
+                self.last_retry_after = ra;
+                self.last_scan = Some(scan);
+                self.plan_next_poll(now, false, ctx);
+                None
+            }
+            Ok(r) if r.status == 429 => {
+                // A 429 is an answer: the scan was not created, so asking again is safe.
+                let wait = rate_limit_wait(&r, self.rate_limited, ctx);
+                self.rate_limited += 1;
+                self.wait_out_429(&r, wait, now, ctx.policy)
+            }
+            Ok(r) if r.status >= 500 => {
+                let e = decode::api_error(&r);
+                Some(Err(ambiguous(request, e.message, Some(&r))))
+            }
+            Ok(r) => Some(Err(decode::api_error(&r))),
+            Err(TransportError::NotSent(why)) => {
+                *unsent += 1;
+                if *unsent >= ctx.policy.max_create_attempts {
+                    return Some(Err(Error::new(
+                        Code::Network,
+                        format!(
+                            "could not connect to create the scan after {unsent} attempt(s): {why} \
+                             (no request reached the server, so no scan was created)"
+                        ),
+                    )));
+                }
+                let attempt = *unsent - 1;
+                self.desired = now + backoff(attempt, ctx);
+                self.floor = now;
+                self.reason = Reason::Backoff;
+                None
+            }
+            Err(e @ TransportError::Failed { .. }) => Some(Err(ambiguous(request, e.message().to_owned(), None))),
+        }
+    }
+
+    fn on_wait_reply(&mut self, reply: Result<Response, TransportError>, now: Duration, ctx: &mut Ctx) -> Option<Outcome> {
+        let Phase::Wait { id, once } = &self.phase else { return None };
+        let (id, once) = (id.clone(), *once);
+        let error = match reply {
+            Ok(r) if (200..300).contains(&r.status) => match decode::scan(&r) {
+                Ok(scan) => {
+                    self.failures = 0;
+                    match scan.status() {
+                        ScanStatus::Completed => {
+                            learn(&scan, ctx);
+                            return Some(Ok(scan));
+                        }
+                        ScanStatus::Failed => return Some(Err(decode::scan_failed(scan))),
+                        _ if once => return Some(Ok(scan)),
+                        // Processing, or a state this version does not know: keep waiting.
+                        _ => {}
+                    }
+                    if std::mem::take(&mut self.resumed) {
+                        // First sight of a resumed scan: place it on the schedule by its age.
+                        if let Some(age) = scan_age(&scan, &r, ctx.wall) {
+                            (self.age_then, self.then) = (age, now);
+                        }
+                    }
+                    let ra = server_delay(&r, ctx.wall);
+                    self.last_retry_after = ra;
+                    self.floor = ra.map_or(now, |d| now + d);
+                    self.last_scan = Some(scan);
+                    if self.is_final {
+                        return Some(Err(self.timeout("the scan was still processing at the deadline")));
+                    }
+                    self.plan_next_poll(now, true, ctx);
+                    return None;
+                }
+                Err(e) => e,
+            },
+            Ok(r) if r.status == 429 => {
+                let wait = rate_limit_wait(&r, self.rate_limited, ctx);
+                self.rate_limited += 1;
+                return self.wait_out_429(&r, wait, now, ctx.policy).map(|o| o.map_err(|e| e.with_scan_id(Some(&id))));
+            }
+            Ok(r) if r.status >= 500 => {
+                let e = decode::api_error(&r);
+                if let Some(d) = server_delay(&r, ctx.wall) {
+                    self.floor = now + d;
+                }
+                e
+            }
+            // 400, 401, 403, 404: asking again will not change the answer.
+            Ok(r) => return Some(Err(decode::api_error(&r).with_scan_id(Some(&id)))),
+            Err(e) => decode::transport_error("polling the scan failed", &e),
+        };
+        self.failures += 1;
+        if once {
+            return Some(Err(error.with_scan_id(Some(&id))));
+        }
+        if self.is_final {
+            let why = format!("the final poll failed: {}", error.message);
+            return Some(Err(self.timeout(&why)));
+        }
+        if self.failures > ctx.policy.max_consecutive_failures {
+            let mut e = error.with_scan_id(Some(&id));
+            e.message = format!("{} ({} failed poll(s) in a row)", e.message, self.failures);
+            e.scan = self.last_scan.clone();
+            return Some(Err(e));
+        }
+        self.desired = now + backoff(self.failures - 1, ctx);
+        self.floor = self.floor.max(now);
+        self.reason = Reason::Backoff;
+        None
+    }
+
+    /// The next poll on the duration schedule: the plan's next point past the scan's age.
+    /// After a poll, the next keeps at least the poll gap; the first poll is the plan's alone.
+    fn plan_next_poll(&mut self, now: Duration, after_poll: bool, ctx: &mut Ctx) {
+        let gap = self.last_retry_after.unwrap_or(ctx.policy.default_poll_interval);
+        let age = self.age_then + now.saturating_sub(self.then);
+        let next = next_poll_age(self.mode, age, ctx.model, self.expected, gap);
+        self.desired = now + (next - age);
+        if after_poll {
+            // Never two polls closer than the server's Retry-After, or the documented 10 s without one.
+            self.desired = self.desired.max(now + gap);
+        }
+        self.reason = if self.floor >= self.desired { Reason::RetryAfter } else { Reason::Schedule };
+    }
+
+    fn wait_out_429(&mut self, r: &Response, wait: Duration, now: Duration, policy: &Policy) -> Option<Outcome> {
+        let past_deadline = self.deadline.is_some_and(|dl| now + wait > dl);
+        if past_deadline || wait > policy.max_rate_limit_wait {
+            let mut e = decode::api_error(r);
+            e.retry_after = Some(wait);
+            e.message = format!(
+                "{} (the server asks to wait {:.1} s, which is past {})",
+                e.message,
+                wait.as_secs_f64(),
+                if past_deadline { "the deadline" } else { "max_rate_limit_wait" }
+            );
+            e.scan_id = self.scan_id().map(str::to_owned);
+            e.scan = self.last_scan.clone();
+            return Some(Err(e));
+        }
+        self.floor = now + wait;
+        self.desired = self.floor;
+        self.reason = Reason::RateLimit;
+        None
+    }
+
+    fn timeout(&self, why: &str) -> Error {
+        let id = self.scan_id().unwrap_or("?");
+        let mut e = Error::new(Code::Timeout, format!("scan {id} did not finish before the deadline: {why}; resume with its id"));
+        e.scan_id = self.scan_id().map(str::to_owned);
+        if let Some(s) = &self.last_scan {
+            e.http_status = Some(s.http_status);
+            e.request_id = s.request_id.clone();
+        }
+        e.scan = self.last_scan.clone();
+        e
+    }
+}
+
+fn check_id(id: &str) -> Result<String, Error> {
+    // Ids are opaque, but must stay one path segment.
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return Err(Error::invalid_argument(format!(
+            "scan_id {id:?} is not a scan id (letters, digits, '_' and '-' only)"
+        )));
+    }
+    Ok(id.to_owned())
+}
+
+fn backoff(attempt: u32, ctx: &mut Ctx) -> Duration {
+    backoff::equal_jitter(attempt, ctx.policy.backoff_base, ctx.policy.backoff_cap, ctx.rng)
+}
+
+fn server_delay(response: &Response, wall: SystemTime) -> Option<Duration> {
+    let h = &response.headers;
+    parse_retry_after(h.retry_after.as_deref()?, h.date.as_deref(), wall)
+}
+
+/// How long a 429 asks us to wait: `Retry-After`, else the window reset, else backoff.
+fn rate_limit_wait(response: &Response, attempt: u32, ctx: &mut Ctx) -> Duration {
+    let h = &response.headers;
+    server_delay(response, ctx.wall)
+        .or_else(|| h.rate_limit_reset.as_deref().and_then(|v| parse_reset(v, h.date.as_deref(), ctx.wall)).filter(|d| !d.is_zero()))
+        .unwrap_or_else(|| backoff(attempt, ctx))
+}
+
+/// A completed scan's duration (`completed_at - created_at`) teaches the schedule.
+fn learn(scan: &Scan, ctx: &mut Ctx) {
+    if scan.cached() {
+        return;
+    }
+    let parse = |p: &str| scan.get_str(p).and_then(|t| humantime::parse_rfc3339_weak(t).ok());
+    if let (Some(created), Some(completed)) = (parse("/created_at"), parse("/completed_at")) {
+        if let Ok(d) = completed.duration_since(created) {
+            ctx.model.observe(d);
+        }
+    }
+}
+
+/// How old a scan is, by its `created_at` against the response's `Date` (the server's clock).
+fn scan_age(scan: &Scan, response: &Response, wall: SystemTime) -> Option<Duration> {
+    let created = humantime::parse_rfc3339_weak(scan.get_str("/created_at")?).ok()?;
+    let server_now = response.headers.date.as_deref().and_then(|d| httpdate::parse_http_date(d).ok()).unwrap_or(wall);
+    server_now.duration_since(created).ok()
+}
+
+fn ambiguous(request: &ScanRequest, why: String, response: Option<&Response>) -> Error {
+    let mut e = Error::new(
+        Code::AmbiguousCreate,
+        format!(
+            "the request to create a scan of {} may have reached the server, but no scan id came \
+             back ({why}); it was not repeated, to avoid a duplicate scan",
+            request.company_website
+        ),
+    );
+    e.hint = Some(
+        "Reconcile before creating again: a scan created by this request completes as usual; \
+         creating again with max_age_days > 0 after it completes returns it without a new scan"
+            .into(),
+    );
+    if let Some(r) = response {
+        let api = decode::api_error(r);
+        e.http_status = Some(r.status);
+        e.api_code = api.api_code;
+        e.request_id = api.request_id;
+    }
+    e
+}
