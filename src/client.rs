@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::engine::cancel::CancelToken;
 use crate::engine::clock::{Clock, SystemClock};
-use crate::engine::core::{Core, Progress};
+use crate::engine::core::{Core, Progress, Sink};
 use crate::engine::driver::Engine;
 use crate::engine::governor::{self, Governor};
 use crate::engine::policy::Policy;
@@ -37,7 +37,12 @@ pub struct WaitOptions {
 
 impl Default for WaitOptions {
     fn default() -> Self {
-        WaitOptions { timeout: Some(DEFAULT_TIMEOUT), cancel: None, expected_duration: None, mode: None }
+        WaitOptions {
+            timeout: Some(DEFAULT_TIMEOUT),
+            cancel: None,
+            expected_duration: None,
+            mode: None,
+        }
     }
 }
 
@@ -58,7 +63,9 @@ struct Inner {
 impl fmt::Debug for Client {
     // Says where the client points, never which key it holds.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client").field("base_url", &self.inner.base_url).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("base_url", &self.inner.base_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,7 +79,11 @@ impl Client {
     }
 
     /// A client with its own engine tunables (poll mode, expected durations, timeouts, ...).
-    pub fn with_policy(api_key: &str, base_url: Option<&str>, policy: Policy) -> Result<Client, Error> {
+    pub fn with_policy(
+        api_key: &str,
+        base_url: Option<&str>,
+        policy: Policy,
+    ) -> Result<Client, Error> {
         let api_key = Zeroizing::new(api_key.to_owned());
         if api_key.is_empty() {
             return Err(Error::invalid_argument("api_key is empty"));
@@ -95,16 +106,38 @@ impl Client {
         let governor = governor::for_key(fingerprint, &policy.limits);
         let core = Core::new(policy, governor);
         let engine = Engine::threaded(core, Arc::new(transport), Arc::new(SystemClock::new()))
-            .map_err(|e| Error::new(Code::Internal, format!("cannot start the scheduler thread: {e}")))?;
-        Ok(Client { inner: Arc::new(Inner { base_url, engine, _registration: Some(governor::Registration) }) })
+            .map_err(|e| {
+                Error::new(
+                    Code::Internal,
+                    format!("cannot start the scheduler thread: {e}"),
+                )
+            })?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                base_url,
+                engine,
+                _registration: Some(governor::Registration),
+            }),
+        })
     }
 
     /// A client over any transport and clock, driven on the calling thread, with its own
     /// governor: how tests run the engine on virtual time.
-    pub fn with_transport(base_url: String, transport: Arc<dyn Transport>, clock: Arc<dyn Clock>, policy: Policy) -> Client {
+    pub fn with_transport(
+        base_url: String,
+        transport: Arc<dyn Transport>,
+        clock: Arc<dyn Clock>,
+        policy: Policy,
+    ) -> Client {
         let governor = Arc::new(Governor::new(policy.limits.clone()));
         let core = Core::new(policy, governor);
-        Client { inner: Arc::new(Inner { base_url, engine: Engine::inline(core, transport, clock), _registration: None }) }
+        Client {
+            inner: Arc::new(Inner {
+                base_url,
+                engine: Engine::inline(core, transport, clock),
+                _registration: None,
+            }),
+        }
     }
 
     pub fn base_url(&self) -> &str {
@@ -122,22 +155,62 @@ impl Client {
         self.inner.engine.with_core(|c| c.governor.budget(now))
     }
 
-    fn run(&self, goal: Goal, options: &WaitOptions, on_progress: &mut dyn FnMut(&Progress) -> bool) -> Result<Scan, Error> {
+    fn task(&self, goal: Goal, options: &WaitOptions) -> Result<Task, Error> {
         let engine = &self.inner.engine;
         let now = engine.clock().now();
         let (mode, expected) = engine.with_core(|c| (c.policy.mode, c.policy.expected_duration));
-        let task = Task::new(
+        Task::new(
             goal,
             now,
             options.timeout.map(|t| now.saturating_add(t)),
             options.mode.unwrap_or(mode),
             options.expected_duration.unwrap_or(expected),
-        )?;
+        )
+    }
+
+    fn run(
+        &self,
+        goal: Goal,
+        options: &WaitOptions,
+        on_progress: &mut dyn FnMut(&Progress) -> bool,
+    ) -> Result<Scan, Error> {
+        let engine = &self.inner.engine;
+        let task = self.task(goal, options)?;
         let cancel = options.cancel.clone().unwrap_or_default();
         if cancel.is_cancelled() {
-            return Err(Error::new(Code::Cancelled, "the wait was cancelled before it started"));
+            return Err(Error::new(
+                Code::Cancelled,
+                "the wait was cancelled before it started",
+            ));
         }
         engine.run(task, cancel, on_progress)
+    }
+
+    /// Hands a call to the engine without waiting: its progress and outcome go to `sink`.
+    /// This is how many scans run at once (see also [`Client::drive`]).
+    pub fn submit(
+        &self,
+        goal: Goal,
+        options: &WaitOptions,
+        sink: Arc<dyn Sink>,
+    ) -> Result<(), Error> {
+        let task = self.task(goal, options)?;
+        self.inner
+            .engine
+            .submit(task, sink, options.cancel.clone().unwrap_or_default());
+        Ok(())
+    }
+
+    /// For a client made with [`Client::with_transport`] (no threads): sends what is due or
+    /// sleeps until the next timer, on this thread. Returns false when nothing waits.
+    /// A threaded client drives itself; there it returns false at once.
+    pub fn drive(&self, cancel: &CancelToken) -> bool {
+        !self.inner.engine.is_threaded() && self.inner.engine.step(cancel)
+    }
+
+    /// Tasks the engine holds (waiting or in flight).
+    pub fn pending(&self) -> usize {
+        self.inner.engine.with_core(|c| c.len())
     }
 
     /// POST /scans: a new scan (`processing`), or a cached one (`completed`, `cached()`).
@@ -146,14 +219,27 @@ impl Client {
     }
 
     /// `create_scan` with a deadline and cancel token for its budget waits and retries.
-    pub fn create_scan_with(&self, request: &ScanRequest, options: &WaitOptions) -> Result<Scan, Error> {
-        let goal = Goal::Create { request: request.clone(), create_only: true };
+    pub fn create_scan_with(
+        &self,
+        request: &ScanRequest,
+        options: &WaitOptions,
+    ) -> Result<Scan, Error> {
+        let goal = Goal::Create {
+            request: request.clone(),
+            create_only: true,
+        };
         self.run(goal, options, &mut |_| true)
     }
 
     /// GET /scans/{id}, once, whatever the scan's status.
     pub fn get_scan(&self, scan_id: &str) -> Result<Scan, Error> {
-        self.run(Goal::Get { id: scan_id.to_owned() }, &WaitOptions::default(), &mut |_| true)
+        self.run(
+            Goal::Get {
+                id: scan_id.to_owned(),
+            },
+            &WaitOptions::default(),
+            &mut |_| true,
+        )
     }
 
     /// Waits for an existing scan: how a program resumes after a crash, with no new POST.
@@ -168,11 +254,21 @@ impl Client {
         options: &WaitOptions,
         on_progress: &mut dyn FnMut(&Progress) -> bool,
     ) -> Result<Scan, Error> {
-        self.run(Goal::Wait { id: scan_id.to_owned() }, options, on_progress)
+        self.run(
+            Goal::Wait {
+                id: scan_id.to_owned(),
+            },
+            options,
+            on_progress,
+        )
     }
 
     /// Creates a scan and waits until it completes or fails.
-    pub fn scan_and_wait(&self, request: &ScanRequest, options: &WaitOptions) -> Result<Scan, Error> {
+    pub fn scan_and_wait(
+        &self,
+        request: &ScanRequest,
+        options: &WaitOptions,
+    ) -> Result<Scan, Error> {
         self.scan_and_wait_with_progress(request, options, &mut |_| true)
     }
 
@@ -183,7 +279,10 @@ impl Client {
         options: &WaitOptions,
         on_progress: &mut dyn FnMut(&Progress) -> bool,
     ) -> Result<Scan, Error> {
-        let goal = Goal::Create { request: request.clone(), create_only: false };
+        let goal = Goal::Create {
+            request: request.clone(),
+            create_only: false,
+        };
         self.run(goal, options, on_progress)
     }
 }
@@ -198,8 +297,9 @@ fn fingerprint(api_key: &str, base_url: &str) -> u64 {
 
 /// Checks the base URL and returns it without a trailing slash.
 fn check_base_url(base_url: &str) -> Result<String, Error> {
-    let url = reqwest::Url::parse(base_url)
-        .map_err(|e| Error::invalid_argument(format!("base_url {base_url:?} is not a URL ({e})")))?;
+    let url = reqwest::Url::parse(base_url).map_err(|e| {
+        Error::invalid_argument(format!("base_url {base_url:?} is not a URL ({e})"))
+    })?;
     match url.scheme() {
         "https" => {}
         "http" if is_loopback(&url) => {}
@@ -211,10 +311,14 @@ fn check_base_url(base_url: &str) -> Result<String, Error> {
         other => return Err(Error::invalid_argument(format!("base_url {base_url:?} has the scheme '{other}'; use https://"))),
     }
     if url.host_str().is_none() {
-        return Err(Error::invalid_argument(format!("base_url {base_url:?} has no host")));
+        return Err(Error::invalid_argument(format!(
+            "base_url {base_url:?} has no host"
+        )));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(Error::invalid_argument(format!("base_url {base_url:?} must not have a query or fragment")));
+        return Err(Error::invalid_argument(format!(
+            "base_url {base_url:?} must not have a query or fragment"
+        )));
     }
     Ok(base_url.trim_end_matches('/').to_owned())
 }
@@ -234,11 +338,20 @@ mod tests {
 
     #[test]
     fn base_url_rules() {
-        assert_eq!(check_base_url("https://x.example/api/v1/").unwrap(), "https://x.example/api/v1");
+        assert_eq!(
+            check_base_url("https://x.example/api/v1/").unwrap(),
+            "https://x.example/api/v1"
+        );
         assert!(check_base_url("http://127.0.0.1:8080/api/v1").is_ok());
         assert!(check_base_url("http://localhost/api/v1").is_ok());
         assert!(check_base_url("http://[::1]:9/api/v1").is_ok());
-        for bad in ["http://example.com/api/v1", "ftp://x/", "not a url", "", "https://x/?a=1"] {
+        for bad in [
+            "http://example.com/api/v1",
+            "ftp://x/",
+            "not a url",
+            "",
+            "https://x/?a=1",
+        ] {
             assert!(check_base_url(bad).is_err(), "{bad}");
         }
     }
@@ -252,7 +365,11 @@ mod tests {
                 assert!(!err.message.contains(bad), "{}", err.message);
             }
         }
-        let c = Client::new("exo_test_secret_value_123", Some("http://127.0.0.1:9/api/v1")).unwrap();
+        let c = Client::new(
+            "exo_test_secret_value_123",
+            Some("http://127.0.0.1:9/api/v1"),
+        )
+        .unwrap();
         assert!(!format!("{c:?}").contains("secret_value"));
     }
 }

@@ -16,9 +16,10 @@ pub mod ffi;
 
 pub use client::{Client, WaitOptions, DEFAULT_BASE_URL, DEFAULT_TIMEOUT};
 pub use engine::cancel::CancelToken;
-pub use engine::core::Progress;
+pub use engine::core::{Progress, Sink};
 pub use engine::policy::Policy;
 pub use engine::schedule::Mode;
+pub use engine::task::Goal;
 pub use error::{Code, Error};
 pub use model::{Question, Scan, ScanRequest, ScanStatus};
 

@@ -14,12 +14,17 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// The directory holding the libexona.so this test binary was built with.
 fn lib_dir() -> PathBuf {
-    std::env::current_exe().unwrap().parent().unwrap().to_path_buf()
+    std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Compiles examples/c/NAME.c once per test run, with the flags the README promises.
 fn example(name: &str) -> &'static Path {
-    static BUILT: OnceLock<std::sync::Mutex<std::collections::HashMap<String, &'static Path>>> = OnceLock::new();
+    static BUILT: OnceLock<std::sync::Mutex<std::collections::HashMap<String, &'static Path>>> =
+        OnceLock::new();
     let built = BUILT.get_or_init(Default::default);
     let mut built = built.lock().unwrap();
     if let Some(p) = built.get(name) {
@@ -42,14 +47,20 @@ fn example(name: &str) -> &'static Path {
         .arg(&out)
         .status()
         .expect("a C compiler (cc) is installed");
-    assert!(status.success(), "{name}.c does not compile with -Wall -Wextra -Werror -pedantic");
+    assert!(
+        status.success(),
+        "{name}.c does not compile with -Wall -Wextra -Werror -pedantic"
+    );
     let leaked: &'static Path = Box::leak(out.into_boxed_path());
     built.insert(name.to_owned(), leaked);
     leaked
 }
 
 fn valgrind_available() -> bool {
-    let found = Command::new("valgrind").arg("--version").output().is_ok_and(|o| o.status.success());
+    let found = Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !found {
         assert!(
             std::env::var_os("EXONA_REQUIRE_VALGRIND").is_none(),
@@ -65,7 +76,13 @@ fn run(sim: &SimHandle, key: &str, under_valgrind: bool, args: &[&str]) -> Outpu
     run_example("scan", sim, key, under_valgrind, args)
 }
 
-fn run_example(name: &str, sim: &SimHandle, key: &str, under_valgrind: bool, args: &[&str]) -> Output {
+fn run_example(
+    name: &str,
+    sim: &SimHandle,
+    key: &str,
+    under_valgrind: bool,
+    args: &[&str],
+) -> Output {
     let exe = example(name);
     let mut cmd = if under_valgrind {
         let mut c = Command::new("valgrind");
@@ -92,7 +109,10 @@ fn run_example(name: &str, sim: &SimHandle, key: &str, under_valgrind: bool, arg
 }
 
 fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 fn sim() -> SimHandle {
@@ -106,10 +126,27 @@ fn scan_prints_the_risk_assessment() {
     let o = run(&sim, &k, false, &["Acme AI Ltd", "https://acme.ai"]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
-    let level = out.lines().find_map(|l| l.strip_prefix("overall risk:")).expect("an overall risk line").trim();
-    assert!(["Low", "Medium", "High", "Very High"].contains(&level), "{out}");
-    for dim in ["ai_intensity", "autonomy", "domain_risk", "blast_radius", "data_content_ip_risk", "control_governance"] {
-        let line = out.lines().find(|l| l.trim_start().starts_with(dim)).unwrap_or_else(|| panic!("{dim} missing:\n{out}"));
+    let level = out
+        .lines()
+        .find_map(|l| l.strip_prefix("overall risk:"))
+        .expect("an overall risk line")
+        .trim();
+    assert!(
+        ["Low", "Medium", "High", "Very High"].contains(&level),
+        "{out}"
+    );
+    for dim in [
+        "ai_intensity",
+        "autonomy",
+        "domain_risk",
+        "blast_radius",
+        "data_content_ip_risk",
+        "control_governance",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(dim))
+            .unwrap_or_else(|| panic!("{dim} missing:\n{out}"));
         let score: i64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
         assert!((0..=4).contains(&score), "{line}");
     }
@@ -121,7 +158,12 @@ fn scan_prints_the_risk_assessment() {
 fn scan_reports_a_cache_hit() {
     let sim = sim();
     let k = key(102);
-    assert_eq!(run(&sim, &k, false, &["Acme AI Ltd", "https://acme.ai"]).status.code(), Some(0));
+    assert_eq!(
+        run(&sim, &k, false, &["Acme AI Ltd", "https://acme.ai"])
+            .status
+            .code(),
+        Some(0)
+    );
     let o = run(&sim, &k, false, &["Acme AI Ltd", "https://acme.ai", "30"]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
@@ -133,7 +175,12 @@ fn scan_reports_a_cache_hit() {
 #[test]
 fn scan_reports_a_failed_scan_with_code_and_request_id() {
     let sim = sim();
-    let o = run(&sim, &key(103), false, &["Gone Ltd", "https://gone.invalid"]);
+    let o = run(
+        &sim,
+        &key(103),
+        false,
+        &["Gone Ltd", "https://gone.invalid"],
+    );
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("EXONA_ERR_SCAN_FAILED"), "{err}");
@@ -145,12 +192,23 @@ fn scan_reports_a_failed_scan_with_code_and_request_id() {
 #[test]
 fn scan_reports_a_bad_key() {
     let sim = sim();
-    let o = run(&sim, "exo_test_not-a-real-key", false, &["Acme AI Ltd", "https://acme.ai"]);
+    let o = run(
+        &sim,
+        "exo_test_not-a-real-key",
+        false,
+        &["Acme AI Ltd", "https://acme.ai"],
+    );
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("EXONA_ERR_AUTHENTICATION") && err.contains("INVALID_API_KEY"), "{err}");
+    assert!(
+        err.contains("EXONA_ERR_AUTHENTICATION") && err.contains("INVALID_API_KEY"),
+        "{err}"
+    );
     assert!(err.contains("request id:     req_"), "{err}");
-    assert!(!err.contains("not-a-real-key"), "the key must not be echoed: {err}");
+    assert!(
+        !err.contains("not-a-real-key"),
+        "the key must not be echoed: {err}"
+    );
 }
 
 #[test]
@@ -159,7 +217,10 @@ fn scan_refuses_an_invalid_website_without_a_request() {
     let k = key(105);
     for (args, names) in [
         (&["Acme AI Ltd", "http://acme.ai"][..], "company_website"),
-        (&["Acme AI Ltd", "https://acme.ai", "400"][..], "MAX_AGE_DAYS"),
+        (
+            &["Acme AI Ltd", "https://acme.ai", "400"][..],
+            "MAX_AGE_DAYS",
+        ),
     ] {
         let o = run(&sim, &k, false, args);
         let (_, err) = text(&o);
@@ -183,9 +244,18 @@ fn scan_is_clean_under_valgrind() {
     ] {
         let o = run(&sim, &key(106), true, args);
         let (out, err) = text(&o);
-        assert_eq!(o.status.code(), Some(expected), "valgrind {args:?}\nstdout:\n{out}\nstderr:\n{err}");
+        assert_eq!(
+            o.status.code(),
+            Some(expected),
+            "valgrind {args:?}\nstdout:\n{out}\nstderr:\n{err}"
+        );
     }
-    let o = run(&sim, "exo_test_bad", true, &["Acme AI Ltd", "https://acme.ai"]);
+    let o = run(
+        &sim,
+        "exo_test_bad",
+        true,
+        &["Acme AI Ltd", "https://acme.ai"],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o).1);
 }
 
@@ -193,11 +263,17 @@ fn scan_is_clean_under_valgrind() {
 fn the_readme_tour_is_tour_c_and_runs() {
     let readme = std::fs::read_to_string(format!("{ROOT}/README.md")).unwrap();
     let tour = std::fs::read_to_string(format!("{ROOT}/examples/c/tour.c")).unwrap();
-    assert!(readme.contains(&tour), "README.md must show examples/c/tour.c verbatim");
+    assert!(
+        readme.contains(&tour),
+        "README.md must show examples/c/tour.c verbatim"
+    );
     let sim = sim();
     let valgrind = valgrind_available();
     let o = run_example("tour", &sim, &key(107), valgrind, &[]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
-    assert!(out.starts_with("overall: ") && out.contains("autonomy: "), "{out}");
+    assert!(
+        out.starts_with("overall: ") && out.contains("autonomy: "),
+        "{out}"
+    );
 }

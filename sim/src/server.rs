@@ -50,7 +50,9 @@ impl Meta {
             request_id,
             limit,
             remaining: limit.saturating_sub(used),
-            reset_unix: reset.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs_f64().ceil() as u64),
+            reset_unix: reset
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs_f64().ceil() as u64),
         }
     }
 }
@@ -75,12 +77,19 @@ fn json_response(status: u16, body: &Value, meta: &Meta, retry_after: Option<Str
 }
 
 fn error_response(e: &ApiError, meta: &Meta) -> Response {
-    json_response(e.status, &e.body(&meta.request_id), meta, e.retry_after.map(|s| s.to_string()))
+    json_response(
+        e.status,
+        &e.body(&meta.request_id),
+        meta,
+        e.retry_after.map(|s| s.to_string()),
+    )
 }
 
 /// Authentication, then the rate limit; both answer in the envelope with the usual headers.
 fn gate(state: &mut State, headers: &HeaderMap) -> Result<(Key, Meta), Response> {
-    let auth = headers.get("authorization").map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let auth = headers
+        .get("authorization")
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
     let key = match authenticate(auth, &state.config) {
         Ok(k) => k,
         Err(e) => {
@@ -97,8 +106,12 @@ fn gate(state: &mut State, headers: &HeaderMap) -> Result<(Key, Meta), Response>
             state.stats_mut(&key.key).rate_limited += 1;
             let window = state.window(&key.key);
             let meta = Meta::new(state, window);
-            let mut e = ApiError::new(429, "RATE_LIMIT_EXCEEDED", "The API key is over its rate limit.")
-                .hint("Retry after the number of seconds in the Retry-After header.");
+            let mut e = ApiError::new(
+                429,
+                "RATE_LIMIT_EXCEEDED",
+                "The API key is over its rate limit.",
+            )
+            .hint("Retry after the number of seconds in the Retry-After header.");
             e.retry_after = Some(wait_secs);
             Err(error_response(&e, &meta))
         }
@@ -113,7 +126,11 @@ fn retry_after_value(secs: f64) -> String {
     }
 }
 
-async fn create_scan(AxumState(state): AxumState<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+async fn create_scan(
+    AxumState(state): AxumState<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let mut s = lock(&state);
     let (key, meta) = match gate(&mut s, &headers) {
         Ok(ok) => ok,
@@ -139,7 +156,11 @@ async fn create_scan(AxumState(state): AxumState<Shared>, headers: HeaderMap, bo
     let fault = fault_for(&req.company_website);
     let record = s.new_scan(&key.key, key.test, &req, fault, now);
     if fault == Fault::Post500 {
-        let e = ApiError::new(500, "INTERNAL_ERROR", "An internal error occurred (simulated after the scan was created).");
+        let e = ApiError::new(
+            500,
+            "INTERNAL_ERROR",
+            "An internal error occurred (simulated after the scan was created).",
+        );
         return error_response(&e, &meta);
     }
     let mut scan = record.to_json(now);
@@ -147,7 +168,11 @@ async fn create_scan(AxumState(state): AxumState<Shared>, headers: HeaderMap, bo
     json_response(201, &scan, &meta, None)
 }
 
-async fn get_scan(AxumState(state): AxumState<Shared>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn get_scan(
+    AxumState(state): AxumState<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let (response, delay) = {
         let mut s = lock(&state);
         get_scan_locked(&mut s, &id, &headers)
@@ -158,7 +183,11 @@ async fn get_scan(AxumState(state): AxumState<Shared>, Path(id): Path<String>, h
     response
 }
 
-fn get_scan_locked(s: &mut State, id: &str, headers: &HeaderMap) -> (Response, Option<std::time::Duration>) {
+fn get_scan_locked(
+    s: &mut State,
+    id: &str,
+    headers: &HeaderMap,
+) -> (Response, Option<std::time::Duration>) {
     let (key, meta) = match gate(s, headers) {
         Ok(ok) => ok,
         Err(response) => return (response, None),
@@ -166,18 +195,31 @@ fn get_scan_locked(s: &mut State, id: &str, headers: &HeaderMap) -> (Response, O
     s.stats_mut(&key.key).gets += 1;
     let retry_after = retry_after_value(s.config.retry_after_secs);
     let slow = s.config.slow_response;
-    let not_found = || ApiError::new(404, "SCAN_NOT_FOUND", format!("No scan with id {id} exists under this API key.")).param("id");
+    let not_found = || {
+        ApiError::new(
+            404,
+            "SCAN_NOT_FOUND",
+            format!("No scan with id {id} exists under this API key."),
+        )
+        .param("id")
+    };
     let Some(record) = s.scans.get_mut(id).filter(|r| r.key == key.key) else {
         return (error_response(&not_found(), &meta), None);
     };
     record.gets += 1;
     let now = Instant::now();
     let response = match record.fault {
-        Fault::Flaky if record.gets <= 2 => {
-            error_response(&ApiError::new(500, "INTERNAL_ERROR", "Simulated server error."), &meta)
-        }
+        Fault::Flaky if record.gets <= 2 => error_response(
+            &ApiError::new(500, "INTERNAL_ERROR", "Simulated server error."),
+            &meta,
+        ),
         Fault::Vanish if record.gets >= 2 => error_response(&not_found(), &meta),
-        Fault::Garbage => respond(200, Body::from("<html>this is not JSON</html>"), &meta, None),
+        Fault::Garbage => respond(
+            200,
+            Body::from("<html>this is not JSON</html>"),
+            &meta,
+            None,
+        ),
         _ => {
             let scan = record.to_json(now);
             let processing = scan["status"] == "processing";
@@ -211,5 +253,8 @@ async fn stats(AxumState(state): AxumState<Shared>) -> Response {
 async fn not_found(AxumState(state): AxumState<Shared>) -> Response {
     let mut s = lock(&state);
     let meta = Meta::new(&mut s, None);
-    error_response(&ApiError::new(404, "NOT_FOUND", "No such endpoint (simulator-only code)."), &meta)
+    error_response(
+        &ApiError::new(404, "NOT_FOUND", "No such endpoint (simulator-only code)."),
+        &meta,
+    )
 }

@@ -33,15 +33,22 @@ pub enum Phase {
 
 impl ScanRecord {
     pub fn phase(&self, now: Instant) -> Phase {
-        if matches!(self.fault, Fault::Stuck | Fault::Vanish) || now < self.created + self.duration {
+        if matches!(self.fault, Fault::Stuck | Fault::Vanish) || now < self.created + self.duration
+        {
             return Phase::Processing;
         }
         let done = self.created_wall + self.duration;
         match self.fault {
-            Fault::Unreachable => Phase::Failed(done, "WEBSITE_UNREACHABLE", "The company website could not be reached."),
-            Fault::InsufficientData => {
-                Phase::Failed(done, "INSUFFICIENT_PUBLIC_DATA", "Too little public information was found about the company.")
-            }
+            Fault::Unreachable => Phase::Failed(
+                done,
+                "WEBSITE_UNREACHABLE",
+                "The company website could not be reached.",
+            ),
+            Fault::InsufficientData => Phase::Failed(
+                done,
+                "INSUFFICIENT_PUBLIC_DATA",
+                "Too little public information was found about the company.",
+            ),
             _ => Phase::Completed(done),
         }
     }
@@ -106,22 +113,40 @@ pub struct State {
 
 /// The cache key: lower-cased, trailing slashes stripped, nothing more (exona-api.md §10.1).
 pub fn normalise(website: &str) -> String {
-    website.to_ascii_lowercase().trim_end_matches('/').to_owned()
+    website
+        .to_ascii_lowercase()
+        .trim_end_matches('/')
+        .to_owned()
 }
 
 impl State {
     pub fn new(config: Config) -> State {
         let rng = fastrand::Rng::with_seed(config.seed);
-        State { config, scans: HashMap::new(), cache: HashMap::new(), windows: HashMap::new(), stats: HashMap::new(), rng }
+        State {
+            config,
+            scans: HashMap::new(),
+            cache: HashMap::new(),
+            windows: HashMap::new(),
+            stats: HashMap::new(),
+            rng,
+        }
     }
 
     /// Counts a request against the key's window. `Err(seconds)` when over the limit.
     pub fn admit(&mut self, key: &str, now: Instant) -> Result<Window, u64> {
         let window_len = self.config.rate_window;
         let limit = self.config.rate_limit;
-        let w = self.windows.entry(key.to_owned()).or_insert(Window { start: now, start_wall: SystemTime::now(), used: 0 });
+        let w = self.windows.entry(key.to_owned()).or_insert(Window {
+            start: now,
+            start_wall: SystemTime::now(),
+            used: 0,
+        });
         if now >= w.start + window_len {
-            *w = Window { start: now, start_wall: SystemTime::now(), used: 0 };
+            *w = Window {
+                start: now,
+                start_wall: SystemTime::now(),
+                used: 0,
+            };
         }
         if w.used >= limit {
             let left = (w.start + window_len).saturating_duration_since(now);
@@ -140,7 +165,13 @@ impl State {
     }
 
     /// The most recent completed, cacheable scan of this website within `max_age_days`.
-    pub fn cache_hit(&self, key: &str, website: &str, max_age_days: u64, now: Instant) -> Option<&ScanRecord> {
+    pub fn cache_hit(
+        &self,
+        key: &str,
+        website: &str,
+        max_age_days: u64,
+        now: Instant,
+    ) -> Option<&ScanRecord> {
         let ids = self.cache.get(&(key.to_owned(), normalise(website)))?;
         let oldest = SystemTime::now().checked_sub(Duration::from_secs(max_age_days * 86_400))?;
         ids.iter()
@@ -149,7 +180,14 @@ impl State {
             .find(|s| matches!(s.phase(now), Phase::Completed(at) if at >= oldest))
     }
 
-    pub fn new_scan(&mut self, key: &str, test: bool, req: &CreateRequest, fault: Fault, now: Instant) -> ScanRecord {
+    pub fn new_scan(
+        &mut self,
+        key: &str,
+        test: bool,
+        req: &CreateRequest,
+        fault: Fault,
+        now: Instant,
+    ) -> ScanRecord {
         let prefix = if test { "scn_test_" } else { "scn_" };
         let id = format!("{prefix}01{}", random_lower_alnum(&mut self.rng, 24));
         let (lo, hi) = (self.config.scan_duration_min, self.config.scan_duration_max);
@@ -170,7 +208,10 @@ impl State {
             gets: 0,
         };
         if record.cacheable {
-            self.cache.entry((key.to_owned(), normalise(&req.company_website))).or_default().push(id.clone());
+            self.cache
+                .entry((key.to_owned(), normalise(&req.company_website)))
+                .or_default()
+                .push(id.clone());
         }
         self.scans.insert(id, record.clone());
         let stats = self.stats_mut(key);
@@ -184,5 +225,7 @@ impl State {
 
 pub fn random_lower_alnum(rng: &mut fastrand::Rng, len: usize) -> String {
     const ALPHABET: &[u8] = b"0123456789abcdefghjkmnpqrstvwxyz";
-    (0..len).map(|_| ALPHABET[rng.usize(0..ALPHABET.len())] as char).collect()
+    (0..len)
+        .map(|_| ALPHABET[rng.usize(0..ALPHABET.len())] as char)
+        .collect()
 }

@@ -23,12 +23,25 @@ pub fn validate(content_type: Option<&str>, body: &[u8]) -> Result<CreateRequest
         .and_then(|c| c.split(';').next())
         .is_some_and(|c| c.trim().eq_ignore_ascii_case("application/json"));
     if !is_json {
-        return Err(ApiError::new(400, INVALID_REQUEST, "Content-Type must be application/json."));
+        return Err(ApiError::new(
+            400,
+            INVALID_REQUEST,
+            "Content-Type must be application/json.",
+        ));
     }
-    let body: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(400, INVALID_REQUEST, format!("The body is not valid JSON: {e}")))?;
+    let body: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            400,
+            INVALID_REQUEST,
+            format!("The body is not valid JSON: {e}"),
+        )
+    })?;
     let Value::Object(body) = body else {
-        return Err(ApiError::new(400, INVALID_REQUEST, "The body must be a JSON object."));
+        return Err(ApiError::new(
+            400,
+            INVALID_REQUEST,
+            "The body must be a JSON object.",
+        ));
     };
     let required = |name: &str| -> Result<String, ApiError> {
         match body.get(name) {
@@ -43,7 +56,11 @@ pub fn validate(content_type: Option<&str>, body: &[u8]) -> Result<CreateRequest
                 name,
             )),
             Some(Value::String(s)) => Ok(s.clone()),
-            Some(_) => Err(ApiError::bad_request(INVALID_REQUEST, format!("{name} must be a string."), name)),
+            Some(_) => Err(ApiError::bad_request(
+                INVALID_REQUEST,
+                format!("{name} must be a string."),
+                name,
+            )),
         }
     };
     let company_name = required("company_name")?;
@@ -71,17 +88,29 @@ pub fn validate(content_type: Option<&str>, body: &[u8]) -> Result<CreateRequest
         match body.get(name) {
             None | Some(Value::Null) => Ok(false),
             Some(Value::Bool(b)) => Ok(*b),
-            Some(_) => Err(ApiError::bad_request(INVALID_REQUEST, format!("{name} must be a boolean."), name)),
+            Some(_) => Err(ApiError::bad_request(
+                INVALID_REQUEST,
+                format!("{name} must be a boolean."),
+                name,
+            )),
         }
     };
     let force_refresh = flag("force_refresh")?;
     let include_field_citations = flag("include_field_citations")?;
     let has_questionnaire = validate_questionnaire(body.get("questionnaire"))?;
-    Ok(CreateRequest { company_name, company_website, has_questionnaire, max_age_days, force_refresh, include_field_citations })
+    Ok(CreateRequest {
+        company_name,
+        company_website,
+        has_questionnaire,
+        max_age_days,
+        force_refresh,
+        include_field_citations,
+    })
 }
 
 fn is_https_url(s: &str) -> bool {
-    s.starts_with("https://") && url::Url::parse(s).is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty()))
+    s.starts_with("https://")
+        && url::Url::parse(s).is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty()))
 }
 
 /// True when a non-empty questionnaire was given (an empty array counts as absent).
@@ -89,11 +118,21 @@ fn validate_questionnaire(q: Option<&Value>) -> Result<bool, ApiError> {
     let items = match q {
         None | Some(Value::Null) => return Ok(false),
         Some(Value::Array(items)) => items,
-        Some(_) => return Err(ApiError::bad_request(INVALID_REQUEST, "questionnaire must be an array.", "questionnaire")),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                INVALID_REQUEST,
+                "questionnaire must be an array.",
+                "questionnaire",
+            ))
+        }
     };
-    let too_large = |why: String| ApiError::bad_request("QUESTIONNAIRE_TOO_LARGE", why, "questionnaire");
+    let too_large =
+        |why: String| ApiError::bad_request("QUESTIONNAIRE_TOO_LARGE", why, "questionnaire");
     if items.len() > 50 {
-        return Err(too_large(format!("questionnaire has {} items; at most 50 are allowed.", items.len())));
+        return Err(too_large(format!(
+            "questionnaire has {} items; at most 50 are allowed.",
+            items.len()
+        )));
     }
     let mut total = 0;
     for (i, item) in items.iter().enumerate() {
@@ -118,12 +157,16 @@ fn validate_questionnaire(q: Option<&Value>) -> Result<bool, ApiError> {
         }
         let chars = item["answer"].as_str().map_or(0, |a| a.chars().count());
         if chars > 5_000 {
-            return Err(too_large(format!("questionnaire[{i}].answer has {chars} characters; at most 5000 are allowed.")));
+            return Err(too_large(format!(
+                "questionnaire[{i}].answer has {chars} characters; at most 5000 are allowed."
+            )));
         }
         total += chars;
     }
     if total > 20_000 {
-        return Err(too_large(format!("questionnaire answers total {total} characters; at most 20000 are allowed.")));
+        return Err(too_large(format!(
+            "questionnaire answers total {total} characters; at most 20000 are allowed."
+        )));
     }
     Ok(!items.is_empty())
 }
@@ -140,15 +183,24 @@ mod tests {
     fn documented_codes() {
         assert!(v(r#"{"company_name":"A","company_website":"https://a.ai"}"#).is_ok());
         let e = v(r#"{"company_website":"https://a.ai"}"#).unwrap_err();
-        assert_eq!((e.code, e.param.as_deref()), ("MISSING_REQUIRED_FIELD", Some("company_name")));
+        assert_eq!(
+            (e.code, e.param.as_deref()),
+            ("MISSING_REQUIRED_FIELD", Some("company_name"))
+        );
         let e = v(r#"{"company_name":"A","company_website":"http://a.ai"}"#).unwrap_err();
         assert_eq!(e.code, "INVALID_COMPANY_WEBSITE");
         for bad in ["366", "1.5", "true", "\"3\"", "-1"] {
-            let e = v(&format!(r#"{{"company_name":"A","company_website":"https://a.ai","max_age_days":{bad}}}"#)).unwrap_err();
+            let e = v(&format!(
+                r#"{{"company_name":"A","company_website":"https://a.ai","max_age_days":{bad}}}"#
+            ))
+            .unwrap_err();
             assert_eq!(e.code, "INVALID_MAX_AGE_DAYS", "{bad}");
         }
         let items = vec![r#"{"question":"q","answer":"a"}"#; 51].join(",");
-        let e = v(&format!(r#"{{"company_name":"A","company_website":"https://a.ai","questionnaire":[{items}]}}"#)).unwrap_err();
+        let e = v(&format!(
+            r#"{{"company_name":"A","company_website":"https://a.ai","questionnaire":[{items}]}}"#
+        ))
+        .unwrap_err();
         assert_eq!(e.code, "QUESTIONNAIRE_TOO_LARGE");
         let e = v(r#"{"company_name":"A","company_website":"https://a.ai","questionnaire":[{"question":"q"}]}"#).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("questionnaire[0].answer"));

@@ -22,7 +22,9 @@ pub struct SystemClock {
 
 impl SystemClock {
     pub fn new() -> SystemClock {
-        SystemClock { origin: Instant::now() }
+        SystemClock {
+            origin: Instant::now(),
+        }
     }
 }
 
@@ -65,7 +67,10 @@ pub struct VirtualClock {
 
 impl VirtualClock {
     pub fn new() -> VirtualClock {
-        VirtualClock { now: Mutex::new(Duration::ZERO), wall_origin: SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_000_000) }
+        VirtualClock {
+            now: Mutex::new(Duration::ZERO),
+            wall_origin: SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_000_000),
+        }
     }
 
     pub fn advance(&self, by: Duration) {

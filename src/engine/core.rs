@@ -67,7 +67,16 @@ pub struct Core {
 impl Core {
     pub fn new(policy: Policy, governor: Arc<Governor>) -> Core {
         let model = DurationModel::new(policy.expected_duration);
-        Core { policy, governor, model, rng: fastrand::Rng::new(), tasks: HashMap::new(), timers: BinaryHeap::new(), next_id: 1, seq: 0 }
+        Core {
+            policy,
+            governor,
+            model,
+            rng: fastrand::Rng::new(),
+            tasks: HashMap::new(),
+            timers: BinaryHeap::new(),
+            next_id: 1,
+            seq: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -79,13 +88,28 @@ impl Core {
     }
 
     /// Takes a task in; its first request goes out as soon as allowed.
-    pub fn submit(&mut self, mut task: Task, sink: Arc<dyn Sink>, cancel: CancelToken, now: Duration) -> TaskId {
+    pub fn submit(
+        &mut self,
+        mut task: Task,
+        sink: Arc<dyn Sink>,
+        cancel: CancelToken,
+        now: Duration,
+    ) -> TaskId {
         let id = self.next_id;
         self.next_id += 1;
         match task.next_send(&self.policy) {
             Ok(at) => {
                 let kind = task.kind(&self.policy);
-                self.tasks.insert(id, Entry { task, sink, cancel, in_flight: false, kind });
+                self.tasks.insert(
+                    id,
+                    Entry {
+                        task,
+                        sink,
+                        cancel,
+                        in_flight: false,
+                        kind,
+                    },
+                );
                 self.schedule(id, at, now);
             }
             Err(e) => sink.finish(Err(e)),
@@ -124,8 +148,12 @@ impl Core {
 
     /// Ends cancelled tasks that are not in flight; called when a cancel may have happened.
     pub fn reap_cancelled(&mut self) {
-        let gone: Vec<TaskId> =
-            self.tasks.iter().filter(|(_, e)| !e.in_flight && e.cancel.is_cancelled()).map(|(id, _)| *id).collect();
+        let gone: Vec<TaskId> = self
+            .tasks
+            .iter()
+            .filter(|(_, e)| !e.in_flight && e.cancel.is_cancelled())
+            .map(|(id, _)| *id)
+            .collect();
         for id in gone {
             if let Some(e) = self.tasks.remove(&id) {
                 self.governor.release(e.task.reserved);
@@ -142,7 +170,9 @@ impl Core {
                 break;
             }
             self.timers.pop();
-            let Some(entry) = self.tasks.get_mut(&id) else { continue };
+            let Some(entry) = self.tasks.get_mut(&id) else {
+                continue;
+            };
             if entry.in_flight {
                 continue;
             }
@@ -173,7 +203,10 @@ impl Core {
                             creating: true,
                         });
                     }
-                    jobs.push(Job { task: id, request: entry.task.request(now, &self.policy) });
+                    jobs.push(Job {
+                        task: id,
+                        request: entry.task.request(now, &self.policy),
+                    });
                 }
                 Grant::At(t) => match entry.task.hold_until(t, now) {
                     Ok(()) => {
@@ -195,14 +228,28 @@ impl Core {
     }
 
     /// The reply to a task's request has come (or the request failed).
-    pub fn complete(&mut self, id: TaskId, reply: Result<Response, TransportError>, now: Duration, wall: SystemTime) {
+    pub fn complete(
+        &mut self,
+        id: TaskId,
+        reply: Result<Response, TransportError>,
+        now: Duration,
+        wall: SystemTime,
+    ) {
         match &reply {
             Ok(r) => self.governor.observe(now, observed(r, wall)),
             Err(_) => self.governor.lost(),
         }
-        let Some(entry) = self.tasks.get_mut(&id) else { return };
+        self.model.settle(now);
+        let Some(entry) = self.tasks.get_mut(&id) else {
+            return;
+        };
         entry.in_flight = false;
-        let mut ctx = Ctx { policy: &self.policy, model: &mut self.model, rng: &mut self.rng, wall };
+        let mut ctx = Ctx {
+            policy: &self.policy,
+            model: &mut self.model,
+            rng: &mut self.rng,
+            wall,
+        };
         let outcome = entry.task.on_reply(reply, now, &mut ctx);
         if let Some(outcome) = outcome {
             self.end(id, Some(outcome));
@@ -210,7 +257,8 @@ impl Core {
         }
         if entry.task.is_creating() {
             // The create will be sent again (after a 429 or a failed connect): it reserves anew.
-            self.governor.release(std::mem::take(&mut entry.task.reserved));
+            self.governor
+                .release(std::mem::take(&mut entry.task.reserved));
         }
         if entry.cancel.is_cancelled() {
             self.end(id, None);
@@ -226,7 +274,8 @@ impl Core {
     fn end(&mut self, id: TaskId, outcome: Option<Outcome>) {
         if let Some(e) = self.tasks.remove(&id) {
             self.governor.release(e.task.reserved);
-            e.sink.finish(outcome.unwrap_or_else(|| Err(e.task.cancelled())));
+            e.sink
+                .finish(outcome.unwrap_or_else(|| Err(e.task.cancelled())));
         }
     }
 }
@@ -240,14 +289,22 @@ fn observed(r: &Response, wall: SystemTime) -> Observed {
         h.retry_after
             .as_deref()
             .and_then(|v| parse_retry_after(v, date, wall))
-            .or_else(|| h.rate_limit_reset.as_deref().and_then(|v| parse_reset(v, date, wall)).filter(|d| !d.is_zero()))
+            .or_else(|| {
+                h.rate_limit_reset
+                    .as_deref()
+                    .and_then(|v| parse_reset(v, date, wall))
+                    .filter(|d| !d.is_zero())
+            })
             .unwrap_or(Duration::from_secs(1))
     });
     Observed {
         limit: num(&h.rate_limit_limit).map(|v| v.min(u32::MAX as u64) as u32),
         remaining: num(&h.rate_limit_remaining).map(|v| v.min(u32::MAX as u64) as u32),
         reset_unix: num(&h.rate_limit_reset),
-        reset_in: h.rate_limit_reset.as_deref().and_then(|v| parse_reset(v, date, wall)),
+        reset_in: h
+            .rate_limit_reset
+            .as_deref()
+            .and_then(|v| parse_reset(v, date, wall)),
         rate_limited_for,
     }
 }

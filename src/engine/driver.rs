@@ -36,7 +36,11 @@ pub struct Engine {
 
 impl Engine {
     /// A scheduler thread and `policy.workers` HTTP workers.
-    pub fn threaded(core: Core, transport: Arc<dyn Transport>, clock: Arc<dyn Clock>) -> std::io::Result<Engine> {
+    pub fn threaded(
+        core: Core,
+        transport: Arc<dyn Transport>,
+        clock: Arc<dyn Clock>,
+    ) -> std::io::Result<Engine> {
         let workers = core.policy.workers.max(1);
         let shared = Arc::new(Shared {
             core: Mutex::new(core),
@@ -49,10 +53,18 @@ impl Engine {
         });
         let mut threads = Vec::new();
         let s = Arc::clone(&shared);
-        threads.push(std::thread::Builder::new().name("exona-scheduler".into()).spawn(move || scheduler(&s))?);
+        threads.push(
+            std::thread::Builder::new()
+                .name("exona-scheduler".into())
+                .spawn(move || scheduler(&s))?,
+        );
         for n in 0..workers {
             let s = Arc::clone(&shared);
-            threads.push(std::thread::Builder::new().name(format!("exona-http-{n}")).spawn(move || worker(&s))?);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("exona-http-{n}"))
+                    .spawn(move || worker(&s))?,
+            );
         }
         Ok(Engine { shared, threads })
     }
@@ -125,7 +137,12 @@ impl Engine {
 
     /// Runs the whole task on this thread (inline) or waits for the scheduler (threaded),
     /// calling `on_progress` here before every wait; it returns false to cancel.
-    pub fn run(&self, task: Task, cancel: CancelToken, on_progress: &mut dyn FnMut(&Progress) -> bool) -> Outcome {
+    pub fn run(
+        &self,
+        task: Task,
+        cancel: CancelToken,
+        on_progress: &mut dyn FnMut(&Progress) -> bool,
+    ) -> Outcome {
         let mailbox = Arc::new(Mailbox::default());
         cancel.subscribe(Arc::downgrade(&(mailbox.clone() as Arc<dyn Wake>)));
         self.submit(task, mailbox.clone(), cancel.clone());
@@ -188,9 +205,15 @@ fn scheduler(s: &Shared) {
             Some(at) if at <= s.clock.now() => core,
             Some(at) => {
                 let wait = at.saturating_sub(s.clock.now());
-                s.scheduler_wake.wait_timeout(core, wait).unwrap_or_else(|p| p.into_inner()).0
+                s.scheduler_wake
+                    .wait_timeout(core, wait)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0
             }
-            None => s.scheduler_wake.wait(core).unwrap_or_else(|p| p.into_inner()),
+            None => s
+                .scheduler_wake
+                .wait(core)
+                .unwrap_or_else(|p| p.into_inner()),
         };
     }
 }
@@ -254,7 +277,8 @@ impl Mailbox {
         if st.creating {
             return None;
         }
-        let mut e = crate::error::Error::new(crate::error::Code::Cancelled, "the wait was cancelled");
+        let mut e =
+            crate::error::Error::new(crate::error::Code::Cancelled, "the wait was cancelled");
         e.scan_id = st.scan_id.clone();
         Some(Err(e))
     }

@@ -38,10 +38,17 @@ impl Mode {
 }
 
 /// Scan durations: a uniform prior and the samples seen, in seconds.
+///
+/// Samples wait before they count: at any moment the scans seen to finish are the short ones
+/// (the long ones of the same start are still running), and learning from them at once would
+/// pull every quantile down and the polls early. A duration counts once its scan is older
+/// than the longest plausible duration, when the rest of its cohort has finished too.
 #[derive(Clone, Debug)]
 pub struct DurationModel {
     prior: (Duration, Duration),
     samples: Vec<f64>,
+    /// (monotonic time the sample may count, duration in seconds), oldest first.
+    pending: std::collections::VecDeque<(Duration, f64)>,
 }
 
 /// How many samples weigh as much as the prior.
@@ -51,14 +58,40 @@ const MAX_SAMPLES: usize = 512;
 
 impl DurationModel {
     pub fn new(prior: (Duration, Duration)) -> DurationModel {
-        DurationModel { prior, samples: Vec::new() }
+        DurationModel {
+            prior,
+            samples: Vec::new(),
+            pending: Default::default(),
+        }
     }
 
-    pub fn observe(&mut self, duration: Duration) {
-        if self.samples.len() == MAX_SAMPLES {
-            self.samples.remove(0);
+    /// A scan created at `created` (monotonic) took `duration`; it counts from `settle` on,
+    /// once its cohort has had time to finish.
+    pub fn observe(&mut self, created: Duration, duration: Duration) {
+        let longest = self.longest();
+        if self.pending.len() < MAX_SAMPLES {
+            self.pending
+                .push_back((created + longest.mul_f64(1.2), duration.as_secs_f64()));
         }
-        self.samples.push(duration.as_secs_f64());
+    }
+
+    /// Counts the samples whose cohort has finished by `now`.
+    pub fn settle(&mut self, now: Duration) {
+        while self.pending.front().is_some_and(|(at, _)| *at <= now) {
+            let (_, d) = self.pending.pop_front().expect("checked");
+            if self.samples.len() == MAX_SAMPLES {
+                self.samples.remove(0);
+            }
+            self.samples.push(d);
+        }
+    }
+
+    /// The longest plausible duration: the prior's, or the longest counted sample.
+    fn longest(&self) -> Duration {
+        let seen = self.samples.iter().copied().fold(0.0, f64::max);
+        self.prior
+            .1
+            .max(Duration::try_from_secs_f64(seen).unwrap_or(Duration::MAX))
     }
 
     pub fn samples(&self) -> usize {
@@ -94,14 +127,29 @@ fn secs(s: f64) -> Duration {
 /// The age at which a scan now `age` old should next be polled: the first quantile of the
 /// mode's plan past `age`, then every tail gap (never less than `floor_gap`, the server's
 /// `Retry-After` or the default poll interval).
-pub fn next_poll_age(mode: Mode, age: Duration, model: &DurationModel, prior: (Duration, Duration), floor_gap: Duration) -> Duration {
+pub fn next_poll_age(
+    mode: Mode,
+    age: Duration,
+    model: &DurationModel,
+    prior: (Duration, Duration),
+    floor_gap: Duration,
+) -> Duration {
     let plan = mode.plan();
-    if let Some(at) = plan.iter().map(|&p| model.quantile(p, prior)).find(|&at| at > age) {
+    if let Some(at) = plan
+        .iter()
+        .map(|&p| model.quantile(p, prior))
+        .find(|&at| at > age)
+    {
         return at;
     }
     let last = model.quantile(*plan.last().unwrap_or(&1.0), prior);
-    let spread = model.quantile(1.0, prior).saturating_sub(model.quantile(0.0, prior));
-    let gap = spread.mul_f64(mode.tail_share()).max(floor_gap).max(Duration::from_millis(1));
+    let spread = model
+        .quantile(1.0, prior)
+        .saturating_sub(model.quantile(0.0, prior));
+    let gap = spread
+        .mul_f64(mode.tail_share())
+        .max(floor_gap)
+        .max(Duration::from_millis(1));
     // Whole nanoseconds: float rounding could land a poll on or before `age`.
     let steps = age.saturating_sub(last).as_nanos() / gap.as_nanos() + 1;
     let total = gap.as_nanos().saturating_mul(steps);
@@ -127,8 +175,15 @@ mod tests {
     fn samples_pull_the_quantiles_towards_what_was_seen() {
         let mut m = DurationModel::new(PRIOR);
         for _ in 0..500 {
-            m.observe(Duration::from_secs(40));
+            m.observe(Duration::ZERO, Duration::from_secs(40));
         }
+        m.settle(Duration::from_secs(100));
+        assert_eq!(
+            m.samples(),
+            0,
+            "not before the cohort has had time to finish"
+        );
+        m.settle(Duration::from_secs(144));
         let q = m.quantile(0.9, PRIOR).as_secs_f64();
         assert!((40.0..45.0).contains(&q), "{q}");
     }
@@ -148,7 +203,10 @@ mod tests {
     #[test]
     fn each_mode_has_its_plan_then_a_tail_with_a_floor() {
         assert_eq!(ages(Mode::Frugal, 5, 10), vec![111, 120, 165, 210, 255]);
-        assert_eq!(ages(Mode::Balanced, 6, 10), vec![84, 106, 117, 120, 142, 165]);
+        assert_eq!(
+            ages(Mode::Balanced, 6, 10),
+            vec![84, 106, 117, 120, 142, 165]
+        );
         assert_eq!(ages(Mode::Latency, 3, 10), vec![30, 40, 50]);
         assert_eq!(ages(Mode::Latency, 3, 25), vec![30, 55, 80]);
     }

@@ -39,7 +39,10 @@ pub enum Reason {
 #[derive(Clone, Debug)]
 pub enum Goal {
     /// POST, then wait for the scan unless `create_only`.
-    Create { request: ScanRequest, create_only: bool },
+    Create {
+        request: ScanRequest,
+        create_only: bool,
+    },
     /// Wait for an existing scan (resume by id).
     Wait { id: String },
     /// One GET.
@@ -48,8 +51,16 @@ pub enum Goal {
 
 #[derive(Clone, Debug)]
 enum Phase {
-    Create { request: ScanRequest, body: Vec<u8>, unsent: u32, create_only: bool },
-    Wait { id: String, once: bool },
+    Create {
+        request: ScanRequest,
+        body: Vec<u8>,
+        unsent: u32,
+        create_only: bool,
+    },
+    Wait {
+        id: String,
+        once: bool,
+    },
 }
 
 /// Everything a task consults besides itself.
@@ -88,16 +99,46 @@ pub struct Task {
 pub type Outcome = Result<Scan, Error>;
 
 impl Task {
-    pub fn new(goal: Goal, now: Duration, deadline: Option<Duration>, mode: Mode, expected: (Duration, Duration)) -> Result<Task, Error> {
+    pub fn new(
+        goal: Goal,
+        now: Duration,
+        deadline: Option<Duration>,
+        mode: Mode,
+        expected: (Duration, Duration),
+    ) -> Result<Task, Error> {
         let resumed = matches!(goal, Goal::Wait { .. });
         let (phase, reason) = match goal {
-            Goal::Create { request, create_only } => {
+            Goal::Create {
+                request,
+                create_only,
+            } => {
                 request.validate()?;
-                let body = serde_json::to_vec(&request.to_json()).map_err(|e| Error::new(Code::Internal, e.to_string()))?;
-                (Phase::Create { request, body, unsent: 0, create_only }, Reason::Create)
+                let body = serde_json::to_vec(&request.to_json())
+                    .map_err(|e| Error::new(Code::Internal, e.to_string()))?;
+                (
+                    Phase::Create {
+                        request,
+                        body,
+                        unsent: 0,
+                        create_only,
+                    },
+                    Reason::Create,
+                )
             }
-            Goal::Wait { id } => (Phase::Wait { id: check_id(&id)?, once: false }, Reason::Schedule),
-            Goal::Get { id } => (Phase::Wait { id: check_id(&id)?, once: true }, Reason::Schedule),
+            Goal::Wait { id } => (
+                Phase::Wait {
+                    id: check_id(&id)?,
+                    once: false,
+                },
+                Reason::Schedule,
+            ),
+            Goal::Get { id } => (
+                Phase::Wait {
+                    id: check_id(&id)?,
+                    once: true,
+                },
+                Reason::Schedule,
+            ),
         };
         Ok(Task {
             phase,
@@ -132,7 +173,10 @@ impl Task {
     }
 
     pub fn last_status(&self) -> Option<&str> {
-        self.last_scan.as_ref().and_then(|s| s.json().get("status")).and_then(|v| v.as_str())
+        self.last_scan
+            .as_ref()
+            .and_then(|s| s.json().get("status"))
+            .and_then(|v| v.as_str())
     }
 
     pub fn reason(&self) -> Reason {
@@ -146,9 +190,13 @@ impl Task {
     /// The budget class of the next request.
     pub fn kind(&self, policy: &Policy) -> Kind {
         match &self.phase {
-            Phase::Create { .. } => Kind::Create { reserve: policy.polls_to_reserve(self.mode) },
+            Phase::Create { .. } => Kind::Create {
+                reserve: policy.polls_to_reserve(self.mode),
+            },
             Phase::Wait { .. } if self.failures > 0 => Kind::Retry,
-            Phase::Wait { .. } => Kind::Poll { reserved: self.reserved > 0 },
+            Phase::Wait { .. } => Kind::Poll {
+                reserved: self.reserved > 0,
+            },
         }
     }
 
@@ -169,7 +217,9 @@ impl Task {
                 Phase::Create { .. } => {}
                 Phase::Wait { .. } => {
                     if self.floor > dl {
-                        return Err(self.timeout("the server's Retry-After reaches past the deadline"));
+                        return Err(
+                            self.timeout("the server's Retry-After reaches past the deadline")
+                        );
                     }
                     let final_start = dl.saturating_sub(policy.final_poll_allowance);
                     if self.desired >= final_start {
@@ -200,7 +250,11 @@ impl Task {
         }
         self.floor = self.floor.max(at);
         self.desired = self.desired.max(at);
-        self.reason = if self.reason == Reason::RateLimit { Reason::RateLimit } else { Reason::Budget };
+        self.reason = if self.reason == Reason::RateLimit {
+            Reason::RateLimit
+        } else {
+            Reason::Budget
+        };
         Ok(())
     }
 
@@ -225,25 +279,55 @@ impl Task {
     /// The request to send now.
     pub fn request(&self, now: Duration, policy: &Policy) -> Request {
         let timeout = match self.deadline {
-            Some(dl) => dl.saturating_sub(now).clamp(Duration::from_millis(250), policy.attempt_timeout),
+            Some(dl) => dl
+                .saturating_sub(now)
+                .clamp(Duration::from_millis(250), policy.attempt_timeout),
             None => policy.attempt_timeout,
         };
         match &self.phase {
-            Phase::Create { body, .. } => Request { method: Method::Post, path: "/scans".into(), body: Some(body.clone()), timeout },
-            Phase::Wait { id, .. } => Request { method: Method::Get, path: format!("/scans/{id}"), body: None, timeout },
+            Phase::Create { body, .. } => Request {
+                method: Method::Post,
+                path: "/scans".into(),
+                body: Some(body.clone()),
+                timeout,
+            },
+            Phase::Wait { id, .. } => Request {
+                method: Method::Get,
+                path: format!("/scans/{id}"),
+                body: None,
+                timeout,
+            },
         }
     }
 
     /// Learns from the reply to the request sent; `Some` ends the task.
-    pub fn on_reply(&mut self, reply: Result<Response, TransportError>, now: Duration, ctx: &mut Ctx) -> Option<Outcome> {
+    pub fn on_reply(
+        &mut self,
+        reply: Result<Response, TransportError>,
+        now: Duration,
+        ctx: &mut Ctx,
+    ) -> Option<Outcome> {
         match &self.phase {
             Phase::Create { .. } => self.on_create_reply(reply, now, ctx),
             Phase::Wait { .. } => self.on_wait_reply(reply, now, ctx),
         }
     }
 
-    fn on_create_reply(&mut self, reply: Result<Response, TransportError>, now: Duration, ctx: &mut Ctx) -> Option<Outcome> {
-        let Phase::Create { request, unsent, create_only, .. } = &mut self.phase else { return None };
+    fn on_create_reply(
+        &mut self,
+        reply: Result<Response, TransportError>,
+        now: Duration,
+        ctx: &mut Ctx,
+    ) -> Option<Outcome> {
+        let Phase::Create {
+            request,
+            unsent,
+            create_only,
+            ..
+        } = &mut self.phase
+        else {
+            return None;
+        };
         match reply {
             Ok(r) if (200..300).contains(&r.status) => {
                 let scan = match decode::scan(&r) {
@@ -257,7 +341,10 @@ impl Task {
                     _ => {}
                 }
                 // Created: from now on, wait for it.
-                self.phase = Phase::Wait { id: scan.id().to_owned(), once: false };
+                self.phase = Phase::Wait {
+                    id: scan.id().to_owned(),
+                    once: false,
+                };
                 (self.age_then, self.then) = (Duration::ZERO, now);
                 self.failures = 0;
                 self.rate_limited = 0;
@@ -296,12 +383,21 @@ impl Task {
                 self.reason = Reason::Backoff;
                 None
             }
-            Err(e @ TransportError::Failed { .. }) => Some(Err(ambiguous(request, e.message().to_owned(), None))),
+            Err(e @ TransportError::Failed { .. }) => {
+                Some(Err(ambiguous(request, e.message().to_owned(), None)))
+            }
         }
     }
 
-    fn on_wait_reply(&mut self, reply: Result<Response, TransportError>, now: Duration, ctx: &mut Ctx) -> Option<Outcome> {
-        let Phase::Wait { id, once } = &self.phase else { return None };
+    fn on_wait_reply(
+        &mut self,
+        reply: Result<Response, TransportError>,
+        now: Duration,
+        ctx: &mut Ctx,
+    ) -> Option<Outcome> {
+        let Phase::Wait { id, once } = &self.phase else {
+            return None;
+        };
         let (id, once) = (id.clone(), *once);
         let error = match reply {
             Ok(r) if (200..300).contains(&r.status) => match decode::scan(&r) {
@@ -309,7 +405,8 @@ impl Task {
                     self.failures = 0;
                     match scan.status() {
                         ScanStatus::Completed => {
-                            learn(&scan, ctx);
+                            let age = self.age_then + now.saturating_sub(self.then);
+                            learn(&scan, now.saturating_sub(age), ctx);
                             return Some(Ok(scan));
                         }
                         ScanStatus::Failed => return Some(Err(decode::scan_failed(scan))),
@@ -328,7 +425,9 @@ impl Task {
                     self.floor = ra.map_or(now, |d| now + d);
                     self.last_scan = Some(scan);
                     if self.is_final {
-                        return Some(Err(self.timeout("the scan was still processing at the deadline")));
+                        return Some(Err(
+                            self.timeout("the scan was still processing at the deadline")
+                        ));
                     }
                     self.plan_next_poll(now, true, ctx);
                     return None;
@@ -338,7 +437,9 @@ impl Task {
             Ok(r) if r.status == 429 => {
                 let wait = rate_limit_wait(&r, self.rate_limited, ctx);
                 self.rate_limited += 1;
-                return self.wait_out_429(&r, wait, now, ctx.policy).map(|o| o.map_err(|e| e.with_scan_id(Some(&id))));
+                return self
+                    .wait_out_429(&r, wait, now, ctx.policy)
+                    .map(|o| o.map_err(|e| e.with_scan_id(Some(&id))));
             }
             Ok(r) if r.status >= 500 => {
                 let e = decode::api_error(&r);
@@ -374,7 +475,9 @@ impl Task {
     /// The next poll on the duration schedule: the plan's next point past the scan's age.
     /// After a poll, the next keeps at least the poll gap; the first poll is the plan's alone.
     fn plan_next_poll(&mut self, now: Duration, after_poll: bool, ctx: &mut Ctx) {
-        let gap = self.last_retry_after.unwrap_or(ctx.policy.default_poll_interval);
+        let gap = self
+            .last_retry_after
+            .unwrap_or(ctx.policy.default_poll_interval);
         let age = self.age_then + now.saturating_sub(self.then);
         let next = next_poll_age(self.mode, age, ctx.model, self.expected, gap);
         self.desired = now + (next - age);
@@ -382,10 +485,20 @@ impl Task {
             // Never two polls closer than the server's Retry-After, or the documented 10 s without one.
             self.desired = self.desired.max(now + gap);
         }
-        self.reason = if self.floor >= self.desired { Reason::RetryAfter } else { Reason::Schedule };
+        self.reason = if self.floor >= self.desired {
+            Reason::RetryAfter
+        } else {
+            Reason::Schedule
+        };
     }
 
-    fn wait_out_429(&mut self, r: &Response, wait: Duration, now: Duration, policy: &Policy) -> Option<Outcome> {
+    fn wait_out_429(
+        &mut self,
+        r: &Response,
+        wait: Duration,
+        now: Duration,
+        policy: &Policy,
+    ) -> Option<Outcome> {
         let past_deadline = self.deadline.is_some_and(|dl| now + wait > dl);
         if past_deadline || wait > policy.max_rate_limit_wait {
             let mut e = decode::api_error(r);
@@ -394,7 +507,11 @@ impl Task {
                 "{} (the server asks to wait {:.1} s, which is past {})",
                 e.message,
                 wait.as_secs_f64(),
-                if past_deadline { "the deadline" } else { "max_rate_limit_wait" }
+                if past_deadline {
+                    "the deadline"
+                } else {
+                    "max_rate_limit_wait"
+                }
             );
             e.scan_id = self.scan_id().map(str::to_owned);
             e.scan = self.last_scan.clone();
@@ -408,7 +525,10 @@ impl Task {
 
     fn timeout(&self, why: &str) -> Error {
         let id = self.scan_id().unwrap_or("?");
-        let mut e = Error::new(Code::Timeout, format!("scan {id} did not finish before the deadline: {why}; resume with its id"));
+        let mut e = Error::new(
+            Code::Timeout,
+            format!("scan {id} did not finish before the deadline: {why}; resume with its id"),
+        );
         e.scan_id = self.scan_id().map(str::to_owned);
         if let Some(s) = &self.last_scan {
             e.http_status = Some(s.http_status);
@@ -421,7 +541,11 @@ impl Task {
 
 fn check_id(id: &str) -> Result<String, Error> {
     // Ids are opaque, but must stay one path segment.
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+    if id.is_empty()
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
         return Err(Error::invalid_argument(format!(
             "scan_id {id:?} is not a scan id (letters, digits, '_' and '-' only)"
         )));
@@ -430,7 +554,12 @@ fn check_id(id: &str) -> Result<String, Error> {
 }
 
 fn backoff(attempt: u32, ctx: &mut Ctx) -> Duration {
-    backoff::equal_jitter(attempt, ctx.policy.backoff_base, ctx.policy.backoff_cap, ctx.rng)
+    backoff::equal_jitter(
+        attempt,
+        ctx.policy.backoff_base,
+        ctx.policy.backoff_cap,
+        ctx.rng,
+    )
 }
 
 fn server_delay(response: &Response, wall: SystemTime) -> Option<Duration> {
@@ -442,19 +571,28 @@ fn server_delay(response: &Response, wall: SystemTime) -> Option<Duration> {
 fn rate_limit_wait(response: &Response, attempt: u32, ctx: &mut Ctx) -> Duration {
     let h = &response.headers;
     server_delay(response, ctx.wall)
-        .or_else(|| h.rate_limit_reset.as_deref().and_then(|v| parse_reset(v, h.date.as_deref(), ctx.wall)).filter(|d| !d.is_zero()))
+        .or_else(|| {
+            h.rate_limit_reset
+                .as_deref()
+                .and_then(|v| parse_reset(v, h.date.as_deref(), ctx.wall))
+                .filter(|d| !d.is_zero())
+        })
         .unwrap_or_else(|| backoff(attempt, ctx))
 }
 
 /// A completed scan's duration (`completed_at - created_at`) teaches the schedule.
-fn learn(scan: &Scan, ctx: &mut Ctx) {
+/// `created` is its creation on the monotonic clock.
+fn learn(scan: &Scan, created_mono: Duration, ctx: &mut Ctx) {
     if scan.cached() {
         return;
     }
-    let parse = |p: &str| scan.get_str(p).and_then(|t| humantime::parse_rfc3339_weak(t).ok());
+    let parse = |p: &str| {
+        scan.get_str(p)
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+    };
     if let (Some(created), Some(completed)) = (parse("/created_at"), parse("/completed_at")) {
         if let Ok(d) = completed.duration_since(created) {
-            ctx.model.observe(d);
+            ctx.model.observe(created_mono, d);
         }
     }
 }
@@ -462,7 +600,12 @@ fn learn(scan: &Scan, ctx: &mut Ctx) {
 /// How old a scan is, by its `created_at` against the response's `Date` (the server's clock).
 fn scan_age(scan: &Scan, response: &Response, wall: SystemTime) -> Option<Duration> {
     let created = humantime::parse_rfc3339_weak(scan.get_str("/created_at")?).ok()?;
-    let server_now = response.headers.date.as_deref().and_then(|d| httpdate::parse_http_date(d).ok()).unwrap_or(wall);
+    let server_now = response
+        .headers
+        .date
+        .as_deref()
+        .and_then(|d| httpdate::parse_http_date(d).ok())
+        .unwrap_or(wall);
     server_now.duration_since(created).ok()
 }
 

@@ -78,7 +78,9 @@ pub extern "C" fn exona_version() -> *const c_char {
 #[no_mangle]
 pub extern "C" fn exona_code_name(code: c_int) -> *const c_char {
     boundary(|| {
-        Code::from_raw(code as i64).map_or(c"EXONA_ERR_UNKNOWN", Code::c_name).as_ptr()
+        Code::from_raw(code as i64)
+            .map_or(c"EXONA_ERR_UNKNOWN", Code::c_name)
+            .as_ptr()
     })
 }
 

@@ -34,7 +34,10 @@ impl exona_scan_options {
 
 /// Runs a setter: NULL options and invalid values give `EXONA_ERR_INVALID_ARGUMENT`, and a
 /// refused value leaves the options as they were.
-fn set(options: *mut exona_scan_options, apply: impl FnOnce(&mut exona_scan_options) -> Result<(), Error>) -> exona_code {
+fn set(
+    options: *mut exona_scan_options,
+    apply: impl FnOnce(&mut exona_scan_options) -> Result<(), Error>,
+) -> exona_code {
     match unsafe { handle_mut(options, "options") }.and_then(apply) {
         Ok(()) => exona_code::EXONA_OK,
         Err(e) => e.code.into(),
@@ -59,22 +62,32 @@ pub extern "C" fn exona_scan_options_free(options: *mut exona_scan_options) {
 /// ignores it when a questionnaire is given. Returns `EXONA_OK`, or
 /// `EXONA_ERR_INVALID_ARGUMENT` (options unchanged) for NULL options or `days` > 365.
 #[no_mangle]
-pub extern "C" fn exona_scan_options_set_max_age_days(options: *mut exona_scan_options, days: u32) -> exona_code {
-    boundary(|| set(options, |o| {
-        validate_max_age_days(days)?;
-        o.request.max_age_days = Some(days);
-        Ok(())
-    }))
+pub extern "C" fn exona_scan_options_set_max_age_days(
+    options: *mut exona_scan_options,
+    days: u32,
+) -> exona_code {
+    boundary(|| {
+        set(options, |o| {
+            validate_max_age_days(days)?;
+            o.request.max_age_days = Some(days);
+            Ok(())
+        })
+    })
 }
 
 /// Always create a new scan, even when a cached one would do (uses a credit).
 /// Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` for NULL options.
 #[no_mangle]
-pub extern "C" fn exona_scan_options_set_force_refresh(options: *mut exona_scan_options, on: bool) -> exona_code {
-    boundary(|| set(options, |o| {
-        o.request.force_refresh = on;
-        Ok(())
-    }))
+pub extern "C" fn exona_scan_options_set_force_refresh(
+    options: *mut exona_scan_options,
+    on: bool,
+) -> exona_code {
+    boundary(|| {
+        set(options, |o| {
+            o.request.force_refresh = on;
+            Ok(())
+        })
+    })
 }
 
 /// Ask for the source URLs cited for each enrichment field (the shape is not documented by
@@ -85,10 +98,12 @@ pub extern "C" fn exona_scan_options_set_include_field_citations(
     options: *mut exona_scan_options,
     on: bool,
 ) -> exona_code {
-    boundary(|| set(options, |o| {
-        o.request.include_field_citations = on;
-        Ok(())
-    }))
+    boundary(|| {
+        set(options, |o| {
+            o.request.include_field_citations = on;
+            Ok(())
+        })
+    })
 }
 
 /// Appends a questionnaire item. Both strings are copied (the caller keeps ownership).
@@ -101,29 +116,43 @@ pub extern "C" fn exona_scan_options_add_question(
     question: *const c_char,
     answer: *const c_char,
 ) -> exona_code {
-    boundary(|| set(options, |o| {
-        let question = unsafe { required_str(question, "question") }?;
-        let answer = unsafe { required_str(answer, "answer") }?;
-        let item = Question { question: question.to_owned(), answer: answer.to_owned() };
-        validate_question(o.request.questionnaire.len(), &item)?;
-        o.request.questionnaire.push(item);
-        Ok(())
-    }))
+    boundary(|| {
+        set(options, |o| {
+            let question = unsafe { required_str(question, "question") }?;
+            let answer = unsafe { required_str(answer, "answer") }?;
+            let item = Question {
+                question: question.to_owned(),
+                answer: answer.to_owned(),
+            };
+            validate_question(o.request.questionnaire.len(), &item)?;
+            o.request.questionnaire.push(item);
+            Ok(())
+        })
+    })
 }
 
 /// The deadline of a waiting call, in milliseconds from the call's start (default 300,000).
 /// `UINT64_MAX` means no deadline. 0 is refused (`EXONA_ERR_INVALID_ARGUMENT`, options
 /// unchanged), as are NULL options.
 #[no_mangle]
-pub extern "C" fn exona_scan_options_set_timeout_ms(options: *mut exona_scan_options, ms: u64) -> exona_code {
-    boundary(|| set(options, |o| {
-        o.wait.timeout = match ms {
-            0 => return Err(Error::invalid_argument("timeout_ms is 0; use UINT64_MAX for no deadline")),
-            u64::MAX => None,
-            ms => Some(Duration::from_millis(ms)),
-        };
-        Ok(())
-    }))
+pub extern "C" fn exona_scan_options_set_timeout_ms(
+    options: *mut exona_scan_options,
+    ms: u64,
+) -> exona_code {
+    boundary(|| {
+        set(options, |o| {
+            o.wait.timeout = match ms {
+                0 => {
+                    return Err(Error::invalid_argument(
+                        "timeout_ms is 0; use UINT64_MAX for no deadline",
+                    ))
+                }
+                u64::MAX => None,
+                ms => Some(Duration::from_millis(ms)),
+            };
+            Ok(())
+        })
+    })
 }
 
 /// How long this scan is expected to take, in milliseconds (default: the client's, normally
@@ -135,22 +164,34 @@ pub extern "C" fn exona_scan_options_set_expected_duration_ms(
     min_ms: u64,
     max_ms: u64,
 ) -> exona_code {
-    boundary(|| set(options, |o| {
-        if min_ms > max_ms {
-            return Err(Error::invalid_argument(format!("min_ms ({min_ms}) is greater than max_ms ({max_ms})")));
-        }
-        o.wait.expected_duration = Some((Duration::from_millis(min_ms), Duration::from_millis(max_ms)));
-        Ok(())
-    }))
+    boundary(|| {
+        set(options, |o| {
+            if min_ms > max_ms {
+                return Err(Error::invalid_argument(format!(
+                    "min_ms ({min_ms}) is greater than max_ms ({max_ms})"
+                )));
+            }
+            o.wait.expected_duration =
+                Some((Duration::from_millis(min_ms), Duration::from_millis(max_ms)));
+            Ok(())
+        })
+    })
 }
 
 /// Attaches a cancellation token (NULL detaches). The options take their own reference: the
 /// token may be freed afterwards. Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` for
 /// NULL options.
 #[no_mangle]
-pub extern "C" fn exona_scan_options_set_cancel(options: *mut exona_scan_options, cancel: *const exona_cancel_token) -> exona_code {
-    boundary(|| set(options, |o| {
-        o.wait.cancel = unsafe { handle(cancel, "cancel") }.ok().map(|c| c.token.clone());
-        Ok(())
-    }))
+pub extern "C" fn exona_scan_options_set_cancel(
+    options: *mut exona_scan_options,
+    cancel: *const exona_cancel_token,
+) -> exona_code {
+    boundary(|| {
+        set(options, |o| {
+            o.wait.cancel = unsafe { handle(cancel, "cancel") }
+                .ok()
+                .map(|c| c.token.clone());
+            Ok(())
+        })
+    })
 }

@@ -24,7 +24,11 @@ fn run(
 ) -> exona_code {
     let outcome = unsafe { handle(client, "client") }.and_then(|c| {
         let defaults = exona_scan_options::default();
-        let options = if options.is_null() { &defaults } else { unsafe { &*options } };
+        let options = if options.is_null() {
+            &defaults
+        } else {
+            unsafe { &*options }
+        };
         call(&c.client, options)
     });
     unsafe { deliver(out, exona_result::from_outcome(&outcome)) }
@@ -54,11 +58,13 @@ pub extern "C" fn exona_scan_and_wait(
     options: *const exona_scan_options,
     out: *mut *mut exona_result,
 ) -> exona_code {
-    boundary(|| run(client, options, out, |c, o| {
-        let name = unsafe { required_str(company_name, "company_name") }?;
-        let website = unsafe { required_str(company_website, "company_website") }?;
-        c.scan_and_wait(&o.request_for(name, website), &o.wait)
-    }))
+    boundary(|| {
+        run(client, options, out, |c, o| {
+            let name = unsafe { required_str(company_name, "company_name") }?;
+            let website = unsafe { required_str(company_website, "company_website") }?;
+            c.scan_and_wait(&o.request_for(name, website), &o.wait)
+        })
+    })
 }
 
 /// Creates a scan and returns at once, without waiting: `*out` holds the new scan (status
@@ -75,11 +81,13 @@ pub extern "C" fn exona_scan_create(
     options: *const exona_scan_options,
     out: *mut *mut exona_result,
 ) -> exona_code {
-    boundary(|| run(client, options, out, |c, o| {
-        let name = unsafe { required_str(company_name, "company_name") }?;
-        let website = unsafe { required_str(company_website, "company_website") }?;
-        c.create_scan_with(&o.request_for(name, website), &o.wait)
-    }))
+    boundary(|| {
+        run(client, options, out, |c, o| {
+            let name = unsafe { required_str(company_name, "company_name") }?;
+            let website = unsafe { required_str(company_website, "company_website") }?;
+            c.create_scan_with(&o.request_for(name, website), &o.wait)
+        })
+    })
 }
 
 /// One GET of a scan, whatever its status: `EXONA_OK` with the scan in `*out` (check its
@@ -91,10 +99,12 @@ pub extern "C" fn exona_scan_get(
     scan_id: *const c_char,
     out: *mut *mut exona_result,
 ) -> exona_code {
-    boundary(|| run(client, std::ptr::null(), out, |c, _| {
-        let id = unsafe { required_str(scan_id, "scan_id") }?;
-        c.get_scan(id)
-    }))
+    boundary(|| {
+        run(client, std::ptr::null(), out, |c, _| {
+            let id = unsafe { required_str(scan_id, "scan_id") }?;
+            c.get_scan(id)
+        })
+    })
 }
 
 /// Waits for an existing scan by id, sending no POST: how a program resumes a scan after a
@@ -108,8 +118,10 @@ pub extern "C" fn exona_scan_wait(
     options: *const exona_scan_options,
     out: *mut *mut exona_result,
 ) -> exona_code {
-    boundary(|| run(client, options, out, |c, o| {
-        let id = unsafe { required_str(scan_id, "scan_id") }?;
-        c.wait(id, &o.wait)
-    }))
+    boundary(|| {
+        run(client, options, out, |c, o| {
+            let id = unsafe { required_str(scan_id, "scan_id") }?;
+            c.wait(id, &o.wait)
+        })
+    })
 }

@@ -3,14 +3,16 @@
 
 use std::time::Duration;
 
-use exona::Policy;
 use exona::Client;
+use exona::Policy;
 use exona_sim::{Config, SimHandle};
 
 /// A test key of the documented shape; `n` makes keys distinct so request counts are per test.
 pub fn key(n: u32) -> String {
     format!("exo_test_{:0>36}", format!("k{n}"))
 }
+
+pub mod virtual_api;
 
 pub fn sim() -> SimHandle {
     sim_with(Config::fast())
