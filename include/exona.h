@@ -90,6 +90,61 @@ typedef enum {
 } exona_code;
 
 /**
+ * Why a scan call waits before its next request.
+ */
+typedef enum {
+  /**
+   * About to create the scan.
+   */
+  EXONA_WAIT_CREATE = 0,
+  /**
+   * The scan cannot plausibly be done yet: the schedule learned from scan durations.
+   */
+  EXONA_WAIT_SCHEDULE = 1,
+  /**
+   * The server's Retry-After for a processing scan.
+   */
+  EXONA_WAIT_RETRY_AFTER = 2,
+  /**
+   * Backing off after a failed request (5xx or network error).
+   */
+  EXONA_WAIT_BACKOFF = 3,
+  /**
+   * The server answered 429: the whole API key is cooling down.
+   */
+  EXONA_WAIT_RATE_LIMIT = 4,
+  /**
+   * The key's request budget (shared by every client of the key in this process) holds
+   * the request back.
+   */
+  EXONA_WAIT_BUDGET = 5,
+  /**
+   * The last poll before the deadline.
+   */
+  EXONA_WAIT_FINAL_POLL = 6,
+} exona_wait_reason;
+
+/**
+ * How a scan call trades requests against how soon it notices completion. The API allows
+ * 100 requests per hour per key, so requests are the currency.
+ */
+typedef enum {
+  /**
+   * The default: about 1.6 polls per scan, at quantiles of the scan durations seen.
+   */
+  EXONA_POLL_BALANCED = 0,
+  /**
+   * Polls as often as Retry-After allows once a scan may be done: notices completion
+   * within one Retry-After, at several times the requests.
+   */
+  EXONA_POLL_LATENCY = 1,
+  /**
+   * About 1.1 polls per scan; completion is noticed late.
+   */
+  EXONA_POLL_FRUGAL = 2,
+} exona_poll_mode;
+
+/**
  * A cancellation token (an opaque handle). Attach it to scan options with
  * `exona_scan_options_set_cancel`; `exona_cancel` then stops every wait using it.
  */
@@ -113,6 +168,43 @@ typedef struct exona_result exona_result;
  * calls on several threads at once (calls only read it).
  */
 typedef struct exona_scan_options exona_scan_options;
+
+/**
+ * One progress event. Its strings are valid only during the callback: copy what you keep.
+ */
+typedef struct {
+  /**
+   * The scan's id; NULL while the scan is not created yet.
+   */
+  const char *scan_id;
+  /**
+   * The scan's last known status ("processing", ...); NULL before the first poll.
+   */
+  const char *status;
+  /**
+   * Why the call waits.
+   */
+  exona_wait_reason reason;
+  /**
+   * How long it waits before the next request, in milliseconds.
+   */
+  uint64_t wait_ms;
+  /**
+   * Requests this call has sent so far.
+   */
+  uint32_t requests_used;
+  /**
+   * Requests the API key's budget allows now (its rate-limit window, less requests in flight).
+   */
+  uint32_t budget_left;
+} exona_progress;
+
+/**
+ * Called before every wait of a scan call, on the thread that called it, with `user_data`
+ * as given. Return 0 to go on; any other value cancels the call (it then returns
+ * `EXONA_ERR_CANCELLED` with the scan id). It must not call back into the same call.
+ */
+typedef int (*exona_progress_fn)(const exona_progress *progress, void *user_data);
 
 #ifdef __cplusplus
 extern "C" {
@@ -251,6 +343,31 @@ exona_code exona_scan_options_set_cancel(exona_scan_options *options,
                                          const exona_cancel_token *cancel);
 
 /**
+ * Sets the poll mode of this call (an `exona_poll_mode` value; default
+ * `EXONA_POLL_BALANCED`). Takes a plain int so any value is defined: unknown values return
+ * `EXONA_ERR_INVALID_ARGUMENT` and leave the options unchanged, as do NULL options.
+ */
+exona_code exona_scan_options_set_poll_mode(exona_scan_options *options, int mode);
+
+/**
+ * The longest wait for a 429 (rate limited) that the call sleeps through, in milliseconds
+ * (default 900,000: 15 minutes). A longer one, or one past the deadline, returns
+ * `EXONA_ERR_RATE_LIMITED` at once with `exona_result_retry_after_ms`. Returns `EXONA_OK`,
+ * or `EXONA_ERR_INVALID_ARGUMENT` for NULL options.
+ */
+exona_code exona_scan_options_set_max_rate_limit_wait_ms(exona_scan_options *options, uint64_t ms);
+
+/**
+ * Sets a progress callback (NULL removes it). It is called before every wait of
+ * `exona_scan_and_wait` and `exona_scan_wait`, on the calling thread, with `user_data`;
+ * a non-zero return cancels the call. The library never dereferences `user_data`.
+ * Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` for NULL options.
+ */
+exona_code exona_scan_options_set_progress(exona_scan_options *options,
+                                           exona_progress_fn callback,
+                                           void *user_data);
+
+/**
  * The result's code: `EXONA_OK` or the error class. NULL gives `EXONA_ERR_INVALID_ARGUMENT`.
  * Thread-safe.
  */
@@ -359,7 +476,15 @@ void exona_result_free(exona_result *result);
  * `EXONA_ERR_AMBIGUOUS_CREATE`; `EXONA_ERR_RATE_LIMITED`; `EXONA_ERR_SERVER`, `_NETWORK`,
  * `_PROTOCOL`, `_NOT_FOUND`; `EXONA_ERR_INTERNAL`.
  *
- * Thread-safe: any number of threads may call it on one client. It blocks the calling thread.
+ * Waiting costs few requests: no poll before the scan can plausibly be done, then polls at
+ * the quantiles of observed scan durations (see `exona_scan_options_set_poll_mode`), never
+ * sooner than the server's Retry-After, within the key's budget (shared by every client of
+ * the key in the process). Cancel from another thread with `exona_cancel` on a token set by
+ * `exona_scan_options_set_cancel`: the call returns within milliseconds, except while the
+ * create request is in flight, whose answer it awaits so the scan id is not lost.
+ *
+ * Thread-safe: any number of threads may call it on one client. It blocks the calling thread;
+ * the progress callback, if set, runs on it.
  */
 exona_code exona_scan_and_wait(exona_client *client,
                                const char *company_name,

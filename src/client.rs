@@ -14,7 +14,7 @@ use crate::engine::driver::Engine;
 use crate::engine::governor::{self, Governor};
 use crate::engine::policy::Policy;
 use crate::engine::schedule::Mode;
-use crate::engine::task::{Goal, Task};
+use crate::engine::task::{Goal, Settings, Task};
 use crate::error::{Code, Error};
 use crate::model::{Scan, ScanRequest};
 use crate::transport::{HttpConfig, HttpTransport, Transport};
@@ -33,6 +33,8 @@ pub struct WaitOptions {
     pub expected_duration: Option<(Duration, Duration)>,
     /// Poll mode of this call; `None`: the client's.
     pub mode: Option<Mode>,
+    /// The longest 429 wait worth sleeping through; `None`: the client's (15 minutes).
+    pub max_rate_limit_wait: Option<Duration>,
 }
 
 impl Default for WaitOptions {
@@ -42,6 +44,7 @@ impl Default for WaitOptions {
             cancel: None,
             expected_duration: None,
             mode: None,
+            max_rate_limit_wait: None,
         }
     }
 }
@@ -158,14 +161,17 @@ impl Client {
     fn task(&self, goal: Goal, options: &WaitOptions) -> Result<Task, Error> {
         let engine = &self.inner.engine;
         let now = engine.clock().now();
-        let (mode, expected) = engine.with_core(|c| (c.policy.mode, c.policy.expected_duration));
-        Task::new(
-            goal,
-            now,
-            options.timeout.map(|t| now.saturating_add(t)),
-            options.mode.unwrap_or(mode),
-            options.expected_duration.unwrap_or(expected),
-        )
+        let settings = engine.with_core(|c| Settings {
+            deadline: options.timeout.map(|t| now.saturating_add(t)),
+            mode: options.mode.unwrap_or(c.policy.mode),
+            expected: options
+                .expected_duration
+                .unwrap_or(c.policy.expected_duration),
+            max_rate_limit_wait: options
+                .max_rate_limit_wait
+                .unwrap_or(c.policy.max_rate_limit_wait),
+        });
+        Task::new(goal, now, settings)
     }
 
     fn run(

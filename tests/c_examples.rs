@@ -34,7 +34,15 @@ fn example(name: &str) -> &'static Path {
     let lib = lib_dir();
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let status = Command::new(&cc)
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
+        .args([
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-g",
+            "-pthread",
+        ])
         .arg(format!("-I{ROOT}/include"))
         .arg(format!("{ROOT}/examples/c/{name}.c"))
         .arg(format!("-L{}", lib.display()))
@@ -275,5 +283,58 @@ fn the_readme_tour_is_tour_c_and_runs() {
     assert!(
         out.starts_with("overall: ") && out.contains("autonomy: "),
         "{out}"
+    );
+}
+
+#[test]
+fn cancel_stops_a_wait_from_another_thread_and_wait_resumes_it() {
+    // Scans of 1.5–2 s; the watchdog cancels after 300 ms, long before the first poll.
+    let sim = exona_sim::spawn(Config {
+        scan_duration_min: std::time::Duration::from_millis(1500),
+        scan_duration_max: std::time::Duration::from_millis(2000),
+        retry_after_secs: 0.2,
+        ..Config::fast()
+    })
+    .unwrap();
+    let k = key(108);
+    let exe = example("cancel");
+    let valgrind = valgrind_available();
+    let mut cmd = if valgrind {
+        let mut c = Command::new("valgrind");
+        c.args([
+            "--quiet",
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--show-leak-kinds=definite,indirect,possible",
+        ]);
+        c.args(["--errors-for-leak-kinds=definite,indirect,possible"]);
+        c.arg(format!("--suppressions={ROOT}/tests/valgrind.supp"))
+            .arg(exe);
+        c
+    } else {
+        Command::new(exe)
+    };
+    let o = cmd
+        .args(["Acme AI Ltd", "https://acme.ai", "300"])
+        .env_remove("LD_LIBRARY_PATH")
+        .env("EXONA_API_KEY", &k)
+        .env("EXONA_BASE_URL", &sim.base_url)
+        .env("EXONA_SCAN_DURATION_MS", "1500-2000")
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("first wait: EXONA_ERR_CANCELLED"), "{out}");
+    assert!(out.contains("resumed wait: EXONA_OK"), "{out}");
+    assert!(out.contains("progress: scan scn_test_"), "{out}");
+    assert!(
+        out.contains("(schedule)"),
+        "the first wait is the duration schedule: {out}"
+    );
+    let stats = sim.stats(&k);
+    assert_eq!(
+        (stats.posts, stats.scans_created),
+        (1, 1),
+        "resuming sent no POST"
     );
 }

@@ -77,6 +77,7 @@ pub struct Task {
     deadline: Option<Duration>,
     mode: Mode,
     expected: (Duration, Duration),
+    max_rate_limit_wait: Duration,
     desired: Duration,
     floor: Duration,
     reason: Reason,
@@ -98,14 +99,26 @@ pub struct Task {
 
 pub type Outcome = Result<Scan, Error>;
 
+/// The limits and preferences of one call.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// Absolute monotonic deadline; `None` waits without limit.
+    pub deadline: Option<Duration>,
+    pub mode: Mode,
+    /// The prior of scan durations (shortest, longest).
+    pub expected: (Duration, Duration),
+    /// The longest 429 wait worth sleeping through.
+    pub max_rate_limit_wait: Duration,
+}
+
 impl Task {
-    pub fn new(
-        goal: Goal,
-        now: Duration,
-        deadline: Option<Duration>,
-        mode: Mode,
-        expected: (Duration, Duration),
-    ) -> Result<Task, Error> {
+    pub fn new(goal: Goal, now: Duration, settings: Settings) -> Result<Task, Error> {
+        let Settings {
+            deadline,
+            mode,
+            expected,
+            max_rate_limit_wait,
+        } = settings;
         let resumed = matches!(goal, Goal::Wait { .. });
         let (phase, reason) = match goal {
             Goal::Create {
@@ -145,6 +158,7 @@ impl Task {
             deadline,
             mode,
             expected,
+            max_rate_limit_wait,
             desired: now,
             floor: now,
             reason,
@@ -359,7 +373,7 @@ impl Task {
                 // A 429 is an answer: the scan was not created, so asking again is safe.
                 let wait = rate_limit_wait(&r, self.rate_limited, ctx);
                 self.rate_limited += 1;
-                self.wait_out_429(&r, wait, now, ctx.policy)
+                self.wait_out_429(&r, wait, now)
             }
             Ok(r) if r.status >= 500 => {
                 let e = decode::api_error(&r);
@@ -438,7 +452,7 @@ impl Task {
                 let wait = rate_limit_wait(&r, self.rate_limited, ctx);
                 self.rate_limited += 1;
                 return self
-                    .wait_out_429(&r, wait, now, ctx.policy)
+                    .wait_out_429(&r, wait, now)
                     .map(|o| o.map_err(|e| e.with_scan_id(Some(&id))));
             }
             Ok(r) if r.status >= 500 => {
@@ -492,15 +506,9 @@ impl Task {
         };
     }
 
-    fn wait_out_429(
-        &mut self,
-        r: &Response,
-        wait: Duration,
-        now: Duration,
-        policy: &Policy,
-    ) -> Option<Outcome> {
+    fn wait_out_429(&mut self, r: &Response, wait: Duration, now: Duration) -> Option<Outcome> {
         let past_deadline = self.deadline.is_some_and(|dl| now + wait > dl);
-        if past_deadline || wait > policy.max_rate_limit_wait {
+        if past_deadline || wait > self.max_rate_limit_wait {
             let mut e = decode::api_error(r);
             e.retry_after = Some(wait);
             e.message = format!(

@@ -16,6 +16,7 @@ pub mod cancel;
 pub mod client;
 pub mod codes;
 pub mod options;
+pub mod progress;
 pub mod result;
 pub mod scan;
 

@@ -1,13 +1,15 @@
 //! `exona_scan_options`: the optional parts of a scan request and the limits of its wait.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_int, c_void};
 use std::time::Duration;
 
 use super::args::{free, handle, handle_mut, into_raw, required_str};
 use super::boundary::boundary;
 use super::cancel::exona_cancel_token;
 use super::codes::exona_code;
+use super::progress::{exona_progress_fn, ProgressCallback};
 use crate::client::WaitOptions;
+use crate::engine::schedule::Mode;
 use crate::error::Error;
 use crate::model::{validate_max_age_days, validate_question, Question, ScanRequest};
 
@@ -19,6 +21,7 @@ use crate::model::{validate_max_age_days, validate_question, Question, ScanReque
 pub struct exona_scan_options {
     pub request: ScanRequest,
     pub wait: WaitOptions,
+    pub progress: Option<ProgressCallback>,
 }
 
 impl exona_scan_options {
@@ -191,6 +194,80 @@ pub extern "C" fn exona_scan_options_set_cancel(
             o.wait.cancel = unsafe { handle(cancel, "cancel") }
                 .ok()
                 .map(|c| c.token.clone());
+            Ok(())
+        })
+    })
+}
+
+/// How a scan call trades requests against how soon it notices completion. The API allows
+/// 100 requests per hour per key, so requests are the currency.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum exona_poll_mode {
+    /// The default: about 1.6 polls per scan, at quantiles of the scan durations seen.
+    EXONA_POLL_BALANCED = 0,
+    /// Polls as often as Retry-After allows once a scan may be done: notices completion
+    /// within one Retry-After, at several times the requests.
+    EXONA_POLL_LATENCY = 1,
+    /// About 1.1 polls per scan; completion is noticed late.
+    EXONA_POLL_FRUGAL = 2,
+}
+
+/// Sets the poll mode of this call (an `exona_poll_mode` value; default
+/// `EXONA_POLL_BALANCED`). Takes a plain int so any value is defined: unknown values return
+/// `EXONA_ERR_INVALID_ARGUMENT` and leave the options unchanged, as do NULL options.
+#[no_mangle]
+pub extern "C" fn exona_scan_options_set_poll_mode(
+    options: *mut exona_scan_options,
+    mode: c_int,
+) -> exona_code {
+    boundary(|| {
+        set(options, |o| {
+            o.wait.mode = Some(match mode {
+                0 => Mode::Balanced,
+                1 => Mode::Latency,
+                2 => Mode::Frugal,
+                other => {
+                    return Err(Error::invalid_argument(format!(
+                        "mode {other} is not an exona_poll_mode"
+                    )))
+                }
+            });
+            Ok(())
+        })
+    })
+}
+
+/// The longest wait for a 429 (rate limited) that the call sleeps through, in milliseconds
+/// (default 900,000: 15 minutes). A longer one, or one past the deadline, returns
+/// `EXONA_ERR_RATE_LIMITED` at once with `exona_result_retry_after_ms`. Returns `EXONA_OK`,
+/// or `EXONA_ERR_INVALID_ARGUMENT` for NULL options.
+#[no_mangle]
+pub extern "C" fn exona_scan_options_set_max_rate_limit_wait_ms(
+    options: *mut exona_scan_options,
+    ms: u64,
+) -> exona_code {
+    boundary(|| {
+        set(options, |o| {
+            o.wait.max_rate_limit_wait = Some(Duration::from_millis(ms));
+            Ok(())
+        })
+    })
+}
+
+/// Sets a progress callback (NULL removes it). It is called before every wait of
+/// `exona_scan_and_wait` and `exona_scan_wait`, on the calling thread, with `user_data`;
+/// a non-zero return cancels the call. The library never dereferences `user_data`.
+/// Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` for NULL options.
+#[no_mangle]
+pub extern "C" fn exona_scan_options_set_progress(
+    options: *mut exona_scan_options,
+    callback: exona_progress_fn,
+    user_data: *mut c_void,
+) -> exona_code {
+    boundary(|| {
+        set(options, |o| {
+            o.progress = callback.map(|f| ProgressCallback { f, user_data });
             Ok(())
         })
     })

@@ -12,8 +12,14 @@ use super::codes::exona_code;
 use super::options::exona_scan_options;
 use super::result::{deliver, exona_result};
 use crate::client::Client;
+use crate::engine::core::Progress;
 use crate::error::Error;
 use crate::model::Scan;
+
+/// Passes a progress event to the options' callback, if any; false cancels.
+fn report(options: &exona_scan_options, event: &Progress) -> bool {
+    options.progress.is_none_or(|cb| cb.call(event))
+}
 
 /// Checks the client and options arguments, runs `call`, and delivers its outcome.
 fn run(
@@ -49,7 +55,15 @@ fn run(
 /// `EXONA_ERR_AMBIGUOUS_CREATE`; `EXONA_ERR_RATE_LIMITED`; `EXONA_ERR_SERVER`, `_NETWORK`,
 /// `_PROTOCOL`, `_NOT_FOUND`; `EXONA_ERR_INTERNAL`.
 ///
-/// Thread-safe: any number of threads may call it on one client. It blocks the calling thread.
+/// Waiting costs few requests: no poll before the scan can plausibly be done, then polls at
+/// the quantiles of observed scan durations (see `exona_scan_options_set_poll_mode`), never
+/// sooner than the server's Retry-After, within the key's budget (shared by every client of
+/// the key in the process). Cancel from another thread with `exona_cancel` on a token set by
+/// `exona_scan_options_set_cancel`: the call returns within milliseconds, except while the
+/// create request is in flight, whose answer it awaits so the scan id is not lost.
+///
+/// Thread-safe: any number of threads may call it on one client. It blocks the calling thread;
+/// the progress callback, if set, runs on it.
 #[no_mangle]
 pub extern "C" fn exona_scan_and_wait(
     client: *mut exona_client,
@@ -62,7 +76,9 @@ pub extern "C" fn exona_scan_and_wait(
         run(client, options, out, |c, o| {
             let name = unsafe { required_str(company_name, "company_name") }?;
             let website = unsafe { required_str(company_website, "company_website") }?;
-            c.scan_and_wait(&o.request_for(name, website), &o.wait)
+            c.scan_and_wait_with_progress(&o.request_for(name, website), &o.wait, &mut |p| {
+                report(o, p)
+            })
         })
     })
 }
@@ -121,7 +137,7 @@ pub extern "C" fn exona_scan_wait(
     boundary(|| {
         run(client, options, out, |c, o| {
             let id = unsafe { required_str(scan_id, "scan_id") }?;
-            c.wait(id, &o.wait)
+            c.wait_with_progress(id, &o.wait, &mut |p| report(o, p))
         })
     })
 }

@@ -1,0 +1,90 @@
+//! Progress callbacks: what a waiting call reports before each wait, on the waiting thread.
+
+use std::ffi::{c_char, c_int, c_void, CString};
+
+use crate::engine::core::Progress;
+use crate::engine::task::Reason;
+
+/// Why a scan call waits before its next request.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum exona_wait_reason {
+    /// About to create the scan.
+    EXONA_WAIT_CREATE = 0,
+    /// The scan cannot plausibly be done yet: the schedule learned from scan durations.
+    EXONA_WAIT_SCHEDULE = 1,
+    /// The server's Retry-After for a processing scan.
+    EXONA_WAIT_RETRY_AFTER = 2,
+    /// Backing off after a failed request (5xx or network error).
+    EXONA_WAIT_BACKOFF = 3,
+    /// The server answered 429: the whole API key is cooling down.
+    EXONA_WAIT_RATE_LIMIT = 4,
+    /// The key's request budget (shared by every client of the key in this process) holds
+    /// the request back.
+    EXONA_WAIT_BUDGET = 5,
+    /// The last poll before the deadline.
+    EXONA_WAIT_FINAL_POLL = 6,
+}
+
+impl From<Reason> for exona_wait_reason {
+    fn from(r: Reason) -> Self {
+        use exona_wait_reason::*;
+        match r {
+            Reason::Create => EXONA_WAIT_CREATE,
+            Reason::Schedule => EXONA_WAIT_SCHEDULE,
+            Reason::RetryAfter => EXONA_WAIT_RETRY_AFTER,
+            Reason::Backoff => EXONA_WAIT_BACKOFF,
+            Reason::RateLimit => EXONA_WAIT_RATE_LIMIT,
+            Reason::Budget => EXONA_WAIT_BUDGET,
+            Reason::FinalPoll => EXONA_WAIT_FINAL_POLL,
+        }
+    }
+}
+
+/// One progress event. Its strings are valid only during the callback: copy what you keep.
+#[repr(C)]
+pub struct exona_progress {
+    /// The scan's id; NULL while the scan is not created yet.
+    pub scan_id: *const c_char,
+    /// The scan's last known status ("processing", ...); NULL before the first poll.
+    pub status: *const c_char,
+    /// Why the call waits.
+    pub reason: exona_wait_reason,
+    /// How long it waits before the next request, in milliseconds.
+    pub wait_ms: u64,
+    /// Requests this call has sent so far.
+    pub requests_used: u32,
+    /// Requests the API key's budget allows now (its rate-limit window, less requests in flight).
+    pub budget_left: u32,
+}
+
+/// Called before every wait of a scan call, on the thread that called it, with `user_data`
+/// as given. Return 0 to go on; any other value cancels the call (it then returns
+/// `EXONA_ERR_CANCELLED` with the scan id). It must not call back into the same call.
+pub type exona_progress_fn =
+    Option<unsafe extern "C" fn(progress: *const exona_progress, user_data: *mut c_void) -> c_int>;
+
+/// A callback and its user data, as set on scan options.
+#[derive(Clone, Copy, Debug)]
+pub struct ProgressCallback {
+    pub f: unsafe extern "C" fn(*const exona_progress, *mut c_void) -> c_int,
+    pub user_data: *mut c_void,
+}
+
+impl ProgressCallback {
+    /// Calls the C function with this event; false when it asks to cancel.
+    pub fn call(&self, event: &Progress) -> bool {
+        let scan_id = event.scan_id.as_deref().and_then(|s| CString::new(s).ok());
+        let status = event.status.as_deref().and_then(|s| CString::new(s).ok());
+        let progress = exona_progress {
+            scan_id: scan_id.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            status: status.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            reason: event.reason.into(),
+            wait_ms: u64::try_from(event.wait.as_millis()).unwrap_or(u64::MAX),
+            requests_used: event.requests,
+            budget_left: event.budget_left,
+        };
+        // SAFETY: the caller gave this function for this purpose; the event outlives the call.
+        unsafe { (self.f)(&progress, self.user_data) == 0 }
+    }
+}
