@@ -338,3 +338,16 @@ fn cancel_stops_a_wait_from_another_thread_and_wait_resumes_it() {
         "resuming sent no POST"
     );
 }
+
+#[test]
+fn threads_share_one_client() {
+    let sim = sim();
+    let k = key(109);
+    let valgrind = valgrind_available();
+    let o = run_example("threads", &sim, &k, valgrind, &["12"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("12 of 12 scans completed"), "{out}");
+    let stats = sim.stats(&k);
+    assert_eq!((stats.posts, stats.scans_created, stats.rate_limited), (12, 12, 0));
+}

@@ -39,6 +39,14 @@ impl SimHandle {
             .unwrap_or_default()
     }
 
+    /// When a scan became complete (or failed), on this process's monotonic clock; `None` for
+    /// unknown ids and scans that never end. Benchmarks measure detection delay with it.
+    pub fn finished_at(&self, scan_id: &str) -> Option<std::time::Instant> {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let r = s.scans.get(scan_id)?;
+        (!matches!(r.fault, faults::Fault::Stuck | faults::Fault::Vanish)).then(|| r.created + r.duration)
+    }
+
     /// Number of scans created under a key (including ones the client never saw).
     pub fn scans_created(&self, key: &str) -> u64 {
         self.stats(key).scans_created

@@ -1,0 +1,204 @@
+//! exona-bench: how many requests libexona spends per scan, and what it costs in latency,
+//! against exona-sim with time compressed tenfold (scans of 3–12 s, `Retry-After: 1`), beside
+//! a textbook client. Prints Markdown tables for BENCHMARKS.md.
+//!
+//!   cargo run --release -p exona-bench -- efficiency   # 100 scans, a limit that never binds
+//!   cargo run --release -p exona-bench -- pressure     # 20 scans, 30 requests per 60 s
+//!   cargo run --release -p exona-bench -- all
+
+mod textbook;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use exona::engine::task::Outcome;
+use exona::{Client, Goal, Mode, Policy, Progress, ScanRequest, Sink, WaitOptions};
+use exona_sim::{Config, SimHandle};
+
+/// The simulator's time scale: the API's 30–120 s scans become 3–12 s.
+const SCAN_MIN: Duration = Duration::from_secs(3);
+const SCAN_MAX: Duration = Duration::from_secs(12);
+
+fn key(n: u32) -> String {
+    format!("exo_test_{:0>36}", format!("bench{n}"))
+}
+
+fn sim(limit: u32, window: Duration, seed: u64) -> SimHandle {
+    exona_sim::spawn(Config {
+        scan_duration_min: SCAN_MIN,
+        scan_duration_max: SCAN_MAX,
+        retry_after_secs: 1.0,
+        rate_limit: limit,
+        rate_window: window,
+        seed,
+        ..Config::default()
+    })
+    .expect("simulator")
+}
+
+fn websites(n: usize, tag: &str) -> Vec<String> {
+    (0..n).map(|i| format!("https://{tag}{i}.example")).collect()
+}
+
+#[derive(Default)]
+struct Collect {
+    done: Mutex<Vec<(Instant, Outcome)>>,
+}
+
+impl Sink for Collect {
+    fn progress(&self, _: Progress) {}
+    fn finish(&self, outcome: Outcome) {
+        self.done.lock().unwrap().push((Instant::now(), outcome));
+    }
+}
+
+struct Report {
+    name: String,
+    scans: usize,
+    failed: usize,
+    posts: u64,
+    gets: u64,
+    rate_limited: u64,
+    detection: Vec<f64>,
+    makespan: Duration,
+}
+
+impl Report {
+    fn per_scan(&self) -> f64 {
+        (self.posts + self.gets) as f64 / self.scans as f64
+    }
+    fn quantile(&self, p: f64) -> f64 {
+        let mut d = self.detection.clone();
+        d.sort_by(f64::total_cmp);
+        if d.is_empty() {
+            return f64::NAN;
+        }
+        d[((d.len() - 1) as f64 * p).round() as usize]
+    }
+}
+
+/// All scans through one libexona client (its scheduler thread and workers).
+fn run_libexona(sim: &SimHandle, k: &str, mode: Mode, sites: Vec<String>) -> Report {
+    let policy = Policy { mode, expected_duration: (SCAN_MIN, SCAN_MAX), ..Policy::default() };
+    let client = Client::with_policy(k, Some(&sim.base_url), policy).expect("client");
+    let sink = Arc::new(Collect::default());
+    let options = WaitOptions { timeout: Some(Duration::from_secs(1800)), ..WaitOptions::default() };
+    let started = Instant::now();
+    let n = sites.len();
+    for site in sites {
+        let request = ScanRequest::new("Bench Co", site);
+        client.submit(Goal::Create { request, create_only: false }, &options, sink.clone()).expect("submit");
+    }
+    while sink.done.lock().unwrap().len() < n {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let makespan = started.elapsed();
+    let done = std::mem::take(&mut *sink.done.lock().unwrap());
+    let mut detection = Vec::new();
+    let mut failed = 0;
+    for (at, outcome) in &done {
+        match outcome {
+            Ok(scan) => {
+                if let Some(finished) = sim.finished_at(scan.id()) {
+                    detection.push(at.saturating_duration_since(finished).as_secs_f64());
+                }
+            }
+            Err(_) => failed += 1,
+        }
+    }
+    let stats = sim.stats(k);
+    Report {
+        name: format!("libexona {mode:?}").to_lowercase(),
+        scans: n,
+        failed,
+        posts: stats.posts,
+        gets: stats.gets,
+        rate_limited: stats.rate_limited,
+        detection,
+        makespan,
+    }
+}
+
+fn run_textbook(sim: &SimHandle, k: &str, sites: Vec<String>) -> Report {
+    let started = Instant::now();
+    let n = sites.len();
+    let done = textbook::run(&sim.base_url, k, sites, 5);
+    let makespan = started.elapsed();
+    let detection = done
+        .iter()
+        .filter_map(|f| sim.finished_at(&f.scan_id).map(|t| f.at.saturating_duration_since(t).as_secs_f64()))
+        .collect();
+    let stats = sim.stats(k);
+    Report {
+        name: "textbook (5 workers)".into(),
+        scans: n,
+        failed: n - done.len(),
+        posts: stats.posts,
+        gets: stats.gets,
+        rate_limited: stats.rate_limited,
+        detection,
+        makespan,
+    }
+}
+
+fn efficiency() {
+    println!("## Efficiency: 100 scans, a limit that never binds\n");
+    println!("| client | scans | failed | requests per scan | polls per scan | 429s | detection p50 (s) | detection p95 (s) | makespan (s) |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let runs: Vec<(&str, Option<Mode>)> =
+        vec![("lat", Some(Mode::Latency)), ("bal", Some(Mode::Balanced)), ("fru", Some(Mode::Frugal)), ("txt", None)];
+    for (i, (tag, mode)) in runs.into_iter().enumerate() {
+        let sim = sim(1_000_000, Duration::from_secs(3600), 11 + i as u64);
+        let k = key(i as u32);
+        let sites = websites(100, tag);
+        let r = match mode {
+            Some(mode) => run_libexona(&sim, &k, mode, sites),
+            None => run_textbook(&sim, &k, sites),
+        };
+        print_row(&r);
+    }
+    println!();
+}
+
+fn pressure() {
+    println!("## Pressure: 20 scans, 30 requests per 60 s window\n");
+    println!("| client | scans | failed | requests per scan | polls per scan | 429s | detection p50 (s) | detection p95 (s) | makespan (s) |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let sim_a = sim(30, Duration::from_secs(60), 21);
+    print_row(&run_libexona(&sim_a, &key(10), Mode::Balanced, websites(20, "pb")));
+    let sim_b = sim(30, Duration::from_secs(60), 22);
+    print_row(&run_textbook(&sim_b, &key(11), websites(20, "pt")));
+    println!();
+}
+
+fn print_row(r: &Report) {
+    println!(
+        "| {} | {} | {} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {:.1} |",
+        r.name,
+        r.scans,
+        r.failed,
+        r.per_scan(),
+        r.gets as f64 / r.scans as f64,
+        r.rate_limited,
+        r.quantile(0.5),
+        r.quantile(0.95),
+        r.makespan.as_secs_f64()
+    );
+}
+
+fn main() {
+    let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    println!("exona-bench {what}: scans uniform in {SCAN_MIN:?}–{SCAN_MAX:?}, Retry-After 1 s, duration prior set to match\n");
+    match what.as_str() {
+        "efficiency" => efficiency(),
+        "pressure" => pressure(),
+        "all" => {
+            efficiency();
+            pressure();
+        }
+        other => {
+            eprintln!("exona-bench: unknown scenario {other:?} (efficiency, pressure, all)");
+            std::process::exit(2);
+        }
+    }
+}
