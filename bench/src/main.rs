@@ -4,6 +4,7 @@
 //!
 //!   cargo run --release -p exona-bench -- efficiency   # 100 scans, a limit that never binds
 //!   cargo run --release -p exona-bench -- pressure     # 20 scans, 30 requests per 60 s
+//!   cargo run --release -p exona-bench -- cancel       # how soon a cancelled wait returns
 //!   cargo run --release -p exona-bench -- all
 
 mod textbook;
@@ -171,6 +172,39 @@ fn pressure() {
     println!();
 }
 
+/// How soon a blocked `scan_and_wait` returns after `cancel` from another thread.
+fn cancel_latency() {
+    println!("## Cancel: a wait blocked on a scan that never ends, cancelled from another thread\n");
+    let sim = sim(1_000_000, Duration::from_secs(3600), 31);
+    let k = key(30);
+    let policy = Policy { expected_duration: (SCAN_MIN, SCAN_MAX), ..Policy::default() };
+    let client = Client::with_policy(&k, Some(&sim.base_url), policy).expect("client");
+    let mut latencies = Vec::new();
+    for i in 0..50 {
+        let token = exona::CancelToken::new();
+        let options = WaitOptions { cancel: Some(token.clone()), ..WaitOptions::default() };
+        let c = client.clone();
+        let waiter = std::thread::spawn(move || {
+            let r = c.scan_and_wait(&ScanRequest::new("Stuck", format!("https://stuck.c{i}.example")), &options);
+            (Instant::now(), r)
+        });
+        // Let the create finish and the wait settle into its schedule first.
+        std::thread::sleep(Duration::from_millis(300));
+        let cancelled_at = Instant::now();
+        token.cancel();
+        let (returned_at, r) = waiter.join().unwrap();
+        let e = r.expect_err("cancelled");
+        assert_eq!(e.code, exona::Code::Cancelled);
+        assert!(e.scan_id.is_some());
+        latencies.push(returned_at.duration_since(cancelled_at).as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let q = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    println!("| trials | p50 (ms) | p99 (ms) | max (ms) |");
+    println!("|---|---|---|---|");
+    println!("| {} | {:.3} | {:.3} | {:.3} |\n", latencies.len(), q(0.5), q(0.99), q(1.0));
+}
+
 fn print_row(r: &Report) {
     println!(
         "| {} | {} | {} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {:.1} |",
@@ -192,9 +226,11 @@ fn main() {
     match what.as_str() {
         "efficiency" => efficiency(),
         "pressure" => pressure(),
+        "cancel" => cancel_latency(),
         "all" => {
             efficiency();
             pressure();
+            cancel_latency();
         }
         other => {
             eprintln!("exona-bench: unknown scenario {other:?} (efficiency, pressure, all)");
