@@ -11,8 +11,8 @@ fn main() {
     println!("cargo:rerun-if-changed=src/error.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=EXONA_UPDATE_HEADER");
-    let config = cbindgen::Config::from_file(format!("{dir}/cbindgen.toml"))
-        .expect("cbindgen.toml is readable");
+    let config =
+        cbindgen::Config::from_file(format!("{dir}/cbindgen.toml")).expect("cbindgen.toml is readable");
     let header = cbindgen::Builder::new()
         .with_crate(&dir)
         .with_config(config)

@@ -66,9 +66,7 @@ struct Inner {
 impl fmt::Debug for Client {
     // Says where the client points, never which key it holds.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("base_url", &self.inner.base_url)
-            .finish_non_exhaustive()
+        f.debug_struct("Client").field("base_url", &self.inner.base_url).finish_non_exhaustive()
     }
 }
 
@@ -82,11 +80,7 @@ impl Client {
     }
 
     /// A client with its own engine tunables (poll mode, expected durations, timeouts, ...).
-    pub fn with_policy(
-        api_key: &str,
-        base_url: Option<&str>,
-        policy: Policy,
-    ) -> Result<Client, Error> {
+    pub fn with_policy(api_key: &str, base_url: Option<&str>, policy: Policy) -> Result<Client, Error> {
         let api_key = Zeroizing::new(api_key.to_owned());
         if api_key.is_empty() {
             return Err(Error::invalid_argument("api_key is empty"));
@@ -109,18 +103,9 @@ impl Client {
         let governor = governor::for_key(fingerprint, &policy.limits);
         let core = Core::new(policy, governor);
         let engine = Engine::threaded(core, Arc::new(transport), Arc::new(SystemClock::new()))
-            .map_err(|e| {
-                Error::new(
-                    Code::Internal,
-                    format!("cannot start the scheduler thread: {e}"),
-                )
-            })?;
+            .map_err(|e| Error::new(Code::Internal, format!("cannot start the scheduler thread: {e}")))?;
         Ok(Client {
-            inner: Arc::new(Inner {
-                base_url,
-                engine,
-                _registration: Some(governor::Registration),
-            }),
+            inner: Arc::new(Inner { base_url, engine, _registration: Some(governor::Registration) }),
         })
     }
 
@@ -164,12 +149,8 @@ impl Client {
         let settings = engine.with_core(|c| Settings {
             deadline: options.timeout.map(|t| now.saturating_add(t)),
             mode: options.mode.unwrap_or(c.policy.mode),
-            expected: options
-                .expected_duration
-                .unwrap_or(c.policy.expected_duration),
-            max_rate_limit_wait: options
-                .max_rate_limit_wait
-                .unwrap_or(c.policy.max_rate_limit_wait),
+            expected: options.expected_duration.unwrap_or(c.policy.expected_duration),
+            max_rate_limit_wait: options.max_rate_limit_wait.unwrap_or(c.policy.max_rate_limit_wait),
         });
         Task::new(goal, now, settings)
     }
@@ -184,26 +165,16 @@ impl Client {
         let task = self.task(goal, options)?;
         let cancel = options.cancel.clone().unwrap_or_default();
         if cancel.is_cancelled() {
-            return Err(Error::new(
-                Code::Cancelled,
-                "the wait was cancelled before it started",
-            ));
+            return Err(Error::new(Code::Cancelled, "the wait was cancelled before it started"));
         }
         engine.run(task, cancel, on_progress)
     }
 
     /// Hands a call to the engine without waiting: its progress and outcome go to `sink`.
     /// This is how many scans run at once (see also [`Client::drive`]).
-    pub fn submit(
-        &self,
-        goal: Goal,
-        options: &WaitOptions,
-        sink: Arc<dyn Sink>,
-    ) -> Result<(), Error> {
+    pub fn submit(&self, goal: Goal, options: &WaitOptions, sink: Arc<dyn Sink>) -> Result<(), Error> {
         let task = self.task(goal, options)?;
-        self.inner
-            .engine
-            .submit(task, sink, options.cancel.clone().unwrap_or_default());
+        self.inner.engine.submit(task, sink, options.cancel.clone().unwrap_or_default());
         Ok(())
     }
 
@@ -225,27 +196,14 @@ impl Client {
     }
 
     /// `create_scan` with a deadline and cancel token for its budget waits and retries.
-    pub fn create_scan_with(
-        &self,
-        request: &ScanRequest,
-        options: &WaitOptions,
-    ) -> Result<Scan, Error> {
-        let goal = Goal::Create {
-            request: request.clone(),
-            create_only: true,
-        };
+    pub fn create_scan_with(&self, request: &ScanRequest, options: &WaitOptions) -> Result<Scan, Error> {
+        let goal = Goal::Create { request: request.clone(), create_only: true };
         self.run(goal, options, &mut |_| true)
     }
 
     /// GET /scans/{id}, once, whatever the scan's status.
     pub fn get_scan(&self, scan_id: &str) -> Result<Scan, Error> {
-        self.run(
-            Goal::Get {
-                id: scan_id.to_owned(),
-            },
-            &WaitOptions::default(),
-            &mut |_| true,
-        )
+        self.run(Goal::Get { id: scan_id.to_owned() }, &WaitOptions::default(), &mut |_| true)
     }
 
     /// Waits for an existing scan: how a program resumes after a crash, with no new POST.
@@ -260,21 +218,11 @@ impl Client {
         options: &WaitOptions,
         on_progress: &mut dyn FnMut(&Progress) -> bool,
     ) -> Result<Scan, Error> {
-        self.run(
-            Goal::Wait {
-                id: scan_id.to_owned(),
-            },
-            options,
-            on_progress,
-        )
+        self.run(Goal::Wait { id: scan_id.to_owned() }, options, on_progress)
     }
 
     /// Creates a scan and waits until it completes or fails.
-    pub fn scan_and_wait(
-        &self,
-        request: &ScanRequest,
-        options: &WaitOptions,
-    ) -> Result<Scan, Error> {
+    pub fn scan_and_wait(&self, request: &ScanRequest, options: &WaitOptions) -> Result<Scan, Error> {
         self.scan_and_wait_with_progress(request, options, &mut |_| true)
     }
 
@@ -285,10 +233,7 @@ impl Client {
         options: &WaitOptions,
         on_progress: &mut dyn FnMut(&Progress) -> bool,
     ) -> Result<Scan, Error> {
-        let goal = Goal::Create {
-            request: request.clone(),
-            create_only: false,
-        };
+        let goal = Goal::Create { request: request.clone(), create_only: false };
         self.run(goal, options, on_progress)
     }
 }
@@ -303,9 +248,8 @@ fn fingerprint(api_key: &str, base_url: &str) -> u64 {
 
 /// Checks the base URL and returns it without a trailing slash.
 fn check_base_url(base_url: &str) -> Result<String, Error> {
-    let url = reqwest::Url::parse(base_url).map_err(|e| {
-        Error::invalid_argument(format!("base_url {base_url:?} is not a URL ({e})"))
-    })?;
+    let url = reqwest::Url::parse(base_url)
+        .map_err(|e| Error::invalid_argument(format!("base_url {base_url:?} is not a URL ({e})")))?;
     match url.scheme() {
         "https" => {}
         "http" if is_loopback(&url) => {}
@@ -317,9 +261,7 @@ fn check_base_url(base_url: &str) -> Result<String, Error> {
         other => return Err(Error::invalid_argument(format!("base_url {base_url:?} has the scheme '{other}'; use https://"))),
     }
     if url.host_str().is_none() {
-        return Err(Error::invalid_argument(format!(
-            "base_url {base_url:?} has no host"
-        )));
+        return Err(Error::invalid_argument(format!("base_url {base_url:?} has no host")));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(Error::invalid_argument(format!(
@@ -344,20 +286,11 @@ mod tests {
 
     #[test]
     fn base_url_rules() {
-        assert_eq!(
-            check_base_url("https://x.example/api/v1/").unwrap(),
-            "https://x.example/api/v1"
-        );
+        assert_eq!(check_base_url("https://x.example/api/v1/").unwrap(), "https://x.example/api/v1");
         assert!(check_base_url("http://127.0.0.1:8080/api/v1").is_ok());
         assert!(check_base_url("http://localhost/api/v1").is_ok());
         assert!(check_base_url("http://[::1]:9/api/v1").is_ok());
-        for bad in [
-            "http://example.com/api/v1",
-            "ftp://x/",
-            "not a url",
-            "",
-            "https://x/?a=1",
-        ] {
+        for bad in ["http://example.com/api/v1", "ftp://x/", "not a url", "", "https://x/?a=1"] {
             assert!(check_base_url(bad).is_err(), "{bad}");
         }
     }
@@ -371,11 +304,7 @@ mod tests {
                 assert!(!err.message.contains(bad), "{}", err.message);
             }
         }
-        let c = Client::new(
-            "exo_test_secret_value_123",
-            Some("http://127.0.0.1:9/api/v1"),
-        )
-        .unwrap();
+        let c = Client::new("exo_test_secret_value_123", Some("http://127.0.0.1:9/api/v1")).unwrap();
         assert!(!format!("{c:?}").contains("secret_value"));
     }
 }

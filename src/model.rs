@@ -88,8 +88,7 @@ pub fn validate_website(website: &str) -> Result<(), Error> {
     if website.is_empty() {
         return Err(bad("is empty"));
     }
-    let url =
-        reqwest::Url::parse(website).map_err(|e| bad(&format!("is not a valid URL ({e})")))?;
+    let url = reqwest::Url::parse(website).map_err(|e| bad(&format!("is not a valid URL ({e})")))?;
     if url.scheme() != "https" {
         return Err(bad(&format!("uses the scheme '{}'", url.scheme())));
     }
@@ -179,13 +178,8 @@ pub struct Scan {
 impl Scan {
     /// Reads a scan object from a response body. The API's examples are the bare object; the
     /// overview speaks of a wrapper, so a `{"data": {...}}` envelope is accepted too.
-    pub fn from_body(
-        body: &[u8],
-        http_status: u16,
-        request_id: Option<String>,
-    ) -> Result<Scan, String> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| format!("the body is not JSON ({e})"))?;
+    pub fn from_body(body: &[u8], http_status: u16, request_id: Option<String>) -> Result<Scan, String> {
+        let value: Value = serde_json::from_slice(body).map_err(|e| format!("the body is not JSON ({e})"))?;
         let (json, raw) = match value.get("data") {
             Some(inner) if value.get("id").is_none() && inner.get("id").is_some() => {
                 (inner.clone(), inner.to_string())
@@ -200,14 +194,7 @@ impl Scan {
             Some(Value::String(s)) => ScanStatus::parse(s),
             _ => return Err(format!("scan {id} has no string 'status'")),
         };
-        Ok(Scan {
-            id,
-            status,
-            json,
-            raw,
-            http_status,
-            request_id,
-        })
+        Ok(Scan { id, status, json, raw, http_status, request_id })
     }
 
     pub fn id(&self) -> &str {
@@ -230,10 +217,7 @@ impl Scan {
 
     /// True when POST returned an existing completed scan. A missing field means false.
     pub fn cached(&self) -> bool {
-        self.json
-            .get("cached")
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
+        self.json.get("cached").and_then(Value::as_bool).unwrap_or(false)
     }
 
     /// A string inside the scan object, by RFC 6901 JSON pointer.
@@ -243,11 +227,7 @@ impl Scan {
 
     /// For a failed scan: its `error.code`, `error.message` and `error.hint`.
     pub fn failure(&self) -> (Option<&str>, Option<&str>, Option<&str>) {
-        (
-            self.get_str("/error/code"),
-            self.get_str("/error/message"),
-            self.get_str("/error/hint"),
-        )
+        (self.get_str("/error/code"), self.get_str("/error/message"), self.get_str("/error/hint"))
     }
 }
 
@@ -263,60 +243,37 @@ mod tests {
     fn website_rules() {
         assert!(validate_website("https://acme.ai").is_ok());
         assert!(validate_website("https://acme.ai/about?x=1").is_ok());
-        for bad in [
-            "",
-            "acme.ai",
-            "http://acme.ai",
-            "ftp://acme.ai",
-            "https://",
-            "not a url",
-        ] {
+        for bad in ["", "acme.ai", "http://acme.ai", "ftp://acme.ai", "https://", "not a url"] {
             let err = validate_website(bad).unwrap_err();
-            assert!(
-                err.message.contains("company_website"),
-                "{bad}: {}",
-                err.message
-            );
+            assert!(err.message.contains("company_website"), "{bad}: {}", err.message);
         }
     }
 
     #[test]
     fn questionnaire_limits() {
-        let q = |n: usize| Question {
-            question: "q".into(),
-            answer: "a".repeat(n),
-        };
+        let q = |n: usize| Question { question: "q".into(), answer: "a".repeat(n) };
         assert!(validate_questionnaire(&vec![q(10); 50]).is_ok());
         assert!(validate_questionnaire(&vec![q(10); 51]).is_err());
         assert!(validate_questionnaire(&[q(5_000)]).is_ok());
         assert!(validate_questionnaire(&[q(5_001)]).is_err());
         assert!(validate_questionnaire(&vec![q(5_000); 4]).is_ok());
-        let err =
-            validate_questionnaire(&[q(5_000), q(5_000), q(5_000), q(5_000), q(1)]).unwrap_err();
+        let err = validate_questionnaire(&[q(5_000), q(5_000), q(5_000), q(5_000), q(1)]).unwrap_err();
         assert!(err.message.contains("20000"), "{}", err.message);
         // Characters, not bytes: 5,000 two-byte characters are within the limit.
-        assert!(validate_questionnaire(&[Question {
-            question: "q".into(),
-            answer: "é".repeat(5_000)
-        }])
-        .is_ok());
+        assert!(
+            validate_questionnaire(&[Question { question: "q".into(), answer: "é".repeat(5_000) }]).is_ok()
+        );
     }
 
     #[test]
     fn body_leaves_defaults_out() {
         let body = valid().to_json();
-        assert_eq!(
-            body,
-            json!({"company_name": "Acme AI Ltd", "company_website": "https://acme.ai"})
-        );
+        assert_eq!(body, json!({"company_name": "Acme AI Ltd", "company_website": "https://acme.ai"}));
         let mut full = valid();
         full.max_age_days = Some(0);
         full.force_refresh = true;
         full.include_field_citations = true;
-        full.questionnaire.push(Question {
-            question: "Q?".into(),
-            answer: "A".into(),
-        });
+        full.questionnaire.push(Question { question: "Q?".into(), answer: "A".into() });
         let body = full.to_json();
         assert_eq!(body["max_age_days"], 0);
         assert_eq!(body["force_refresh"], true);
@@ -326,16 +283,11 @@ mod tests {
 
     #[test]
     fn scan_parsing_is_tolerant() {
-        let s =
-            Scan::from_body(br#"{"id":"scn_1","status":"queued","extra":1}"#, 200, None).unwrap();
+        let s = Scan::from_body(br#"{"id":"scn_1","status":"queued","extra":1}"#, 200, None).unwrap();
         assert_eq!(s.status(), &ScanStatus::Other("queued".into()));
         assert!(!s.cached());
-        let s = Scan::from_body(
-            br#"{"data":{"id":"scn_2","status":"completed","cached":true}}"#,
-            200,
-            None,
-        )
-        .unwrap();
+        let s = Scan::from_body(br#"{"data":{"id":"scn_2","status":"completed","cached":true}}"#, 200, None)
+            .unwrap();
         assert_eq!(s.id(), "scn_2");
         assert!(s.cached());
         assert!(Scan::from_body(b"{}", 200, None).is_err());

@@ -85,16 +85,13 @@ pub struct HttpTransport {
 impl HttpTransport {
     pub fn new(config: HttpConfig) -> Result<HttpTransport, String> {
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.api_key.as_str()))
-            .map_err(|_| {
-                "the API key holds characters that cannot go in an HTTP header".to_string()
-            })?;
+            .map_err(|_| "the API key holds characters that cannot go in an HTTP header".to_string())?;
         // Keeps the value out of reqwest's Debug output and marks it for HPACK never-indexing.
         auth.set_sensitive(true);
         let mut defaults = HeaderMap::new();
         defaults.insert(
             USER_AGENT,
-            HeaderValue::from_str(&config.user_agent)
-                .map_err(|_| "invalid user agent".to_string())?,
+            HeaderValue::from_str(&config.user_agent).map_err(|_| "invalid user agent".to_string())?,
         );
         let client = reqwest::blocking::Client::builder()
             .default_headers(defaults)
@@ -104,11 +101,7 @@ impl HttpTransport {
             .timeout(None)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(HttpTransport {
-            client,
-            base_url: config.base_url.trim_end_matches('/').to_owned(),
-            auth,
-        })
+        Ok(HttpTransport { client, base_url: config.base_url.trim_end_matches('/').to_owned(), auth })
     }
 }
 
@@ -130,11 +123,7 @@ impl Transport for HttpTransport {
             .map_err(classify)?;
         let status = response.status().as_u16();
         let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(|s| s.trim().to_owned())
+            response.headers().get(name).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_owned())
         };
         let headers = Headers {
             retry_after: header("retry-after"),
@@ -145,11 +134,7 @@ impl Transport for HttpTransport {
             rate_limit_reset: header("x-ratelimit-reset"),
         };
         let body = read_capped(response)?;
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
+        Ok(Response { status, headers, body })
     }
 }
 
@@ -157,12 +142,10 @@ impl Transport for HttpTransport {
 fn read_capped(response: reqwest::blocking::Response) -> Result<Vec<u8>, TransportError> {
     let mut body = Vec::new();
     let mut limited = response.take(MAX_BODY_BYTES as u64 + 1);
-    limited
-        .read_to_end(&mut body)
-        .map_err(|e| TransportError::Failed {
-            message: format!("reading the response body failed: {}", describe_io(&e)),
-            timed_out: e.kind() == std::io::ErrorKind::TimedOut,
-        })?;
+    limited.read_to_end(&mut body).map_err(|e| TransportError::Failed {
+        message: format!("reading the response body failed: {}", describe_io(&e)),
+        timed_out: e.kind() == std::io::ErrorKind::TimedOut,
+    })?;
     if body.len() > MAX_BODY_BYTES {
         return Err(TransportError::Failed {
             message: format!("the response body is larger than {MAX_BODY_BYTES} bytes"),
@@ -193,9 +176,6 @@ fn classify(e: reqwest::Error) -> TransportError {
     if e.is_connect() {
         TransportError::NotSent(message)
     } else {
-        TransportError::Failed {
-            timed_out: e.is_timeout(),
-            message,
-        }
+        TransportError::Failed { timed_out: e.is_timeout(), message }
     }
 }

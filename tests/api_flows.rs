@@ -13,28 +13,18 @@ fn request(website: &str) -> ScanRequest {
 }
 
 fn within(ms: u64) -> WaitOptions {
-    WaitOptions {
-        timeout: Some(Duration::from_millis(ms)),
-        ..WaitOptions::default()
-    }
+    WaitOptions { timeout: Some(Duration::from_millis(ms)), ..WaitOptions::default() }
 }
 
 #[test]
 fn a_scan_completes_with_a_risk_assessment() {
     let sim = sim();
     let k = key(1);
-    let scan = client(&sim, &k)
-        .scan_and_wait(&request("https://acme.ai"), &within(10_000))
-        .unwrap();
+    let scan = client(&sim, &k).scan_and_wait(&request("https://acme.ai"), &within(10_000)).unwrap();
     assert_eq!(scan.status(), &ScanStatus::Completed);
     assert!(scan.id().starts_with("scn_test_"), "{}", scan.id());
-    let level = scan
-        .get_str("/result/risk_assessment/overall_risk_level")
-        .unwrap();
-    assert!(
-        ["Low", "Medium", "High", "Very High"].contains(&level),
-        "{level}"
-    );
+    let level = scan.get_str("/result/risk_assessment/overall_risk_level").unwrap();
+    assert!(["Low", "Medium", "High", "Very High"].contains(&level), "{level}");
     assert!(scan.json()["result"]["risk_assessment"]["autonomy"]["score"].is_u64());
     assert_eq!(scan.http_status, 200);
     assert!(scan.request_id.as_deref().unwrap().starts_with("req_"));
@@ -47,9 +37,7 @@ fn a_cache_hit_costs_one_request_and_no_new_scan() {
     let sim = sim();
     let k = key(2);
     let c = client(&sim, &k);
-    let first = c
-        .scan_and_wait(&request("https://acme.ai"), &within(10_000))
-        .unwrap();
+    let first = c.scan_and_wait(&request("https://acme.ai"), &within(10_000)).unwrap();
     let before = sim.stats(&k);
     let mut again = request("https://ACME.ai/");
     again.max_age_days = Some(30);
@@ -68,18 +56,14 @@ fn force_refresh_and_questionnaire_bypass_the_cache() {
     let sim = sim();
     let k = key(3);
     let c = client(&sim, &k);
-    c.scan_and_wait(&request("https://acme.ai"), &within(10_000))
-        .unwrap();
+    c.scan_and_wait(&request("https://acme.ai"), &within(10_000)).unwrap();
     let mut forced = request("https://acme.ai");
     forced.max_age_days = Some(30);
     forced.force_refresh = true;
     assert!(!c.scan_and_wait(&forced, &within(10_000)).unwrap().cached());
     let mut with_q = request("https://acme.ai");
     with_q.max_age_days = Some(30);
-    with_q.questionnaire.push(Question {
-        question: "Does the AI decide alone?".into(),
-        answer: "No".into(),
-    });
+    with_q.questionnaire.push(Question { question: "Does the AI decide alone?".into(), answer: "No".into() });
     assert!(!c.scan_and_wait(&with_q, &within(10_000)).unwrap().cached());
     assert_eq!(sim.stats(&k).scans_created, 3);
 }
@@ -87,9 +71,8 @@ fn force_refresh_and_questionnaire_bypass_the_cache() {
 #[test]
 fn a_failed_scan_carries_its_code_message_and_id() {
     let sim = sim();
-    let e = client(&sim, &key(4))
-        .scan_and_wait(&request("https://down.invalid"), &within(10_000))
-        .unwrap_err();
+    let e =
+        client(&sim, &key(4)).scan_and_wait(&request("https://down.invalid"), &within(10_000)).unwrap_err();
     assert_eq!(e.code, Code::ScanFailed);
     assert_eq!(e.api_code.as_deref(), Some("WEBSITE_UNREACHABLE"));
     assert!(e.message.contains("could not be reached"), "{}", e.message);
@@ -106,22 +89,16 @@ fn auth_errors_carry_the_api_code_and_request_id() {
         forbidden_keys: vec![forbidden.clone()],
         ..Config::fast()
     });
-    let e = client(&sim, &revoked)
-        .scan_and_wait(&request("https://acme.ai"), &within(5_000))
-        .unwrap_err();
+    let e = client(&sim, &revoked).scan_and_wait(&request("https://acme.ai"), &within(5_000)).unwrap_err();
     assert_eq!(
         (e.code, e.http_status, e.api_code.as_deref()),
         (Code::Authentication, Some(401), Some("INVALID_API_KEY"))
     );
     assert!(e.request_id.as_deref().unwrap().starts_with("req_"));
     assert!(e.scan_id.is_none());
-    let e = client(&sim, "exo_test_malformed")
-        .get_scan("scn_test_x")
-        .unwrap_err();
+    let e = client(&sim, "exo_test_malformed").get_scan("scn_test_x").unwrap_err();
     assert_eq!(e.code, Code::Authentication);
-    let e = client(&sim, &forbidden)
-        .scan_and_wait(&request("https://acme.ai"), &within(5_000))
-        .unwrap_err();
+    let e = client(&sim, &forbidden).scan_and_wait(&request("https://acme.ai"), &within(5_000)).unwrap_err();
     assert_eq!(
         (e.code, e.http_status, e.api_code.as_deref()),
         (Code::Permission, Some(403), Some("FORBIDDEN_IP"))
@@ -143,32 +120,15 @@ fn invalid_input_is_refused_before_any_request() {
     too_old.max_age_days = Some(400);
     bad.push(too_old);
     let mut too_many = request("https://acme.ai");
-    too_many.questionnaire = vec![
-        Question {
-            question: "q".into(),
-            answer: "a".into()
-        };
-        51
-    ];
+    too_many.questionnaire = vec![Question { question: "q".into(), answer: "a".into() }; 51];
     bad.push(too_many);
     let mut too_long = request("https://acme.ai");
-    too_long.questionnaire = vec![
-        Question {
-            question: "q".into(),
-            answer: "a".repeat(4_500)
-        };
-        5
-    ];
+    too_long.questionnaire = vec![Question { question: "q".into(), answer: "a".repeat(4_500) }; 5];
     bad.push(too_long);
     for r in &bad {
         let e = c.scan_and_wait(r, &within(5_000)).unwrap_err();
         assert_eq!(e.code, Code::InvalidArgument, "{r:?}");
-        let named = [
-            "company_website",
-            "company_name",
-            "max_age_days",
-            "questionnaire",
-        ];
+        let named = ["company_website", "company_name", "max_age_days", "questionnaire"];
         assert!(named.iter().any(|n| e.message.contains(n)), "{}", e.message);
     }
     assert_eq!(sim.stats(&k), Default::default(), "no request may be sent");
@@ -178,9 +138,7 @@ fn invalid_input_is_refused_before_any_request() {
 fn get_retries_through_server_errors() {
     let sim = sim();
     let k = key(8);
-    let scan = client(&sim, &k)
-        .scan_and_wait(&request("https://flaky.acme.ai"), &within(10_000))
-        .unwrap();
+    let scan = client(&sim, &k).scan_and_wait(&request("https://flaky.acme.ai"), &within(10_000)).unwrap();
     assert_eq!(scan.status(), &ScanStatus::Completed);
     assert!(sim.stats(&k).gets >= 3, "two 500s, then the answer");
 }
@@ -189,19 +147,13 @@ fn get_retries_through_server_errors() {
 fn a_create_that_may_have_landed_is_not_repeated() {
     let sim = sim();
     let k = key(9);
-    let e = client(&sim, &k)
-        .scan_and_wait(&request("https://post500.acme.ai"), &within(10_000))
-        .unwrap_err();
+    let e = client(&sim, &k).scan_and_wait(&request("https://post500.acme.ai"), &within(10_000)).unwrap_err();
     assert_eq!(e.code, Code::AmbiguousCreate);
     assert_eq!(e.http_status, Some(500));
     assert!(e.request_id.is_some());
     assert!(e.hint.as_deref().unwrap().contains("max_age_days"));
     let stats = sim.stats(&k);
-    assert_eq!(
-        (stats.posts, stats.scans_created),
-        (1, 1),
-        "exactly one POST, one scan"
-    );
+    assert_eq!((stats.posts, stats.scans_created), (1, 1), "exactly one POST, one scan");
 }
 
 #[test]
@@ -209,20 +161,12 @@ fn a_deadline_returns_the_scan_id_and_wait_resumes_without_a_post() {
     let sim = sim();
     let k = key(10);
     let c = client(&sim, &k);
-    let e = c
-        .scan_and_wait(&request("https://stuck.acme.ai"), &within(600))
-        .unwrap_err();
+    let e = c.scan_and_wait(&request("https://stuck.acme.ai"), &within(600)).unwrap_err();
     assert_eq!(e.code, Code::Timeout);
     let id = e.scan_id.clone().unwrap();
-    assert!(e
-        .scan
-        .as_ref()
-        .is_some_and(|s| s.status() == &ScanStatus::Processing));
+    assert!(e.scan.as_ref().is_some_and(|s| s.status() == &ScanStatus::Processing));
     let e = c.wait(&id, &within(300)).unwrap_err();
-    assert_eq!(
-        (e.code, e.scan_id.as_deref()),
-        (Code::Timeout, Some(id.as_str()))
-    );
+    assert_eq!((e.code, e.scan_id.as_deref()), (Code::Timeout, Some(id.as_str())));
     assert_eq!(c.get_scan(&id).unwrap().status(), &ScanStatus::Processing);
     assert_eq!(sim.stats(&k).posts, 1);
 }
@@ -248,20 +192,12 @@ fn unknown_and_vanishing_scans_are_not_found() {
     let sim = sim();
     let c = client(&sim, &key(12));
     let e = c.get_scan("scn_test_doesnotexist").unwrap_err();
-    assert_eq!(
-        (e.code, e.api_code.as_deref()),
-        (Code::NotFound, Some("SCAN_NOT_FOUND"))
-    );
+    assert_eq!((e.code, e.api_code.as_deref()), (Code::NotFound, Some("SCAN_NOT_FOUND")));
     let e = c.get_scan("../../etc").unwrap_err();
     assert_eq!(e.code, Code::InvalidArgument);
-    let e = c
-        .scan_and_wait(&request("https://vanish.acme.ai"), &within(10_000))
-        .unwrap_err();
+    let e = c.scan_and_wait(&request("https://vanish.acme.ai"), &within(10_000)).unwrap_err();
     assert_eq!(e.code, Code::NotFound);
-    assert!(
-        e.scan_id.is_some(),
-        "the id of the scan that vanished is kept"
-    );
+    assert!(e.scan_id.is_some(), "the id of the scan that vanished is kept");
 }
 
 #[test]
@@ -277,21 +213,11 @@ fn a_body_that_is_not_json_is_a_protocol_error_after_retries() {
 
 #[test]
 fn the_governor_waits_for_the_window_instead_of_meeting_a_429() {
-    let sim = sim_with(Config {
-        rate_limit: 2,
-        rate_window: Duration::from_millis(1500),
-        ..Config::fast()
-    });
+    let sim = sim_with(Config { rate_limit: 2, rate_window: Duration::from_millis(1500), ..Config::fast() });
     let k = key(14);
-    let scan = client(&sim, &k)
-        .scan_and_wait(&request("https://acme.ai"), &within(10_000))
-        .unwrap();
+    let scan = client(&sim, &k).scan_and_wait(&request("https://acme.ai"), &within(10_000)).unwrap();
     assert_eq!(scan.status(), &ScanStatus::Completed);
-    assert_eq!(
-        sim.stats(&k).rate_limited,
-        0,
-        "the headers said what was left: no 429 needed"
-    );
+    assert_eq!(sim.stats(&k).rate_limited, 0, "the headers said what was left: no 429 needed");
 }
 
 /// Another process spends the key's window first: raw requests, no governor of ours.
@@ -320,73 +246,39 @@ fn spend_budget_elsewhere(sim: &exona_sim::SimHandle, k: &str, requests: usize) 
 
 #[test]
 fn a_429_caused_elsewhere_is_waited_out_when_it_fits_the_deadline() {
-    let sim = sim_with(Config {
-        rate_limit: 3,
-        rate_window: Duration::from_secs(1),
-        ..Config::fast()
-    });
+    let sim = sim_with(Config { rate_limit: 3, rate_window: Duration::from_secs(1), ..Config::fast() });
     let k = key(14_001);
     spend_budget_elsewhere(&sim, &k, 3);
-    let scan = client(&sim, &k)
-        .scan_and_wait(&request("https://acme.ai"), &within(10_000))
-        .unwrap();
+    let scan = client(&sim, &k).scan_and_wait(&request("https://acme.ai"), &within(10_000)).unwrap();
     assert_eq!(scan.status(), &ScanStatus::Completed);
     let stats = sim.stats(&k);
     assert!(stats.rate_limited >= 1, "{stats:?}");
-    assert_eq!(
-        stats.scans_created, 4,
-        "the refused POST was sent again, once"
-    );
+    assert_eq!(stats.scans_created, 4, "the refused POST was sent again, once");
 }
 
 #[test]
 fn a_429_past_the_deadline_returns_at_once_with_the_retry_time() {
-    let sim = sim_with(Config {
-        rate_limit: 2,
-        rate_window: Duration::from_secs(3600),
-        ..Config::fast()
-    });
+    let sim = sim_with(Config { rate_limit: 2, rate_window: Duration::from_secs(3600), ..Config::fast() });
     let k = key(15);
     spend_budget_elsewhere(&sim, &k, 2);
     let started = std::time::Instant::now();
-    let e = client(&sim, &k)
-        .scan_and_wait(&request("https://acme.ai"), &within(5_000))
-        .unwrap_err();
-    assert_eq!(
-        (e.code, e.api_code.as_deref()),
-        (Code::RateLimited, Some("RATE_LIMIT_EXCEEDED"))
-    );
+    let e = client(&sim, &k).scan_and_wait(&request("https://acme.ai"), &within(5_000)).unwrap_err();
+    assert_eq!((e.code, e.api_code.as_deref()), (Code::RateLimited, Some("RATE_LIMIT_EXCEEDED")));
     assert!(e.retry_after.unwrap() > Duration::from_secs(3000));
     assert!(e.scan_id.is_none(), "the POST was refused: no scan exists");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "returned without sleeping"
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "returned without sleeping");
 }
 
 #[test]
 fn a_budget_spent_before_the_deadline_returns_at_once_with_the_scan_id() {
-    let sim = sim_with(Config {
-        rate_limit: 1,
-        rate_window: Duration::from_secs(3600),
-        ..Config::fast()
-    });
+    let sim = sim_with(Config { rate_limit: 1, rate_window: Duration::from_secs(3600), ..Config::fast() });
     let k = key(15_001);
     let started = std::time::Instant::now();
-    let e = client(&sim, &k)
-        .scan_and_wait(&request("https://acme.ai"), &within(5_000))
-        .unwrap_err();
+    let e = client(&sim, &k).scan_and_wait(&request("https://acme.ai"), &within(5_000)).unwrap_err();
     assert_eq!(e.code, Code::RateLimited);
     assert!(e.retry_after.unwrap() > Duration::from_secs(3000));
-    assert!(
-        e.scan_id.is_some(),
-        "the scan was created before the budget ran out"
-    );
-    assert_eq!(
-        sim.stats(&k).rate_limited,
-        0,
-        "no request was sent that the server would refuse"
-    );
+    assert!(e.scan_id.is_some(), "the scan was created before the budget ran out");
+    assert_eq!(sim.stats(&k).rate_limited, 0, "no request was sent that the server would refuse");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
@@ -397,9 +289,7 @@ fn an_unreachable_server_is_a_network_error_and_no_scan() {
     let url = format!("http://{}/api/v1", listener.local_addr().unwrap());
     drop(listener);
     let c = exona::Client::with_policy(&key(16), Some(&url), common::fast_policy()).unwrap();
-    let e = c
-        .scan_and_wait(&request("https://acme.ai"), &within(5_000))
-        .unwrap_err();
+    let e = c.scan_and_wait(&request("https://acme.ai"), &within(5_000)).unwrap_err();
     assert_eq!(e.code, Code::Network);
     assert!(e.message.contains("no scan was created"), "{}", e.message);
     assert!(e.scan_id.is_none());

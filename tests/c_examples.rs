@@ -1,5 +1,6 @@
-//! The C examples, compiled with the system compiler against include/exona.h and the library
-//! this test run built, and run against exona-sim: as a C user would, and under valgrind.
+//! The C programs (examples/c and tests/c), compiled with the system compiler against
+//! include/exona.h and the library this test run built, and run against exona-sim: as a C
+//! user would, under valgrind, and under AddressSanitizer with UndefinedBehaviorSanitizer.
 
 mod common;
 
@@ -14,37 +15,46 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// The directory holding the libexona.so this test binary was built with.
 fn lib_dir() -> PathBuf {
-    std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    std::env::current_exe().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// How a C program is built and run.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Check {
+    Plain,
+    Valgrind,
+    /// Built with AddressSanitizer and UndefinedBehaviorSanitizer (leak checks on).
+    Sanitizers,
 }
 
 /// Compiles examples/c/NAME.c once per test run, with the flags the README promises.
 fn example(name: &str) -> &'static Path {
-    static BUILT: OnceLock<std::sync::Mutex<std::collections::HashMap<String, &'static Path>>> =
-        OnceLock::new();
-    let built = BUILT.get_or_init(Default::default);
-    let mut built = built.lock().unwrap();
-    if let Some(p) = built.get(name) {
-        return p;
+    build(&format!("examples/c/{name}.c"), false).expect("examples compile")
+}
+
+type Built = std::collections::HashMap<(String, bool), Option<&'static Path>>;
+
+/// Compiles a C file of the repository (`rel`), plain or with sanitizers; None when the
+/// sanitizer runtime is missing (allowed unless EXONA_REQUIRE_SANITIZERS is set).
+fn build(rel: &str, sanitizers: bool) -> Option<&'static Path> {
+    static BUILT: OnceLock<std::sync::Mutex<Built>> = OnceLock::new();
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
+    if let Some(p) = built.get(&(rel.to_owned(), sanitizers)) {
+        return *p;
     }
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("c-{name}"));
+    let stem = Path::new(rel).file_stem().unwrap().to_string_lossy().into_owned();
+    let suffix = if sanitizers { "-asan" } else { "" };
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("c-{stem}{suffix}"));
     let lib = lib_dir();
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let status = Command::new(&cc)
-        .args([
-            "-std=c11",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-pedantic",
-            "-g",
-            "-pthread",
-        ])
+    let mut cmd = Command::new(&cc);
+    cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g", "-pthread"]);
+    if sanitizers {
+        cmd.args(["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"]);
+    }
+    let output = cmd
         .arg(format!("-I{ROOT}/include"))
-        .arg(format!("{ROOT}/examples/c/{name}.c"))
+        .arg(format!("{ROOT}/{rel}"))
         .arg(format!("-L{}", lib.display()))
         .arg("-lexona")
         .arg(format!("-Wl,-rpath,{}", lib.display()))
@@ -53,22 +63,25 @@ fn example(name: &str) -> &'static Path {
         .arg("-Wl,--disable-new-dtags")
         .arg("-o")
         .arg(&out)
-        .status()
+        .output()
         .expect("a C compiler (cc) is installed");
-    assert!(
-        status.success(),
-        "{name}.c does not compile with -Wall -Wextra -Werror -pedantic"
-    );
-    let leaked: &'static Path = Box::leak(out.into_boxed_path());
-    built.insert(name.to_owned(), leaked);
-    leaked
+    let result = if output.status.success() {
+        Some(&*Box::leak(out.into_boxed_path()))
+    } else if sanitizers && std::env::var_os("EXONA_REQUIRE_SANITIZERS").is_none() {
+        eprintln!("sanitizers unavailable, skipped: {}", String::from_utf8_lossy(&output.stderr));
+        None
+    } else {
+        panic!(
+            "{rel} does not compile with -Wall -Wextra -Werror -pedantic:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    built.insert((rel.to_owned(), sanitizers), result);
+    result
 }
 
 fn valgrind_available() -> bool {
-    let found = Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let found = Command::new("valgrind").arg("--version").output().is_ok_and(|o| o.status.success());
     if !found {
         assert!(
             std::env::var_os("EXONA_REQUIRE_VALGRIND").is_none(),
@@ -79,48 +92,47 @@ fn valgrind_available() -> bool {
     found
 }
 
+/// Runs a built program against `sim` with `key`, as `check` says.
+fn run_program(exe: &Path, check: Check, sim: &SimHandle, key: &str, args: &[&str], scan_ms: &str) -> Output {
+    let mut cmd = match check {
+        Check::Valgrind => {
+            let mut c = Command::new("valgrind");
+            c.args([
+                "--quiet",
+                "--error-exitcode=99",
+                "--leak-check=full",
+                "--show-leak-kinds=definite,indirect,possible",
+                "--errors-for-leak-kinds=definite,indirect,possible",
+            ]);
+            c.arg(format!("--suppressions={ROOT}/tests/valgrind.supp"));
+            c.arg(exe);
+            c
+        }
+        Check::Plain | Check::Sanitizers => Command::new(exe),
+    };
+    cmd.args(args)
+        .env_remove("LD_LIBRARY_PATH")
+        .env("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1")
+        .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+        .env("EXONA_API_KEY", key)
+        .env("EXONA_BASE_URL", &sim.base_url)
+        .env("EXONA_SCAN_DURATION_MS", scan_ms)
+        .output()
+        .expect("the program runs")
+}
+
+fn run_example(name: &str, sim: &SimHandle, key: &str, under_valgrind: bool, args: &[&str]) -> Output {
+    let check = if under_valgrind { Check::Valgrind } else { Check::Plain };
+    run_program(example(name), check, sim, key, args, "50-150")
+}
+
 /// Runs examples/c/scan.c against `sim` with `key`, directly or under valgrind.
 fn run(sim: &SimHandle, key: &str, under_valgrind: bool, args: &[&str]) -> Output {
     run_example("scan", sim, key, under_valgrind, args)
 }
 
-fn run_example(
-    name: &str,
-    sim: &SimHandle,
-    key: &str,
-    under_valgrind: bool,
-    args: &[&str],
-) -> Output {
-    let exe = example(name);
-    let mut cmd = if under_valgrind {
-        let mut c = Command::new("valgrind");
-        c.args([
-            "--quiet",
-            "--error-exitcode=99",
-            "--leak-check=full",
-            "--show-leak-kinds=definite,indirect,possible",
-            "--errors-for-leak-kinds=definite,indirect,possible",
-        ]);
-        c.arg(format!("--suppressions={ROOT}/tests/valgrind.supp"));
-        c.arg(exe);
-        c
-    } else {
-        Command::new(exe)
-    };
-    cmd.args(args)
-        .env_remove("LD_LIBRARY_PATH")
-        .env("EXONA_API_KEY", key)
-        .env("EXONA_BASE_URL", &sim.base_url)
-        .env("EXONA_SCAN_DURATION_MS", "50-150")
-        .output()
-        .expect("the example runs")
-}
-
 fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
 fn sim() -> SimHandle {
@@ -134,15 +146,9 @@ fn scan_prints_the_risk_assessment() {
     let o = run(&sim, &k, false, &["Acme AI Ltd", "https://acme.ai"]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
-    let level = out
-        .lines()
-        .find_map(|l| l.strip_prefix("overall risk:"))
-        .expect("an overall risk line")
-        .trim();
-    assert!(
-        ["Low", "Medium", "High", "Very High"].contains(&level),
-        "{out}"
-    );
+    let level =
+        out.lines().find_map(|l| l.strip_prefix("overall risk:")).expect("an overall risk line").trim();
+    assert!(["Low", "Medium", "High", "Very High"].contains(&level), "{out}");
     for dim in [
         "ai_intensity",
         "autonomy",
@@ -166,12 +172,7 @@ fn scan_prints_the_risk_assessment() {
 fn scan_reports_a_cache_hit() {
     let sim = sim();
     let k = key(102);
-    assert_eq!(
-        run(&sim, &k, false, &["Acme AI Ltd", "https://acme.ai"])
-            .status
-            .code(),
-        Some(0)
-    );
+    assert_eq!(run(&sim, &k, false, &["Acme AI Ltd", "https://acme.ai"]).status.code(), Some(0));
     let o = run(&sim, &k, false, &["Acme AI Ltd", "https://acme.ai", "30"]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
@@ -183,12 +184,7 @@ fn scan_reports_a_cache_hit() {
 #[test]
 fn scan_reports_a_failed_scan_with_code_and_request_id() {
     let sim = sim();
-    let o = run(
-        &sim,
-        &key(103),
-        false,
-        &["Gone Ltd", "https://gone.invalid"],
-    );
+    let o = run(&sim, &key(103), false, &["Gone Ltd", "https://gone.invalid"]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("EXONA_ERR_SCAN_FAILED"), "{err}");
@@ -200,23 +196,12 @@ fn scan_reports_a_failed_scan_with_code_and_request_id() {
 #[test]
 fn scan_reports_a_bad_key() {
     let sim = sim();
-    let o = run(
-        &sim,
-        "exo_test_not-a-real-key",
-        false,
-        &["Acme AI Ltd", "https://acme.ai"],
-    );
+    let o = run(&sim, "exo_test_not-a-real-key", false, &["Acme AI Ltd", "https://acme.ai"]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("EXONA_ERR_AUTHENTICATION") && err.contains("INVALID_API_KEY"),
-        "{err}"
-    );
+    assert!(err.contains("EXONA_ERR_AUTHENTICATION") && err.contains("INVALID_API_KEY"), "{err}");
     assert!(err.contains("request id:     req_"), "{err}");
-    assert!(
-        !err.contains("not-a-real-key"),
-        "the key must not be echoed: {err}"
-    );
+    assert!(!err.contains("not-a-real-key"), "the key must not be echoed: {err}");
 }
 
 #[test]
@@ -225,10 +210,7 @@ fn scan_refuses_an_invalid_website_without_a_request() {
     let k = key(105);
     for (args, names) in [
         (&["Acme AI Ltd", "http://acme.ai"][..], "company_website"),
-        (
-            &["Acme AI Ltd", "https://acme.ai", "400"][..],
-            "MAX_AGE_DAYS",
-        ),
+        (&["Acme AI Ltd", "https://acme.ai", "400"][..], "MAX_AGE_DAYS"),
     ] {
         let o = run(&sim, &k, false, args);
         let (_, err) = text(&o);
@@ -252,18 +234,9 @@ fn scan_is_clean_under_valgrind() {
     ] {
         let o = run(&sim, &key(106), true, args);
         let (out, err) = text(&o);
-        assert_eq!(
-            o.status.code(),
-            Some(expected),
-            "valgrind {args:?}\nstdout:\n{out}\nstderr:\n{err}"
-        );
+        assert_eq!(o.status.code(), Some(expected), "valgrind {args:?}\nstdout:\n{out}\nstderr:\n{err}");
     }
-    let o = run(
-        &sim,
-        "exo_test_bad",
-        true,
-        &["Acme AI Ltd", "https://acme.ai"],
-    );
+    let o = run(&sim, "exo_test_bad", true, &["Acme AI Ltd", "https://acme.ai"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o).1);
 }
 
@@ -271,19 +244,13 @@ fn scan_is_clean_under_valgrind() {
 fn the_readme_tour_is_tour_c_and_runs() {
     let readme = std::fs::read_to_string(format!("{ROOT}/README.md")).unwrap();
     let tour = std::fs::read_to_string(format!("{ROOT}/examples/c/tour.c")).unwrap();
-    assert!(
-        readme.contains(&tour),
-        "README.md must show examples/c/tour.c verbatim"
-    );
+    assert!(readme.contains(&tour), "README.md must show examples/c/tour.c verbatim");
     let sim = sim();
     let valgrind = valgrind_available();
     let o = run_example("tour", &sim, &key(107), valgrind, &[]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
-    assert!(
-        out.starts_with("overall: ") && out.contains("autonomy: "),
-        "{out}"
-    );
+    assert!(out.starts_with("overall: ") && out.contains("autonomy: "), "{out}");
 }
 
 #[test]
@@ -297,46 +264,23 @@ fn cancel_stops_a_wait_from_another_thread_and_wait_resumes_it() {
     })
     .unwrap();
     let k = key(108);
-    let exe = example("cancel");
-    let valgrind = valgrind_available();
-    let mut cmd = if valgrind {
-        let mut c = Command::new("valgrind");
-        c.args([
-            "--quiet",
-            "--error-exitcode=99",
-            "--leak-check=full",
-            "--show-leak-kinds=definite,indirect,possible",
-        ]);
-        c.args(["--errors-for-leak-kinds=definite,indirect,possible"]);
-        c.arg(format!("--suppressions={ROOT}/tests/valgrind.supp"))
-            .arg(exe);
-        c
-    } else {
-        Command::new(exe)
-    };
-    let o = cmd
-        .args(["Acme AI Ltd", "https://acme.ai", "300"])
-        .env_remove("LD_LIBRARY_PATH")
-        .env("EXONA_API_KEY", &k)
-        .env("EXONA_BASE_URL", &sim.base_url)
-        .env("EXONA_SCAN_DURATION_MS", "1500-2000")
-        .output()
-        .unwrap();
+    let check = if valgrind_available() { Check::Valgrind } else { Check::Plain };
+    let o = run_program(
+        example("cancel"),
+        check,
+        &sim,
+        &k,
+        &["Acme AI Ltd", "https://acme.ai", "300"],
+        "1500-2000",
+    );
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("first wait: EXONA_ERR_CANCELLED"), "{out}");
     assert!(out.contains("resumed wait: EXONA_OK"), "{out}");
     assert!(out.contains("progress: scan scn_test_"), "{out}");
-    assert!(
-        out.contains("(schedule)"),
-        "the first wait is the duration schedule: {out}"
-    );
+    assert!(out.contains("(schedule)"), "the first wait is the duration schedule: {out}");
     let stats = sim.stats(&k);
-    assert_eq!(
-        (stats.posts, stats.scans_created),
-        (1, 1),
-        "resuming sent no POST"
-    );
+    assert_eq!((stats.posts, stats.scans_created), (1, 1), "resuming sent no POST");
 }
 
 #[test]
@@ -350,4 +294,41 @@ fn threads_share_one_client() {
     assert!(out.contains("12 of 12 scans completed"), "{out}");
     let stats = sim.stats(&k);
     assert_eq!((stats.posts, stats.scans_created, stats.rate_limited), (12, 12, 0));
+}
+
+#[test]
+fn misuse_gets_documented_codes_under_every_checker() {
+    let sim = sim();
+    let plain = build("tests/c/misuse.c", false).unwrap();
+    let mut checks = vec![(plain, Check::Plain)];
+    if valgrind_available() {
+        checks.push((plain, Check::Valgrind));
+    }
+    if let Some(asan) = build("tests/c/misuse.c", true) {
+        checks.push((asan, Check::Sanitizers));
+    }
+    for (exe, check) in checks {
+        let o = run_program(exe, check, &sim, &key(110), &[], "50-150");
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{check:?}\nstdout:\n{out}\nstderr:\n{err}");
+        assert!(out.contains("checks passed"), "{out}");
+        assert!(!err.contains("Sanitizer") && !err.contains("ERROR"), "{check:?}: {err}");
+    }
+}
+
+#[test]
+fn examples_are_clean_under_address_and_undefined_behaviour_sanitizers() {
+    let sim = sim();
+    for (name, args, expected) in [
+        ("scan", &["Acme AI Ltd", "https://acme.ai"][..], 0),
+        ("scan", &["Gone Ltd", "https://gone.invalid"][..], 1),
+        ("tour", &[][..], 0),
+        ("threads", &["6"][..], 0),
+    ] {
+        let Some(exe) = build(&format!("examples/c/{name}.c"), true) else { return };
+        let o = run_program(exe, Check::Sanitizers, &sim, &key(111), args, "50-150");
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(expected), "{name} {args:?}\nstdout:\n{out}\nstderr:\n{err}");
+        assert!(!err.contains("Sanitizer"), "{name}: {err}");
+    }
 }

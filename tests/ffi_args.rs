@@ -35,10 +35,7 @@ fn expect(code: exona_code, result: *mut exona_result, expected: exona_code, nam
     assert_eq!(code, expected);
     assert_eq!(exona_result_code(result), expected);
     let message = text(exona_result_message(result)).unwrap_or_default();
-    assert!(
-        message.contains(names),
-        "message {message:?} should name {names}"
-    );
+    assert!(message.contains(names), "message {message:?} should name {names}");
     assert!(exona_result_scan_id(result).is_null());
     assert_eq!(exona_result_http_status(result), 0, "no request was sent");
     exona_result_free(result);
@@ -56,19 +53,8 @@ fn scan_calls_name_the_bad_argument() {
     expect(rc, out, EXONA_ERR_INVALID_ARGUMENT, "company_name");
     let rc = exona_scan_and_wait(client, name.as_ptr(), null(), null(), &mut out);
     expect(rc, out, EXONA_ERR_INVALID_ARGUMENT, "company_website");
-    let rc = exona_scan_and_wait(
-        client,
-        NOT_UTF8.as_ptr().cast(),
-        site.as_ptr(),
-        null(),
-        &mut out,
-    );
-    expect(
-        rc,
-        out,
-        EXONA_ERR_INVALID_ARGUMENT,
-        "company_name is not valid UTF-8",
-    );
+    let rc = exona_scan_and_wait(client, NOT_UTF8.as_ptr().cast(), site.as_ptr(), null(), &mut out);
+    expect(rc, out, EXONA_ERR_INVALID_ARGUMENT, "company_name is not valid UTF-8");
     let http = c("http://acme.ai");
     let rc = exona_scan_and_wait(client, name.as_ptr(), http.as_ptr(), null(), &mut out);
     expect(rc, out, EXONA_ERR_INVALID_ARGUMENT, "company_website");
@@ -79,10 +65,7 @@ fn scan_calls_name_the_bad_argument() {
     let rc = exona_scan_wait(client, NOT_UTF8.as_ptr().cast(), null(), &mut out);
     expect(rc, out, EXONA_ERR_INVALID_ARGUMENT, "scan_id");
     // out may be NULL: the code still comes back.
-    assert_eq!(
-        exona_scan_and_wait(client, null(), null(), null(), null_mut()),
-        EXONA_ERR_INVALID_ARGUMENT
-    );
+    assert_eq!(exona_scan_and_wait(client, null(), null(), null(), null_mut()), EXONA_ERR_INVALID_ARGUMENT);
     exona_client_free(client);
 }
 
@@ -90,67 +73,36 @@ fn scan_calls_name_the_bad_argument() {
 fn options_refuse_bad_values_and_stay_unchanged() {
     let o = exona_scan_options_new();
     assert_eq!(exona_scan_options_set_max_age_days(o, 365), EXONA_OK);
-    assert_eq!(
-        exona_scan_options_set_max_age_days(o, 400),
-        EXONA_ERR_INVALID_ARGUMENT
-    );
-    assert_eq!(
-        exona_scan_options_set_max_age_days(null_mut(), 1),
-        EXONA_ERR_INVALID_ARGUMENT
-    );
-    assert_eq!(
-        exona_scan_options_set_timeout_ms(o, 0),
-        EXONA_ERR_INVALID_ARGUMENT
-    );
+    assert_eq!(exona_scan_options_set_max_age_days(o, 400), EXONA_ERR_INVALID_ARGUMENT);
+    assert_eq!(exona_scan_options_set_max_age_days(null_mut(), 1), EXONA_ERR_INVALID_ARGUMENT);
+    assert_eq!(exona_scan_options_set_timeout_ms(o, 0), EXONA_ERR_INVALID_ARGUMENT);
     assert_eq!(exona_scan_options_set_timeout_ms(o, u64::MAX), EXONA_OK);
-    assert_eq!(
-        exona_scan_options_set_expected_duration_ms(o, 5, 1),
-        EXONA_ERR_INVALID_ARGUMENT
-    );
-    assert_eq!(
-        exona_scan_options_set_force_refresh(null_mut(), true),
-        EXONA_ERR_INVALID_ARGUMENT
-    );
-    assert_eq!(
-        exona_scan_options_set_include_field_citations(o, true),
-        EXONA_OK
-    );
+    assert_eq!(exona_scan_options_set_expected_duration_ms(o, 5, 1), EXONA_ERR_INVALID_ARGUMENT);
+    assert_eq!(exona_scan_options_set_force_refresh(null_mut(), true), EXONA_ERR_INVALID_ARGUMENT);
+    assert_eq!(exona_scan_options_set_include_field_citations(o, true), EXONA_OK);
     let (q, a) = (c("Does the AI decide alone?"), c("No"));
     for _ in 0..50 {
-        assert_eq!(
-            exona_scan_options_add_question(o, q.as_ptr(), a.as_ptr()),
-            EXONA_OK
-        );
+        assert_eq!(exona_scan_options_add_question(o, q.as_ptr(), a.as_ptr()), EXONA_OK);
     }
     assert_eq!(
         exona_scan_options_add_question(o, q.as_ptr(), a.as_ptr()),
         EXONA_ERR_INVALID_ARGUMENT,
         "the 51st"
     );
-    assert_eq!(
-        exona_scan_options_add_question(o, null(), a.as_ptr()),
-        EXONA_ERR_INVALID_ARGUMENT
-    );
+    assert_eq!(exona_scan_options_add_question(o, null(), a.as_ptr()), EXONA_ERR_INVALID_ARGUMENT);
     assert_eq!(
         exona_scan_options_add_question(o, q.as_ptr(), NOT_UTF8.as_ptr().cast()),
         EXONA_ERR_INVALID_ARGUMENT
     );
     let opts = unsafe { &*o };
-    assert_eq!(
-        opts.request.max_age_days,
-        Some(365),
-        "a refused value leaves the old one"
-    );
+    assert_eq!(opts.request.max_age_days, Some(365), "a refused value leaves the old one");
     assert_eq!(opts.request.questionnaire.len(), 50);
     exona_scan_options_free(o);
     exona_scan_options_free(null_mut());
 
     let o = exona_scan_options_new();
     let long = c(&"x".repeat(5_001));
-    assert_eq!(
-        exona_scan_options_add_question(o, q.as_ptr(), long.as_ptr()),
-        EXONA_ERR_INVALID_ARGUMENT
-    );
+    assert_eq!(exona_scan_options_add_question(o, q.as_ptr(), long.as_ptr()), EXONA_ERR_INVALID_ARGUMENT);
     exona_scan_options_free(o);
 }
 
@@ -160,10 +112,7 @@ fn the_total_answer_length_is_checked_at_the_call() {
     let o = exona_scan_options_new();
     let (q, a) = (c("q"), c(&"a".repeat(4_500)));
     for _ in 0..5 {
-        assert_eq!(
-            exona_scan_options_add_question(o, q.as_ptr(), a.as_ptr()),
-            EXONA_OK
-        );
+        assert_eq!(exona_scan_options_add_question(o, q.as_ptr(), a.as_ptr()), EXONA_OK);
     }
     let (name, site) = (c("Acme"), c("https://acme.ai"));
     let mut out = null_mut();
@@ -177,26 +126,10 @@ fn the_total_answer_length_is_checked_at_the_call() {
 fn client_constructors_say_why() {
     let url = c("http://127.0.0.1:9/api/v1");
     let cases: Vec<(Option<&[u8]>, Option<&[u8]>, &str)> = vec![
-        (
-            Some(b"\0"),
-            Some(b"http://127.0.0.1:9/api/v1\0"),
-            "api_key is empty",
-        ),
-        (
-            Some(b"exo_test_a\r\nX: y\0"),
-            Some(b"http://127.0.0.1:9/api/v1\0"),
-            "api_key",
-        ),
-        (
-            Some(NOT_UTF8),
-            Some(b"http://127.0.0.1:9/api/v1\0"),
-            "api_key is not valid UTF-8",
-        ),
-        (
-            Some(b"exo_test_x\0"),
-            Some(b"http://example.com/api/v1\0"),
-            "http://",
-        ),
+        (Some(b"\0"), Some(b"http://127.0.0.1:9/api/v1\0"), "api_key is empty"),
+        (Some(b"exo_test_a\r\nX: y\0"), Some(b"http://127.0.0.1:9/api/v1\0"), "api_key"),
+        (Some(NOT_UTF8), Some(b"http://127.0.0.1:9/api/v1\0"), "api_key is not valid UTF-8"),
+        (Some(b"exo_test_x\0"), Some(b"http://example.com/api/v1\0"), "http://"),
         (Some(b"exo_test_x\0"), Some(b"not a url\0"), "base_url"),
     ];
     for (key, base, names) in cases {
@@ -205,10 +138,7 @@ fn client_constructors_say_why() {
         assert!(exona_client_new(key, base).is_null());
         let mut client = 1 as *mut exona_client;
         let mut err = null_mut();
-        assert_eq!(
-            exona_client_create(key, base, &mut client, &mut err),
-            EXONA_ERR_INVALID_ARGUMENT
-        );
+        assert_eq!(exona_client_create(key, base, &mut client, &mut err), EXONA_ERR_INVALID_ARGUMENT);
         assert!(client.is_null());
         let message = text(exona_result_message(err)).unwrap();
         assert!(message.contains(names), "{message:?} should name {names}");
@@ -222,10 +152,7 @@ fn client_constructors_say_why() {
     );
     let mut client = null_mut();
     let mut err = 1 as *mut exona_result;
-    assert_eq!(
-        exona_client_create(key.as_ptr(), url.as_ptr(), &mut client, &mut err),
-        EXONA_OK
-    );
+    assert_eq!(exona_client_create(key.as_ptr(), url.as_ptr(), &mut client, &mut err), EXONA_OK);
     assert!(err.is_null() && !client.is_null());
     exona_client_free(client);
     exona_client_free(null_mut());
@@ -246,10 +173,7 @@ fn accessors_accept_null() {
     assert_eq!(exona_result_http_status(null()), 0);
     assert_eq!(exona_result_retry_after_ms(null()), 0);
     let mut v = 7;
-    assert_eq!(
-        exona_result_get_int(null(), c("/x").as_ptr(), &mut v),
-        EXONA_ERR_INVALID_ARGUMENT
-    );
+    assert_eq!(exona_result_get_int(null(), c("/x").as_ptr(), &mut v), EXONA_ERR_INVALID_ARGUMENT);
     assert_eq!(v, 7);
     exona_result_free(null_mut());
     assert_eq!(exona_cancel(null()), EXONA_ERR_INVALID_ARGUMENT);

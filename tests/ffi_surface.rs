@@ -15,18 +15,9 @@ fn exports() -> Vec<(String, String, String)> {
         let mut rest = src.as_str();
         while let Some(at) = rest.find("extern \"C\" fn ") {
             let after = &rest[at + "extern \"C\" fn ".len()..];
-            let name: String = after
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
+            let name: String = after.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
             let body_start = after.find('{').expect("a body");
-            let first = after[body_start + 1..]
-                .trim_start()
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_owned();
+            let first = after[body_start + 1..].trim_start().lines().next().unwrap_or("").trim().to_owned();
             found.push((file.clone(), name, first));
             rest = &after[body_start..];
         }
@@ -38,14 +29,8 @@ fn exports() -> Vec<(String, String, String)> {
 fn every_export_runs_inside_the_panic_boundary() {
     let exports = exports();
     assert!(exports.len() >= 25, "found only {} exports", exports.len());
-    let bare: Vec<_> = exports
-        .iter()
-        .filter(|(_, _, first)| !first.starts_with("boundary("))
-        .collect();
-    assert!(
-        bare.is_empty(),
-        "exports whose body is not `boundary(...)`: {bare:#?}"
-    );
+    let bare: Vec<_> = exports.iter().filter(|(_, _, first)| !first.starts_with("boundary(")).collect();
+    assert!(bare.is_empty(), "exports whose body is not `boundary(...)`: {bare:#?}");
 }
 
 #[test]
@@ -62,10 +47,7 @@ fn the_header_declares_exactly_the_exports() {
         })
         .filter_map(|l| {
             let before_paren = &l[..l.find('(').unwrap()];
-            before_paren
-                .split(|c: char| c == ' ' || c == '*')
-                .rfind(|s| !s.is_empty())
-                .map(str::to_owned)
+            before_paren.split(|c: char| c == ' ' || c == '*').rfind(|s| !s.is_empty()).map(str::to_owned)
         })
         .collect();
     let exported: BTreeSet<String> = exports().into_iter().map(|(_, name, _)| name).collect();

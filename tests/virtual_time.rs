@@ -29,16 +29,13 @@ impl Transport for Script {
                 token.cancel();
             }
         }
-        self.replies
-            .lock()
-            .unwrap()
-            .pop_front()
-            .expect("the script ran out: an unexpected request")
+        self.replies.lock().unwrap().pop_front().expect("the script ran out: an unexpected request")
     }
 }
 
 fn scan_body(status: &str) -> Vec<u8> {
-    let mut body = serde_json::json!({"id": "scn_test_1", "status": status, "created_at": "2026-04-03T09:00:00Z"});
+    let mut body =
+        serde_json::json!({"id": "scn_test_1", "status": status, "created_at": "2026-04-03T09:00:00Z"});
     if status == "completed" {
         body["result"] = serde_json::json!({"risk_assessment": {"overall_risk_level": "Low"}});
     }
@@ -72,8 +69,7 @@ fn completed() -> Reply {
 fn too_many(retry_after: &str) -> Reply {
     reply(
         429,
-        br#"{"error":{"code":"RATE_LIMIT_EXCEEDED","message":"slow down","request_id":"req_429"}}"#
-            .to_vec(),
+        br#"{"error":{"code":"RATE_LIMIT_EXCEEDED","message":"slow down","request_id":"req_429"}}"#.to_vec(),
         Some(retry_after),
     )
 }
@@ -101,41 +97,17 @@ fn harness(replies: Vec<Reply>, cancel_at: Option<(usize, CancelToken)>) -> Harn
     });
     // Latency mode: polls from the shortest expected duration on, as often as allowed, so
     // these tests see the Retry-After, deadline and retry rules unmixed with the quantile plan.
-    let policy = Policy {
-        mode: Mode::Latency,
-        ..Policy::default()
-    };
-    let client = Client::with_transport(
-        "http://sim/api/v1".into(),
-        script.clone(),
-        clock.clone(),
-        policy,
-    );
-    Harness {
-        clock,
-        script,
-        client,
-    }
+    let policy = Policy { mode: Mode::Latency, ..Policy::default() };
+    let client = Client::with_transport("http://sim/api/v1".into(), script.clone(), clock.clone(), policy);
+    Harness { clock, script, client }
 }
 
 impl Harness {
     fn times(&self) -> Vec<u64> {
-        self.script
-            .log
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(t, _)| t.as_secs())
-            .collect()
+        self.script.log.lock().unwrap().iter().map(|(t, _)| t.as_secs()).collect()
     }
     fn posts(&self) -> usize {
-        self.script
-            .log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, m)| *m == Method::Post)
-            .count()
+        self.script.log.lock().unwrap().iter().filter(|(_, m)| *m == Method::Post).count()
     }
 }
 
@@ -144,37 +116,20 @@ fn request() -> ScanRequest {
 }
 
 fn timeout(secs: u64) -> WaitOptions {
-    WaitOptions {
-        timeout: Some(Duration::from_secs(secs)),
-        ..WaitOptions::default()
-    }
+    WaitOptions { timeout: Some(Duration::from_secs(secs)), ..WaitOptions::default() }
 }
 
 #[test]
 fn first_poll_waits_for_the_shortest_expected_duration_then_honours_retry_after() {
-    let h = harness(
-        vec![
-            created(),
-            processing(Some("7")),
-            processing(Some("7")),
-            completed(),
-        ],
-        None,
-    );
+    let h = harness(vec![created(), processing(Some("7")), processing(Some("7")), completed()], None);
     let scan = h.client.scan_and_wait(&request(), &timeout(300)).unwrap();
-    assert_eq!(
-        scan.get_str("/result/risk_assessment/overall_risk_level"),
-        Some("Low")
-    );
+    assert_eq!(scan.get_str("/result/risk_assessment/overall_risk_level"), Some("Low"));
     assert_eq!(h.times(), vec![0, 30, 37, 44]);
 }
 
 #[test]
 fn without_retry_after_it_polls_every_ten_seconds() {
-    let h = harness(
-        vec![created(), processing(None), processing(None), completed()],
-        None,
-    );
+    let h = harness(vec![created(), processing(None), processing(None), completed()], None);
     h.client.scan_and_wait(&request(), &timeout(300)).unwrap();
     assert_eq!(h.times(), vec![0, 30, 40, 50]);
 }
@@ -186,23 +141,11 @@ fn decimal_and_http_date_retry_after_are_understood() {
     if let Ok(r) = &mut dated {
         r.headers.date = Some("Thu, 03 Apr 2025 09:00:00 GMT".into());
     }
-    let h = harness(
-        vec![
-            processing(Some("2.5")),
-            dated,
-            processing(Some("garbage")),
-            completed(),
-        ],
-        None,
-    );
+    let h = harness(vec![processing(Some("2.5")), dated, processing(Some("garbage")), completed()], None);
     h.client.wait("scn_test_1", &timeout(300)).unwrap();
     let log = h.script.log.lock().unwrap();
     let t: Vec<u128> = log.iter().map(|(t, _)| t.as_millis()).collect();
-    assert_eq!(
-        t,
-        vec![0, 2_500, 6_500, 16_500],
-        "garbage falls back to the 10 s schedule"
-    );
+    assert_eq!(t, vec![0, 2_500, 6_500, 16_500], "garbage falls back to the 10 s schedule");
 }
 
 #[test]
@@ -218,14 +161,8 @@ fn the_deadline_gets_a_final_poll_then_a_timeout_with_the_scan_id() {
     let mut replies = vec![created()];
     replies.extend((0..5).map(|_| processing(None)));
     let h = harness(replies, None);
-    let e = h
-        .client
-        .scan_and_wait(&request(), &timeout(65))
-        .unwrap_err();
-    assert_eq!(
-        (e.code, e.scan_id.as_deref()),
-        (Code::Timeout, Some("scn_test_1"))
-    );
+    let e = h.client.scan_and_wait(&request(), &timeout(65)).unwrap_err();
+    assert_eq!((e.code, e.scan_id.as_deref()), (Code::Timeout, Some("scn_test_1")));
     assert_eq!(h.times(), vec![0, 30, 40, 50, 60, 63]);
     assert!(h.clock.now() <= Duration::from_secs(65));
 }
@@ -234,17 +171,10 @@ fn the_deadline_gets_a_final_poll_then_a_timeout_with_the_scan_id() {
 fn retry_after_is_a_floor_even_at_the_deadline() {
     // The server forbids polling before t=70, past the deadline of 65: return at once.
     let h = harness(vec![created(), processing(Some("40"))], None);
-    let e = h
-        .client
-        .scan_and_wait(&request(), &timeout(65))
-        .unwrap_err();
+    let e = h.client.scan_and_wait(&request(), &timeout(65)).unwrap_err();
     assert_eq!(e.code, Code::Timeout);
     assert_eq!(h.times(), vec![0, 30]);
-    assert_eq!(
-        h.clock.now(),
-        Duration::from_secs(30),
-        "no pointless sleep until the deadline"
-    );
+    assert_eq!(h.clock.now(), Duration::from_secs(30), "no pointless sleep until the deadline");
 }
 
 #[test]
@@ -254,14 +184,8 @@ fn a_429_that_fits_is_waited_out_and_one_that_does_not_returns_at_once() {
     assert_eq!(h.times(), vec![0, 30, 50]);
 
     let h = harness(vec![created(), too_many("3600")], None);
-    let e = h
-        .client
-        .scan_and_wait(&request(), &timeout(300))
-        .unwrap_err();
-    assert_eq!(
-        (e.code, e.retry_after),
-        (Code::RateLimited, Some(Duration::from_secs(3600)))
-    );
+    let e = h.client.scan_and_wait(&request(), &timeout(300)).unwrap_err();
+    assert_eq!((e.code, e.retry_after), (Code::RateLimited, Some(Duration::from_secs(3600))));
     assert_eq!(e.scan_id.as_deref(), Some("scn_test_1"));
     assert_eq!(h.clock.now(), Duration::from_secs(30), "it did not sleep");
 }
@@ -276,29 +200,17 @@ fn a_429_on_create_is_safe_to_retry() {
 
 #[test]
 fn server_errors_on_get_back_off_with_jitter_then_give_up_keeping_the_id() {
-    let h = harness(
-        vec![created(), server_error(), server_error(), completed()],
-        None,
-    );
+    let h = harness(vec![created(), server_error(), server_error(), completed()], None);
     h.client.scan_and_wait(&request(), &timeout(300)).unwrap();
     let t = h.times();
     assert!((31..=32).contains(&t[2]), "first retry 1–2 s later: {t:?}");
-    assert!(
-        (t[3] - t[2]) >= 2 && (t[3] - t[2]) <= 4,
-        "second retry 2–4 s later: {t:?}"
-    );
+    assert!((t[3] - t[2]) >= 2 && (t[3] - t[2]) <= 4, "second retry 2–4 s later: {t:?}");
 
     let mut replies = vec![created()];
     replies.extend((0..6).map(|_| server_error()));
     let h = harness(replies, None);
-    let e = h
-        .client
-        .scan_and_wait(&request(), &timeout(3_600))
-        .unwrap_err();
-    assert_eq!(
-        (e.code, e.scan_id.as_deref(), e.http_status),
-        (Code::Server, Some("scn_test_1"), Some(500))
-    );
+    let e = h.client.scan_and_wait(&request(), &timeout(3_600)).unwrap_err();
+    assert_eq!((e.code, e.scan_id.as_deref(), e.http_status), (Code::Server, Some("scn_test_1"), Some(500)));
 }
 
 #[test]
@@ -308,80 +220,43 @@ fn an_unsent_create_is_retried_and_a_maybe_sent_one_is_not() {
     h.client.scan_and_wait(&request(), &timeout(300)).unwrap();
     assert_eq!(h.posts(), 2);
 
-    let lost = Err(TransportError::Failed {
-        message: "connection reset".into(),
-        timed_out: false,
-    });
+    let lost = Err(TransportError::Failed { message: "connection reset".into(), timed_out: false });
     let h = harness(vec![lost], None);
-    let e = h
-        .client
-        .scan_and_wait(&request(), &timeout(300))
-        .unwrap_err();
+    let e = h.client.scan_and_wait(&request(), &timeout(300)).unwrap_err();
     assert_eq!(e.code, Code::AmbiguousCreate);
-    assert!(
-        e.message.contains("https://acme.ai") && e.message.contains("connection reset"),
-        "{}",
-        e.message
-    );
+    assert!(e.message.contains("https://acme.ai") && e.message.contains("connection reset"), "{}", e.message);
     assert_eq!(h.posts(), 1);
 
     let h = harness(vec![server_error()], None);
-    assert_eq!(
-        h.client
-            .scan_and_wait(&request(), &timeout(300))
-            .unwrap_err()
-            .code,
-        Code::AmbiguousCreate
-    );
+    assert_eq!(h.client.scan_and_wait(&request(), &timeout(300)).unwrap_err().code, Code::AmbiguousCreate);
     assert_eq!(h.posts(), 1);
 }
 
 #[test]
 fn a_201_without_a_readable_id_is_ambiguous_not_lost() {
-    let h = harness(
-        vec![reply(201, b"{\"status\":\"processing\"}".to_vec(), None)],
-        None,
-    );
-    let e = h
-        .client
-        .scan_and_wait(&request(), &timeout(300))
-        .unwrap_err();
+    let h = harness(vec![reply(201, b"{\"status\":\"processing\"}".to_vec(), None)], None);
+    let e = h.client.scan_and_wait(&request(), &timeout(300)).unwrap_err();
     assert_eq!((e.code, e.http_status), (Code::AmbiguousCreate, Some(201)));
 }
 
 #[test]
 fn cancelling_stops_the_wait_and_sends_nothing_more() {
     let token = CancelToken::new();
-    let h = harness(
-        vec![created(), processing(Some("10")), completed()],
-        Some((2, token.clone())),
-    );
-    let options = WaitOptions {
-        cancel: Some(token),
-        ..timeout(300)
-    };
+    let h = harness(vec![created(), processing(Some("10")), completed()], Some((2, token.clone())));
+    let options = WaitOptions { cancel: Some(token), ..timeout(300) };
     let e = h.client.scan_and_wait(&request(), &options).unwrap_err();
-    assert_eq!(
-        (e.code, e.scan_id.as_deref()),
-        (Code::Cancelled, Some("scn_test_1"))
-    );
+    assert_eq!((e.code, e.scan_id.as_deref()), (Code::Cancelled, Some("scn_test_1")));
     assert_eq!(h.times(), vec![0, 30], "no request after the cancel");
 }
 
 #[test]
 fn unknown_states_keep_the_wait_going_and_failed_scans_end_it() {
     let h = harness(
-        vec![
-            reply(200, scan_body("queued"), Some("5")),
-            reply(200, scan_body("failed"), None),
-        ],
+        vec![reply(200, scan_body("queued"), Some("5")), reply(200, scan_body("failed"), None)],
         None,
     );
     let e = h.client.wait("scn_test_1", &timeout(300)).unwrap_err();
-    assert_eq!(
-        (e.code, e.api_code.as_deref()),
-        (Code::ScanFailed, Some("WEBSITE_UNREACHABLE"))
-    );
+    assert_eq!((e.code, e.api_code.as_deref()), (Code::ScanFailed, Some("WEBSITE_UNREACHABLE")));
     assert_eq!(h.times(), vec![0, 5]);
 }
 
@@ -391,10 +266,7 @@ fn no_deadline_means_no_deadline() {
     replies.extend((0..400).map(|_| processing(Some("60"))));
     replies.push(completed());
     let h = harness(replies, None);
-    let options = WaitOptions {
-        timeout: None,
-        ..WaitOptions::default()
-    };
+    let options = WaitOptions { timeout: None, ..WaitOptions::default() };
     h.client.scan_and_wait(&request(), &options).unwrap();
     assert_eq!(h.clock.now(), Duration::from_secs(30 + 400 * 60));
 }

@@ -146,8 +146,12 @@ fn efficiency() {
     println!("## Efficiency: 100 scans, a limit that never binds\n");
     println!("| client | scans | failed | requests per scan | polls per scan | 429s | detection p50 (s) | detection p95 (s) | makespan (s) |");
     println!("|---|---|---|---|---|---|---|---|---|");
-    let runs: Vec<(&str, Option<Mode>)> =
-        vec![("lat", Some(Mode::Latency)), ("bal", Some(Mode::Balanced)), ("fru", Some(Mode::Frugal)), ("txt", None)];
+    let runs: Vec<(&str, Option<Mode>)> = vec![
+        ("lat", Some(Mode::Latency)),
+        ("bal", Some(Mode::Balanced)),
+        ("fru", Some(Mode::Frugal)),
+        ("txt", None),
+    ];
     for (i, (tag, mode)) in runs.into_iter().enumerate() {
         let sim = sim(1_000_000, Duration::from_secs(3600), 11 + i as u64);
         let k = key(i as u32);
@@ -185,7 +189,8 @@ fn cancel_latency() {
         let options = WaitOptions { cancel: Some(token.clone()), ..WaitOptions::default() };
         let c = client.clone();
         let waiter = std::thread::spawn(move || {
-            let r = c.scan_and_wait(&ScanRequest::new("Stuck", format!("https://stuck.c{i}.example")), &options);
+            let r =
+                c.scan_and_wait(&ScanRequest::new("Stuck", format!("https://stuck.c{i}.example")), &options);
             (Instant::now(), r)
         });
         // Let the create finish and the wait settle into its schedule first.

@@ -37,7 +37,9 @@ pub fn run(base_url: &str, key: &str, websites: Vec<String>, workers: usize) -> 
         .map(|_| {
             let (transport, queue, done) = (transport.clone(), queue.clone(), done.clone());
             std::thread::spawn(move || loop {
-                let Some(site) = queue.lock().unwrap().pop() else { return };
+                let Some(site) = queue.lock().unwrap().pop() else {
+                    return;
+                };
                 if let Some(f) = scan_one(&*transport, &site) {
                     done.lock().unwrap().push(f);
                 }
@@ -52,7 +54,8 @@ pub fn run(base_url: &str, key: &str, websites: Vec<String>, workers: usize) -> 
 
 fn send(t: &dyn Transport, method: Method, path: String, body: Option<Vec<u8>>) -> Response {
     loop {
-        let request = Request { method, path: path.clone(), body: body.clone(), timeout: Duration::from_secs(30) };
+        let request =
+            Request { method, path: path.clone(), body: body.clone(), timeout: Duration::from_secs(30) };
         match t.send(&request) {
             Ok(r) if r.status == 429 => std::thread::sleep(retry_after(&r)),
             Ok(r) => return r,
@@ -62,7 +65,8 @@ fn send(t: &dyn Transport, method: Method, path: String, body: Option<Vec<u8>>) 
 }
 
 fn scan_one(t: &dyn Transport, site: &str) -> Option<Finished> {
-    let body = serde_json::json!({"company_name": "Bench Co", "company_website": site}).to_string().into_bytes();
+    let body =
+        serde_json::json!({"company_name": "Bench Co", "company_website": site}).to_string().into_bytes();
     let created = send(t, Method::Post, "/scans".into(), Some(body));
     let scan: serde_json::Value = serde_json::from_slice(&created.body).ok()?;
     let id = scan["id"].as_str()?.to_owned();

@@ -15,14 +15,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            param: None,
-            hint: None,
-            retry_after: None,
-        }
+        ApiError { status, code, message: message.into(), param: None, hint: None, retry_after: None }
     }
 
     pub fn param(mut self, param: impl Into<String>) -> ApiError {
@@ -36,8 +29,7 @@ impl ApiError {
     }
 
     pub fn body(&self, request_id: &str) -> Value {
-        let mut error =
-            json!({"code": self.code, "message": self.message, "request_id": request_id});
+        let mut error = json!({"code": self.code, "message": self.message, "request_id": request_id});
         if let Some(p) = &self.param {
             error["param"] = json!(p);
         }
@@ -47,11 +39,7 @@ impl ApiError {
         json!({ "error": error })
     }
 
-    pub fn bad_request(
-        code: &'static str,
-        message: impl Into<String>,
-        param: impl Into<String>,
-    ) -> ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>, param: impl Into<String>) -> ApiError {
         ApiError::new(400, code, message).param(param)
     }
 }

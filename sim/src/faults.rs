@@ -23,9 +23,7 @@ pub enum Fault {
 }
 
 pub fn fault_for(website: &str) -> Fault {
-    let host = url::Url::parse(website)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+    let host = url::Url::parse(website).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase));
     let Some(host) = host else { return Fault::None };
     if host.ends_with(".invalid") {
         return Fault::Unreachable;

@@ -30,13 +30,7 @@ pub struct SimHandle {
 impl SimHandle {
     /// Counters of one key (zero if it never called).
     pub fn stats(&self, key: &str) -> KeyStats {
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .stats
-            .get(key)
-            .cloned()
-            .unwrap_or_default()
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).stats.get(key).cloned().unwrap_or_default()
     }
 
     /// When a scan became complete (or failed), on this process's monotonic clock; `None` for
@@ -72,23 +66,17 @@ pub fn spawn(config: Config) -> std::io::Result<SimHandle> {
     let state = Arc::new(Mutex::new(state::State::new(config)));
     let app = server::router(Arc::clone(&state));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let thread = std::thread::Builder::new()
-        .name("exona-sim".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let listener =
-                    tokio::net::TcpListener::from_std(listener).expect("listener from std");
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await;
-            });
-        })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let thread = std::thread::Builder::new().name("exona-sim".into()).spawn(move || {
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener from std");
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+    })?;
     Ok(SimHandle {
         base_url: format!("http://127.0.0.1:{port}/api/v1"),
         state,

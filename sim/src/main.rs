@@ -6,10 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "exona-sim",
-    about = "Local simulator of the Exona API, with fault injection"
-)]
+#[command(name = "exona-sim", about = "Local simulator of the Exona API, with fault injection")]
 struct Args {
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 0)]

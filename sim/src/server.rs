@@ -50,9 +50,7 @@ impl Meta {
             request_id,
             limit,
             remaining: limit.saturating_sub(used),
-            reset_unix: reset
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs_f64().ceil() as u64),
+            reset_unix: reset.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs_f64().ceil() as u64),
         }
     }
 }
@@ -77,19 +75,12 @@ fn json_response(status: u16, body: &Value, meta: &Meta, retry_after: Option<Str
 }
 
 fn error_response(e: &ApiError, meta: &Meta) -> Response {
-    json_response(
-        e.status,
-        &e.body(&meta.request_id),
-        meta,
-        e.retry_after.map(|s| s.to_string()),
-    )
+    json_response(e.status, &e.body(&meta.request_id), meta, e.retry_after.map(|s| s.to_string()))
 }
 
 /// Authentication, then the rate limit; both answer in the envelope with the usual headers.
 fn gate(state: &mut State, headers: &HeaderMap) -> Result<(Key, Meta), Response> {
-    let auth = headers
-        .get("authorization")
-        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let auth = headers.get("authorization").map(|v| v.to_str().unwrap_or("\u{fffd}"));
     let key = match authenticate(auth, &state.config) {
         Ok(k) => k,
         Err(e) => {
@@ -106,12 +97,8 @@ fn gate(state: &mut State, headers: &HeaderMap) -> Result<(Key, Meta), Response>
             state.stats_mut(&key.key).rate_limited += 1;
             let window = state.window(&key.key);
             let meta = Meta::new(state, window);
-            let mut e = ApiError::new(
-                429,
-                "RATE_LIMIT_EXCEEDED",
-                "The API key is over its rate limit.",
-            )
-            .hint("Retry after the number of seconds in the Retry-After header.");
+            let mut e = ApiError::new(429, "RATE_LIMIT_EXCEEDED", "The API key is over its rate limit.")
+                .hint("Retry after the number of seconds in the Retry-After header.");
             e.retry_after = Some(wait_secs);
             Err(error_response(&e, &meta))
         }
@@ -126,11 +113,7 @@ fn retry_after_value(secs: f64) -> String {
     }
 }
 
-async fn create_scan(
-    AxumState(state): AxumState<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn create_scan(AxumState(state): AxumState<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let mut s = lock(&state);
     let (key, meta) = match gate(&mut s, &headers) {
         Ok(ok) => ok,
@@ -183,11 +166,7 @@ async fn get_scan(
     response
 }
 
-fn get_scan_locked(
-    s: &mut State,
-    id: &str,
-    headers: &HeaderMap,
-) -> (Response, Option<std::time::Duration>) {
+fn get_scan_locked(s: &mut State, id: &str, headers: &HeaderMap) -> (Response, Option<std::time::Duration>) {
     let (key, meta) = match gate(s, headers) {
         Ok(ok) => ok,
         Err(response) => return (response, None),
@@ -196,12 +175,8 @@ fn get_scan_locked(
     let retry_after = retry_after_value(s.config.retry_after_secs);
     let slow = s.config.slow_response;
     let not_found = || {
-        ApiError::new(
-            404,
-            "SCAN_NOT_FOUND",
-            format!("No scan with id {id} exists under this API key."),
-        )
-        .param("id")
+        ApiError::new(404, "SCAN_NOT_FOUND", format!("No scan with id {id} exists under this API key."))
+            .param("id")
     };
     let Some(record) = s.scans.get_mut(id).filter(|r| r.key == key.key) else {
         return (error_response(&not_found(), &meta), None);
@@ -209,17 +184,11 @@ fn get_scan_locked(
     record.gets += 1;
     let now = Instant::now();
     let response = match record.fault {
-        Fault::Flaky if record.gets <= 2 => error_response(
-            &ApiError::new(500, "INTERNAL_ERROR", "Simulated server error."),
-            &meta,
-        ),
+        Fault::Flaky if record.gets <= 2 => {
+            error_response(&ApiError::new(500, "INTERNAL_ERROR", "Simulated server error."), &meta)
+        }
         Fault::Vanish if record.gets >= 2 => error_response(&not_found(), &meta),
-        Fault::Garbage => respond(
-            200,
-            Body::from("<html>this is not JSON</html>"),
-            &meta,
-            None,
-        ),
+        Fault::Garbage => respond(200, Body::from("<html>this is not JSON</html>"), &meta, None),
         _ => {
             let scan = record.to_json(now);
             let processing = scan["status"] == "processing";
@@ -253,8 +222,5 @@ async fn stats(AxumState(state): AxumState<Shared>) -> Response {
 async fn not_found(AxumState(state): AxumState<Shared>) -> Response {
     let mut s = lock(&state);
     let meta = Meta::new(&mut s, None);
-    error_response(
-        &ApiError::new(404, "NOT_FOUND", "No such endpoint (simulator-only code)."),
-        &meta,
-    )
+    error_response(&ApiError::new(404, "NOT_FOUND", "No such endpoint (simulator-only code)."), &meta)
 }

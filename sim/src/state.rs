@@ -33,17 +33,14 @@ pub enum Phase {
 
 impl ScanRecord {
     pub fn phase(&self, now: Instant) -> Phase {
-        if matches!(self.fault, Fault::Stuck | Fault::Vanish) || now < self.created + self.duration
-        {
+        if matches!(self.fault, Fault::Stuck | Fault::Vanish) || now < self.created + self.duration {
             return Phase::Processing;
         }
         let done = self.created_wall + self.duration;
         match self.fault {
-            Fault::Unreachable => Phase::Failed(
-                done,
-                "WEBSITE_UNREACHABLE",
-                "The company website could not be reached.",
-            ),
+            Fault::Unreachable => {
+                Phase::Failed(done, "WEBSITE_UNREACHABLE", "The company website could not be reached.")
+            }
             Fault::InsufficientData => Phase::Failed(
                 done,
                 "INSUFFICIENT_PUBLIC_DATA",
@@ -71,7 +68,8 @@ impl ScanRecord {
             Phase::Failed(at, code, message) => {
                 scan["status"] = json!("failed");
                 scan["completed_at"] = json!(rfc3339(at));
-                scan["error"] = json!({ "code": code, "message": message, "hint": "Check the website and try again." });
+                scan["error"] =
+                    json!({ "code": code, "message": message, "hint": "Check the website and try again." });
             }
         }
         scan
@@ -113,10 +111,7 @@ pub struct State {
 
 /// The cache key: lower-cased, trailing slashes stripped, nothing more (exona-api.md §10.1).
 pub fn normalise(website: &str) -> String {
-    website
-        .to_ascii_lowercase()
-        .trim_end_matches('/')
-        .to_owned()
+    website.to_ascii_lowercase().trim_end_matches('/').to_owned()
 }
 
 impl State {
@@ -142,11 +137,7 @@ impl State {
             used: 0,
         });
         if now >= w.start + window_len {
-            *w = Window {
-                start: now,
-                start_wall: SystemTime::now(),
-                used: 0,
-            };
+            *w = Window { start: now, start_wall: SystemTime::now(), used: 0 };
         }
         if w.used >= limit {
             let left = (w.start + window_len).saturating_duration_since(now);
@@ -208,10 +199,7 @@ impl State {
             gets: 0,
         };
         if record.cacheable {
-            self.cache
-                .entry((key.to_owned(), normalise(&req.company_website)))
-                .or_default()
-                .push(id.clone());
+            self.cache.entry((key.to_owned(), normalise(&req.company_website))).or_default().push(id.clone());
         }
         self.scans.insert(id, record.clone());
         let stats = self.stats_mut(key);
@@ -225,7 +213,5 @@ impl State {
 
 pub fn random_lower_alnum(rng: &mut fastrand::Rng, len: usize) -> String {
     const ALPHABET: &[u8] = b"0123456789abcdefghjkmnpqrstvwxyz";
-    (0..len)
-        .map(|_| ALPHABET[rng.usize(0..ALPHABET.len())] as char)
-        .collect()
+    (0..len).map(|_| ALPHABET[rng.usize(0..ALPHABET.len())] as char).collect()
 }

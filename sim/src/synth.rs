@@ -7,24 +7,12 @@ use serde_json::{json, Value};
 
 /// FNV-1a: stable across Rust versions and platforms (std's hasher is not).
 pub fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf29ce484222325, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    })
+    text.bytes().fold(0xcbf29ce484222325, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
 }
 
-const AI_INTENSITY: [&str; 5] = [
-    "No AI",
-    "AI-Assisted",
-    "AI-Enhanced",
-    "AI-Driven",
-    "Autonomous Core",
-];
-const AUTONOMY: [&str; 4] = [
-    "Human-Controlled",
-    "Human-in-the-Loop",
-    "Human-on-the-Loop",
-    "Fully Autonomous",
-];
+const AI_INTENSITY: [&str; 5] = ["No AI", "AI-Assisted", "AI-Enhanced", "AI-Driven", "Autonomous Core"];
+const AUTONOMY: [&str; 4] =
+    ["Human-Controlled", "Human-in-the-Loop", "Human-on-the-Loop", "Fully Autonomous"];
 const GENERIC: [&str; 4] = ["Minimal", "Moderate", "Elevated", "Severe"];
 
 pub fn overall_level(sum: u64) -> &'static str {
@@ -104,18 +92,14 @@ mod tests {
     fn deterministic_and_in_range() {
         let a = result("A", "https://acme.ai", false);
         assert_eq!(a, result("A", "https://ACME.ai", false));
-        for site in [
-            "https://a.ai",
-            "https://b.ai",
-            "https://c.ai",
-            "https://d.ai",
-        ] {
+        for site in ["https://a.ai", "https://b.ai", "https://c.ai", "https://d.ai"] {
             let r = result("X", site, true);
             let ra = &r["risk_assessment"];
             assert!(ra["ai_intensity"]["score"].as_u64().unwrap() <= 4);
             assert!(ra["autonomy"]["score"].as_u64().unwrap() <= 3);
-            assert!(["Low", "Medium", "High", "Very High"]
-                .contains(&ra["overall_risk_level"].as_str().unwrap()));
+            assert!(
+                ["Low", "Medium", "High", "Very High"].contains(&ra["overall_risk_level"].as_str().unwrap())
+            );
             assert!(r["field_citations"].is_object());
         }
     }

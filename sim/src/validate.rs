@@ -23,44 +23,25 @@ pub fn validate(content_type: Option<&str>, body: &[u8]) -> Result<CreateRequest
         .and_then(|c| c.split(';').next())
         .is_some_and(|c| c.trim().eq_ignore_ascii_case("application/json"));
     if !is_json {
-        return Err(ApiError::new(
-            400,
-            INVALID_REQUEST,
-            "Content-Type must be application/json.",
-        ));
+        return Err(ApiError::new(400, INVALID_REQUEST, "Content-Type must be application/json."));
     }
-    let body: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            400,
-            INVALID_REQUEST,
-            format!("The body is not valid JSON: {e}"),
-        )
-    })?;
+    let body: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(400, INVALID_REQUEST, format!("The body is not valid JSON: {e}")))?;
     let Value::Object(body) = body else {
-        return Err(ApiError::new(
-            400,
-            INVALID_REQUEST,
-            "The body must be a JSON object.",
-        ));
+        return Err(ApiError::new(400, INVALID_REQUEST, "The body must be a JSON object."));
     };
     let required = |name: &str| -> Result<String, ApiError> {
         match body.get(name) {
-            None | Some(Value::Null) => Err(ApiError::bad_request(
-                "MISSING_REQUIRED_FIELD",
-                format!("{name} is required."),
-                name,
-            )),
+            None | Some(Value::Null) => {
+                Err(ApiError::bad_request("MISSING_REQUIRED_FIELD", format!("{name} is required."), name))
+            }
             Some(Value::String(s)) if s.trim().is_empty() => Err(ApiError::bad_request(
                 "MISSING_REQUIRED_FIELD",
                 format!("{name} is required and must not be empty."),
                 name,
             )),
             Some(Value::String(s)) => Ok(s.clone()),
-            Some(_) => Err(ApiError::bad_request(
-                INVALID_REQUEST,
-                format!("{name} must be a string."),
-                name,
-            )),
+            Some(_) => Err(ApiError::bad_request(INVALID_REQUEST, format!("{name} must be a string."), name)),
         }
     };
     let company_name = required("company_name")?;
@@ -88,11 +69,9 @@ pub fn validate(content_type: Option<&str>, body: &[u8]) -> Result<CreateRequest
         match body.get(name) {
             None | Some(Value::Null) => Ok(false),
             Some(Value::Bool(b)) => Ok(*b),
-            Some(_) => Err(ApiError::bad_request(
-                INVALID_REQUEST,
-                format!("{name} must be a boolean."),
-                name,
-            )),
+            Some(_) => {
+                Err(ApiError::bad_request(INVALID_REQUEST, format!("{name} must be a boolean."), name))
+            }
         }
     };
     let force_refresh = flag("force_refresh")?;
@@ -109,8 +88,7 @@ pub fn validate(content_type: Option<&str>, body: &[u8]) -> Result<CreateRequest
 }
 
 fn is_https_url(s: &str) -> bool {
-    s.starts_with("https://")
-        && url::Url::parse(s).is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty()))
+    s.starts_with("https://") && url::Url::parse(s).is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty()))
 }
 
 /// True when a non-empty questionnaire was given (an empty array counts as absent).
@@ -126,13 +104,9 @@ fn validate_questionnaire(q: Option<&Value>) -> Result<bool, ApiError> {
             ))
         }
     };
-    let too_large =
-        |why: String| ApiError::bad_request("QUESTIONNAIRE_TOO_LARGE", why, "questionnaire");
+    let too_large = |why: String| ApiError::bad_request("QUESTIONNAIRE_TOO_LARGE", why, "questionnaire");
     if items.len() > 50 {
-        return Err(too_large(format!(
-            "questionnaire has {} items; at most 50 are allowed.",
-            items.len()
-        )));
+        return Err(too_large(format!("questionnaire has {} items; at most 50 are allowed.", items.len())));
     }
     let mut total = 0;
     for (i, item) in items.iter().enumerate() {
@@ -183,10 +157,7 @@ mod tests {
     fn documented_codes() {
         assert!(v(r#"{"company_name":"A","company_website":"https://a.ai"}"#).is_ok());
         let e = v(r#"{"company_website":"https://a.ai"}"#).unwrap_err();
-        assert_eq!(
-            (e.code, e.param.as_deref()),
-            ("MISSING_REQUIRED_FIELD", Some("company_name"))
-        );
+        assert_eq!((e.code, e.param.as_deref()), ("MISSING_REQUIRED_FIELD", Some("company_name")));
         let e = v(r#"{"company_name":"A","company_website":"http://a.ai"}"#).unwrap_err();
         assert_eq!(e.code, "INVALID_COMPANY_WEBSITE");
         for bad in ["366", "1.5", "true", "\"3\"", "-1"] {
@@ -202,7 +173,9 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(e.code, "QUESTIONNAIRE_TOO_LARGE");
-        let e = v(r#"{"company_name":"A","company_website":"https://a.ai","questionnaire":[{"question":"q"}]}"#).unwrap_err();
+        let e =
+            v(r#"{"company_name":"A","company_website":"https://a.ai","questionnaire":[{"question":"q"}]}"#)
+                .unwrap_err();
         assert_eq!(e.param.as_deref(), Some("questionnaire[0].answer"));
         assert_eq!(validate(Some("text/plain"), b"{}").unwrap_err().status, 400);
     }

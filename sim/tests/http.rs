@@ -16,16 +16,11 @@ struct Api {
 
 impl Api {
     fn new(config: Config) -> Api {
-        Api {
-            sim: spawn(config).unwrap(),
-            http: Client::new(),
-        }
+        Api { sim: spawn(config).unwrap(), http: Client::new() }
     }
     fn post(&self, key: Option<&str>, body: &Value) -> Response {
-        let mut r = self
-            .http
-            .post(format!("{}/scans", self.sim.base_url))
-            .header("content-type", "application/json");
+        let mut r =
+            self.http.post(format!("{}/scans", self.sim.base_url)).header("content-type", "application/json");
         if let Some(k) = key {
             r = r.header("authorization", format!("Bearer {k}"));
         }
@@ -45,9 +40,7 @@ fn acme() -> Value {
 }
 
 fn header(r: &Response, name: &str) -> Option<String> {
-    r.headers()
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_owned())
+    r.headers().get(name).map(|v| v.to_str().unwrap().to_owned())
 }
 
 /// Checks the headers every response carries, and returns the JSON body.
@@ -55,25 +48,13 @@ fn checked(r: Response, status: u16) -> Value {
     assert_eq!(r.status().as_u16(), status);
     let rid = header(&r, "x-request-id").expect("X-Request-ID");
     assert!(rid.starts_with("req_") && rid.len() == 19, "{rid}");
-    for h in [
-        "x-ratelimit-limit",
-        "x-ratelimit-remaining",
-        "x-ratelimit-reset",
-        "date",
-    ] {
+    for h in ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "date"] {
         assert!(header(&r, h).is_some(), "{h} missing on {status}");
     }
-    assert_eq!(
-        header(&r, "content-type").as_deref(),
-        Some("application/json")
-    );
+    assert_eq!(header(&r, "content-type").as_deref(), Some("application/json"));
     let body: Value = serde_json::from_slice(&r.bytes().unwrap()).unwrap();
     if status >= 400 {
-        assert_eq!(
-            body["error"]["request_id"],
-            json!(rid),
-            "envelope request_id equals the header"
-        );
+        assert_eq!(body["error"]["request_id"], json!(rid), "envelope request_id equals the header");
         assert!(body["error"]["code"].is_string() && body["error"]["message"].is_string());
     }
     body
@@ -86,10 +67,7 @@ fn lifecycle_processing_then_completed() {
     assert_eq!(created["status"], "processing");
     assert_eq!(created["cached"], false);
     let id = created["id"].as_str().unwrap().to_owned();
-    assert!(
-        id.starts_with("scn_test_01") && id.len() == "scn_test_".len() + 26,
-        "{id}"
-    );
+    assert!(id.starts_with("scn_test_01") && id.len() == "scn_test_".len() + 26, "{id}");
     let r = api.get(TEST_KEY, &id);
     assert_eq!(header(&r, "retry-after").as_deref(), Some("0.05"));
     let polled = checked(r, 200);
@@ -97,17 +75,11 @@ fn lifecycle_processing_then_completed() {
     assert!(polled.get("result").is_none() && polled.get("completed_at").is_none());
     std::thread::sleep(Duration::from_millis(200));
     let r = api.get(TEST_KEY, &id);
-    assert!(
-        header(&r, "retry-after").is_none(),
-        "no Retry-After once terminal"
-    );
+    assert!(header(&r, "retry-after").is_none(), "no Retry-After once terminal");
     let done = checked(r, 200);
     assert_eq!(done["status"], "completed");
     assert!(done["completed_at"].as_str().unwrap().ends_with('Z'));
-    assert_eq!(
-        done["company"],
-        json!({"name": "Acme AI Ltd", "website": "https://acme.ai"})
-    );
+    assert_eq!(done["company"], json!({"name": "Acme AI Ltd", "website": "https://acme.ai"}));
     let ra = &done["result"]["risk_assessment"];
     for dim in [
         "ai_intensity",
@@ -118,9 +90,7 @@ fn lifecycle_processing_then_completed() {
         "control_governance",
     ] {
         assert!(
-            ra[dim]["score"].is_u64()
-                && ra[dim]["label"].is_string()
-                && ra[dim]["rationale"].is_string(),
+            ra[dim]["score"].is_u64() && ra[dim]["label"].is_string() && ra[dim]["rationale"].is_string(),
             "{dim}"
         );
     }
@@ -132,10 +102,7 @@ fn lifecycle_processing_then_completed() {
 fn failing_websites_end_failed_with_a_scan_level_error() {
     let api = Api::new(Config::fast());
     let id = checked(
-        api.post(
-            Some(TEST_KEY),
-            &json!({"company_name": "X", "company_website": "https://x.invalid"}),
-        ),
+        api.post(Some(TEST_KEY), &json!({"company_name": "X", "company_website": "https://x.invalid"})),
         201,
     )["id"]
         .as_str()
@@ -165,10 +132,7 @@ fn cache_rules() {
     assert_eq!(hit["status"], "completed");
     assert!(hit["id"] == first["id"] || hit["id"].as_str().unwrap().starts_with("scn_test_"));
     body["force_refresh"] = json!(true);
-    assert_eq!(
-        checked(api.post(Some(TEST_KEY), &body), 201)["cached"],
-        false
-    );
+    assert_eq!(checked(api.post(Some(TEST_KEY), &body), 201)["cached"], false);
     let mut with_q = acme();
     with_q["max_age_days"] = json!(30);
     with_q["questionnaire"] = json!([{"question": "q", "answer": "a"}]);
@@ -178,31 +142,16 @@ fn cache_rules() {
     live["max_age_days"] = json!(30);
     checked(api.post(Some(LIVE_KEY), &live), 201);
     let stats = api.sim.stats(TEST_KEY);
-    assert_eq!(
-        (stats.cache_hits, stats.scans_created, stats.credits_used),
-        (1, 4, 0)
-    );
-    assert_eq!(
-        api.sim.stats(LIVE_KEY).credits_used,
-        1,
-        "live scans use credits"
-    );
+    assert_eq!((stats.cache_hits, stats.scans_created, stats.credits_used), (1, 4, 0));
+    assert_eq!(api.sim.stats(LIVE_KEY).credits_used, 1, "live scans use credits");
 }
 
 #[test]
 fn validation_codes_and_params() {
     let api = Api::new(Config::fast());
     let cases = [
-        (
-            json!({"company_website": "https://a.ai"}),
-            "MISSING_REQUIRED_FIELD",
-            "company_name",
-        ),
-        (
-            json!({"company_name": "A"}),
-            "MISSING_REQUIRED_FIELD",
-            "company_website",
-        ),
+        (json!({"company_website": "https://a.ai"}), "MISSING_REQUIRED_FIELD", "company_name"),
+        (json!({"company_name": "A"}), "MISSING_REQUIRED_FIELD", "company_website"),
         (
             json!({"company_name": "A", "company_website": "http://a.ai"}),
             "INVALID_COMPANY_WEBSITE",
@@ -227,10 +176,7 @@ fn validation_codes_and_params() {
     for (body, code, param) in cases {
         let e = checked(api.post(Some(TEST_KEY), &body), 400);
         assert_eq!(
-            (
-                e["error"]["code"].as_str().unwrap(),
-                e["error"]["param"].as_str().unwrap()
-            ),
+            (e["error"]["code"].as_str().unwrap(), e["error"]["param"].as_str().unwrap()),
             (code, param),
             "{body}"
         );
@@ -248,56 +194,28 @@ fn validation_codes_and_params() {
 #[test]
 fn authentication_and_scoping() {
     let forbidden = "exo_live_ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ";
-    let api = Api::new(Config {
-        forbidden_keys: vec![forbidden.into()],
-        ..Config::fast()
-    });
-    assert_eq!(
-        checked(api.post(None, &acme()), 401)["error"]["code"],
-        "AUTHENTICATION_REQUIRED"
-    );
-    assert_eq!(
-        checked(api.post(Some("exo_test_short"), &acme()), 401)["error"]["code"],
-        "INVALID_API_KEY"
-    );
-    assert_eq!(
-        checked(api.post(Some(forbidden), &acme()), 403)["error"]["code"],
-        "FORBIDDEN_IP"
-    );
+    let api = Api::new(Config { forbidden_keys: vec![forbidden.into()], ..Config::fast() });
+    assert_eq!(checked(api.post(None, &acme()), 401)["error"]["code"], "AUTHENTICATION_REQUIRED");
+    assert_eq!(checked(api.post(Some("exo_test_short"), &acme()), 401)["error"]["code"], "INVALID_API_KEY");
+    assert_eq!(checked(api.post(Some(forbidden), &acme()), 403)["error"]["code"], "FORBIDDEN_IP");
     // Authentication comes before validation.
     assert_eq!(
         checked(api.post(Some("exo_test_short"), &json!({})), 401)["error"]["code"],
         "INVALID_API_KEY"
     );
-    let id = checked(api.post(Some(TEST_KEY), &acme()), 201)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(
-        checked(api.get(LIVE_KEY, &id), 404)["error"]["code"],
-        "SCAN_NOT_FOUND"
-    );
-    assert_eq!(
-        checked(api.get(TEST_KEY, "scn_test_nope"), 404)["error"]["code"],
-        "SCAN_NOT_FOUND"
-    );
+    let id = checked(api.post(Some(TEST_KEY), &acme()), 201)["id"].as_str().unwrap().to_owned();
+    assert_eq!(checked(api.get(LIVE_KEY, &id), 404)["error"]["code"], "SCAN_NOT_FOUND");
+    assert_eq!(checked(api.get(TEST_KEY, "scn_test_nope"), 404)["error"]["code"], "SCAN_NOT_FOUND");
 }
 
 #[test]
 fn rate_limit_window_and_429() {
-    let api = Api::new(Config {
-        rate_limit: 3,
-        rate_window: Duration::from_secs(60),
-        ..Config::fast()
-    });
+    let api = Api::new(Config { rate_limit: 3, rate_window: Duration::from_secs(60), ..Config::fast() });
     let r = api.post(Some(TEST_KEY), &acme());
     assert_eq!(header(&r, "x-ratelimit-remaining").as_deref(), Some("2"));
     assert_eq!(header(&r, "x-ratelimit-limit").as_deref(), Some("3"));
     let reset: u64 = header(&r, "x-ratelimit-reset").unwrap().parse().unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     assert!(reset >= now + 58 && reset <= now + 61, "{reset} vs {now}");
     api.post(Some(TEST_KEY), &acme());
     api.post(Some(TEST_KEY), &acme());
@@ -307,10 +225,7 @@ fn rate_limit_window_and_429() {
     assert_eq!(header(&r, "x-ratelimit-remaining").as_deref(), Some("0"));
     assert_eq!(checked(r, 429)["error"]["code"], "RATE_LIMIT_EXCEEDED");
     let stats = api.sim.stats(TEST_KEY);
-    assert_eq!(
-        (stats.posts, stats.rate_limited, stats.scans_created),
-        (3, 1, 3)
-    );
+    assert_eq!((stats.posts, stats.rate_limited, stats.scans_created), (3, 1, 3));
     // Another key has its own window.
     checked(api.post(Some(LIVE_KEY), &acme()), 201);
 }
@@ -319,46 +234,27 @@ fn rate_limit_window_and_429() {
 fn fault_websites() {
     let api = Api::new(Config::fast());
     let site = |s: &str| json!({"company_name": "F", "company_website": s});
-    checked(
-        api.post(Some(TEST_KEY), &site("https://post500.acme.ai")),
-        500,
-    );
-    assert_eq!(
-        api.sim.scans_created(TEST_KEY),
-        1,
-        "the scan exists although the POST said 500"
-    );
-    let id = checked(
-        api.post(Some(TEST_KEY), &site("https://flaky.acme.ai")),
-        201,
-    )["id"]
+    checked(api.post(Some(TEST_KEY), &site("https://post500.acme.ai")), 500);
+    assert_eq!(api.sim.scans_created(TEST_KEY), 1, "the scan exists although the POST said 500");
+    let id = checked(api.post(Some(TEST_KEY), &site("https://flaky.acme.ai")), 201)["id"]
         .as_str()
         .unwrap()
         .to_owned();
     checked(api.get(TEST_KEY, &id), 500);
     checked(api.get(TEST_KEY, &id), 500);
     checked(api.get(TEST_KEY, &id), 200);
-    let id = checked(
-        api.post(Some(TEST_KEY), &site("https://vanish.acme.ai")),
-        201,
-    )["id"]
+    let id = checked(api.post(Some(TEST_KEY), &site("https://vanish.acme.ai")), 201)["id"]
         .as_str()
         .unwrap()
         .to_owned();
     checked(api.get(TEST_KEY, &id), 200);
     checked(api.get(TEST_KEY, &id), 404);
-    let id = checked(
-        api.post(Some(TEST_KEY), &site("https://garbage.acme.ai")),
-        201,
-    )["id"]
+    let id = checked(api.post(Some(TEST_KEY), &site("https://garbage.acme.ai")), 201)["id"]
         .as_str()
         .unwrap()
         .to_owned();
     assert!(serde_json::from_slice::<Value>(&api.get(TEST_KEY, &id).bytes().unwrap()).is_err());
-    let id = checked(
-        api.post(Some(TEST_KEY), &site("https://stuck.acme.ai")),
-        201,
-    )["id"]
+    let id = checked(api.post(Some(TEST_KEY), &site("https://stuck.acme.ai")), 201)["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -368,22 +264,10 @@ fn fault_websites() {
 
 #[test]
 fn results_are_deterministic_per_website() {
-    let a = Api::new(Config {
-        seed: 1,
-        ..Config::fast()
-    });
-    let b = Api::new(Config {
-        seed: 2,
-        ..Config::fast()
-    });
-    let ida = checked(a.post(Some(TEST_KEY), &acme()), 201)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let idb = checked(b.post(Some(TEST_KEY), &acme()), 201)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let a = Api::new(Config { seed: 1, ..Config::fast() });
+    let b = Api::new(Config { seed: 2, ..Config::fast() });
+    let ida = checked(a.post(Some(TEST_KEY), &acme()), 201)["id"].as_str().unwrap().to_owned();
+    let idb = checked(b.post(Some(TEST_KEY), &acme()), 201)["id"].as_str().unwrap().to_owned();
     std::thread::sleep(Duration::from_millis(200));
     let ra = checked(a.get(TEST_KEY, &ida), 200)["result"].clone();
     let rb = checked(b.get(TEST_KEY, &idb), 200)["result"].clone();

@@ -15,9 +15,7 @@ pub struct CancelToken {
 
 impl std::fmt::Debug for CancelToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CancelToken")
-            .field("cancelled", &self.is_cancelled())
-            .finish()
+        f.debug_struct("CancelToken").field("cancelled", &self.is_cancelled()).finish()
     }
 }
 
@@ -83,10 +81,7 @@ impl CancelToken {
 
     /// A poisoned lock still holds a valid flag: a panic elsewhere must not disable cancellation.
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -103,10 +98,7 @@ mod tests {
         token.cancel();
         assert!(t.join().unwrap());
         assert!(token.is_cancelled());
-        assert!(
-            token.wait_timeout(Duration::from_secs(30)),
-            "a cancelled token never blocks"
-        );
+        assert!(token.wait_timeout(Duration::from_secs(30)), "a cancelled token never blocks");
     }
 
     #[test]

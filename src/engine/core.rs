@@ -100,16 +100,7 @@ impl Core {
         match task.next_send(&self.policy) {
             Ok(at) => {
                 let kind = task.kind(&self.policy);
-                self.tasks.insert(
-                    id,
-                    Entry {
-                        task,
-                        sink,
-                        cancel,
-                        in_flight: false,
-                        kind,
-                    },
-                );
+                self.tasks.insert(id, Entry { task, sink, cancel, in_flight: false, kind });
                 self.schedule(id, at, now);
             }
             Err(e) => sink.finish(Err(e)),
@@ -203,10 +194,7 @@ impl Core {
                             creating: true,
                         });
                     }
-                    jobs.push(Job {
-                        task: id,
-                        request: entry.task.request(now, &self.policy),
-                    });
+                    jobs.push(Job { task: id, request: entry.task.request(now, &self.policy) });
                 }
                 Grant::At(t) => match entry.task.hold_until(t, now) {
                     Ok(()) => {
@@ -244,12 +232,7 @@ impl Core {
             return;
         };
         entry.in_flight = false;
-        let mut ctx = Ctx {
-            policy: &self.policy,
-            model: &mut self.model,
-            rng: &mut self.rng,
-            wall,
-        };
+        let mut ctx = Ctx { policy: &self.policy, model: &mut self.model, rng: &mut self.rng, wall };
         let outcome = entry.task.on_reply(reply, now, &mut ctx);
         if let Some(outcome) = outcome {
             self.end(id, Some(outcome));
@@ -257,8 +240,7 @@ impl Core {
         }
         if entry.task.is_creating() {
             // The create will be sent again (after a 429 or a failed connect): it reserves anew.
-            self.governor
-                .release(std::mem::take(&mut entry.task.reserved));
+            self.governor.release(std::mem::take(&mut entry.task.reserved));
         }
         if entry.cancel.is_cancelled() {
             self.end(id, None);
@@ -274,8 +256,7 @@ impl Core {
     fn end(&mut self, id: TaskId, outcome: Option<Outcome>) {
         if let Some(e) = self.tasks.remove(&id) {
             self.governor.release(e.task.reserved);
-            e.sink
-                .finish(outcome.unwrap_or_else(|| Err(e.task.cancelled())));
+            e.sink.finish(outcome.unwrap_or_else(|| Err(e.task.cancelled())));
         }
     }
 }
@@ -301,10 +282,7 @@ fn observed(r: &Response, wall: SystemTime) -> Observed {
         limit: num(&h.rate_limit_limit).map(|v| v.min(u32::MAX as u64) as u32),
         remaining: num(&h.rate_limit_remaining).map(|v| v.min(u32::MAX as u64) as u32),
         reset_unix: num(&h.rate_limit_reset),
-        reset_in: h
-            .rate_limit_reset
-            .as_deref()
-            .and_then(|v| parse_reset(v, date, wall)),
+        reset_in: h.rate_limit_reset.as_deref().and_then(|v| parse_reset(v, date, wall)),
         rate_limited_for,
     }
 }

@@ -8,18 +8,10 @@ use crate::transport::{Response, TransportError};
 
 /// A 2xx response's scan object, or a protocol error naming what was wrong with it.
 pub fn scan(response: &Response) -> Result<Scan, Error> {
-    Scan::from_body(
-        &response.body,
-        response.status,
-        response.headers.request_id.clone(),
-    )
-    .map_err(|why| {
+    Scan::from_body(&response.body, response.status, response.headers.request_id.clone()).map_err(|why| {
         let mut e = Error::new(
             Code::Protocol,
-            format!(
-                "HTTP {} response is not a scan object: {why}",
-                response.status
-            ),
+            format!("HTTP {} response is not a scan object: {why}", response.status),
         );
         e.http_status = Some(response.status);
         e.request_id = response.headers.request_id.clone();
@@ -50,11 +42,7 @@ pub fn api_error(response: &Response) -> Error {
     e.api_code = api_code;
     e.hint = field("hint");
     e.param = field("param");
-    e.request_id = response
-        .headers
-        .request_id
-        .clone()
-        .or_else(|| field("request_id"));
+    e.request_id = response.headers.request_id.clone().or_else(|| field("request_id"));
     e
 }
 
@@ -68,11 +56,7 @@ pub fn scan_failed(scan: Scan) -> Error {
     let (code, message, hint) = scan.failure();
     let mut e = Error::new(
         Code::ScanFailed,
-        format!(
-            "scan {} failed: {}",
-            scan.id(),
-            message.unwrap_or("no message given")
-        ),
+        format!("scan {} failed: {}", scan.id(), message.unwrap_or("no message given")),
     );
     e.api_code = code.map(str::to_owned);
     e.hint = hint.map(str::to_owned);
@@ -91,10 +75,7 @@ mod tests {
     fn response(status: u16, body: &str, request_id: Option<&str>) -> Response {
         Response {
             status,
-            headers: Headers {
-                request_id: request_id.map(str::to_owned),
-                ..Default::default()
-            },
+            headers: Headers { request_id: request_id.map(str::to_owned), ..Default::default() },
             body: body.as_bytes().to_vec(),
         }
     }
@@ -126,9 +107,6 @@ mod tests {
             r#"{"error":{"code":"SCAN_NOT_FOUND","message":"x","request_id":"req_1"}}"#,
             None,
         ));
-        assert_eq!(
-            (e.code, e.request_id.as_deref()),
-            (Code::NotFound, Some("req_1"))
-        );
+        assert_eq!((e.code, e.request_id.as_deref()), (Code::NotFound, Some("req_1")));
     }
 }

@@ -53,18 +53,12 @@ impl Engine {
         });
         let mut threads = Vec::new();
         let s = Arc::clone(&shared);
-        threads.push(
-            std::thread::Builder::new()
-                .name("exona-scheduler".into())
-                .spawn(move || scheduler(&s))?,
-        );
+        threads
+            .push(std::thread::Builder::new().name("exona-scheduler".into()).spawn(move || scheduler(&s))?);
         for n in 0..workers {
             let s = Arc::clone(&shared);
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("exona-http-{n}"))
-                    .spawn(move || worker(&s))?,
-            );
+            threads
+                .push(std::thread::Builder::new().name(format!("exona-http-{n}")).spawn(move || worker(&s))?);
         }
         Ok(Engine { shared, threads })
     }
@@ -205,15 +199,9 @@ fn scheduler(s: &Shared) {
             Some(at) if at <= s.clock.now() => core,
             Some(at) => {
                 let wait = at.saturating_sub(s.clock.now());
-                s.scheduler_wake
-                    .wait_timeout(core, wait)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0
+                s.scheduler_wake.wait_timeout(core, wait).unwrap_or_else(|p| p.into_inner()).0
             }
-            None => s
-                .scheduler_wake
-                .wait(core)
-                .unwrap_or_else(|p| p.into_inner()),
+            None => s.scheduler_wake.wait(core).unwrap_or_else(|p| p.into_inner()),
         };
     }
 }
@@ -277,8 +265,7 @@ impl Mailbox {
         if st.creating {
             return None;
         }
-        let mut e =
-            crate::error::Error::new(crate::error::Code::Cancelled, "the wait was cancelled");
+        let mut e = crate::error::Error::new(crate::error::Code::Cancelled, "the wait was cancelled");
         e.scan_id = st.scan_id.clone();
         Some(Err(e))
     }

@@ -287,10 +287,7 @@ pub struct Observed {
 
 fn registry() -> std::sync::MutexGuard<'static, Vec<(u64, Weak<Governor>)>> {
     static REGISTRY: OnceLock<Mutex<Vec<(u64, Weak<Governor>)>>> = OnceLock::new();
-    REGISTRY
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+    REGISTRY.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The process-wide governor of a key, created on first use. The registry holds weak
@@ -298,11 +295,7 @@ fn registry() -> std::sync::MutexGuard<'static, Vec<(u64, Weak<Governor>)>> {
 pub fn for_key(fingerprint: u64, limits: &Limits) -> Arc<Governor> {
     let mut registry = registry();
     registry.retain(|(_, g)| g.strong_count() > 0);
-    if let Some(g) = registry
-        .iter()
-        .find(|(f, _)| *f == fingerprint)
-        .and_then(|(_, g)| g.upgrade())
-    {
+    if let Some(g) = registry.iter().find(|(f, _)| *f == fingerprint).and_then(|(_, g)| g.upgrade()) {
         return g;
     }
     let g = Arc::new(Governor::new(limits.clone()));
@@ -344,10 +337,7 @@ mod tests {
     fn the_first_request_probes_alone() {
         let g = Governor::new(Limits::default());
         assert_eq!(g.request(S(0), Kind::Poll { reserved: false }), Grant::Now);
-        assert!(matches!(
-            g.request(S(0), Kind::Poll { reserved: false }),
-            Grant::At(_)
-        ));
+        assert!(matches!(g.request(S(0), Kind::Poll { reserved: false }), Grant::At(_)));
         g.observe(S(1), headers(99, 5000, 3599));
         assert_eq!(g.request(S(1), Kind::Poll { reserved: false }), Grant::Now);
         assert_eq!(g.request(S(1), Kind::Poll { reserved: false }), Grant::Now);
@@ -355,27 +345,14 @@ mod tests {
 
     #[test]
     fn admission_reserves_polls() {
-        let g = Governor::new(Limits {
-            default_limit: 10,
-            ..Limits::default()
-        });
+        let g = Governor::new(Limits { default_limit: 10, ..Limits::default() });
         g.request(S(0), Kind::Poll { reserved: false });
-        g.observe(
-            S(0),
-            Observed {
-                limit: Some(10),
-                remaining: Some(10),
-                ..Observed::default()
-            },
-        );
+        g.observe(S(0), Observed { limit: Some(10), remaining: Some(10), ..Observed::default() });
         // Each scan needs 1 + 2: three fit in 10, the fourth waits for the window.
         for _ in 0..3 {
             assert_eq!(g.request(S(0), Kind::Create { reserve: 2 }), Grant::Now);
         }
-        assert_eq!(
-            g.request(S(0), Kind::Create { reserve: 2 }),
-            Grant::At(S(3600))
-        );
+        assert_eq!(g.request(S(0), Kind::Create { reserve: 2 }), Grant::At(S(3600)));
         // Their polls are still granted: the budget was kept for them.
         for _ in 0..6 {
             assert_eq!(g.request(S(1), Kind::Poll { reserved: true }), Grant::Now);
@@ -392,39 +369,20 @@ mod tests {
         assert_eq!(g.budget(S(1)).0, 40);
         g.request(S(2), Kind::Poll { reserved: false });
         g.observe(S(3), headers(90, 4000, 10));
-        assert_eq!(
-            g.budget(S(3)).0,
-            40,
-            "a response from an older window changes nothing"
-        );
+        assert_eq!(g.budget(S(3)).0, 40, "a response from an older window changes nothing");
     }
 
     #[test]
     fn a_429_cools_the_key_down_then_releases_one_by_one() {
-        let g = Governor::new(Limits {
-            release_spacing: S(2),
-            ..Limits::default()
-        });
+        let g = Governor::new(Limits { release_spacing: S(2), ..Limits::default() });
         g.request(S(0), Kind::Poll { reserved: false });
-        g.observe(
-            S(0),
-            Observed {
-                rate_limited_for: Some(S(30)),
-                ..headers(0, 5000, 30)
-            },
-        );
+        g.observe(S(0), Observed { rate_limited_for: Some(S(30)), ..headers(0, 5000, 30) });
         for _ in 0..5 {
-            assert_eq!(
-                g.request(S(10), Kind::Poll { reserved: false }),
-                Grant::At(S(30))
-            );
+            assert_eq!(g.request(S(10), Kind::Poll { reserved: false }), Grant::At(S(30)));
         }
         g.observe(S(30), headers(100, 8600, 3600));
         assert_eq!(g.request(S(30), Kind::Poll { reserved: false }), Grant::Now);
-        assert_eq!(
-            g.request(S(30), Kind::Poll { reserved: false }),
-            Grant::At(S(32))
-        );
+        assert_eq!(g.request(S(30), Kind::Poll { reserved: false }), Grant::At(S(32)));
         assert_eq!(g.request(S(32), Kind::Poll { reserved: false }), Grant::Now);
     }
 
@@ -438,34 +396,17 @@ mod tests {
             Grant::At(t) => assert!(t >= S(95) && t <= S(100), "{t:?}"),
             other => panic!("{other:?}"),
         }
-        assert_eq!(
-            g.request(S(100), Kind::Poll { reserved: false }),
-            Grant::Now
-        );
+        assert_eq!(g.request(S(100), Kind::Poll { reserved: false }), Grant::Now);
     }
 
     #[test]
     fn retries_are_capped_per_window() {
-        let g = Governor::new(Limits {
-            default_limit: 20,
-            ..Limits::default()
-        });
-        g.observe(
-            S(0),
-            Observed {
-                limit: Some(20),
-                remaining: Some(20),
-                ..Observed::default()
-            },
-        );
+        let g = Governor::new(Limits { default_limit: 20, ..Limits::default() });
+        g.observe(S(0), Observed { limit: Some(20), remaining: Some(20), ..Observed::default() });
         assert_eq!(g.request(S(0), Kind::Retry), Grant::Now);
         assert_eq!(g.request(S(0), Kind::Retry), Grant::Now);
         assert_eq!(g.request(S(0), Kind::Retry), Grant::Refused);
-        assert_eq!(
-            g.request(S(3600), Kind::Retry),
-            Grant::Now,
-            "a new window, a new allowance"
-        );
+        assert_eq!(g.request(S(3600), Kind::Retry), Grant::Now, "a new window, a new allowance");
     }
 
     #[test]

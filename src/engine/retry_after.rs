@@ -14,11 +14,7 @@ pub const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Parses a `Retry-After` value. `date` is the response's `Date` header; `local_now` is used
 /// when it is missing or unreadable.
-pub fn parse_retry_after(
-    value: &str,
-    date: Option<&str>,
-    local_now: SystemTime,
-) -> Option<Duration> {
+pub fn parse_retry_after(value: &str, date: Option<&str>, local_now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if value.is_empty() {
         return None;
@@ -37,11 +33,7 @@ pub fn parse_reset(value: &str, date: Option<&str>, local_now: SystemTime) -> Op
     let secs: u64 = value.trim().parse().ok()?;
     let at = UNIX_EPOCH.checked_add(Duration::from_secs(secs.min(LONGEST.as_secs() * 100)))?;
     let now = server_now(date, local_now);
-    Some(
-        at.duration_since(now)
-            .unwrap_or(Duration::ZERO)
-            .min(LONGEST),
-    )
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO).min(LONGEST))
 }
 
 fn parse_seconds(value: &str) -> Option<Duration> {
@@ -55,8 +47,7 @@ fn parse_seconds(value: &str) -> Option<Duration> {
 }
 
 fn server_now(date: Option<&str>, local_now: SystemTime) -> SystemTime {
-    date.and_then(|d| httpdate::parse_http_date(d.trim()).ok())
-        .unwrap_or(local_now)
+    date.and_then(|d| httpdate::parse_http_date(d.trim()).ok()).unwrap_or(local_now)
 }
 
 fn positive(d: Duration) -> Option<Duration> {
@@ -77,30 +68,16 @@ mod tests {
 
     #[test]
     fn delta_and_decimal_seconds() {
-        assert_eq!(
-            parse_retry_after("47", None, now()),
-            Some(Duration::from_secs(47))
-        );
-        assert_eq!(
-            parse_retry_after(" 10 ", None, now()),
-            Some(Duration::from_secs(10))
-        );
-        assert_eq!(
-            parse_retry_after("0.25", None, now()),
-            Some(Duration::from_millis(250))
-        );
+        assert_eq!(parse_retry_after("47", None, now()), Some(Duration::from_secs(47)));
+        assert_eq!(parse_retry_after(" 10 ", None, now()), Some(Duration::from_secs(10)));
+        assert_eq!(parse_retry_after("0.25", None, now()), Some(Duration::from_millis(250)));
         assert_eq!(parse_retry_after("0", None, now()), Some(Duration::ZERO));
-        assert_eq!(
-            parse_retry_after("99999999999999999999999", None, now()),
-            Some(LONGEST)
-        );
+        assert_eq!(parse_retry_after("99999999999999999999999", None, now()), Some(LONGEST));
     }
 
     #[test]
     fn garbage_is_none() {
-        for bad in [
-            "", "-5", "+5", "soon", ".", "1.2.3", "NaN", "inf", "1e3", "5 s", "\u{0}",
-        ] {
+        for bad in ["", "-5", "+5", "soon", ".", "1.2.3", "NaN", "inf", "1e3", "5 s", "\u{0}"] {
             assert_eq!(parse_retry_after(bad, None, now()), None, "{bad:?}");
         }
     }
@@ -110,43 +87,25 @@ mod tests {
         // The server's clock says 09:00:00; the local clock is two hours ahead and must not matter.
         let date = Some("Thu, 03 Apr 2025 09:00:00 GMT");
         let local = httpdate::parse_http_date("Thu, 03 Apr 2025 11:00:00 GMT").unwrap();
-        for value in [
-            "Thu, 03 Apr 2025 09:00:30 GMT",
-            "Thursday, 03-Apr-25 09:00:30 GMT",
-            "Thu Apr  3 09:00:30 2025",
-        ] {
-            assert_eq!(
-                parse_retry_after(value, date, local),
-                Some(Duration::from_secs(30)),
-                "{value}"
-            );
+        for value in
+            ["Thu, 03 Apr 2025 09:00:30 GMT", "Thursday, 03-Apr-25 09:00:30 GMT", "Thu Apr  3 09:00:30 2025"]
+        {
+            assert_eq!(parse_retry_after(value, date, local), Some(Duration::from_secs(30)), "{value}");
         }
     }
 
     #[test]
     fn past_dates_fall_back() {
         let date = Some("Thu, 03 Apr 2025 09:00:00 GMT");
-        assert_eq!(
-            parse_retry_after("Thu, 03 Apr 2025 08:00:00 GMT", date, now()),
-            None
-        );
-        assert_eq!(
-            parse_retry_after("Thu, 03 Apr 2025 09:00:00 GMT", date, now()),
-            None
-        );
+        assert_eq!(parse_retry_after("Thu, 03 Apr 2025 08:00:00 GMT", date, now()), None);
+        assert_eq!(parse_retry_after("Thu, 03 Apr 2025 09:00:00 GMT", date, now()), None);
     }
 
     #[test]
     fn reset_is_relative_to_the_server_clock() {
         let date = httpdate::fmt_http_date(now());
-        assert_eq!(
-            parse_reset("1743602060", Some(&date), now()),
-            Some(Duration::from_secs(60))
-        );
-        assert_eq!(
-            parse_reset("1743601000", Some(&date), now()),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(parse_reset("1743602060", Some(&date), now()), Some(Duration::from_secs(60)));
+        assert_eq!(parse_reset("1743601000", Some(&date), now()), Some(Duration::ZERO));
         assert_eq!(parse_reset("garbage", None, now()), None);
         assert!(parse_reset("18446744073709551615", None, now()).is_some());
     }

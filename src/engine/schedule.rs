@@ -58,11 +58,7 @@ const MAX_SAMPLES: usize = 512;
 
 impl DurationModel {
     pub fn new(prior: (Duration, Duration)) -> DurationModel {
-        DurationModel {
-            prior,
-            samples: Vec::new(),
-            pending: Default::default(),
-        }
+        DurationModel { prior, samples: Vec::new(), pending: Default::default() }
     }
 
     /// A scan created at `created` (monotonic) took `duration`; it counts from `settle` on,
@@ -70,8 +66,7 @@ impl DurationModel {
     pub fn observe(&mut self, created: Duration, duration: Duration) {
         let longest = self.longest();
         if self.pending.len() < MAX_SAMPLES {
-            self.pending
-                .push_back((created + longest.mul_f64(1.2), duration.as_secs_f64()));
+            self.pending.push_back((created + longest.mul_f64(1.2), duration.as_secs_f64()));
         }
     }
 
@@ -89,9 +84,7 @@ impl DurationModel {
     /// The longest plausible duration: the prior's, or the longest counted sample.
     fn longest(&self) -> Duration {
         let seen = self.samples.iter().copied().fold(0.0, f64::max);
-        self.prior
-            .1
-            .max(Duration::try_from_secs_f64(seen).unwrap_or(Duration::MAX))
+        self.prior.1.max(Duration::try_from_secs_f64(seen).unwrap_or(Duration::MAX))
     }
 
     pub fn samples(&self) -> usize {
@@ -135,21 +128,12 @@ pub fn next_poll_age(
     floor_gap: Duration,
 ) -> Duration {
     let plan = mode.plan();
-    if let Some(at) = plan
-        .iter()
-        .map(|&p| model.quantile(p, prior))
-        .find(|&at| at > age)
-    {
+    if let Some(at) = plan.iter().map(|&p| model.quantile(p, prior)).find(|&at| at > age) {
         return at;
     }
     let last = model.quantile(*plan.last().unwrap_or(&1.0), prior);
-    let spread = model
-        .quantile(1.0, prior)
-        .saturating_sub(model.quantile(0.0, prior));
-    let gap = spread
-        .mul_f64(mode.tail_share())
-        .max(floor_gap)
-        .max(Duration::from_millis(1));
+    let spread = model.quantile(1.0, prior).saturating_sub(model.quantile(0.0, prior));
+    let gap = spread.mul_f64(mode.tail_share()).max(floor_gap).max(Duration::from_millis(1));
     // Whole nanoseconds: float rounding could land a poll on or before `age`.
     let steps = age.saturating_sub(last).as_nanos() / gap.as_nanos() + 1;
     let total = gap.as_nanos().saturating_mul(steps);
@@ -178,11 +162,7 @@ mod tests {
             m.observe(Duration::ZERO, Duration::from_secs(40));
         }
         m.settle(Duration::from_secs(100));
-        assert_eq!(
-            m.samples(),
-            0,
-            "not before the cohort has had time to finish"
-        );
+        assert_eq!(m.samples(), 0, "not before the cohort has had time to finish");
         m.settle(Duration::from_secs(144));
         let q = m.quantile(0.9, PRIOR).as_secs_f64();
         assert!((40.0..45.0).contains(&q), "{q}");
@@ -203,10 +183,7 @@ mod tests {
     #[test]
     fn each_mode_has_its_plan_then_a_tail_with_a_floor() {
         assert_eq!(ages(Mode::Frugal, 5, 10), vec![111, 120, 165, 210, 255]);
-        assert_eq!(
-            ages(Mode::Balanced, 6, 10),
-            vec![84, 106, 117, 120, 142, 165]
-        );
+        assert_eq!(ages(Mode::Balanced, 6, 10), vec![84, 106, 117, 120, 142, 165]);
         assert_eq!(ages(Mode::Latency, 3, 10), vec![30, 40, 50]);
         assert_eq!(ages(Mode::Latency, 3, 25), vec![30, 55, 80]);
     }

@@ -39,10 +39,7 @@ pub enum Reason {
 #[derive(Clone, Debug)]
 pub enum Goal {
     /// POST, then wait for the scan unless `create_only`.
-    Create {
-        request: ScanRequest,
-        create_only: bool,
-    },
+    Create { request: ScanRequest, create_only: bool },
     /// Wait for an existing scan (resume by id).
     Wait { id: String },
     /// One GET.
@@ -51,16 +48,8 @@ pub enum Goal {
 
 #[derive(Clone, Debug)]
 enum Phase {
-    Create {
-        request: ScanRequest,
-        body: Vec<u8>,
-        unsent: u32,
-        create_only: bool,
-    },
-    Wait {
-        id: String,
-        once: bool,
-    },
+    Create { request: ScanRequest, body: Vec<u8>, unsent: u32, create_only: bool },
+    Wait { id: String, once: bool },
 }
 
 /// Everything a task consults besides itself.
@@ -113,45 +102,17 @@ pub struct Settings {
 
 impl Task {
     pub fn new(goal: Goal, now: Duration, settings: Settings) -> Result<Task, Error> {
-        let Settings {
-            deadline,
-            mode,
-            expected,
-            max_rate_limit_wait,
-        } = settings;
+        let Settings { deadline, mode, expected, max_rate_limit_wait } = settings;
         let resumed = matches!(goal, Goal::Wait { .. });
         let (phase, reason) = match goal {
-            Goal::Create {
-                request,
-                create_only,
-            } => {
+            Goal::Create { request, create_only } => {
                 request.validate()?;
                 let body = serde_json::to_vec(&request.to_json())
                     .map_err(|e| Error::new(Code::Internal, e.to_string()))?;
-                (
-                    Phase::Create {
-                        request,
-                        body,
-                        unsent: 0,
-                        create_only,
-                    },
-                    Reason::Create,
-                )
+                (Phase::Create { request, body, unsent: 0, create_only }, Reason::Create)
             }
-            Goal::Wait { id } => (
-                Phase::Wait {
-                    id: check_id(&id)?,
-                    once: false,
-                },
-                Reason::Schedule,
-            ),
-            Goal::Get { id } => (
-                Phase::Wait {
-                    id: check_id(&id)?,
-                    once: true,
-                },
-                Reason::Schedule,
-            ),
+            Goal::Wait { id } => (Phase::Wait { id: check_id(&id)?, once: false }, Reason::Schedule),
+            Goal::Get { id } => (Phase::Wait { id: check_id(&id)?, once: true }, Reason::Schedule),
         };
         Ok(Task {
             phase,
@@ -187,10 +148,7 @@ impl Task {
     }
 
     pub fn last_status(&self) -> Option<&str> {
-        self.last_scan
-            .as_ref()
-            .and_then(|s| s.json().get("status"))
-            .and_then(|v| v.as_str())
+        self.last_scan.as_ref().and_then(|s| s.json().get("status")).and_then(|v| v.as_str())
     }
 
     pub fn reason(&self) -> Reason {
@@ -204,13 +162,9 @@ impl Task {
     /// The budget class of the next request.
     pub fn kind(&self, policy: &Policy) -> Kind {
         match &self.phase {
-            Phase::Create { .. } => Kind::Create {
-                reserve: policy.polls_to_reserve(self.mode),
-            },
+            Phase::Create { .. } => Kind::Create { reserve: policy.polls_to_reserve(self.mode) },
             Phase::Wait { .. } if self.failures > 0 => Kind::Retry,
-            Phase::Wait { .. } => Kind::Poll {
-                reserved: self.reserved > 0,
-            },
+            Phase::Wait { .. } => Kind::Poll { reserved: self.reserved > 0 },
         }
     }
 
@@ -231,9 +185,7 @@ impl Task {
                 Phase::Create { .. } => {}
                 Phase::Wait { .. } => {
                     if self.floor > dl {
-                        return Err(
-                            self.timeout("the server's Retry-After reaches past the deadline")
-                        );
+                        return Err(self.timeout("the server's Retry-After reaches past the deadline"));
                     }
                     let final_start = dl.saturating_sub(policy.final_poll_allowance);
                     if self.desired >= final_start {
@@ -264,11 +216,7 @@ impl Task {
         }
         self.floor = self.floor.max(at);
         self.desired = self.desired.max(at);
-        self.reason = if self.reason == Reason::RateLimit {
-            Reason::RateLimit
-        } else {
-            Reason::Budget
-        };
+        self.reason = if self.reason == Reason::RateLimit { Reason::RateLimit } else { Reason::Budget };
         Ok(())
     }
 
@@ -293,24 +241,16 @@ impl Task {
     /// The request to send now.
     pub fn request(&self, now: Duration, policy: &Policy) -> Request {
         let timeout = match self.deadline {
-            Some(dl) => dl
-                .saturating_sub(now)
-                .clamp(Duration::from_millis(250), policy.attempt_timeout),
+            Some(dl) => dl.saturating_sub(now).clamp(Duration::from_millis(250), policy.attempt_timeout),
             None => policy.attempt_timeout,
         };
         match &self.phase {
-            Phase::Create { body, .. } => Request {
-                method: Method::Post,
-                path: "/scans".into(),
-                body: Some(body.clone()),
-                timeout,
-            },
-            Phase::Wait { id, .. } => Request {
-                method: Method::Get,
-                path: format!("/scans/{id}"),
-                body: None,
-                timeout,
-            },
+            Phase::Create { body, .. } => {
+                Request { method: Method::Post, path: "/scans".into(), body: Some(body.clone()), timeout }
+            }
+            Phase::Wait { id, .. } => {
+                Request { method: Method::Get, path: format!("/scans/{id}"), body: None, timeout }
+            }
         }
     }
 
@@ -333,13 +273,7 @@ impl Task {
         now: Duration,
         ctx: &mut Ctx,
     ) -> Option<Outcome> {
-        let Phase::Create {
-            request,
-            unsent,
-            create_only,
-            ..
-        } = &mut self.phase
-        else {
+        let Phase::Create { request, unsent, create_only, .. } = &mut self.phase else {
             return None;
         };
         match reply {
@@ -355,10 +289,7 @@ impl Task {
                     _ => {}
                 }
                 // Created: from now on, wait for it.
-                self.phase = Phase::Wait {
-                    id: scan.id().to_owned(),
-                    once: false,
-                };
+                self.phase = Phase::Wait { id: scan.id().to_owned(), once: false };
                 (self.age_then, self.then) = (Duration::ZERO, now);
                 self.failures = 0;
                 self.rate_limited = 0;
@@ -439,9 +370,7 @@ impl Task {
                     self.floor = ra.map_or(now, |d| now + d);
                     self.last_scan = Some(scan);
                     if self.is_final {
-                        return Some(Err(
-                            self.timeout("the scan was still processing at the deadline")
-                        ));
+                        return Some(Err(self.timeout("the scan was still processing at the deadline")));
                     }
                     self.plan_next_poll(now, true, ctx);
                     return None;
@@ -451,9 +380,7 @@ impl Task {
             Ok(r) if r.status == 429 => {
                 let wait = rate_limit_wait(&r, self.rate_limited, ctx);
                 self.rate_limited += 1;
-                return self
-                    .wait_out_429(&r, wait, now)
-                    .map(|o| o.map_err(|e| e.with_scan_id(Some(&id))));
+                return self.wait_out_429(&r, wait, now).map(|o| o.map_err(|e| e.with_scan_id(Some(&id))));
             }
             Ok(r) if r.status >= 500 => {
                 let e = decode::api_error(&r);
@@ -489,9 +416,7 @@ impl Task {
     /// The next poll on the duration schedule: the plan's next point past the scan's age.
     /// After a poll, the next keeps at least the poll gap; the first poll is the plan's alone.
     fn plan_next_poll(&mut self, now: Duration, after_poll: bool, ctx: &mut Ctx) {
-        let gap = self
-            .last_retry_after
-            .unwrap_or(ctx.policy.default_poll_interval);
+        let gap = self.last_retry_after.unwrap_or(ctx.policy.default_poll_interval);
         let age = self.age_then + now.saturating_sub(self.then);
         let next = next_poll_age(self.mode, age, ctx.model, self.expected, gap);
         self.desired = now + (next - age);
@@ -499,11 +424,7 @@ impl Task {
             // Never two polls closer than the server's Retry-After, or the documented 10 s without one.
             self.desired = self.desired.max(now + gap);
         }
-        self.reason = if self.floor >= self.desired {
-            Reason::RetryAfter
-        } else {
-            Reason::Schedule
-        };
+        self.reason = if self.floor >= self.desired { Reason::RetryAfter } else { Reason::Schedule };
     }
 
     fn wait_out_429(&mut self, r: &Response, wait: Duration, now: Duration) -> Option<Outcome> {
@@ -515,11 +436,7 @@ impl Task {
                 "{} (the server asks to wait {:.1} s, which is past {})",
                 e.message,
                 wait.as_secs_f64(),
-                if past_deadline {
-                    "the deadline"
-                } else {
-                    "max_rate_limit_wait"
-                }
+                if past_deadline { "the deadline" } else { "max_rate_limit_wait" }
             );
             e.scan_id = self.scan_id().map(str::to_owned);
             e.scan = self.last_scan.clone();
@@ -549,11 +466,7 @@ impl Task {
 
 fn check_id(id: &str) -> Result<String, Error> {
     // Ids are opaque, but must stay one path segment.
-    if id.is_empty()
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
         return Err(Error::invalid_argument(format!(
             "scan_id {id:?} is not a scan id (letters, digits, '_' and '-' only)"
         )));
@@ -562,12 +475,7 @@ fn check_id(id: &str) -> Result<String, Error> {
 }
 
 fn backoff(attempt: u32, ctx: &mut Ctx) -> Duration {
-    backoff::equal_jitter(
-        attempt,
-        ctx.policy.backoff_base,
-        ctx.policy.backoff_cap,
-        ctx.rng,
-    )
+    backoff::equal_jitter(attempt, ctx.policy.backoff_base, ctx.policy.backoff_cap, ctx.rng)
 }
 
 fn server_delay(response: &Response, wall: SystemTime) -> Option<Duration> {
@@ -594,10 +502,7 @@ fn learn(scan: &Scan, created_mono: Duration, ctx: &mut Ctx) {
     if scan.cached() {
         return;
     }
-    let parse = |p: &str| {
-        scan.get_str(p)
-            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
-    };
+    let parse = |p: &str| scan.get_str(p).and_then(|t| humantime::parse_rfc3339_weak(t).ok());
     if let (Some(created), Some(completed)) = (parse("/created_at"), parse("/completed_at")) {
         if let Ok(d) = completed.duration_since(created) {
             ctx.model.observe(created_mono, d);
@@ -608,12 +513,8 @@ fn learn(scan: &Scan, created_mono: Duration, ctx: &mut Ctx) {
 /// How old a scan is, by its `created_at` against the response's `Date` (the server's clock).
 fn scan_age(scan: &Scan, response: &Response, wall: SystemTime) -> Option<Duration> {
     let created = humantime::parse_rfc3339_weak(scan.get_str("/created_at")?).ok()?;
-    let server_now = response
-        .headers
-        .date
-        .as_deref()
-        .and_then(|d| httpdate::parse_http_date(d).ok())
-        .unwrap_or(wall);
+    let server_now =
+        response.headers.date.as_deref().and_then(|d| httpdate::parse_http_date(d).ok()).unwrap_or(wall);
     server_now.duration_since(created).ok()
 }
 

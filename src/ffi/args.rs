@@ -21,10 +21,7 @@ pub unsafe fn optional_str<'a>(ptr: *const c_char, name: &str) -> Result<Option<
         return Ok(None);
     }
     CStr::from_ptr(ptr).to_str().map(Some).map_err(|e| {
-        Error::invalid_argument(format!(
-            "{name} is not valid UTF-8 (bad byte at offset {})",
-            e.valid_up_to()
-        ))
+        Error::invalid_argument(format!("{name} is not valid UTF-8 (bad byte at offset {})", e.valid_up_to()))
     })
 }
 
@@ -33,8 +30,7 @@ pub unsafe fn optional_str<'a>(ptr: *const c_char, name: &str) -> Result<Option<
 /// # Safety
 /// `ptr` is NULL or a live handle of type `T` created by this library.
 pub unsafe fn handle<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, Error> {
-    ptr.as_ref()
-        .ok_or_else(|| Error::invalid_argument(format!("{name} is NULL")))
+    ptr.as_ref().ok_or_else(|| Error::invalid_argument(format!("{name} is NULL")))
 }
 
 /// A required mutable handle argument.
@@ -42,8 +38,7 @@ pub unsafe fn handle<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, Error> {
 /// # Safety
 /// As for [`handle`], and no other reference to `*ptr` is live.
 pub unsafe fn handle_mut<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T, Error> {
-    ptr.as_mut()
-        .ok_or_else(|| Error::invalid_argument(format!("{name} is NULL")))
+    ptr.as_mut().ok_or_else(|| Error::invalid_argument(format!("{name} is NULL")))
 }
 
 /// Moves a Rust value to the heap and hands C an owning pointer (freed by the `*_free`).

@@ -14,11 +14,7 @@ pub struct exona_cancel_token {
 /// A new, uncancelled token. Free it with `exona_cancel_free`. NULL only if out of memory.
 #[no_mangle]
 pub extern "C" fn exona_cancel_new() -> *mut exona_cancel_token {
-    boundary(|| {
-        into_raw(exona_cancel_token {
-            token: CancelToken::new(),
-        })
-    })
+    boundary(|| into_raw(exona_cancel_token { token: CancelToken::new() }))
 }
 
 /// Cancels: every wait using this token returns `EXONA_ERR_CANCELLED` within milliseconds and

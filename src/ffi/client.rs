@@ -21,18 +21,17 @@ fn env_var(name: &str) -> Result<Option<String>, Error> {
     match std::env::var(name) {
         Ok(v) => Ok(Some(v)),
         Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(Error::invalid_argument(format!(
-            "{name} is not valid UTF-8"
-        ))),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(Error::invalid_argument(format!("{name} is not valid UTF-8")))
+        }
     }
 }
 
 fn build(api_key: *const c_char, base_url: *const c_char) -> Result<Client, Error> {
     let api_key = match unsafe { optional_str(api_key, "api_key") }? {
         Some(k) => k.to_owned(),
-        None => env_var("EXONA_API_KEY")?.ok_or_else(|| {
-            Error::invalid_argument("api_key is NULL and EXONA_API_KEY is not set")
-        })?,
+        None => env_var("EXONA_API_KEY")?
+            .ok_or_else(|| Error::invalid_argument("api_key is NULL and EXONA_API_KEY is not set"))?,
     };
     let api_key = zeroize::Zeroizing::new(api_key);
     let base_url = match unsafe { optional_str(base_url, "base_url") }? {
@@ -65,10 +64,7 @@ pub fn parse_duration_range(text: &str) -> Option<(Duration, Duration)> {
 /// simulators and tests) replaces the expected scan duration of 30000-120000: no poll is sent
 /// before MIN. Use `exona_client_create` to learn why it failed.
 #[no_mangle]
-pub extern "C" fn exona_client_new(
-    api_key: *const c_char,
-    base_url: *const c_char,
-) -> *mut exona_client {
+pub extern "C" fn exona_client_new(api_key: *const c_char, base_url: *const c_char) -> *mut exona_client {
     boundary(|| match build(api_key, base_url) {
         Ok(client) => into_raw(exona_client { client }),
         Err(_) => std::ptr::null_mut(),

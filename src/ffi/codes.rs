@@ -77,11 +77,7 @@ pub extern "C" fn exona_version() -> *const c_char {
 /// Returns static storage (never NULL, never free it). Thread-safe.
 #[no_mangle]
 pub extern "C" fn exona_code_name(code: c_int) -> *const c_char {
-    boundary(|| {
-        Code::from_raw(code as i64)
-            .map_or(c"EXONA_ERR_UNKNOWN", Code::c_name)
-            .as_ptr()
-    })
+    boundary(|| Code::from_raw(code as i64).map_or(c"EXONA_ERR_UNKNOWN", Code::c_name).as_ptr())
 }
 
 #[cfg(test)]

@@ -26,12 +26,8 @@ mod header_tests {
     #[test]
     fn committed_header_is_fresh() {
         let fresh = include_str!(concat!(env!("OUT_DIR"), "/exona.h"));
-        let committed =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/exona.h"))
-                .expect("include/exona.h exists");
-        assert!(
-            committed == fresh,
-            "include/exona.h is stale: run `make header` and commit the result"
-        );
+        let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/exona.h"))
+            .expect("include/exona.h exists");
+        assert!(committed == fresh, "include/exona.h is stale: run `make header` and commit the result");
     }
 }

@@ -123,10 +123,7 @@ pub extern "C" fn exona_scan_options_add_question(
         set(options, |o| {
             let question = unsafe { required_str(question, "question") }?;
             let answer = unsafe { required_str(answer, "answer") }?;
-            let item = Question {
-                question: question.to_owned(),
-                answer: answer.to_owned(),
-            };
+            let item = Question { question: question.to_owned(), answer: answer.to_owned() };
             validate_question(o.request.questionnaire.len(), &item)?;
             o.request.questionnaire.push(item);
             Ok(())
@@ -138,18 +135,11 @@ pub extern "C" fn exona_scan_options_add_question(
 /// `UINT64_MAX` means no deadline. 0 is refused (`EXONA_ERR_INVALID_ARGUMENT`, options
 /// unchanged), as are NULL options.
 #[no_mangle]
-pub extern "C" fn exona_scan_options_set_timeout_ms(
-    options: *mut exona_scan_options,
-    ms: u64,
-) -> exona_code {
+pub extern "C" fn exona_scan_options_set_timeout_ms(options: *mut exona_scan_options, ms: u64) -> exona_code {
     boundary(|| {
         set(options, |o| {
             o.wait.timeout = match ms {
-                0 => {
-                    return Err(Error::invalid_argument(
-                        "timeout_ms is 0; use UINT64_MAX for no deadline",
-                    ))
-                }
+                0 => return Err(Error::invalid_argument("timeout_ms is 0; use UINT64_MAX for no deadline")),
                 u64::MAX => None,
                 ms => Some(Duration::from_millis(ms)),
             };
@@ -174,8 +164,7 @@ pub extern "C" fn exona_scan_options_set_expected_duration_ms(
                     "min_ms ({min_ms}) is greater than max_ms ({max_ms})"
                 )));
             }
-            o.wait.expected_duration =
-                Some((Duration::from_millis(min_ms), Duration::from_millis(max_ms)));
+            o.wait.expected_duration = Some((Duration::from_millis(min_ms), Duration::from_millis(max_ms)));
             Ok(())
         })
     })
@@ -191,9 +180,7 @@ pub extern "C" fn exona_scan_options_set_cancel(
 ) -> exona_code {
     boundary(|| {
         set(options, |o| {
-            o.wait.cancel = unsafe { handle(cancel, "cancel") }
-                .ok()
-                .map(|c| c.token.clone());
+            o.wait.cancel = unsafe { handle(cancel, "cancel") }.ok().map(|c| c.token.clone());
             Ok(())
         })
     })
@@ -228,9 +215,7 @@ pub extern "C" fn exona_scan_options_set_poll_mode(
                 1 => Mode::Latency,
                 2 => Mode::Frugal,
                 other => {
-                    return Err(Error::invalid_argument(format!(
-                        "mode {other} is not an exona_poll_mode"
-                    )))
+                    return Err(Error::invalid_argument(format!("mode {other} is not an exona_poll_mode")))
                 }
             });
             Ok(())

@@ -57,9 +57,7 @@ impl exona_result {
             api_code: None,
             hint: None,
             param: None,
-            request_id: scan
-                .and_then(|s| s.request_id.as_deref())
-                .and_then(c_string),
+            request_id: scan.and_then(|s| s.request_id.as_deref()).and_then(c_string),
             cached: scan.is_some_and(Scan::cached),
             retry_after_ms: 0,
             lookups: Mutex::new(HashMap::new()),
@@ -85,9 +83,7 @@ impl exona_result {
         if let Some(id) = &e.request_id {
             r.request_id = c_string(id);
         }
-        r.retry_after_ms = e
-            .retry_after
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        r.retry_after_ms = e.retry_after.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         r
     }
 
@@ -127,11 +123,7 @@ fn with<T>(result: *const exona_result, on_null: T, read: impl FnOnce(&exona_res
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn exona_result_code(result: *const exona_result) -> exona_code {
-    boundary(|| {
-        with(result, exona_code::EXONA_ERR_INVALID_ARGUMENT, |r| {
-            r.code.into()
-        })
-    })
+    boundary(|| with(result, exona_code::EXONA_ERR_INVALID_ARGUMENT, |r| r.code.into()))
 }
 
 /// Why the call failed, for humans (never contains the API key); NULL on success or when
@@ -167,20 +159,18 @@ pub extern "C" fn exona_result_get_string(
     json_pointer: *const c_char,
 ) -> *const c_char {
     boundary(|| {
-        let (Ok(r), Ok(pointer)) = (unsafe { handle(result, "result") }, unsafe {
-            required_str(json_pointer, "json_pointer")
-        }) else {
+        let (Ok(r), Ok(pointer)) =
+            (unsafe { handle(result, "result") }, unsafe { required_str(json_pointer, "json_pointer") })
+        else {
             return std::ptr::null();
         };
         let Some(json) = &r.json else {
             return std::ptr::null();
         };
         let mut lookups = r.lookups.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = lookups.entry(pointer.to_owned()).or_insert_with(|| {
-            json.pointer(pointer)
-                .and_then(Value::as_str)
-                .and_then(c_string)
-        });
+        let entry = lookups
+            .entry(pointer.to_owned())
+            .or_insert_with(|| json.pointer(pointer).and_then(Value::as_str).and_then(c_string));
         // The CString's heap buffer does not move when the map grows, so the pointer stays valid.
         ptr(entry)
     })
@@ -197,20 +187,15 @@ pub extern "C" fn exona_result_get_int(
     out: *mut i64,
 ) -> exona_code {
     boundary(|| {
-        let (Ok(r), Ok(pointer)) = (unsafe { handle(result, "result") }, unsafe {
-            required_str(json_pointer, "json_pointer")
-        }) else {
+        let (Ok(r), Ok(pointer)) =
+            (unsafe { handle(result, "result") }, unsafe { required_str(json_pointer, "json_pointer") })
+        else {
             return exona_code::EXONA_ERR_INVALID_ARGUMENT;
         };
         if out.is_null() {
             return exona_code::EXONA_ERR_INVALID_ARGUMENT;
         }
-        match r
-            .json
-            .as_ref()
-            .and_then(|j| j.pointer(pointer))
-            .and_then(Value::as_i64)
-        {
+        match r.json.as_ref().and_then(|j| j.pointer(pointer)).and_then(Value::as_i64) {
             Some(v) => {
                 unsafe { *out = v };
                 exona_code::EXONA_OK

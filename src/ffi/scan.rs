@@ -30,11 +30,7 @@ fn run(
 ) -> exona_code {
     let outcome = unsafe { handle(client, "client") }.and_then(|c| {
         let defaults = exona_scan_options::default();
-        let options = if options.is_null() {
-            &defaults
-        } else {
-            unsafe { &*options }
-        };
+        let options = if options.is_null() { &defaults } else { unsafe { &*options } };
         call(&c.client, options)
     });
     unsafe { deliver(out, exona_result::from_outcome(&outcome)) }
@@ -76,9 +72,7 @@ pub extern "C" fn exona_scan_and_wait(
         run(client, options, out, |c, o| {
             let name = unsafe { required_str(company_name, "company_name") }?;
             let website = unsafe { required_str(company_website, "company_website") }?;
-            c.scan_and_wait_with_progress(&o.request_for(name, website), &o.wait, &mut |p| {
-                report(o, p)
-            })
+            c.scan_and_wait_with_progress(&o.request_for(name, website), &o.wait, &mut |p| report(o, p))
         })
     })
 }

@@ -99,12 +99,7 @@ impl Transport for VirtualApi {
             s.used = 0;
         }
         let reset_at = s.window_start.unwrap() + s.window;
-        let reset_unix = self
-            .wall(reset_at)
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64()
-            .ceil() as u64;
+        let reset_unix = self.wall(reset_at).duration_since(UNIX_EPOCH).unwrap().as_secs_f64().ceil() as u64;
         let over = s.used >= s.limit;
         if !over {
             s.used += 1;
@@ -118,24 +113,14 @@ impl Transport for VirtualApi {
             retry_after: None,
         };
         let (status, body) = if over {
-            headers.retry_after = Some(
-                ((reset_at - now).as_secs_f64().ceil() as u64)
-                    .max(1)
-                    .to_string(),
-            );
-            (
-                429,
-                json!({"error": {"code": "RATE_LIMIT_EXCEEDED", "message": "over", "request_id": "req_x"}}),
-            )
+            headers.retry_after = Some(((reset_at - now).as_secs_f64().ceil() as u64).max(1).to_string());
+            (429, json!({"error": {"code": "RATE_LIMIT_EXCEEDED", "message": "over", "request_id": "req_x"}}))
         } else if request.method == Method::Post {
             let id = format!("scn_test_{:06}", s.scans.len());
             let (lo, hi) = s.durations;
             let d = Duration::from_secs_f64(lo + (hi - lo) * s.rng.f64());
             s.scans.insert(id.clone(), (now, d));
-            (
-                201,
-                json!({"id": id, "status": "processing", "created_at": rfc3339(wall_now)}),
-            )
+            (201, json!({"id": id, "status": "processing", "created_at": rfc3339(wall_now)}))
         } else {
             let id = request.path.trim_start_matches("/scans/").to_owned();
             match s.scans.get(&id).copied() {
@@ -164,15 +149,7 @@ impl Transport for VirtualApi {
                 }
             }
         };
-        s.log.push(Logged {
-            at: now,
-            method: request.method,
-            status,
-        });
-        Ok(Response {
-            status,
-            headers,
-            body: body.to_string().into_bytes(),
-        })
+        s.log.push(Logged { at: now, method: request.method, status });
+        Ok(Response { status, headers, body: body.to_string().into_bytes() })
     }
 }
