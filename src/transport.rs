@@ -79,15 +79,15 @@ pub struct HttpConfig {
 pub struct HttpTransport {
     client: reqwest::blocking::Client,
     base_url: String,
-    auth: HeaderValue,
+    /// The only long-lived copy of the key, wiped when the transport is dropped. Each request
+    /// builds its header from it; the HTTP stack's transient copies are beyond our reach.
+    api_key: Zeroizing<String>,
 }
 
 impl HttpTransport {
     pub fn new(config: HttpConfig) -> Result<HttpTransport, String> {
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.api_key.as_str()))
-            .map_err(|_| "the API key holds characters that cannot go in an HTTP header".to_string())?;
-        // Keeps the value out of reqwest's Debug output and marks it for HPACK never-indexing.
-        auth.set_sensitive(true);
+        let api_key = config.api_key;
+        auth_header(&api_key)?;
         let mut defaults = HeaderMap::new();
         defaults.insert(
             USER_AGENT,
@@ -101,8 +101,18 @@ impl HttpTransport {
             .timeout(None)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(HttpTransport { client, base_url: config.base_url.trim_end_matches('/').to_owned(), auth })
+        Ok(HttpTransport { client, base_url: config.base_url.trim_end_matches('/').to_owned(), api_key })
     }
+}
+
+/// `Authorization: Bearer <key>`, marked sensitive: kept out of reqwest's Debug output and
+/// never indexed by HPACK.
+fn auth_header(api_key: &str) -> Result<HeaderValue, String> {
+    let text = Zeroizing::new(format!("Bearer {api_key}"));
+    let mut value = HeaderValue::from_str(&text)
+        .map_err(|_| "the API key holds characters that cannot go in an HTTP header".to_string())?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 impl Transport for HttpTransport {
@@ -116,11 +126,9 @@ impl Transport for HttpTransport {
                 .header(CONTENT_TYPE, "application/json")
                 .body(request.body.clone().unwrap_or_default()),
         };
-        let response = builder
-            .header(AUTHORIZATION, self.auth.clone())
-            .timeout(request.timeout)
-            .send()
-            .map_err(classify)?;
+        let auth = auth_header(&self.api_key).map_err(TransportError::NotSent)?;
+        let response =
+            builder.header(AUTHORIZATION, auth).timeout(request.timeout).send().map_err(classify)?;
         let status = response.status().as_u16();
         let header = |name: &str| {
             response.headers().get(name).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_owned())

@@ -80,6 +80,8 @@ pub struct Task {
     last_scan: Option<Scan>,
     /// A scan created elsewhere: its age is learned from its first reply.
     resumed: bool,
+    /// When the call began (monotonic).
+    started: Duration,
     /// Requests sent for this task.
     pub requests: u32,
     /// Polls still reserved for it in the governor.
@@ -131,6 +133,7 @@ impl Task {
             last_retry_after: None,
             last_scan: None,
             resumed,
+            started: now,
             requests: 0,
             reserved: 0,
         })
@@ -187,7 +190,9 @@ impl Task {
                     if self.floor > dl {
                         return Err(self.timeout("the server's Retry-After reaches past the deadline"));
                     }
-                    let final_start = dl.saturating_sub(policy.final_poll_allowance);
+                    // A short deadline gets a proportionally short allowance (a tenth of it).
+                    let allowance = policy.final_poll_allowance.min(dl.saturating_sub(self.started) / 10);
+                    let final_start = dl.saturating_sub(allowance);
                     if self.desired >= final_start {
                         self.desired = self.floor.max(final_start);
                         self.is_final = true;
