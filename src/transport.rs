@@ -51,6 +51,8 @@ pub enum TransportError {
     NotSent(String),
     /// The request may have reached the server (timeout, reset, truncated response).
     Failed { message: String, timed_out: bool },
+    /// A response came but cannot be used (larger than the cap).
+    Unusable(String),
 }
 
 impl TransportError {
@@ -58,6 +60,7 @@ impl TransportError {
         match self {
             TransportError::NotSent(m) => m,
             TransportError::Failed { message, .. } => message,
+            TransportError::Unusable(m) => m,
         }
     }
 }
@@ -155,10 +158,9 @@ fn read_capped(response: reqwest::blocking::Response) -> Result<Vec<u8>, Transpo
         timed_out: e.kind() == std::io::ErrorKind::TimedOut,
     })?;
     if body.len() > MAX_BODY_BYTES {
-        return Err(TransportError::Failed {
-            message: format!("the response body is larger than {MAX_BODY_BYTES} bytes"),
-            timed_out: false,
-        });
+        return Err(TransportError::Unusable(format!(
+            "the response body is larger than {MAX_BODY_BYTES} bytes"
+        )));
     }
     Ok(body)
 }

@@ -332,3 +332,58 @@ fn examples_are_clean_under_address_and_undefined_behaviour_sanitizers() {
         assert!(!err.contains("Sanitizer"), "{name}: {err}");
     }
 }
+
+#[test]
+fn the_fault_matrix_is_memory_clean_through_the_c_surface() {
+    let sim = exona_sim::spawn(Config { slow_response: std::time::Duration::from_secs(2), ..Config::fast() })
+        .unwrap();
+    // A 429 cools the whole key down (by design), so the 429 faults run under their own key.
+    let groups: [&[&str]; 2] = [
+        &[
+            "https://acme.ai",
+            "https://gone.invalid",
+            "https://stuck.acme.ai",
+            "https://flaky.acme.ai",
+            "https://down500.acme.ai",
+            "https://post500.acme.ai",
+            "https://droppost.acme.ai",
+            "https://lostpost.acme.ai",
+            "https://drop.acme.ai",
+            "https://halfbody.acme.ai",
+            "https://vanish.acme.ai",
+            "https://garbage.acme.ai",
+            "https://truncated.acme.ai",
+            "https://huge.acme.ai",
+            "https://wrongtype.acme.ai",
+            "https://slow.acme.ai",
+            "https://skew.acme.ai",
+            "http://not-https.acme.ai",
+        ],
+        &["https://storm.acme.ai", "https://stormdate.acme.ai", "https://stormlong.acme.ai"],
+    ];
+    let plain = build("tests/c/faults.c", false).unwrap();
+    let mut checks = vec![(plain, Check::Plain)];
+    if valgrind_available() {
+        checks.push((plain, Check::Valgrind));
+    }
+    if let Some(asan) = build("tests/c/faults.c", true) {
+        checks.push((asan, Check::Sanitizers));
+    }
+    let mut n = 120;
+    for (exe, check) in checks {
+        for websites in groups {
+            n += 1;
+            let o = run_program(exe, check, &sim, &key(n), websites, "50-150");
+            let (out, err) = text(&o);
+            assert_eq!(o.status.code(), Some(0), "{check:?}\nstdout:\n{out}\nstderr:\n{err}");
+            assert_eq!(out.lines().count(), websites.len(), "{out}");
+            assert!(!err.contains("Sanitizer"), "{check:?}: {err}");
+            if websites.len() > 3 {
+                assert!(out.contains("https://acme.ai EXONA_OK"), "{out}");
+                assert!(out.contains("https://lostpost.acme.ai EXONA_ERR_AMBIGUOUS_CREATE"), "{out}");
+            } else {
+                assert!(out.contains("https://stormlong.acme.ai EXONA_ERR_RATE_LIMITED"), "{out}");
+            }
+        }
+    }
+}

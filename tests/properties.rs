@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use exona::engine::retry_after::{parse_reset, parse_retry_after, LONGEST};
 use exona::ffi::result::*;
-use exona::model::{validate_questionnaire, Question, Scan, MAX_ANSWER_CHARS, MAX_QUESTIONS, MAX_TOTAL_ANSWER_CHARS};
+use exona::model::{
+    validate_questionnaire, Question, Scan, MAX_ANSWER_CHARS, MAX_QUESTIONS, MAX_TOTAL_ANSWER_CHARS,
+};
 use proptest::prelude::*;
 
 fn now() -> SystemTime {
@@ -34,7 +36,12 @@ fn json() -> impl Strategy<Value = serde_json::Value> {
 
 /// Scan-shaped JSON with arbitrary parts, so decoding gets past the id and status checks.
 fn scan_json() -> impl Strategy<Value = serde_json::Value> {
-    (json(), json(), prop::option::of("[a-z_0-9]{1,12}"), prop::option::of("processing|completed|failed|.{0,6}"))
+    (
+        json(),
+        json(),
+        prop::option::of("[a-z_0-9]{1,12}"),
+        prop::option::of("processing|completed|failed|.{0,6}"),
+    )
         .prop_map(|(result, extra, id, status)| {
             let mut v = serde_json::json!({"result": result, "extra": extra});
             if let Some(id) = id {

@@ -13,18 +13,21 @@ pub mod synth;
 pub mod validate;
 
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::time::Duration;
 
 pub use config::Config;
 pub use state::KeyStats;
 
-/// A running simulator. Dropping it stops the server and joins its thread.
+type ShutdownSlot = Arc<Mutex<Option<tokio::sync::oneshot::Sender<()>>>>;
+
+/// A running simulator. Dropping it stops the server.
 pub struct SimHandle {
     /// `http://127.0.0.1:PORT/api/v1`
     pub base_url: String,
+    port: u16,
     state: server::Shared,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    shutdown: ShutdownSlot,
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl SimHandle {
@@ -45,42 +48,82 @@ impl SimHandle {
     pub fn scans_created(&self, key: &str) -> u64 {
         self.stats(key).scans_created
     }
-}
 
-impl Drop for SimHandle {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
+    /// The server goes away: from now on connections are refused, for `length`; then it
+    /// serves again on the same port with the same scans. Returns at once.
+    pub fn outage(&self, length: Duration) {
+        if let Some(tx) = self.shutdown.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = tx.send(());
         }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        let (state, slot, port) = (Arc::clone(&self.state), Arc::clone(&self.shutdown), self.port);
+        if let Some(rt) = &self.runtime {
+            let handle = rt.handle().clone();
+            rt.spawn(async move {
+                tokio::time::sleep(length).await;
+                // The old listener may take a moment to close; try for a while.
+                for _ in 0..100 {
+                    if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                        let _ = serve(&handle, listener, state, &slot);
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            });
         }
     }
 }
 
-/// Starts the simulator on 127.0.0.1 in a background thread with its own runtime.
-pub fn spawn(config: Config) -> std::io::Result<SimHandle> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", config.port))?;
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = tx.send(());
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+/// Serves `listener` on the runtime until the slot's sender fires.
+fn serve(
+    handle: &tokio::runtime::Handle,
+    listener: std::net::TcpListener,
+    state: server::Shared,
+    slot: &ShutdownSlot,
+) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
+    let app = server::router(state);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+    handle.spawn(async move {
+        let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok(())
+}
+
+/// Starts the simulator on 127.0.0.1, served by its own runtime's threads.
+pub fn spawn(config: Config) -> std::io::Result<SimHandle> {
+    faults::install_quiet_panic_hook();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", config.port))?;
     let port = listener.local_addr()?.port();
     let state = Arc::new(Mutex::new(state::State::new(config)));
-    let app = server::router(Arc::clone(&state));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let thread = std::thread::Builder::new().name("exona-sim".into()).spawn(move || {
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener from std");
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
-    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("exona-sim")
+        .enable_all()
+        .build()?;
+    let shutdown: ShutdownSlot = Arc::new(Mutex::new(None));
+    serve(runtime.handle(), listener, Arc::clone(&state), &shutdown)?;
     Ok(SimHandle {
         base_url: format!("http://127.0.0.1:{port}/api/v1"),
+        port,
         state,
-        shutdown: Some(tx),
-        thread: Some(thread),
+        shutdown,
+        runtime: Some(runtime),
     })
 }

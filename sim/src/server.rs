@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::auth::{authenticate, Key};
 use crate::envelope::ApiError;
-use crate::faults::{fault_for, Fault};
+use crate::faults::{self, fault_for, Fault};
 use crate::state::{random_lower_alnum, rfc3339, State, Window};
 use crate::validate::validate;
 
@@ -38,6 +38,8 @@ struct Meta {
     limit: u32,
     remaining: u32,
     reset_unix: u64,
+    /// The `Date` header (skewed for the `skew.` fault).
+    date: SystemTime,
 }
 
 impl Meta {
@@ -51,6 +53,7 @@ impl Meta {
             limit,
             remaining: limit.saturating_sub(used),
             reset_unix: reset.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs_f64().ceil() as u64),
+            date: SystemTime::now(),
         }
     }
 }
@@ -63,7 +66,7 @@ fn respond(status: u16, body: Body, meta: &Meta, retry_after: Option<String>) ->
         .header("x-ratelimit-limit", meta.limit.to_string())
         .header("x-ratelimit-remaining", meta.remaining.to_string())
         .header("x-ratelimit-reset", meta.reset_unix.to_string())
-        .header("date", httpdate::fmt_http_date(SystemTime::now()));
+        .header("date", httpdate::fmt_http_date(meta.date));
     if let Some(ra) = retry_after {
         r = r.header("retry-after", ra);
     }
@@ -137,7 +140,15 @@ async fn create_scan(AxumState(state): AxumState<Shared>, headers: HeaderMap, bo
         }
     }
     let fault = fault_for(&req.company_website);
+    if fault == Fault::DropPost {
+        drop(s);
+        faults::drop_connection();
+    }
     let record = s.new_scan(&key.key, key.test, &req, fault, now);
+    if fault == Fault::LostPost {
+        drop(s);
+        faults::drop_connection();
+    }
     if fault == Fault::Post500 {
         let e = ApiError::new(
             500,
@@ -156,20 +167,29 @@ async fn get_scan(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let (response, delay) = {
+    let (reply, delay) = {
         let mut s = lock(&state);
         get_scan_locked(&mut s, &id, &headers)
     };
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
-    response
+    match reply {
+        Reply::Response(r) => r,
+        Reply::Drop => faults::drop_connection(),
+    }
 }
 
-fn get_scan_locked(s: &mut State, id: &str, headers: &HeaderMap) -> (Response, Option<std::time::Duration>) {
-    let (key, meta) = match gate(s, headers) {
+enum Reply {
+    Response(Response),
+    /// Close the connection without an answer.
+    Drop,
+}
+
+fn get_scan_locked(s: &mut State, id: &str, headers: &HeaderMap) -> (Reply, Option<std::time::Duration>) {
+    let (key, mut meta) = match gate(s, headers) {
         Ok(ok) => ok,
-        Err(response) => return (response, None),
+        Err(response) => return (Reply::Response(response), None),
     };
     s.stats_mut(&key.key).gets += 1;
     let retry_after = retry_after_value(s.config.retry_after_secs);
@@ -179,24 +199,69 @@ fn get_scan_locked(s: &mut State, id: &str, headers: &HeaderMap) -> (Response, O
             .param("id")
     };
     let Some(record) = s.scans.get_mut(id).filter(|r| r.key == key.key) else {
-        return (error_response(&not_found(), &meta), None);
+        return (Reply::Response(error_response(&not_found(), &meta)), None);
     };
     record.gets += 1;
+    let gets = record.gets;
     let now = Instant::now();
-    let response = match record.fault {
-        Fault::Flaky if record.gets <= 2 => {
-            error_response(&ApiError::new(500, "INTERNAL_ERROR", "Simulated server error."), &meta)
+    let scan = record.to_json(now);
+    let processing = scan["status"] == "processing";
+    let server_error =
+        || error_response(&ApiError::new(500, "INTERNAL_ERROR", "Simulated server error."), &meta);
+    let too_many = |retry_after: String, meta: &Meta| {
+        let e = ApiError::new(429, "RATE_LIMIT_EXCEEDED", "Simulated rate-limit storm.");
+        let mut r = error_response(&e, meta);
+        r.headers_mut().insert("retry-after", retry_after.parse().expect("header value"));
+        r
+    };
+    let reply = match record.fault {
+        Fault::Flaky if gets <= 2 => Reply::Response(server_error()),
+        Fault::Burst500 if gets <= 4 => Reply::Response(server_error()),
+        Fault::Down500 => Reply::Response(server_error()),
+        Fault::DropGet if gets <= 2 => Reply::Drop,
+        Fault::HalfBody if gets <= 2 => {
+            let text = scan.to_string().into_bytes();
+            let half = text[..text.len() / 2].to_vec();
+            let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+                vec![Ok(half), Err(std::io::Error::other("simulated connection loss mid-body"))];
+            Reply::Response(respond(200, Body::from_stream(futures_util::stream::iter(chunks)), &meta, None))
         }
-        Fault::Vanish if record.gets >= 2 => error_response(&not_found(), &meta),
-        Fault::Garbage => respond(200, Body::from("<html>this is not JSON</html>"), &meta, None),
-        _ => {
-            let scan = record.to_json(now);
-            let processing = scan["status"] == "processing";
-            json_response(200, &scan, &meta, processing.then_some(retry_after))
+        Fault::Vanish if gets >= 2 => Reply::Response(error_response(&not_found(), &meta)),
+        Fault::Garbage => {
+            Reply::Response(respond(200, Body::from("<html>this is not JSON</html>"), &meta, None))
         }
+        Fault::Truncated => {
+            let text = scan.to_string();
+            Reply::Response(respond(200, Body::from(text[..text.len() / 2].to_owned()), &meta, None))
+        }
+        Fault::Huge => {
+            // 17 MiB of JSON whitespace around the scan: valid JSON, too large to accept.
+            let chunk = vec![b' '; 1 << 20];
+            let mut chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+                (0..17).map(|_| Ok(chunk.clone())).collect();
+            chunks.push(Ok(scan.to_string().into_bytes()));
+            Reply::Response(respond(200, Body::from_stream(futures_util::stream::iter(chunks)), &meta, None))
+        }
+        Fault::WrongType => {
+            let mut r = json_response(200, &scan, &meta, processing.then_some(retry_after));
+            r.headers_mut().insert("content-type", "text/html; charset=utf-8".parse().expect("header value"));
+            Reply::Response(r)
+        }
+        Fault::Storm if gets <= 3 => Reply::Response(too_many("soon".into(), &meta)),
+        Fault::StormDate if gets <= 2 => {
+            let at = httpdate::fmt_http_date(meta.date + std::time::Duration::from_secs(1));
+            Reply::Response(too_many(at, &meta))
+        }
+        Fault::StormLong => Reply::Response(too_many("7200".into(), &meta)),
+        Fault::Skew => {
+            meta.date = SystemTime::now() + std::time::Duration::from_secs(3 * 3600);
+            let ra = httpdate::fmt_http_date(meta.date + std::time::Duration::from_secs(1));
+            Reply::Response(json_response(200, &scan, &meta, processing.then_some(ra)))
+        }
+        _ => Reply::Response(json_response(200, &scan, &meta, processing.then_some(retry_after))),
     };
     let delay = (record.fault == Fault::Slow).then_some(slow);
-    (response, delay)
+    (reply, delay)
 }
 
 async fn stats(AxumState(state): AxumState<Shared>) -> Response {

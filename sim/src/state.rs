@@ -33,7 +33,9 @@ pub enum Phase {
 
 impl ScanRecord {
     pub fn phase(&self, now: Instant) -> Phase {
-        if matches!(self.fault, Fault::Stuck | Fault::Vanish) || now < self.created + self.duration {
+        if matches!(self.fault, Fault::Stuck | Fault::Vanish | Fault::StormLong | Fault::Down500)
+            || now < self.created + self.duration
+        {
             return Phase::Processing;
         }
         let done = self.created_wall + self.duration;

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use super::cancel::CancelToken;
 use super::governor::{Governor, Grant, Kind, Observed};
 use super::policy::Policy;
-use super::retry_after::{parse_reset, parse_retry_after};
+use super::retry_after::{parse_reset, rate_limit_wait};
 use super::schedule::DurationModel;
 use super::task::{Ctx, Outcome, Reason, Task};
 use crate::transport::{Request, Response, TransportError};
@@ -266,18 +266,8 @@ fn observed(r: &Response, wall: SystemTime) -> Observed {
     let h = &r.headers;
     let num = |v: &Option<String>| v.as_deref().and_then(|s| s.trim().parse::<u64>().ok());
     let date = h.date.as_deref();
-    let rate_limited_for = (r.status == 429).then(|| {
-        h.retry_after
-            .as_deref()
-            .and_then(|v| parse_retry_after(v, date, wall))
-            .or_else(|| {
-                h.rate_limit_reset
-                    .as_deref()
-                    .and_then(|v| parse_reset(v, date, wall))
-                    .filter(|d| !d.is_zero())
-            })
-            .unwrap_or(Duration::from_secs(1))
-    });
+    let rate_limited_for =
+        (r.status == 429).then(|| rate_limit_wait(h, wall).unwrap_or(Duration::from_secs(1)));
     Observed {
         limit: num(&h.rate_limit_limit).map(|v| v.min(u32::MAX as u64) as u32),
         remaining: num(&h.rate_limit_remaining).map(|v| v.min(u32::MAX as u64) as u32),

@@ -48,7 +48,11 @@ pub fn api_error(response: &Response) -> Error {
 
 /// A failure before any response was read.
 pub fn transport_error(what: &str, e: &TransportError) -> Error {
-    Error::new(Code::Network, format!("{what}: {}", e.message()))
+    let code = match e {
+        TransportError::Unusable(_) => Code::Protocol,
+        _ => Code::Network,
+    };
+    Error::new(code, format!("{what}: {}", e.message()))
 }
 
 /// The error for a scan that ended `failed`: its own code, message and hint.

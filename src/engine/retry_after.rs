@@ -36,6 +36,25 @@ pub fn parse_reset(value: &str, date: Option<&str>, local_now: SystemTime) -> Op
     Some(at.duration_since(now).unwrap_or(Duration::ZERO).min(LONGEST))
 }
 
+/// How long a 429 asks to wait: its `Retry-After`; else, when the window is spent
+/// (`X-RateLimit-Remaining: 0`), until `X-RateLimit-Reset`. `None` when neither says: the
+/// caller backs off instead (a reset an hour away is no reason to wait while budget is left).
+pub fn rate_limit_wait(h: &crate::transport::Headers, local_now: SystemTime) -> Option<Duration> {
+    let date = h.date.as_deref();
+    if let Some(d) = h.retry_after.as_deref().and_then(|v| parse_retry_after(v, date, local_now)) {
+        return Some(d);
+    }
+    let spent = h.rate_limit_remaining.as_deref().is_some_and(|r| r.trim() == "0");
+    if spent {
+        return h
+            .rate_limit_reset
+            .as_deref()
+            .and_then(|v| parse_reset(v, date, local_now))
+            .filter(|d| !d.is_zero());
+    }
+    None
+}
+
 fn parse_seconds(value: &str) -> Option<Duration> {
     // Digits with at most one dot, and at least one digit: "5", "0.25", "5." but not "." or "1.2.3".
     if value.matches('.').count() > 1 || !value.bytes().any(|b| b.is_ascii_digit()) {

@@ -10,7 +10,7 @@ use super::backoff;
 use super::decode;
 use super::governor::Kind;
 use super::policy::Policy;
-use super::retry_after::{parse_reset, parse_retry_after};
+use super::retry_after::parse_retry_after;
 use super::schedule::{next_poll_age, Mode};
 use crate::error::{Code, Error};
 use crate::model::{Scan, ScanRequest, ScanStatus};
@@ -333,7 +333,7 @@ impl Task {
                 self.reason = Reason::Backoff;
                 None
             }
-            Err(e @ TransportError::Failed { .. }) => {
+            Err(e @ (TransportError::Failed { .. } | TransportError::Unusable(_))) => {
                 Some(Err(ambiguous(request, e.message().to_owned(), None)))
             }
         }
@@ -490,15 +490,7 @@ fn server_delay(response: &Response, wall: SystemTime) -> Option<Duration> {
 
 /// How long a 429 asks us to wait: `Retry-After`, else the window reset, else backoff.
 fn rate_limit_wait(response: &Response, attempt: u32, ctx: &mut Ctx) -> Duration {
-    let h = &response.headers;
-    server_delay(response, ctx.wall)
-        .or_else(|| {
-            h.rate_limit_reset
-                .as_deref()
-                .and_then(|v| parse_reset(v, h.date.as_deref(), ctx.wall))
-                .filter(|d| !d.is_zero())
-        })
-        .unwrap_or_else(|| backoff(attempt, ctx))
+    super::retry_after::rate_limit_wait(&response.headers, ctx.wall).unwrap_or_else(|| backoff(attempt, ctx))
 }
 
 /// A completed scan's duration (`completed_at - created_at`) teaches the schedule.
