@@ -49,6 +49,20 @@ impl Default for WaitOptions {
     }
 }
 
+/// How a client connects, besides the engine's policy.
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    /// PEM certificates to trust besides the system's store. TLS verification stays on.
+    pub extra_ca_pem: Option<Vec<u8>>,
+    pub connect_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions { extra_ca_pem: None, connect_timeout: Duration::from_secs(10) }
+    }
+}
+
 /// A client of the Exona API. Cheap to clone; safe to share between threads. One scheduler
 /// thread and a few HTTP workers serve every call on it.
 #[derive(Clone)]
@@ -81,6 +95,16 @@ impl Client {
 
     /// A client with its own engine tunables (poll mode, expected durations, timeouts, ...).
     pub fn with_policy(api_key: &str, base_url: Option<&str>, policy: Policy) -> Result<Client, Error> {
+        Client::with_options(api_key, base_url, policy, ConnectOptions::default())
+    }
+
+    /// A client with engine tunables and connection settings (extra trusted CAs).
+    pub fn with_options(
+        api_key: &str,
+        base_url: Option<&str>,
+        policy: Policy,
+        connect: ConnectOptions,
+    ) -> Result<Client, Error> {
         let api_key = Zeroizing::new(api_key.to_owned());
         if api_key.is_empty() {
             return Err(Error::invalid_argument("api_key is empty"));
@@ -96,8 +120,9 @@ impl Client {
         let transport = HttpTransport::new(HttpConfig {
             base_url: base_url.clone(),
             api_key,
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: connect.connect_timeout,
             user_agent: format!("libexona/{}", crate::VERSION),
+            extra_ca_pem: connect.extra_ca_pem,
         })
         .map_err(Error::invalid_argument)?;
         let governor = governor::for_key(fingerprint, &policy.limits);

@@ -14,7 +14,7 @@ pub mod transport;
 
 pub mod ffi;
 
-pub use client::{Client, WaitOptions, DEFAULT_BASE_URL, DEFAULT_TIMEOUT};
+pub use client::{Client, ConnectOptions, WaitOptions, DEFAULT_BASE_URL, DEFAULT_TIMEOUT};
 pub use engine::cancel::CancelToken;
 pub use engine::core::{Progress, Sink};
 pub use engine::policy::Policy;

@@ -76,6 +76,8 @@ pub struct HttpConfig {
     pub api_key: Zeroizing<String>,
     pub connect_timeout: Duration,
     pub user_agent: String,
+    /// PEM certificates trusted besides the system's store (e.g. a corporate proxy's CA).
+    pub extra_ca_pem: Option<Vec<u8>>,
 }
 
 /// The production transport: reqwest's blocking client over rustls.
@@ -96,7 +98,18 @@ impl HttpTransport {
             USER_AGENT,
             HeaderValue::from_str(&config.user_agent).map_err(|_| "invalid user agent".to_string())?,
         );
-        let client = reqwest::blocking::Client::builder()
+        let mut builder = reqwest::blocking::Client::builder();
+        if let Some(pem) = &config.extra_ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| format!("the extra CA bundle is not PEM certificates ({e})"))?;
+            if certs.is_empty() {
+                return Err("the extra CA bundle holds no certificate".into());
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder
             .default_headers(defaults)
             .connect_timeout(config.connect_timeout)
             // The API never redirects; following one could carry the key to another host.

@@ -28,6 +28,7 @@ pub fn run(base_url: &str, key: &str, websites: Vec<String>, workers: usize) -> 
             api_key: key.to_owned().into(),
             connect_timeout: Duration::from_secs(5),
             user_agent: "textbook".into(),
+            extra_ca_pem: None,
         })
         .expect("transport"),
     );

@@ -22,6 +22,8 @@ pub struct Config {
     pub forbidden_keys: Vec<String>,
     /// How long the `slow.` fault holds a response.
     pub slow_response: Duration,
+    /// Serve HTTPS with this certificate chain and private key (PEM); `None`: plain HTTP.
+    pub tls: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Default for Config {
@@ -37,6 +39,7 @@ impl Default for Config {
             revoked_keys: Vec::new(),
             forbidden_keys: Vec::new(),
             slow_response: Duration::from_secs(5),
+            tls: None,
         }
     }
 }

@@ -84,7 +84,8 @@ impl Drop for SimHandle {
     }
 }
 
-/// Serves `listener` on the runtime until the slot's sender fires.
+/// Serves `listener` on the runtime until the slot's sender fires: HTTPS when the
+/// configuration has a certificate, else plain HTTP.
 fn serve(
     handle: &tokio::runtime::Handle,
     listener: std::net::TcpListener,
@@ -92,17 +93,38 @@ fn serve(
     slot: &ShutdownSlot,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
+    let tls = state.lock().unwrap_or_else(|p| p.into_inner()).config.tls.clone();
     let app = server::router(state);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
-    handle.spawn(async move {
-        let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
-    });
+    match tls {
+        None => {
+            handle.spawn(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await;
+            });
+        }
+        Some((cert, key)) => {
+            handle.spawn(async move {
+                let Ok(config) = axum_server::tls_rustls::RustlsConfig::from_pem(cert, key).await else {
+                    eprintln!("exona-sim: the TLS certificate or key is not valid PEM");
+                    return;
+                };
+                let server_handle = axum_server::Handle::new();
+                let stopper = server_handle.clone();
+                tokio::spawn(async move {
+                    let _ = rx.await;
+                    stopper.graceful_shutdown(Some(Duration::from_millis(200)));
+                });
+                let Ok(server) = axum_server::from_tcp_rustls(listener, config) else { return };
+                let _ = server.handle(server_handle).serve(app.into_make_service()).await;
+            });
+        }
+    }
     Ok(())
 }
 
@@ -111,6 +133,7 @@ pub fn spawn(config: Config) -> std::io::Result<SimHandle> {
     faults::install_quiet_panic_hook();
     let listener = std::net::TcpListener::bind(("127.0.0.1", config.port))?;
     let port = listener.local_addr()?.port();
+    let tls = config.tls.is_some();
     let state = Arc::new(Mutex::new(state::State::new(config)));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -119,8 +142,9 @@ pub fn spawn(config: Config) -> std::io::Result<SimHandle> {
         .build()?;
     let shutdown: ShutdownSlot = Arc::new(Mutex::new(None));
     serve(runtime.handle(), listener, Arc::clone(&state), &shutdown)?;
+    let scheme = if tls { "https" } else { "http" };
     Ok(SimHandle {
-        base_url: format!("http://127.0.0.1:{port}/api/v1"),
+        base_url: format!("{scheme}://127.0.0.1:{port}/api/v1"),
         port,
         state,
         shutdown,

@@ -38,6 +38,12 @@ struct Args {
     /// How long the slow.* fault holds each GET, in seconds.
     #[arg(long, default_value_t = 5.0)]
     slow_secs: f64,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     /// Stop by itself after this many seconds (0: run until interrupted).
     #[arg(long, default_value_t = 0)]
     exit_after: u64,
@@ -46,6 +52,13 @@ struct Args {
 fn secs(name: &str, v: f64) -> Duration {
     Duration::try_from_secs_f64(v).unwrap_or_else(|_| {
         eprintln!("exona-sim: --{name} must be a non-negative number of seconds");
+        std::process::exit(2)
+    })
+}
+
+fn read(path: &std::path::Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| {
+        eprintln!("exona-sim: cannot read {}: {e}", path.display());
         std::process::exit(2)
     })
 }
@@ -63,6 +76,10 @@ fn main() {
         revoked_keys: a.revoked_key,
         forbidden_keys: a.forbidden_key,
         slow_response: secs("slow-secs", a.slow_secs),
+        tls: match (&a.tls_cert, &a.tls_key) {
+            (Some(c), Some(k)) => Some((read(c), read(k))),
+            _ => None,
+        },
     };
     let sim = match exona_sim::spawn(config) {
         Ok(s) => s,

@@ -7,7 +7,7 @@ use super::args::{free, into_raw, optional_str};
 use super::boundary::boundary;
 use super::codes::exona_code;
 use super::result::{deliver, exona_result};
-use crate::client::{Client, DEFAULT_BASE_URL};
+use crate::client::{Client, ConnectOptions, DEFAULT_BASE_URL};
 use crate::engine::policy::Policy;
 use crate::error::Error;
 
@@ -46,7 +46,13 @@ fn build(api_key: *const c_char, base_url: *const c_char) -> Result<Client, Erro
             ))
         })?;
     }
-    Client::with_policy(&api_key, Some(&base_url), policy)
+    let mut connect = ConnectOptions::default();
+    if let Some(path) = env_var("EXONA_CA_BUNDLE")? {
+        connect.extra_ca_pem = Some(std::fs::read(&path).map_err(|e| {
+            Error::invalid_argument(format!("EXONA_CA_BUNDLE names {path:?}, which cannot be read ({e})"))
+        })?);
+    }
+    Client::with_options(&api_key, Some(&base_url), policy, connect)
 }
 
 /// "MIN-MAX" (or one number for both), in milliseconds, MIN <= MAX.
@@ -62,7 +68,8 @@ pub fn parse_duration_range(text: &str) -> Option<(Duration, Duration)> {
 /// `api_key` NULL: read `EXONA_API_KEY`. `base_url` NULL: `EXONA_BASE_URL`, else the
 /// production URL. Both strings are copied. `EXONA_SCAN_DURATION_MS` ("MIN-MAX", for
 /// simulators and tests) replaces the expected scan duration of 30000-120000: no poll is sent
-/// before MIN. Use `exona_client_create` to learn why it failed.
+/// before MIN. `EXONA_CA_BUNDLE` names a PEM file of certificates to trust besides the
+/// system's (TLS verification is always on). Use `exona_client_create` to learn why it failed.
 #[no_mangle]
 pub extern "C" fn exona_client_new(api_key: *const c_char, base_url: *const c_char) -> *mut exona_client {
     boundary(|| match build(api_key, base_url) {
