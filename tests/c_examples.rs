@@ -387,3 +387,39 @@ fn the_fault_matrix_is_memory_clean_through_the_c_surface() {
         }
     }
 }
+
+/// The soak's memory readings, in KiB, after each quarter of the scans and of the calls.
+fn rss(out: &str, what: &str) -> Vec<(u64, u64)> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix(&format!("rss {what}=")))
+        .map(|rest| {
+            let (n, kib) = rest.split_once(" kib=").unwrap();
+            (n.parse().unwrap(), kib.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_soak_of_1000_scans_and_a_million_accessor_calls_keeps_memory_flat() {
+    let sim = exona_sim::spawn(Config {
+        scan_duration_min: std::time::Duration::from_millis(20),
+        scan_duration_max: std::time::Duration::from_millis(40),
+        retry_after_secs: 0.02,
+        ..Config::fast()
+    })
+    .unwrap();
+    let exe = build("tests/c/soak.c", false).unwrap();
+    let o = run_program(exe, Check::Plain, &sim, &key(130), &["1000", "1000000"], "20-40");
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    println!("{out}");
+    let scans = rss(&out, "scans");
+    let calls = rss(&out, "calls");
+    assert_eq!((scans.len(), calls.len()), (5, 4), "{out}");
+    // After warm-up (the first quarter: threads, connections, the duration model), growth over
+    // the remaining 750 scans stays under 4 MiB, and the million calls add under 1 MiB.
+    let scan_growth = scans[4].1.saturating_sub(scans[1].1);
+    let call_growth = calls[3].1.saturating_sub(calls[0].1);
+    assert!(scan_growth < 4 * 1024, "RSS grew {scan_growth} KiB over 750 scans: {scans:?}");
+    assert!(call_growth < 1024, "RSS grew {call_growth} KiB over 750,000 calls: {calls:?}");
+}

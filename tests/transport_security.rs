@@ -61,8 +61,10 @@ fn tls_is_verified_and_an_extra_ca_is_honoured() {
 
 #[test]
 fn a_bundle_that_is_not_pem_is_refused() {
-    let connect = ConnectOptions { extra_ca_pem: Some(b"not a certificate".to_vec()), ..ConnectOptions::default() };
-    let e = Client::with_options(&key(701), Some("https://127.0.0.1:9/api/v1"), fast_policy(), connect).unwrap_err();
+    let connect =
+        ConnectOptions { extra_ca_pem: Some(b"not a certificate".to_vec()), ..ConnectOptions::default() };
+    let e = Client::with_options(&key(701), Some("https://127.0.0.1:9/api/v1"), fast_policy(), connect)
+        .unwrap_err();
     assert_eq!(e.code, Code::InvalidArgument);
     assert!(e.message.contains("CA bundle"), "{}", e.message);
 }
