@@ -241,7 +241,8 @@ void exona_cancel_free(exona_cancel_token *cancel);
  * `api_key` NULL: read `EXONA_API_KEY`. `base_url` NULL: `EXONA_BASE_URL`, else the
  * production URL. Both strings are copied. `EXONA_SCAN_DURATION_MS` ("MIN-MAX", for
  * simulators and tests) replaces the expected scan duration of 30000-120000: no poll is sent
- * before MIN. Use `exona_client_create` to learn why it failed.
+ * before MIN. `EXONA_CA_BUNDLE` names a PEM file of certificates to trust besides the
+ * system's (TLS verification is always on). Use `exona_client_create` to learn why it failed.
  */
 exona_client *exona_client_new(const char *api_key, const char *base_url);
 
