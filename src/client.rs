@@ -210,6 +210,12 @@ impl Client {
         !self.inner.engine.is_threaded() && self.inner.engine.step(cancel)
     }
 
+    /// Tells the engine that cancel tokens of submitted calls may have fired: their calls end
+    /// now instead of at their next timer.
+    pub fn wake(&self) {
+        self.inner.engine.poke();
+    }
+
     /// Tasks the engine holds (waiting or in flight).
     pub fn pending(&self) -> usize {
         self.inner.engine.with_core(|c| c.len())

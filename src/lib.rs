@@ -6,6 +6,7 @@
 //! - [`engine`]: waiting logic on an injectable clock (retry-after parsing, backoff, cancel);
 //! - [`transport`]: one HTTP exchange, with the headers the engine needs already picked out.
 
+pub mod batch;
 pub mod client;
 pub mod engine;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod transport;
 
 pub mod ffi;
 
+pub use batch::{Batch, Counts, Next};
 pub use client::{Client, ConnectOptions, WaitOptions, DEFAULT_BASE_URL, DEFAULT_TIMEOUT};
 pub use engine::cancel::CancelToken;
 pub use engine::core::{Progress, Sink};

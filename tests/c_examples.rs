@@ -423,3 +423,62 @@ fn a_soak_of_1000_scans_and_a_million_accessor_calls_keeps_memory_flat() {
     assert!(scan_growth < 4 * 1024, "RSS grew {scan_growth} KiB over 750 scans: {scans:?}");
     assert!(call_growth < 1024, "RSS grew {call_growth} KiB over 750,000 calls: {calls:?}");
 }
+
+/// A portfolio CSV: a header, `n` companies (some quoted, with commas and doubled quotes),
+/// one http:// website the API would refuse and one website whose scan fails.
+fn portfolio(n: usize) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("portfolio-{n}.csv"));
+    let mut csv = String::from("company_name,company_website\n");
+    for i in 0..n {
+        let line = match i {
+            3 => "\"Quoted, Inc.\",https://quoted.example\n".to_owned(),
+            4 => "\"The \"\"Best\"\" Co\",\"https://best.example\"\n".to_owned(),
+            5 => "Plain Http Ltd,http://insecure.example\n".to_owned(),
+            6 => "Gone Ltd,https://gone.invalid\n".to_owned(),
+            _ => format!("Company {i},https://company-{i}.example\n"),
+        };
+        csv.push_str(&line);
+    }
+    std::fs::write(&path, csv).unwrap();
+    path
+}
+
+#[test]
+fn batch_scans_a_200_line_portfolio() {
+    let sim = sim();
+    let k = key(140);
+    let csv = portfolio(200);
+    let check = if valgrind_available() { Check::Valgrind } else { Check::Plain };
+    let o = run_program(example("batch"), check, &sim, &k, &[csv.to_str().unwrap()], "50-150");
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "two companies cannot complete\nstdout:\n{out}\nstderr:\n{err}");
+    let rows: Vec<&str> = out.lines().skip(1).take_while(|l| !l.is_empty()).collect();
+    assert_eq!(rows.len(), 200, "{out}");
+    assert!(out.contains("200 companies: 198 completed, 2 not"), "{out}");
+    assert!(rows.iter().any(|r| r.starts_with("Quoted, Inc.")), "{out}");
+    assert!(rows.iter().any(|r| r.starts_with("The \"Best\" Co")), "{out}");
+    assert!(rows.iter().any(|r| r.starts_with("Plain Http Ltd") && r.contains("EXONA_ERR_INVALID_ARGUMENT")));
+    assert!(rows.iter().any(|r| r.starts_with("Gone Ltd") && r.contains("EXONA_ERR_SCAN_FAILED")));
+    let stats = sim.stats(&k);
+    assert_eq!(
+        (stats.posts, stats.scans_created, stats.rate_limited),
+        (199, 199, 0),
+        "one POST per valid company"
+    );
+}
+
+#[test]
+fn batch_names_the_line_of_a_malformed_csv() {
+    let sim = sim();
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("malformed.csv");
+    std::fs::write(
+        &path,
+        "company_name,company_website\nA,https://a.example\n\"Unclosed,https://b.example\n",
+    )
+    .unwrap();
+    let o = run_program(example("batch"), Check::Plain, &sim, &key(141), &[path.to_str().unwrap()], "50-150");
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("malformed.csv:3: a quoted field is not closed"), "{err}");
+    assert_eq!(sim.stats(&key(141)).posts, 0, "nothing is sent for a file that does not parse");
+}

@@ -46,6 +46,12 @@ macro_rules! zero_on_panic {
 }
 zero_on_panic!(u16, u32, u64, i64);
 
+impl PanicDefault for usize {
+    fn on_panic() -> Self {
+        usize::MAX
+    }
+}
+
 /// Runs an export's body; a panic inside it returns the type's [`PanicDefault`].
 pub fn boundary<T: PanicDefault>(body: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| T::on_panic())

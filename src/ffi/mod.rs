@@ -11,6 +11,7 @@
 #![allow(non_camel_case_types)]
 
 pub mod args;
+pub mod batch;
 pub mod boundary;
 pub mod cancel;
 pub mod client;

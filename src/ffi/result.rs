@@ -29,6 +29,8 @@ pub struct exona_result {
     request_id: Option<CString>,
     cached: bool,
     retry_after_ms: u64,
+    /// The request's index in its batch, if it came from one.
+    index: Option<usize>,
     /// Strings handed out by `exona_result_get_string`, keyed by pointer: each is built once and
     /// stays valid until the result is freed, however often it is asked for.
     lookups: Mutex<HashMap<String, Option<CString>>>,
@@ -60,6 +62,7 @@ impl exona_result {
             request_id: scan.and_then(|s| s.request_id.as_deref()).and_then(c_string),
             cached: scan.is_some_and(Scan::cached),
             retry_after_ms: 0,
+            index: None,
             lookups: Mutex::new(HashMap::new()),
         }
     }
@@ -85,6 +88,12 @@ impl exona_result {
         }
         r.retry_after_ms = e.retry_after.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         r
+    }
+
+    /// The same result, marked with its index in a batch.
+    pub fn with_index(mut self, index: usize) -> exona_result {
+        self.index = Some(index);
+        self
     }
 
     pub fn from_outcome(outcome: &Result<Scan, Error>) -> exona_result {
@@ -253,6 +262,13 @@ pub extern "C" fn exona_result_cached(result: *const exona_result) -> bool {
 #[no_mangle]
 pub extern "C" fn exona_result_retry_after_ms(result: *const exona_result) -> u64 {
     boundary(|| with(result, 0, |r| r.retry_after_ms))
+}
+
+/// For a result from a batch, the index of its request (the order of `exona_batch_add`);
+/// `SIZE_MAX` otherwise or when `result` is NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn exona_result_index(result: *const exona_result) -> usize {
+    boundary(|| with(result, usize::MAX, |r| r.index.unwrap_or(usize::MAX)))
 }
 
 /// Frees a result and every string it handed out. NULL is a no-op. Not thread-safe with

@@ -161,6 +161,41 @@ static void scans_with_bad_arguments(exona_client *client) {
     CHECK(exona_scan_wait(NULL, "scn_1", NULL, NULL) == EXONA_ERR_INVALID_ARGUMENT);
 }
 
+static void batches(exona_client *client) {
+    exona_batch *b = exona_batch_new(client);
+    exona_result *r = (exona_result *)1;
+    size_t index = 7, q = 1, f = 1, d = 1;
+    CHECK(exona_batch_new(NULL) == NULL);
+    CHECK(b != NULL);
+    CHECK(exona_batch_add(NULL, "A", "https://a.ai", NULL, &index) == EXONA_ERR_INVALID_ARGUMENT && index == 7);
+    CHECK(exona_batch_add(b, NULL, "https://a.ai", NULL, &index) == EXONA_ERR_INVALID_ARGUMENT && index == 7);
+    CHECK(exona_batch_add(b, "A", NULL, NULL, NULL) == EXONA_ERR_INVALID_ARGUMENT);
+    CHECK(exona_batch_add(b, "A", BAD_UTF8, NULL, NULL) == EXONA_ERR_INVALID_ARGUMENT);
+    CHECK(exona_batch_next(NULL, 0, &r) == EXONA_ERR_INVALID_ARGUMENT);
+    CHECK(exona_batch_next(b, 0, NULL) == EXONA_ERR_INVALID_ARGUMENT);
+    CHECK(exona_batch_next(b, 0, &r) == EXONA_ERR_NOT_FOUND && r == NULL); /* nothing added */
+    CHECK(exona_batch_run(b, 0, NULL, NULL) == EXONA_ERR_INVALID_ARGUMENT);
+    CHECK(exona_batch_run(NULL, 0, NULL, NULL) == EXONA_ERR_INVALID_ARGUMENT);
+    CHECK(exona_batch_cancel(NULL, 0) == EXONA_ERR_INVALID_ARGUMENT);
+    CHECK(exona_batch_cancel(b, 0) == EXONA_ERR_INVALID_ARGUMENT); /* never added */
+    CHECK(exona_batch_cancel(b, (size_t)-1) == EXONA_ERR_INVALID_ARGUMENT);
+    CHECK(exona_batch_cancel_all(NULL) == EXONA_ERR_INVALID_ARGUMENT);
+    CHECK(exona_batch_cancel_all(b) == EXONA_OK);
+    CHECK(exona_batch_counts(NULL, &q, &f, &d) == EXONA_ERR_INVALID_ARGUMENT);
+    CHECK(exona_batch_counts(b, NULL, NULL, NULL) == EXONA_OK);
+    CHECK(exona_batch_counts(b, &q, &f, &d) == EXONA_OK && q == 0 && f == 0 && d == 0);
+    /* A request the API would refuse is added; its result says why. */
+    CHECK(exona_batch_add(b, "A", "http://a.ai", NULL, &index) == EXONA_OK && index == 0);
+    CHECK(exona_batch_next(b, UINT64_MAX, &r) == EXONA_OK);
+    CHECK(exona_result_code(r) == EXONA_ERR_INVALID_ARGUMENT && exona_result_index(r) == 0);
+    exona_result_free(r);
+    /* Freed with a request still running: it is cancelled, nothing leaks. */
+    CHECK(exona_batch_add(b, "S", "https://stuck.acme.ai", NULL, NULL) == EXONA_OK);
+    exona_batch_free(b);
+    exona_batch_free(NULL);
+    CHECK(exona_result_index(NULL) == (size_t)-1);
+}
+
 static void null_results(void) {
     int64_t v = 42;
     CHECK(exona_result_code(NULL) == EXONA_ERR_INVALID_ARGUMENT);
@@ -243,6 +278,7 @@ int main(void) {
     client = exona_client_new(NULL, NULL); /* EXONA_API_KEY, EXONA_BASE_URL */
     CHECK(client != NULL);
     scans_with_bad_arguments(client);
+    batches(client);
 
     rc = exona_scan_and_wait(client, "Acme AI Ltd", "https://acme.ai", NULL, &r);
     CHECK(rc == EXONA_OK);

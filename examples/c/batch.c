@@ -1,0 +1,152 @@
+/*
+ * batch.c: screen a portfolio. Reads a CSV of company_name,company_website (a header line,
+ * and quoted fields with commas or doubled quotes, are understood), scans every company with
+ * one exona_batch, prints a row per company as its result arrives, then a summary.
+ *
+ *   EXONA_API_KEY=... EXONA_BASE_URL=... ./batch portfolio.csv
+ *
+ * Exit status: 0 when every scan completed, 1 when some did not, 2 for input errors (which
+ * name the line).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exona.h"
+
+#define MAX_FIELD 512
+#define MAX_ROWS 100000
+
+struct row {
+    char name[MAX_FIELD];
+    char website[MAX_FIELD];
+};
+
+/* Splits one CSV line into two fields. Returns NULL on success, else what was wrong. */
+static const char *parse_line(const char *line, struct row *row) {
+    char *fields[2];
+    size_t lens[2] = {0, 0};
+    int field = 0;
+    const char *p = line;
+
+    fields[0] = row->name;
+    fields[1] = row->website;
+    for (;;) {
+        int quoted = *p == '"';
+        if (quoted) p++;
+        for (;;) {
+            if (*p == '\0' || *p == '\n' || *p == '\r') {
+                if (quoted) return "a quoted field is not closed";
+                break;
+            }
+            if (quoted && *p == '"') {
+                if (p[1] == '"') {
+                    p++; /* a doubled quote stands for one */
+                } else {
+                    p++;
+                    break;
+                }
+            } else if (!quoted && *p == ',') {
+                break;
+            }
+            if (lens[field] + 1 >= MAX_FIELD) return "a field is longer than 511 characters";
+            fields[field][lens[field]++] = *p++;
+        }
+        fields[field][lens[field]] = '\0';
+        if (*p == ',') {
+            if (++field > 1) return "more than two fields";
+            p++;
+            continue;
+        }
+        if (*p != '\0' && *p != '\n' && *p != '\r') return "text after a closing quote";
+        break;
+    }
+    if (field < 1) return "one field; expected company_name,company_website";
+    if (lens[0] == 0) return "the company name is empty";
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    static struct row rows[MAX_ROWS];
+    char line[2 * MAX_FIELD + 16];
+    exona_client *client = NULL;
+    exona_batch *batch = NULL;
+    exona_result *result = NULL;
+    FILE *f;
+    size_t n = 0, lineno = 0, completed = 0, failed = 0, i;
+    size_t levels[5] = {0, 0, 0, 0, 0};
+    const char *level_names[4] = {"Low", "Medium", "High", "Very High"};
+
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s PORTFOLIO.csv\n", argv[0]);
+        return 2;
+    }
+    f = fopen(argv[1], "r");
+    if (f == NULL) {
+        fprintf(stderr, "error: cannot open %s\n", argv[1]);
+        return 2;
+    }
+    while (fgets(line, sizeof line, f) != NULL) {
+        const char *why;
+        lineno++;
+        if (strchr(line, '\n') == NULL && !feof(f)) {
+            fprintf(stderr, "%s:%zu: the line is too long\n", argv[1], lineno);
+            fclose(f);
+            return 2;
+        }
+        if (line[0] == '\n' || line[0] == '\r' || line[0] == '\0') continue;
+        if (n == MAX_ROWS) {
+            fprintf(stderr, "%s:%zu: more than %d companies\n", argv[1], lineno, MAX_ROWS);
+            fclose(f);
+            return 2;
+        }
+        why = parse_line(line, &rows[n]);
+        if (why != NULL) {
+            fprintf(stderr, "%s:%zu: %s\n", argv[1], lineno, why);
+            fclose(f);
+            return 2;
+        }
+        if (lineno == 1 && strcmp(rows[n].name, "company_name") == 0) continue; /* the header */
+        n++;
+    }
+    fclose(f);
+
+    if (exona_client_create(NULL, NULL, &client, &result) != EXONA_OK) {
+        fprintf(stderr, "error: %s\n", exona_result_message(result));
+        exona_result_free(result);
+        return 1;
+    }
+    batch = exona_batch_new(client);
+    for (i = 0; i < n; i++) {
+        if (exona_batch_add(batch, rows[i].name, rows[i].website, NULL, NULL) != EXONA_OK) {
+            fprintf(stderr, "error: cannot add %s\n", rows[i].name);
+        }
+    }
+
+    printf("%-32s  %-10s  %s\n", "company", "level", "scan id or error");
+    while (exona_batch_next(batch, UINT64_MAX, &result) == EXONA_OK) {
+        size_t index = exona_result_index(result);
+        const char *company = index < n ? rows[index].name : "?";
+        if (exona_result_code(result) == EXONA_OK) {
+            const char *level = exona_result_get_string(result, "/result/risk_assessment/overall_risk_level");
+            int k;
+            completed++;
+            for (k = 0; k < 4 && (level == NULL || strcmp(level, level_names[k]) != 0); k++) {
+            }
+            levels[k]++;
+            printf("%-32.32s  %-10s  %s\n", company, level ? level : "-", exona_result_scan_id(result));
+        } else {
+            failed++;
+            printf("%-32.32s  %-10s  %s: %s\n", company, "-", exona_code_name((int)exona_result_code(result)),
+                   exona_result_message(result));
+        }
+        exona_result_free(result);
+    }
+
+    printf("\n%zu companies: %zu completed, %zu not\n", n, completed, failed);
+    printf("Low %zu, Medium %zu, High %zu, Very High %zu, other %zu\n", levels[0], levels[1], levels[2],
+           levels[3], levels[4]);
+    exona_batch_free(batch);
+    exona_client_free(client);
+    return failed == 0 ? 0 : 1;
+}
