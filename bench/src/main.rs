@@ -5,6 +5,7 @@
 //!   cargo run --release -p exona-bench -- efficiency   # 100 scans, a limit that never binds
 //!   cargo run --release -p exona-bench -- pressure     # 20 scans, 30 requests per 60 s
 //!   cargo run --release -p exona-bench -- cancel       # how soon a cancelled wait returns
+//!   cargo run --release -p exona-bench -- scale        # 100, 1,000, 10,000 scans in flight
 //!   cargo run --release -p exona-bench -- all
 
 mod textbook;
@@ -210,6 +211,77 @@ fn cancel_latency() {
     println!("| {} | {:.3} | {:.3} | {:.3} |\n", latencies.len(), q(0.5), q(0.99), q(1.0));
 }
 
+/// The bench process's threads, resident memory (KiB) and CPU time.
+fn process_sample() -> (usize, u64, Duration) {
+    let threads = std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count());
+    let rss_kib = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4);
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    (threads, rss_kib, tv(usage.ru_utime) + tv(usage.ru_stime))
+}
+
+/// Many scans in flight at once through one client's batch, with the simulator in its own
+/// process so only the client is measured: threads, peak RSS and CPU per scan.
+fn scale() {
+    println!("## Scale: N scans in flight at once through one client (exona-sim in another process)\n");
+    println!("| scans | completed | max threads | RSS before (MiB) | peak RSS (MiB) | CPU per scan (ms) | wall (s) |");
+    println!("|---|---|---|---|---|---|---|");
+    let sim_bin = std::env::current_exe().expect("exe").with_file_name("exona-sim");
+    for (i, n) in [100usize, 1_000, 10_000].into_iter().enumerate() {
+        let mut child = std::process::Command::new(&sim_bin)
+            .args(["--scan-min", "3", "--scan-max", "12", "--retry-after", "1", "--rate-limit", "10000000"])
+            .args(["--exit-after", "600"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("exona-sim next to exona-bench (cargo build --release -p exona-sim)");
+        let mut first = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first).unwrap();
+        let base_url = first.trim().to_owned();
+        let k = key(40 + i as u32);
+        let policy = Policy { expected_duration: (SCAN_MIN, SCAN_MAX), ..Policy::default() };
+        let client = Client::with_policy(&k, Some(&base_url), policy).expect("client");
+        let batch = exona::Batch::new(&client);
+        let options = WaitOptions { timeout: Some(Duration::from_secs(600)), ..WaitOptions::default() };
+        let (_, rss_before, cpu_before) = process_sample();
+        let started = Instant::now();
+        for j in 0..n {
+            batch.add(ScanRequest::new("Scale Co", format!("https://scale{i}-{j}.example")), &options);
+        }
+        let (mut max_threads, mut peak_rss, mut completed, mut collected) = (0, 0, 0, 0);
+        while collected < n {
+            match batch.next(Duration::from_millis(200)) {
+                exona::Next::Ready(_, outcome) => {
+                    collected += 1;
+                    completed += outcome.is_ok() as usize;
+                }
+                exona::Next::Empty => break,
+                exona::Next::Pending => {}
+            }
+            let (threads, rss, _) = process_sample();
+            max_threads = max_threads.max(threads);
+            peak_rss = peak_rss.max(rss);
+        }
+        let wall = started.elapsed();
+        let (_, _, cpu_after) = process_sample();
+        let cpu_per_scan = (cpu_after - cpu_before).as_secs_f64() * 1000.0 / n as f64;
+        println!(
+            "| {n} | {completed} | {max_threads} | {:.1} | {:.1} | {cpu_per_scan:.3} | {:.1} |",
+            rss_before as f64 / 1024.0,
+            peak_rss as f64 / 1024.0,
+            wall.as_secs_f64()
+        );
+        drop(batch);
+        drop(client);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    println!();
+}
+
 fn print_row(r: &Report) {
     println!(
         "| {} | {} | {} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {:.1} |",
@@ -232,10 +304,12 @@ fn main() {
         "efficiency" => efficiency(),
         "pressure" => pressure(),
         "cancel" => cancel_latency(),
+        "scale" => scale(),
         "all" => {
             efficiency();
             pressure();
             cancel_latency();
+            scale();
         }
         other => {
             eprintln!("exona-bench: unknown scenario {other:?} (efficiency, pressure, all)");
