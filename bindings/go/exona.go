@@ -1,0 +1,481 @@
+// Package exona is the Go binding of libexona, the client library for the Exona AI-risk
+// scanning API. It calls the C library through cgo.
+//
+// The library is found the way cgo finds any library: set CGO_CFLAGS and CGO_LDFLAGS (or
+// install libexona system-wide); by default it uses the repository's own build in
+// ../../target/release (run `cargo build --release -p exona` there first).
+package exona
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../include
+#cgo LDFLAGS: -L${SRCDIR}/../../target/release -Wl,-rpath,${SRCDIR}/../../target/release -lexona
+#include <stdlib.h>
+#include "exona.h"
+*/
+import "C"
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// Version is the C library's version.
+func Version() string { return C.GoString(C.exona_version()) }
+
+// Code classifies an outcome; the values are the C library's exona_code.
+type Code int
+
+const (
+	CodeOK              Code = C.EXONA_OK
+	CodeInvalidArgument Code = C.EXONA_ERR_INVALID_ARGUMENT
+	CodeAuthentication  Code = C.EXONA_ERR_AUTHENTICATION
+	CodePermission      Code = C.EXONA_ERR_PERMISSION
+	CodeBadRequest      Code = C.EXONA_ERR_BAD_REQUEST
+	CodeNotFound        Code = C.EXONA_ERR_NOT_FOUND
+	CodeRateLimited     Code = C.EXONA_ERR_RATE_LIMITED
+	CodeServer          Code = C.EXONA_ERR_SERVER
+	CodeNetwork         Code = C.EXONA_ERR_NETWORK
+	CodeProtocol        Code = C.EXONA_ERR_PROTOCOL
+	CodeTimeout         Code = C.EXONA_ERR_TIMEOUT
+	CodeCancelled       Code = C.EXONA_ERR_CANCELLED
+	CodeScanFailed      Code = C.EXONA_ERR_SCAN_FAILED
+	CodeAmbiguousCreate Code = C.EXONA_ERR_AMBIGUOUS_CREATE
+	CodeInternal        Code = C.EXONA_ERR_INTERNAL
+)
+
+// String is the C name of the code, e.g. "EXONA_ERR_TIMEOUT".
+func (c Code) String() string { return C.GoString(C.exona_code_name(C.int(c))) }
+
+// Error is a failed call: its code and everything the API said. Compare with errors.Is
+// against the Err* values (which match on the code) or take it with errors.As.
+type Error struct {
+	Code       Code
+	Message    string
+	HTTPStatus int
+	APICode    string // the API's error.code (or a failed scan's)
+	Hint       string
+	Param      string
+	RequestID  string // quote it to Exona support
+	ScanID     string // set whenever a scan exists: resume it with Wait
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string {
+	s := fmt.Sprintf("%s: %s", e.Code, e.Message)
+	if e.RequestID != "" {
+		s += " (request id " + e.RequestID + ")"
+	}
+	return s
+}
+
+// Is matches another *Error with the same code, so errors.Is(err, exona.ErrTimeout) works.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+var (
+	ErrInvalidArgument = &Error{Code: CodeInvalidArgument}
+	ErrAuthentication  = &Error{Code: CodeAuthentication}
+	ErrPermission      = &Error{Code: CodePermission}
+	ErrBadRequest      = &Error{Code: CodeBadRequest}
+	ErrNotFound        = &Error{Code: CodeNotFound}
+	ErrRateLimited     = &Error{Code: CodeRateLimited}
+	ErrServer          = &Error{Code: CodeServer}
+	ErrNetwork         = &Error{Code: CodeNetwork}
+	ErrProtocol        = &Error{Code: CodeProtocol}
+	ErrTimeout         = &Error{Code: CodeTimeout}
+	ErrCancelled       = &Error{Code: CodeCancelled}
+	ErrScanFailed      = &Error{Code: CodeScanFailed}
+	ErrAmbiguousCreate = &Error{Code: CodeAmbiguousCreate}
+	ErrInternal        = &Error{Code: CodeInternal}
+)
+
+// Dimension is one scored risk dimension.
+type Dimension struct {
+	Score     int    `json:"score"`
+	Label     string `json:"label"`
+	Rationale string `json:"rationale"`
+}
+
+// Scan is a scan object as the API returned it, with typed access to the documented fields.
+type Scan struct {
+	ID          string
+	Status      string
+	Cached      bool
+	HTTPStatus  int
+	RequestID   string
+	JSON        string                 // the scan object as received
+	Fields      map[string]interface{} // the same, decoded
+	Risk        RiskAssessment
+	CompanyName string
+}
+
+// RiskAssessment is result.risk_assessment.
+type RiskAssessment struct {
+	OverallRiskLevel   string    `json:"overall_risk_level"`
+	AIIntensity        Dimension `json:"ai_intensity"`
+	Autonomy           Dimension `json:"autonomy"`
+	DomainRisk         Dimension `json:"domain_risk"`
+	BlastRadius        Dimension `json:"blast_radius"`
+	DataContentIPRisk  Dimension `json:"data_content_ip_risk"`
+	ControlGovernance  Dimension `json:"control_governance"`
+	RegulatoryExposure string    `json:"regulatory_exposure"`
+}
+
+func goString(p *C.char) string {
+	if p == nil {
+		return ""
+	}
+	return C.GoString(p)
+}
+
+// take copies a C result into Go values and frees it.
+func take(r *C.exona_result) (*Scan, error) {
+	defer C.exona_result_free(r)
+	code := Code(C.exona_result_code(r))
+	var scan *Scan
+	if js := C.exona_result_json(r); js != nil {
+		scan = &Scan{
+			ID:         goString(C.exona_result_scan_id(r)),
+			Cached:     bool(C.exona_result_cached(r)),
+			HTTPStatus: int(C.exona_result_http_status(r)),
+			RequestID:  goString(C.exona_result_request_id(r)),
+			JSON:       C.GoString(js),
+		}
+		var doc struct {
+			Status  string `json:"status"`
+			Company struct {
+				Name string `json:"name"`
+			} `json:"company"`
+			Result struct {
+				Risk RiskAssessment `json:"risk_assessment"`
+			} `json:"result"`
+		}
+		_ = json.Unmarshal([]byte(scan.JSON), &doc)
+		_ = json.Unmarshal([]byte(scan.JSON), &scan.Fields)
+		scan.Status, scan.Risk, scan.CompanyName = doc.Status, doc.Result.Risk, doc.Company.Name
+	}
+	if code == CodeOK {
+		return scan, nil
+	}
+	return scan, &Error{
+		Code:       code,
+		Message:    goString(C.exona_result_message(r)),
+		HTTPStatus: int(C.exona_result_http_status(r)),
+		APICode:    goString(C.exona_result_error_code(r)),
+		Hint:       goString(C.exona_result_hint(r)),
+		Param:      goString(C.exona_result_param(r)),
+		RequestID:  goString(C.exona_result_request_id(r)),
+		ScanID:     goString(C.exona_result_scan_id(r)),
+		RetryAfter: time.Duration(C.exona_result_retry_after_ms(r)) * time.Millisecond,
+	}
+}
+
+// Client is a client of the Exona API, safe for concurrent use. Close it when done; a
+// finalizer closes a forgotten one.
+type Client struct {
+	mu sync.RWMutex
+	c  *C.exona_client
+}
+
+func cstr(s string) *C.char {
+	if s == "" {
+		return nil
+	}
+	return C.CString(s)
+}
+
+// NewClient makes a client. An empty apiKey reads EXONA_API_KEY; an empty baseURL reads
+// EXONA_BASE_URL, else the production URL.
+func NewClient(apiKey, baseURL string) (*Client, error) {
+	k, u := cstr(apiKey), cstr(baseURL)
+	defer C.free(unsafe.Pointer(k))
+	defer C.free(unsafe.Pointer(u))
+	var c *C.exona_client
+	var r *C.exona_result
+	if C.exona_client_create(k, u, &c, &r) != C.EXONA_OK {
+		_, err := take(r)
+		return nil, err
+	}
+	client := &Client{c: c}
+	runtime.SetFinalizer(client, (*Client).Close)
+	return client, nil
+}
+
+// Close frees the client. Calls still running finish first. Safe to call twice.
+func (c *Client) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.c != nil {
+		C.exona_client_free(c.c)
+		c.c = nil
+	}
+}
+
+// PollMode trades requests against how soon completion is noticed.
+type PollMode int
+
+const (
+	Balanced PollMode = C.EXONA_POLL_BALANCED
+	Latency  PollMode = C.EXONA_POLL_LATENCY
+	Frugal   PollMode = C.EXONA_POLL_FRUGAL
+)
+
+// Question is one questionnaire item.
+type Question struct{ Question, Answer string }
+
+// Options are the optional parts of a scan request and the limits of its wait.
+type Options struct {
+	MaxAgeDays            int // 0: always a new scan; 1–365: reuse a completed scan that recent
+	ForceRefresh          bool
+	IncludeFieldCitations bool
+	Questionnaire         []Question
+	Timeout               time.Duration // 0: the library's default (300 s); also bounded by the context
+	Mode                  PollMode
+}
+
+// callOptions builds C options from o and ctx: the context's deadline bounds the wait, and
+// its cancellation cancels the call through a token. The returned func releases everything.
+func callOptions(ctx context.Context, o *Options) (*C.exona_scan_options, func(), error) {
+	opts := C.exona_scan_options_new()
+	token := C.exona_cancel_new()
+	release := func() {
+		C.exona_scan_options_free(opts)
+		C.exona_cancel_free(token)
+	}
+	bad := func(what string) (*C.exona_scan_options, func(), error) {
+		release()
+		return nil, func() {}, &Error{Code: CodeInvalidArgument, Message: what}
+	}
+	if o == nil {
+		o = &Options{}
+	}
+	if o.MaxAgeDays != 0 {
+		if o.MaxAgeDays < 0 || o.MaxAgeDays > 365 || C.exona_scan_options_set_max_age_days(opts, C.uint32_t(o.MaxAgeDays)) != C.EXONA_OK {
+			return bad(fmt.Sprintf("max_age_days is %d: it must be between 0 and 365", o.MaxAgeDays))
+		}
+	}
+	C.exona_scan_options_set_force_refresh(opts, C.bool(o.ForceRefresh))
+	C.exona_scan_options_set_include_field_citations(opts, C.bool(o.IncludeFieldCitations))
+	for i, q := range o.Questionnaire {
+		qs, as := C.CString(q.Question), C.CString(q.Answer)
+		rc := C.exona_scan_options_add_question(opts, qs, as)
+		C.free(unsafe.Pointer(qs))
+		C.free(unsafe.Pointer(as))
+		if rc != C.EXONA_OK {
+			return bad(fmt.Sprintf("questionnaire item %d is over the documented limits (50 items, 5000 characters per answer)", i+1))
+		}
+	}
+	if C.exona_scan_options_set_poll_mode(opts, C.int(o.Mode)) != C.EXONA_OK {
+		return bad(fmt.Sprintf("poll mode %d is not a PollMode", o.Mode))
+	}
+	timeout := o.Timeout
+	if d, ok := ctx.Deadline(); ok {
+		left := time.Until(d)
+		if left <= 0 {
+			return bad("the context's deadline has passed")
+		}
+		if timeout == 0 || left < timeout {
+			timeout = left
+		}
+	}
+	if timeout > 0 {
+		ms := uint64(timeout / time.Millisecond)
+		if ms == 0 {
+			ms = 1
+		}
+		C.exona_scan_options_set_timeout_ms(opts, C.uint64_t(ms))
+	}
+	C.exona_scan_options_set_cancel(opts, token)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-ctx.Done():
+			C.exona_cancel(token)
+		case <-done:
+		}
+	}()
+	return opts, func() {
+		close(done)
+		wg.Wait()
+		release()
+	}, nil
+}
+
+func (c *Client) call(ctx context.Context, o *Options, f func(*C.exona_client, *C.exona_scan_options, **C.exona_result)) (*Scan, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.c == nil {
+		return nil, &Error{Code: CodeInvalidArgument, Message: "the client is closed"}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, &Error{Code: CodeCancelled, Message: err.Error()}
+	}
+	opts, release, err := callOptions(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	var r *C.exona_result
+	f(c.c, opts, &r)
+	return take(r)
+}
+
+// ScanAndWait creates a scan and waits until it completes or fails, the deadline (from opts
+// or ctx) passes, or ctx is cancelled. On failure the *Error carries the scan id whenever a
+// scan exists.
+func (c *Client) ScanAndWait(ctx context.Context, companyName, companyWebsite string, opts *Options) (*Scan, error) {
+	n, w := C.CString(companyName), C.CString(companyWebsite)
+	defer C.free(unsafe.Pointer(n))
+	defer C.free(unsafe.Pointer(w))
+	return c.call(ctx, opts, func(cl *C.exona_client, o *C.exona_scan_options, r **C.exona_result) {
+		C.exona_scan_and_wait(cl, n, w, o, r)
+	})
+}
+
+// Create creates a scan and returns at once (status "processing", or a cached "completed").
+func (c *Client) Create(ctx context.Context, companyName, companyWebsite string, opts *Options) (*Scan, error) {
+	n, w := C.CString(companyName), C.CString(companyWebsite)
+	defer C.free(unsafe.Pointer(n))
+	defer C.free(unsafe.Pointer(w))
+	return c.call(ctx, opts, func(cl *C.exona_client, o *C.exona_scan_options, r **C.exona_result) {
+		C.exona_scan_create(cl, n, w, o, r)
+	})
+}
+
+// Get fetches a scan once, whatever its status.
+func (c *Client) Get(ctx context.Context, scanID string) (*Scan, error) {
+	id := C.CString(scanID)
+	defer C.free(unsafe.Pointer(id))
+	return c.call(ctx, nil, func(cl *C.exona_client, _ *C.exona_scan_options, r **C.exona_result) {
+		C.exona_scan_get(cl, id, r)
+	})
+}
+
+// Wait waits for an existing scan, with no new POST: how a program resumes a scan.
+func (c *Client) Wait(ctx context.Context, scanID string, opts *Options) (*Scan, error) {
+	id := C.CString(scanID)
+	defer C.free(unsafe.Pointer(id))
+	return c.call(ctx, opts, func(cl *C.exona_client, o *C.exona_scan_options, r **C.exona_result) {
+		C.exona_scan_wait(cl, id, o, r)
+	})
+}
+
+// Batch runs many scans at once on one client. Every added request ends with exactly one
+// result. Safe for concurrent use; Close it when done (running scans are cancelled).
+type Batch struct {
+	mu sync.RWMutex // Close takes it for writing; every other method for reading
+	b  *C.exona_batch
+}
+
+// NewBatch makes an empty batch on c.
+func (c *Client) NewBatch() *Batch {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	b := &Batch{b: C.exona_batch_new(c.c)}
+	runtime.SetFinalizer(b, (*Batch).Close)
+	return b
+}
+
+// Add adds a scan of a company and returns its index (0, 1, 2, ... in order of addition).
+// Only Timeout, Mode and the request fields of opts apply.
+func (b *Batch) Add(companyName, companyWebsite string, opts *Options) (int, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.b == nil {
+		return -1, &Error{Code: CodeInvalidArgument, Message: "the batch is closed"}
+	}
+	o, release, err := callOptions(context.Background(), opts)
+	if err != nil {
+		return -1, err
+	}
+	defer release()
+	n, w := C.CString(companyName), C.CString(companyWebsite)
+	defer C.free(unsafe.Pointer(n))
+	defer C.free(unsafe.Pointer(w))
+	var index C.size_t
+	if rc := C.exona_batch_add(b.b, n, w, o, &index); rc != C.EXONA_OK {
+		return -1, &Error{Code: Code(rc), Message: "the request could not be added"}
+	}
+	return int(index), nil
+}
+
+// Item is one finished request of a batch.
+type Item struct {
+	Index int
+	Scan  *Scan // the scan object, when there is one (also on some failures)
+	Err   error // nil when the scan completed
+}
+
+// Next waits for the next finished request. ok is false when every result has been
+// collected. ctx bounds the wait (cancelling it does not cancel the scans: see CancelAll).
+func (b *Batch) Next(ctx context.Context) (item Item, ok bool, err error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.b == nil {
+		return Item{}, false, &Error{Code: CodeInvalidArgument, Message: "the batch is closed"}
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return Item{}, true, &Error{Code: CodeCancelled, Message: err.Error()}
+		}
+		var r *C.exona_result
+		rc := C.exona_batch_next(b.b, 100, &r) // short slices, so ctx is honoured promptly
+		switch Code(rc) {
+		case CodeOK:
+			index := int(C.exona_result_index(r))
+			scan, scanErr := take(r)
+			return Item{Index: index, Scan: scan, Err: scanErr}, true, nil
+		case CodeTimeout:
+			continue
+		case CodeNotFound:
+			return Item{}, false, nil
+		default:
+			return Item{}, false, &Error{Code: Code(rc), Message: "exona_batch_next failed"}
+		}
+	}
+}
+
+// Counts says how many requests are queued, in flight and done.
+func (b *Batch) Counts() (queued, inFlight, done int) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var q, f, d C.size_t
+	C.exona_batch_counts(b.b, &q, &f, &d)
+	return int(q), int(f), int(d)
+}
+
+// Cancel cancels one request; CancelAll cancels every running one.
+func (b *Batch) Cancel(index int) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if index < 0 || C.exona_batch_cancel(b.b, C.size_t(index)) != C.EXONA_OK {
+		return &Error{Code: CodeInvalidArgument, Message: fmt.Sprintf("index %d was never added", index)}
+	}
+	return nil
+}
+
+func (b *Batch) CancelAll() {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	C.exona_batch_cancel_all(b.b)
+}
+
+// Close cancels what still runs and frees the batch. Safe to call twice.
+func (b *Batch) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.b != nil {
+		C.exona_batch_free(b.b)
+		b.b = nil
+	}
+}

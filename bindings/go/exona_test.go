@@ -1,0 +1,222 @@
+package exona
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var baseURL string
+
+// TestMain starts exona-sim (EXONA_SIM_BIN, else the repository's build) on a free port.
+func TestMain(m *testing.M) {
+	bin := os.Getenv("EXONA_SIM_BIN")
+	if bin == "" {
+		for _, p := range []string{"../../target/release/exona-sim", "../../target/debug/exona-sim"} {
+			if _, err := os.Stat(p); err == nil {
+				bin, _ = filepath.Abs(p)
+				break
+			}
+		}
+	}
+	if bin == "" {
+		fmt.Fprintln(os.Stderr, "exona-sim not built: run cargo build -p exona-sim")
+		os.Exit(1)
+	}
+	sim := exec.Command(bin, "--scan-min", "0.05", "--scan-max", "0.15", "--retry-after", "0.05",
+		"--rate-limit", "100000", "--exit-after", "300")
+	out, err := sim.StdoutPipe()
+	if err != nil {
+		panic(err)
+	}
+	if err := sim.Start(); err != nil {
+		panic(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		panic(err)
+	}
+	baseURL = strings.TrimSpace(line)
+	os.Setenv("EXONA_SCAN_DURATION_MS", "50-150")
+	code := m.Run()
+	_ = sim.Process.Kill()
+	_, _ = sim.Process.Wait()
+	os.Exit(code)
+}
+
+func newClient(t *testing.T, n int) *Client {
+	t.Helper()
+	key := fmt.Sprintf("exo_test_%036d", n)
+	c, err := NewClient(key, baseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func TestScanAndWaitCompletes(t *testing.T) {
+	c := newClient(t, 1)
+	scan, err := c.ScanAndWait(context.Background(), "Acme AI Ltd", "https://acme.ai", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scan.Status != "completed" || !strings.HasPrefix(scan.ID, "scn_test_") {
+		t.Fatalf("unexpected scan %+v", scan)
+	}
+	switch scan.Risk.OverallRiskLevel {
+	case "Low", "Medium", "High", "Very High":
+	default:
+		t.Fatalf("overall risk level %q", scan.Risk.OverallRiskLevel)
+	}
+	if scan.Risk.AIIntensity.Label == "" || scan.CompanyName != "Acme AI Ltd" || scan.Fields["result"] == nil {
+		t.Fatalf("typed fields missing: %+v", scan)
+	}
+}
+
+func TestCacheHitAndCreateGetWait(t *testing.T) {
+	c := newClient(t, 2)
+	ctx := context.Background()
+	created, err := c.Create(ctx, "Acme", "https://cache.example", nil)
+	if err != nil || created.Status != "processing" || created.HTTPStatus != 201 {
+		t.Fatalf("create: %+v %v", created, err)
+	}
+	got, err := c.Get(ctx, created.ID)
+	if err != nil || got.ID != created.ID {
+		t.Fatalf("get: %+v %v", got, err)
+	}
+	done, err := c.Wait(ctx, created.ID, nil)
+	if err != nil || done.Status != "completed" {
+		t.Fatalf("wait: %+v %v", done, err)
+	}
+	hit, err := c.ScanAndWait(ctx, "Acme", "https://cache.example", &Options{MaxAgeDays: 30})
+	if err != nil || !hit.Cached || hit.ID != created.ID {
+		t.Fatalf("cache hit: %+v %v", hit, err)
+	}
+}
+
+func TestTypedErrors(t *testing.T) {
+	c := newClient(t, 3)
+	ctx := context.Background()
+	_, err := c.ScanAndWait(ctx, "Acme", "http://acme.ai", nil)
+	if !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("want ErrInvalidArgument, got %v", err)
+	}
+	_, err = c.ScanAndWait(ctx, "Gone", "https://gone.invalid", nil)
+	var e *Error
+	if !errors.Is(err, ErrScanFailed) || !errors.As(err, &e) || e.ScanID == "" || e.APICode != "WEBSITE_UNREACHABLE" || e.RequestID == "" {
+		t.Fatalf("want a failed scan with its id, got %#v", err)
+	}
+	bad, err := NewClient("exo_test_bad", baseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	_, err = bad.ScanAndWait(ctx, "Acme", "https://acme.ai", nil)
+	if !errors.As(err, &e) || e.Code != CodeAuthentication || e.APICode != "INVALID_API_KEY" {
+		t.Fatalf("want an authentication error, got %v", err)
+	}
+	if _, err := NewClient("", "http://example.com/api/v1"); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("plain http to a remote host must be refused, got %v", err)
+	}
+	if CodeTimeout.String() != "EXONA_ERR_TIMEOUT" {
+		t.Fatal(CodeTimeout.String())
+	}
+}
+
+func TestContextCancelReturnsPromptlyWithTheScanID(t *testing.T) {
+	c := newClient(t, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		cancel()
+	}()
+	started := time.Now()
+	_, err := c.ScanAndWait(ctx, "Stuck", "https://stuck.acme.ai", nil)
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeCancelled || e.ScanID == "" {
+		t.Fatalf("want a cancelled scan with its id, got %v", err)
+	}
+	if waited := time.Since(started); waited > 1300*time.Millisecond {
+		t.Fatalf("cancelling took %v", waited)
+	}
+}
+
+func TestContextDeadlineBoundsTheWait(t *testing.T) {
+	c := newClient(t, 5)
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	_, err := c.ScanAndWait(ctx, "Stuck", "https://stuck.acme.ai", nil)
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeTimeout || e.ScanID == "" {
+		t.Fatalf("want a timeout with the scan id, got %v", err)
+	}
+}
+
+func TestConcurrentCallsShareOneClient(t *testing.T) {
+	c := newClient(t, 6)
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, err := c.ScanAndWait(context.Background(), "Co", fmt.Sprintf("https://go-%d.example", i), nil)
+			errs <- err
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestBatch(t *testing.T) {
+	c := newClient(t, 7)
+	b := c.NewBatch()
+	defer b.Close()
+	for i := 0; i < 30; i++ {
+		site := fmt.Sprintf("https://batch-%d.example", i)
+		if i == 5 {
+			site = "https://gone.invalid"
+		}
+		index, err := b.Add(fmt.Sprintf("Co %d", i), site, nil)
+		if err != nil || index != i {
+			t.Fatalf("add %d: %d %v", i, index, err)
+		}
+	}
+	seen := map[int]bool{}
+	for {
+		item, ok, err := b.Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		if seen[item.Index] {
+			t.Fatalf("index %d twice", item.Index)
+		}
+		seen[item.Index] = true
+		if (item.Index == 5) != (item.Err != nil) {
+			t.Fatalf("item %d: %v", item.Index, item.Err)
+		}
+	}
+	if len(seen) != 30 {
+		t.Fatalf("%d results for 30 requests", len(seen))
+	}
+	if q, f, d := b.Counts(); q != 0 || f != 0 || d != 30 {
+		t.Fatalf("counts %d %d %d", q, f, d)
+	}
+}

@@ -1,0 +1,3 @@
+module exona
+
+go 1.19
