@@ -1,23 +1,50 @@
 #!/usr/bin/env bash
-# The whole test suite: the Rust crates (unit, integration, simulator HTTP tests, the C
-# examples compiled with the system compiler and run against the simulator, under valgrind
-# when it is installed). Set EXONA_REQUIRE_VALGRIND=1 to make a missing valgrind an error.
+# The whole test suite:
+# - the Rust crates: unit, integration and simulator tests, and the C programs compiled with
+#   the system compiler and run against the simulator (under valgrind and the sanitizers when
+#   available; EXONA_REQUIRE_VALGRIND=1 / EXONA_REQUIRE_SANITIZERS=1 make them mandatory);
+# - the Go binding (go test -race) and the Ruby binding (minitest), where those toolchains
+#   exist; they say "skipped" where not.
 # Ends with one summary line: "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
+status=0
 
-summary=$(awk '/^test result:/ {
-                 for (i = 1; i < NF; i++) {
-                   if ($(i + 1) ~ /^passed/) p += $i
-                   if ($(i + 1) ~ /^failed/) f += $i
-                 }
-               }
-               END { printf "%d passed, %d failed", p, f }' "$log")
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+# The bindings link the release library and start the simulator binary.
+if command -v go >/dev/null 2>&1 || command -v ruby >/dev/null 2>&1; then
+  cargo build --release --locked -p exona -p exona-sim || status=1
+fi
+export EXONA_SIM_BIN="$PWD/target/release/exona-sim"
+
+if command -v go >/dev/null 2>&1; then
+  echo "== Go binding: go test -race"
+  (cd bindings/go && GOCACHE="${GOCACHE:-$PWD/../../.gocache}" GOFLAGS=-mod=mod GOPROXY=off \
+     go test -race -count=1 -v ./... 2>&1) | tee -a "$log" | grep -E '^(--- |ok|FAIL|PASS)'
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+else
+  echo "== Go binding: skipped (go is not installed)"
+fi
+
+if command -v ruby >/dev/null 2>&1 && ruby -e 'require "ffi"' 2>/dev/null; then
+  echo "== Ruby binding: minitest"
+  (cd bindings/ruby && ruby -Ilib test/test_exona.rb 2>&1) | tee -a "$log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+else
+  echo "== Ruby binding: skipped (ruby or its ffi gem is not installed)"
+fi
+
+summary=$(awk '
+  /^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+  /^--- PASS:/ { p++ }
+  /^--- FAIL:/ { f++ }
+  / runs, .* assertions, / { runs = $1; fails = $5 + $7; p += runs - fails; f += fails }
+  END { printf "%d passed, %d failed", p, f }' "$log")
 echo
 echo "$summary"
 exit "$status"

@@ -1,0 +1,303 @@
+# frozen_string_literal: true
+
+# libexona for Ruby: the Exona AI-risk scanning API through the C library, with the ffi gem.
+#
+# The library is found at ENV["EXONA_LIB"] (a path), else on the system's library path
+# ("libexona.so"), else in this repository's build (../../target/release).
+
+require "ffi"
+require "json"
+
+module Exona
+  # The raw C functions. Blocking calls release the GVL, so other Ruby threads run meanwhile.
+  module C
+    extend FFI::Library
+
+    REPO_BUILD = File.expand_path("../../../target/release/libexona.so", __dir__)
+    ffi_lib [ENV["EXONA_LIB"], "exona", REPO_BUILD].compact.reject(&:empty?)
+
+    attach_function :exona_version, [], :string
+    attach_function :exona_code_name, [:int], :string
+    attach_function :exona_client_create, %i[string string pointer pointer], :int
+    attach_function :exona_client_free, [:pointer], :void
+    attach_function :exona_scan_options_new, [], :pointer
+    attach_function :exona_scan_options_free, [:pointer], :void
+    attach_function :exona_scan_options_set_max_age_days, %i[pointer uint32], :int
+    attach_function :exona_scan_options_set_force_refresh, %i[pointer bool], :int
+    attach_function :exona_scan_options_set_include_field_citations, %i[pointer bool], :int
+    attach_function :exona_scan_options_add_question, %i[pointer string string], :int
+    attach_function :exona_scan_options_set_timeout_ms, %i[pointer uint64], :int
+    attach_function :exona_scan_options_set_poll_mode, %i[pointer int], :int
+    attach_function :exona_scan_options_set_cancel, %i[pointer pointer], :int
+    attach_function :exona_cancel_new, [], :pointer
+    attach_function :exona_cancel, [:pointer], :int
+    attach_function :exona_cancel_free, [:pointer], :void
+    attach_function :exona_scan_and_wait, %i[pointer string string pointer pointer], :int, blocking: true
+    attach_function :exona_scan_create, %i[pointer string string pointer pointer], :int, blocking: true
+    attach_function :exona_scan_get, %i[pointer string pointer], :int, blocking: true
+    attach_function :exona_scan_wait, %i[pointer string pointer pointer], :int, blocking: true
+    attach_function :exona_result_code, [:pointer], :int
+    attach_function :exona_result_message, [:pointer], :pointer
+    attach_function :exona_result_scan_id, [:pointer], :pointer
+    attach_function :exona_result_json, [:pointer], :pointer
+    attach_function :exona_result_http_status, [:pointer], :uint16
+    attach_function :exona_result_error_code, [:pointer], :pointer
+    attach_function :exona_result_hint, [:pointer], :pointer
+    attach_function :exona_result_param, [:pointer], :pointer
+    attach_function :exona_result_request_id, [:pointer], :pointer
+    attach_function :exona_result_cached, [:pointer], :bool
+    attach_function :exona_result_retry_after_ms, [:pointer], :uint64
+    attach_function :exona_result_index, [:pointer], :size_t
+    attach_function :exona_result_free, [:pointer], :void
+    attach_function :exona_batch_new, [:pointer], :pointer
+    attach_function :exona_batch_free, [:pointer], :void
+    attach_function :exona_batch_add, %i[pointer string string pointer pointer], :int
+    attach_function :exona_batch_next, %i[pointer uint64 pointer], :int, blocking: true
+    attach_function :exona_batch_cancel, %i[pointer size_t], :int
+    attach_function :exona_batch_cancel_all, [:pointer], :int
+    attach_function :exona_batch_counts, %i[pointer pointer pointer pointer], :int
+  end
+
+  CODES = %i[ok invalid_argument authentication permission bad_request not_found rate_limited server
+             network protocol timeout cancelled scan_failed ambiguous_create internal].freeze
+  NO_INDEX = (2**(FFI.type_size(:size_t) * 8)) - 1
+
+  def self.version = C.exona_version
+
+  # A failed call. Subclasses name the code (Exona::TimeoutError, ...). Whenever a scan exists
+  # its id is in #scan_id (resume it with Client#wait); #request_id is for Exona support.
+  class Error < StandardError
+    attr_reader :code, :http_status, :api_code, :hint, :param, :request_id, :scan_id, :retry_after, :result
+
+    def initialize(message, code: :internal, http_status: 0, api_code: nil, hint: nil, param: nil,
+                   request_id: nil, scan_id: nil, retry_after: nil, result: nil)
+      super(message)
+      @code = code
+      @http_status = http_status
+      @api_code = api_code
+      @hint = hint
+      @param = param
+      @request_id = request_id
+      @scan_id = scan_id
+      @retry_after = retry_after
+      @result = result
+    end
+  end
+
+  ERRORS = CODES.drop(1).to_h do |code|
+    name = "#{code.to_s.split('_').map(&:capitalize).join}Error"
+    [code, const_set(name, Class.new(Error))]
+  end.freeze
+
+  # A scan object as the API returned it. Hash-style access: result["result"]["risk_assessment"],
+  # result.dig("company", "name").
+  class Result
+    attr_reader :scan_id, :json, :http_status, :request_id
+
+    def initialize(scan_id:, json:, cached:, http_status:, request_id:)
+      @scan_id = scan_id
+      @json = json
+      @cached = cached
+      @http_status = http_status
+      @request_id = request_id
+      @data = json ? JSON.parse(json) : {}
+    end
+
+    def cached? = @cached
+    def [](key) = @data[key]
+    def dig(*keys) = @data.dig(*keys)
+    def to_h = @data
+    def status = @data["status"]
+    def overall_risk_level = dig("result", "risk_assessment", "overall_risk_level")
+  end
+
+  module Native # :nodoc:
+    def self.str(ptr) = ptr.null? ? nil : ptr.read_string.force_encoding(Encoding::UTF_8)
+
+    # Copies a C result into Ruby and frees it: [Result or nil, Error or nil].
+    def self.take(ptr)
+      return [nil, Error.new("no result")] if ptr.null?
+
+      code = CODES[C.exona_result_code(ptr)] || :internal
+      json = str(C.exona_result_json(ptr))
+      result = json && Result.new(scan_id: str(C.exona_result_scan_id(ptr)), json: json,
+                                  cached: C.exona_result_cached(ptr), http_status: C.exona_result_http_status(ptr),
+                                  request_id: str(C.exona_result_request_id(ptr)))
+      return [result, nil] if code == :ok
+
+      ms = C.exona_result_retry_after_ms(ptr)
+      error = ERRORS.fetch(code, Error).new(
+        "#{C.exona_code_name(CODES.index(code))}: #{str(C.exona_result_message(ptr))}",
+        code: code, http_status: C.exona_result_http_status(ptr), api_code: str(C.exona_result_error_code(ptr)),
+        hint: str(C.exona_result_hint(ptr)), param: str(C.exona_result_param(ptr)),
+        request_id: str(C.exona_result_request_id(ptr)), scan_id: str(C.exona_result_scan_id(ptr)),
+        retry_after: ms.zero? ? nil : ms / 1000.0, result: result
+      )
+      [result, error]
+    ensure
+      C.exona_result_free(ptr) unless ptr.null?
+    end
+
+    MODES = { balanced: 0, latency: 1, frugal: 2 }.freeze
+
+    # Builds C scan options; the caller frees them with exona_scan_options_free.
+    def self.options(max_age_days: nil, force_refresh: false, include_field_citations: false,
+                     questionnaire: [], timeout: nil, mode: :balanced)
+      opts = C.exona_scan_options_new
+      check = lambda do |rc, what|
+        next if rc.zero?
+
+        C.exona_scan_options_free(opts)
+        raise InvalidArgumentError.new(what, code: :invalid_argument)
+      end
+      check.call(C.exona_scan_options_set_max_age_days(opts, max_age_days), "max_age_days must be 0 to 365") if max_age_days
+      C.exona_scan_options_set_force_refresh(opts, force_refresh)
+      C.exona_scan_options_set_include_field_citations(opts, include_field_citations)
+      questionnaire.each_with_index do |(question, answer), i|
+        check.call(C.exona_scan_options_add_question(opts, question.to_s, answer.to_s),
+                   "questionnaire item #{i + 1} is over the limits (50 items, 5000 characters per answer)")
+      end
+      check.call(C.exona_scan_options_set_timeout_ms(opts, (timeout * 1000).ceil), "timeout must be positive") if timeout
+      check.call(C.exona_scan_options_set_poll_mode(opts, MODES.fetch(mode) { -1 }), "mode must be one of #{MODES.keys}")
+      opts
+    end
+  end
+
+  # A client of the Exona API, safe to share between threads.
+  class Client
+    # api_key nil: EXONA_API_KEY; base_url nil: EXONA_BASE_URL, else the production URL.
+    def initialize(api_key: nil, base_url: nil)
+      client = FFI::MemoryPointer.new(:pointer)
+      error = FFI::MemoryPointer.new(:pointer)
+      if C.exona_client_create(api_key, base_url, client, error) != 0
+        _, err = Native.take(error.read_pointer)
+        raise err
+      end
+      @ptr = FFI::AutoPointer.new(client.read_pointer, C.method(:exona_client_free))
+    end
+
+    attr_reader :ptr # :nodoc:
+
+    # Frees the client now instead of at garbage collection.
+    def close
+      @ptr.free
+    end
+
+    # Creates a scan and waits until it completes or fails. Raises an Exona::Error subclass.
+    # Interruptible: Thread#raise or #kill on the calling thread cancels the wait at once.
+    def scan_and_wait(company_name, company_website, **options)
+      call(options) { |opts, out| C.exona_scan_and_wait(@ptr, company_name, company_website, opts, out) }
+    end
+
+    # Creates a scan and returns at once (status "processing", or a cached "completed").
+    def create(company_name, company_website, **options)
+      call(options) { |opts, out| C.exona_scan_create(@ptr, company_name, company_website, opts, out) }
+    end
+
+    # One GET of a scan, whatever its status.
+    def get(scan_id)
+      call({}) { |_, out| C.exona_scan_get(@ptr, scan_id, out) }
+    end
+
+    # Waits for an existing scan (no new POST): how a program resumes a scan.
+    def wait(scan_id, timeout: nil, mode: :balanced)
+      call({ timeout: timeout, mode: mode }) { |opts, out| C.exona_scan_wait(@ptr, scan_id, opts, out) }
+    end
+
+    private
+
+    # Runs a blocking C call on a helper thread, so the calling thread stays interruptible;
+    # an interruption cancels the call through its token, and nothing leaks.
+    def call(options, &blocking)
+      opts = Native.options(**options)
+      token = C.exona_cancel_new
+      C.exona_scan_options_set_cancel(opts, token)
+      out = FFI::MemoryPointer.new(:pointer)
+      worker = Thread.new { blocking.call(opts, out) }
+      begin
+        worker.join
+      ensure
+        if worker.alive?
+          C.exona_cancel(token)
+          worker.join
+          ptr = out.read_pointer
+          C.exona_result_free(ptr) unless ptr.null?
+          out = nil
+        end
+        C.exona_scan_options_free(opts)
+        C.exona_cancel_free(token)
+      end
+      result, error = Native.take(out.read_pointer)
+      raise error if error
+
+      result
+    end
+  end
+
+  # Many scans at once on one client; every added request ends with exactly one outcome.
+  class Batch
+    include Enumerable
+
+    def initialize(client)
+      @client = client
+      @ptr = FFI::AutoPointer.new(C.exona_batch_new(client.ptr), C.method(:exona_batch_free))
+    end
+
+    # Adds a scan request; returns its index (0, 1, 2, ... in order of addition).
+    def add(company_name, company_website, **options)
+      opts = Native.options(**options)
+      index = FFI::MemoryPointer.new(:size_t)
+      rc = C.exona_batch_add(@ptr, company_name, company_website, opts, index)
+      raise InvalidArgumentError.new("the request could not be added", code: :invalid_argument) unless rc.zero?
+
+      index.read(:size_t)
+    ensure
+      C.exona_scan_options_free(opts) if opts
+    end
+
+    # The next finished request as [index, result, error] (error nil on success), or nil when
+    # every outcome has been collected. Waits at most `timeout` seconds (nil: no limit; then
+    # :pending comes back). Interruptible between 100 ms slices.
+    def next(timeout: nil)
+      deadline = timeout && (Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout)
+      out = FFI::MemoryPointer.new(:pointer)
+      loop do
+        case CODES[C.exona_batch_next(@ptr, 100, out)]
+        when :ok
+          ptr = out.read_pointer
+          index = C.exona_result_index(ptr)
+          result, error = Native.take(ptr)
+          return [index, result, error]
+        when :not_found then return nil
+        when :timeout
+          return :pending if deadline && Process.clock_gettime(Process::CLOCK_MONOTONIC) >= deadline
+        else raise Error, "exona_batch_next failed"
+        end
+      end
+    end
+
+    # Yields [index, result, error] for every outcome as it arrives.
+    def each
+      while (item = self.next)
+        yield item
+      end
+    end
+
+    def counts
+      ptrs = Array.new(3) { FFI::MemoryPointer.new(:size_t) }
+      C.exona_batch_counts(@ptr, *ptrs)
+      %i[queued in_flight done].zip(ptrs.map { |p| p.read(:size_t) }).to_h
+    end
+
+    def cancel(index)
+      raise InvalidArgumentError.new("index #{index} was never added", code: :invalid_argument) unless C.exona_batch_cancel(@ptr, index).zero?
+    end
+
+    def cancel_all = C.exona_batch_cancel_all(@ptr)
+
+    # Cancels what still runs and frees the batch now.
+    def close
+      @ptr.free
+    end
+  end
+end

@@ -1,0 +1,100 @@
+# frozen_string_literal: true
+
+# Minitest suite of the Ruby binding, against exona-sim (EXONA_SIM_BIN, else the repository's
+# build). Run: ruby -Ilib test/test_exona.rb
+
+require "minitest/autorun"
+require "open3"
+require_relative "../lib/exona"
+
+module SimServer
+  def self.url
+    @url ||= begin
+      bin = ENV["EXONA_SIM_BIN"] || %w[release debug].map { |p| File.expand_path("../../../target/#{p}/exona-sim", __dir__) }
+                                                    .find { |p| File.exist?(p) }
+      raise "exona-sim not built: run cargo build -p exona-sim" unless bin
+
+      stdin, stdout, wait = Open3.popen2(bin, "--scan-min", "0.05", "--scan-max", "0.15", "--retry-after", "0.05",
+                                         "--rate-limit", "100000", "--exit-after", "300")
+      stdin.close
+      Minitest.after_run { Process.kill("TERM", wait.pid) rescue nil }
+      ENV["EXONA_SCAN_DURATION_MS"] = "50-150"
+      stdout.gets.strip
+    end
+  end
+end
+
+class ExonaTest < Minitest::Test
+  def client(n)
+    Exona::Client.new(api_key: format("exo_test_%036d", n), base_url: SimServer.url)
+  end
+
+  def test_scan_and_wait_gives_hash_style_access
+    r = client(1).scan_and_wait("Acme AI Ltd", "https://acme.ai")
+    assert_equal "completed", r.status
+    assert_match(/\Ascn_test_/, r.scan_id)
+    assert_includes ["Low", "Medium", "High", "Very High"], r.overall_risk_level
+    assert_equal "Acme AI Ltd", r["company"]["name"]
+    assert_kind_of Integer, r.dig("result", "risk_assessment", "autonomy", "score")
+    refute r.cached?
+  end
+
+  def test_create_get_wait_and_cache
+    c = client(2)
+    created = c.create("Acme", "https://cache.example")
+    assert_equal "processing", created.status
+    assert_equal 201, created.http_status
+    assert_equal created.scan_id, c.get(created.scan_id).scan_id
+    assert_equal "completed", c.wait(created.scan_id).status
+    hit = c.scan_and_wait("Acme", "https://cache.example", max_age_days: 30)
+    assert hit.cached?
+  end
+
+  def test_exceptions_per_code_carry_ids
+    c = client(3)
+    assert_raises(Exona::InvalidArgumentError) { c.scan_and_wait("Acme", "http://acme.ai") }
+    e = assert_raises(Exona::ScanFailedError) { c.scan_and_wait("Gone", "https://gone.invalid") }
+    assert_match(/\Ascn_test_/, e.scan_id)
+    assert_equal "WEBSITE_UNREACHABLE", e.api_code
+    assert_match(/\Areq_/, e.request_id)
+    e = assert_raises(Exona::AuthenticationError) do
+      Exona::Client.new(api_key: "exo_test_bad", base_url: SimServer.url).scan_and_wait("A", "https://a.ai")
+    end
+    assert_equal 401, e.http_status
+    assert_raises(Exona::InvalidArgumentError) { Exona::Client.new(api_key: "k", base_url: "http://example.com/") }
+    e = assert_raises(Exona::TimeoutError) { c.scan_and_wait("Stuck", "https://stuck.acme.ai", timeout: 0.5) }
+    refute_nil e.scan_id
+  end
+
+  def test_interrupting_a_thread_returns_within_a_second
+    c = client(4)
+    t = Thread.new { c.scan_and_wait("Stuck", "https://stuck.acme.ai", timeout: 60) }
+    t.report_on_exception = false
+    sleep 0.3
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    t.raise(Interrupt)
+    assert_raises(Interrupt) { t.join }
+    assert_operator Process.clock_gettime(Process::CLOCK_MONOTONIC) - started, :<, 1.0
+  end
+
+  def test_other_threads_run_while_one_waits
+    c = client(5)
+    ticks = 0
+    ticker = Thread.new { 20.times { ticks += 1; sleep 0.01 } }
+    c.scan_and_wait("Acme", "https://gvl.example")
+    ticker.join
+    assert_equal 20, ticks
+  end
+
+  def test_batch
+    b = Exona::Batch.new(client(6))
+    20.times { |i| assert_equal i, b.add("Co #{i}", i == 3 ? "https://gone.invalid" : "https://rb-#{i}.example") }
+    outcomes = b.to_a
+    assert_equal (0...20).to_a, outcomes.map(&:first).sort
+    failed = outcomes.reject { |_, _, error| error.nil? }
+    assert_equal [3], failed.map(&:first)
+    assert_kind_of Exona::ScanFailedError, failed.first[2]
+    assert_equal({ queued: 0, in_flight: 0, done: 20 }, b.counts)
+    b.close
+  end
+end
