@@ -148,8 +148,9 @@ impl Governor {
         let free = available.saturating_sub(s.reserved);
         match kind {
             Kind::Create { reserve } => {
-                // The scan and the polls it will need must fit beside what is promised already.
-                if free < 1 + reserve {
+                // The scan and the polls it will need must fit beside what is promised already
+                // (capped by the limit itself, or a tiny limit would admit nothing, ever).
+                if free < (1 + reserve).min(s.limit) {
                     return Grant::At(s.reset_at.max(now + Duration::from_millis(1)));
                 }
             }
