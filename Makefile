@@ -1,6 +1,9 @@
 # libexona: the two commands a newcomer needs are `make demo` and `make test`.
 
-.PHONY: demo test header build clean
+.PHONY: demo test header build clean install uninstall
+
+PREFIX ?= /usr/local
+export PREFIX LIBDIR DESTDIR
 
 # Build the library and the simulator, start the simulator, scan a company from C.
 demo:
@@ -19,3 +22,12 @@ build:
 
 clean:
 	cargo clean
+
+# Install the shared library (SONAME libexona.so.MAJOR), the static library, the header,
+# pkg-config files and a CMake package under PREFIX (LIBDIR, DESTDIR honoured).
+install:
+	bash scripts/install.sh install
+
+# Remove exactly what `make install` put there.
+uninstall:
+	bash scripts/install.sh uninstall

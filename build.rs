@@ -11,8 +11,26 @@ fn main() {
     println!("cargo:rerun-if-changed=src/error.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=EXONA_UPDATE_HEADER");
-    let config =
+    let mut config =
         cbindgen::Config::from_file(format!("{dir}/cbindgen.toml")).expect("cbindgen.toml is readable");
+    // The version, for compile-time checks; exona_version() gives the linked library's.
+    let v = |part: &str| std::env::var(format!("CARGO_PKG_VERSION_{part}")).expect("cargo sets the version");
+    let (major, minor, patch) = (v("MAJOR"), v("MINOR"), v("PATCH"));
+    config.after_includes = Some(format!(
+        "\n/* The version of this header; exona_version() gives the linked library's. */\n\
+         #define EXONA_VERSION_MAJOR {major}\n\
+         #define EXONA_VERSION_MINOR {minor}\n\
+         #define EXONA_VERSION_PATCH {patch}\n\
+         /* MAJOR * 10000 + MINOR * 100 + PATCH, for #if comparisons. */\n\
+         #define EXONA_VERSION_NUMBER ((EXONA_VERSION_MAJOR * 10000) + (EXONA_VERSION_MINOR * 100) + EXONA_VERSION_PATCH)\n\
+         #define EXONA_VERSION_STRING \"{major}.{minor}.{patch}\"\n"
+    ));
+    // An installed library carries a SONAME (libexona.so.MAJOR); `make install` asks for it.
+    // Builds for tests do not, so programs linked inside target/ find libexona.so itself.
+    println!("cargo:rerun-if-env-changed=EXONA_SONAME");
+    if std::env::var_os("EXONA_SONAME").is_some_and(|v| v == "1") {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libexona.so.{major}");
+    }
     let header = cbindgen::Builder::new()
         .with_crate(&dir)
         .with_config(config)

@@ -4,7 +4,9 @@
 #   the system compiler and run against the simulator (under valgrind and the sanitizers when
 #   available; EXONA_REQUIRE_VALGRIND=1 / EXONA_REQUIRE_SANITIZERS=1 make them mandatory);
 # - the Go binding (go test -race) and the Ruby binding (minitest), where those toolchains
-#   exist; they say "skipped" where not.
+#   exist; they say "skipped" where not;
+# - the installed tree: make install into a temporary prefix, examples built through
+#   pkg-config and CMake (when cmake exists), shared and static, then make uninstall.
 # Ends with one summary line: "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +40,10 @@ if command -v ruby >/dev/null 2>&1 && ruby -e 'require "ffi"' 2>/dev/null; then
 else
   echo "== Ruby binding: skipped (ruby or its ffi gem is not installed)"
 fi
+
+echo "== Installed tree: make install, pkg-config, CMake, make uninstall"
+bash scripts/check-install.sh 2>&1 | tee -a "$log" | grep -E '^(--- |cmake not installed)'
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 summary=$(awk '
   /^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

@@ -53,3 +53,36 @@ fn the_header_declares_exactly_the_exports() {
     let exported: BTreeSet<String> = exports().into_iter().map(|(_, name, _)| name).collect();
     assert_eq!(declared, exported);
 }
+
+#[test]
+fn the_library_exports_exactly_the_header_functions() {
+    let lib = std::env::current_exe().unwrap().parent().unwrap().join("libexona.so");
+    let nm = std::process::Command::new("nm").args(["-D", "--defined-only"]).arg(&lib).output();
+    let Ok(nm) = nm else {
+        eprintln!("nm not installed: symbol check skipped");
+        return;
+    };
+    let exported: BTreeSet<String> = String::from_utf8_lossy(&nm.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, kind, name) = (f.next()?, f.next()?, f.next()?);
+            (kind == "T" && name.starts_with("exona_")).then(|| name.to_owned())
+        })
+        .collect();
+    let declared: BTreeSet<String> = exports().into_iter().map(|(_, name, _)| name).collect();
+    assert_eq!(exported, declared, "the shared library's exona_* symbols and the header's functions differ");
+}
+
+#[test]
+fn the_header_version_is_the_crate_version() {
+    let header = std::fs::read_to_string(format!("{ROOT}/include/exona.h")).unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(header.contains(&format!("#define EXONA_VERSION_STRING \"{version}\"")));
+    let parts: Vec<&str> = version.split('.').collect();
+    for (name, value) in ["MAJOR", "MINOR", "PATCH"].iter().zip(&parts) {
+        assert!(header.contains(&format!("#define EXONA_VERSION_{name} {value}\n")), "{name}");
+    }
+    let linked = unsafe { std::ffi::CStr::from_ptr(exona::ffi::codes::exona_version()) };
+    assert_eq!(linked.to_str().unwrap(), version);
+}

@@ -51,7 +51,8 @@ static void codes_and_version(void) {
         const int unknown[] = {-1, 15, 9999, INT_MIN, INT_MAX};
         for (i = 0; i < 5; i++) CHECK(strcmp(exona_code_name(unknown[i]), "EXONA_ERR_UNKNOWN") == 0);
     }
-    CHECK(exona_version() != NULL && strlen(exona_version()) > 0);
+    CHECK(exona_version() != NULL && strcmp(exona_version(), EXONA_VERSION_STRING) == 0);
+    CHECK(EXONA_VERSION_NUMBER == EXONA_VERSION_MAJOR * 10000 + EXONA_VERSION_MINOR * 100 + EXONA_VERSION_PATCH);
 }
 
 static void clients(void) {

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Tests of the installed tree: `make install` into a temporary prefix, then build
+# examples/c/scan.c through pkg-config and through CMake, shared and static, run each against
+# the simulator, check the static-link flags against rustc's, and `make uninstall`.
+# Prints "--- PASS: installed-tree/NAME" or "--- FAIL: installed-tree/NAME" per check.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+failed=0
+pass() { echo "--- PASS: installed-tree/$1"; }
+fail() { echo "--- FAIL: installed-tree/$1: $2"; failed=1; }
+
+prefix=$(mktemp -d)
+work=$(mktemp -d)
+sim_pid=
+cleanup() {
+  [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null
+  rm -rf "$prefix" "$work"
+}
+trap cleanup EXIT
+
+if make --no-print-directory install PREFIX="$prefix" >"$work/install.log" 2>&1; then
+  pass install
+else
+  cat "$work/install.log"
+  fail install "make install failed"
+  exit 1
+fi
+
+soname=$(readelf -d "$prefix/lib/libexona.so.0.1.0" | sed -n 's/.*Library soname: \[\(.*\)\].*/\1/p')
+[ "$soname" = "libexona.so.0" ] && pass soname || fail soname "SONAME is '$soname'"
+
+# The static-link flags: what rustc reports, what the package files and the README say.
+reported=$(CARGO_TARGET_DIR="$PWD/target/install" EXONA_SONAME=1 cargo rustc --release --locked -p exona --lib \
+  --crate-type staticlib -- --print native-static-libs 2>&1 | sed -n 's/.*native-static-libs: //p' | tail -n 1)
+in_pc=$(sed -n 's/^Libs.private: //p' "$prefix/lib/pkgconfig/exona.pc")
+if [ -n "$reported" ] && [ "$reported" = "$in_pc" ] && grep -qF -- "libexona.a $reported" README.md; then
+  pass static-flags
+else
+  fail static-flags "rustc reports '$reported'; exona.pc has '$in_pc'; README must show 'libexona.a $reported'"
+fi
+
+# A simulator to run the programs against.
+sim=target/release/exona-sim
+[ -x "$sim" ] || cargo build --release --locked -p exona-sim >/dev/null 2>&1
+"$sim" --scan-min 0.05 --scan-max 0.15 --retry-after 0.05 --exit-after 300 >"$work/sim.out" &
+sim_pid=$!
+for _ in $(seq 100); do [ -s "$work/sim.out" ] && break; sleep 0.05; done
+export EXONA_BASE_URL=$(head -n 1 "$work/sim.out")
+export EXONA_API_KEY=exo_test_installcheck000000000000000000000000
+export EXONA_SCAN_DURATION_MS=50-150
+
+runs() { # NAME EXE [LD_LIBRARY_PATH]
+  if LD_LIBRARY_PATH="${3:-}" "$2" "Acme AI Ltd" https://acme.ai >"$work/$1.out" 2>&1 && grep -q "overall risk:" "$work/$1.out"; then
+    pass "$1"
+  else
+    fail "$1" "$(cat "$work/$1.out")"
+  fi
+}
+
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+# Exactly the README's line for an outside program.
+if cc examples/c/scan.c $(pkg-config --cflags --libs exona) -o "$work/scan-pc"; then
+  runs pkg-config-shared "$work/scan-pc" "$prefix/lib"
+else
+  fail pkg-config-shared "does not build"
+fi
+if cc examples/c/scan.c $(pkg-config --cflags --libs exona-static) -o "$work/scan-pc-static"; then
+  if ldd "$work/scan-pc-static" | grep -q libexona; then
+    fail pkg-config-static "the static build still needs libexona.so"
+  else
+    runs pkg-config-static "$work/scan-pc-static"
+  fi
+else
+  fail pkg-config-static "does not build"
+fi
+
+if command -v cmake >/dev/null 2>&1; then
+  if cmake -S tests/cmake -B "$work/cmake" -DCMAKE_PREFIX_PATH="$prefix" >"$work/cmake.log" 2>&1 &&
+     cmake --build "$work/cmake" >>"$work/cmake.log" 2>&1; then
+    runs cmake-shared "$work/cmake/scan_shared"
+    runs cmake-static "$work/cmake/scan_static"
+  else
+    fail cmake "$(tail -n 20 "$work/cmake.log")"
+  fi
+else
+  echo "cmake not installed: CMake checks skipped"
+fi
+
+make --no-print-directory uninstall PREFIX="$prefix" >/dev/null 2>&1
+left=$(find "$prefix" -type f -o -type l | wc -l)
+[ "$left" -eq 0 ] && pass uninstall || fail uninstall "$left file(s) left: $(find "$prefix" -type f -o -type l)"
+exit "$failed"

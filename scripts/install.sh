@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# make install / make uninstall: PREFIX (default /usr/local), LIBDIR (default PREFIX/lib),
+# DESTDIR (staging root). Installs the shared library with its SONAME (libexona.so.MAJOR) and
+# links, the static library, the header, pkg-config files (exona, exona-static) and a CMake
+# package; uninstall removes exactly those files.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+action=${1:-install}
+PREFIX=${PREFIX:-/usr/local}
+LIBDIR=${LIBDIR:-$PREFIX/lib}
+DESTDIR=${DESTDIR:-}
+VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+MAJOR=${VERSION%%.*}
+MINOR=$(echo "$VERSION" | cut -d. -f2)
+# What `rustc --print native-static-libs` reports for the static library (checked by
+# scripts/check-install.sh).
+STATIC_LIBS="-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc"
+
+files=(
+  "$LIBDIR/libexona.so.$VERSION"
+  "$LIBDIR/libexona.so.$MAJOR"
+  "$LIBDIR/libexona.so"
+  "$LIBDIR/libexona.a"
+  "$PREFIX/include/exona.h"
+  "$LIBDIR/pkgconfig/exona.pc"
+  "$LIBDIR/pkgconfig/exona-static.pc"
+  "$LIBDIR/cmake/exona/exonaConfig.cmake"
+  "$LIBDIR/cmake/exona/exonaConfigVersion.cmake"
+)
+
+if [ "$action" = uninstall ]; then
+  for f in "${files[@]}"; do
+    rm -f "$DESTDIR$f"
+  done
+  rmdir "$DESTDIR$LIBDIR/cmake/exona" 2>/dev/null || true
+  echo "removed libexona $VERSION from $DESTDIR$PREFIX"
+  exit 0
+fi
+
+# A separate target dir: the SONAME build must not replace the one the tests link.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/install}
+EXONA_SONAME=1 cargo build --release --locked -p exona
+built="$CARGO_TARGET_DIR/release"
+
+fill() {
+  sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@LIBDIR@|$LIBDIR|g" -e "s|@VERSION@|$VERSION|g" \
+      -e "s|@MAJOR@|$MAJOR|g" -e "s|@MINOR@|$MINOR|g" -e "s|@STATIC_LIBS@|$STATIC_LIBS|g" \
+      -e "s|@STATIC_LIBS_CMAKE@|$(echo "$STATIC_LIBS" | sed 's/-l//g; s/ /;/g')|g" "$1"
+}
+
+install -d "$DESTDIR$LIBDIR/pkgconfig" "$DESTDIR$LIBDIR/cmake/exona" "$DESTDIR$PREFIX/include"
+install -m 755 "$built/libexona.so" "$DESTDIR$LIBDIR/libexona.so.$VERSION"
+ln -sf "libexona.so.$VERSION" "$DESTDIR$LIBDIR/libexona.so.$MAJOR"
+ln -sf "libexona.so.$MAJOR" "$DESTDIR$LIBDIR/libexona.so"
+install -m 644 "$built/libexona.a" "$DESTDIR$LIBDIR/libexona.a"
+install -m 644 include/exona.h "$DESTDIR$PREFIX/include/exona.h"
+fill packaging/exona.pc.in > "$DESTDIR$LIBDIR/pkgconfig/exona.pc"
+fill packaging/exona-static.pc.in > "$DESTDIR$LIBDIR/pkgconfig/exona-static.pc"
+fill packaging/exonaConfig.cmake.in > "$DESTDIR$LIBDIR/cmake/exona/exonaConfig.cmake"
+fill packaging/exonaConfigVersion.cmake.in > "$DESTDIR$LIBDIR/cmake/exona/exonaConfigVersion.cmake"
+echo "installed libexona $VERSION in $DESTDIR$PREFIX"
