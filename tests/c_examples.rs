@@ -46,9 +46,14 @@ fn build(rel: &str, sanitizers: bool) -> Option<&'static Path> {
     let suffix = if sanitizers { "-asan" } else { "" };
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("c-{stem}{suffix}"));
     let lib = lib_dir();
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let mut cmd = Command::new(&cc);
-    cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g", "-pthread"]);
+    let cpp = rel.ends_with(".cpp");
+    let (compiler, std) = if cpp {
+        (std::env::var("CXX").unwrap_or_else(|_| "c++".into()), "-std=c++17")
+    } else {
+        (std::env::var("CC").unwrap_or_else(|_| "cc".into()), "-std=c11")
+    };
+    let mut cmd = Command::new(&compiler);
+    cmd.args([std, "-Wall", "-Wextra", "-Werror", "-pedantic", "-g", "-pthread"]);
     if sanitizers {
         cmd.args(["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"]);
     }
@@ -481,4 +486,22 @@ fn batch_names_the_line_of_a_malformed_csv() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("malformed.csv:3: a quoted field is not closed"), "{err}");
     assert_eq!(sim.stats(&key(141)).posts, 0, "nothing is sent for a file that does not parse");
+}
+
+#[test]
+fn the_cpp_wrapper_builds_with_cpp17_and_runs_clean() {
+    let sim = sim();
+    let exe = build("examples/cpp/scan.cpp", false).unwrap();
+    let check = if valgrind_available() { Check::Valgrind } else { Check::Plain };
+    let o = run_program(exe, check, &sim, &key(150), &["Acme AI Ltd", "https://acme.ai"], "50-150");
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("overall risk:") && out.contains("autonomy: "), "{out}");
+    let o = run_program(exe, check, &sim, &key(150), &["Gone Ltd", "https://gone.invalid"], "50-150");
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("EXONA_ERR_SCAN_FAILED") && err.contains("scan id:    scn_test_"), "{err}");
+    let o = run_program(exe, check, &sim, "exo_test_bad", &["Acme", "https://acme.ai"], "50-150");
+    let (_, err) = text(&o);
+    assert!(err.contains("EXONA_ERR_AUTHENTICATION") && err.contains("request id: req_"), "{err}");
 }

@@ -220,7 +220,8 @@ fn process_sample() -> (usize, u64, Duration) {
         .map_or(0, |pages| pages * 4);
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    let tv =
+        |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
     (threads, rss_kib, tv(usage.ru_utime) + tv(usage.ru_stime))
 }
 
@@ -239,7 +240,8 @@ fn scale() {
             .spawn()
             .expect("exona-sim next to exona-bench (cargo build --release -p exona-sim)");
         let mut first = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first).unwrap();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first)
+            .unwrap();
         let base_url = first.trim().to_owned();
         let k = key(40 + i as u32);
         let policy = Policy { expected_duration: (SCAN_MIN, SCAN_MAX), ..Policy::default() };

@@ -1,0 +1,230 @@
+// exona.hpp: a header-only C++17 wrapper of libexona (exona.h).
+//
+// RAII, move-only handles; failures as exceptions (exona::error) carrying the code, the
+// request id and the scan id; std::string_view accessors whose views live as long as the
+// result they came from.
+//
+//   exona::client client;                       // EXONA_API_KEY, EXONA_BASE_URL
+//   exona::options opts;
+//   opts.max_age_days(30).timeout(std::chrono::minutes(5));
+//   exona::result r = client.scan_and_wait("Acme AI Ltd", "https://acme.ai", &opts);
+//   std::cout << r.get_string("/result/risk_assessment/overall_risk_level").value_or("-");
+#ifndef EXONA_HPP
+#define EXONA_HPP
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "exona.h"
+
+namespace exona {
+
+inline std::string_view view(const char *s) { return s ? std::string_view(s) : std::string_view(); }
+
+/// A failed call: what() is the library's message; the rest is what support asks for.
+class error : public std::runtime_error {
+public:
+    error(exona_code code, const std::string &message, std::string request_id = {}, std::string scan_id = {},
+          std::string api_code = {}, std::uint16_t http_status = 0)
+        : std::runtime_error(std::string(exona_code_name(code)) + ": " + message), code_(code),
+          request_id_(std::move(request_id)), scan_id_(std::move(scan_id)), api_code_(std::move(api_code)),
+          http_status_(http_status) {}
+
+    exona_code code() const noexcept { return code_; }
+    const std::string &request_id() const noexcept { return request_id_; }
+    /// Set whenever a scan exists: resume it with client::wait.
+    const std::string &scan_id() const noexcept { return scan_id_; }
+    const std::string &api_code() const noexcept { return api_code_; }
+    std::uint16_t http_status() const noexcept { return http_status_; }
+
+private:
+    exona_code code_;
+    std::string request_id_, scan_id_, api_code_;
+    std::uint16_t http_status_;
+};
+
+/// The outcome of a scan call (success or failure). Move-only; frees itself.
+class result {
+public:
+    explicit result(exona_result *r) noexcept : r_(r) {}
+    result(result &&other) noexcept : r_(std::exchange(other.r_, nullptr)) {}
+    result &operator=(result &&other) noexcept {
+        std::swap(r_, other.r_);
+        return *this;
+    }
+    result(const result &) = delete;
+    result &operator=(const result &) = delete;
+    ~result() { exona_result_free(r_); }
+
+    exona_code code() const noexcept { return exona_result_code(r_); }
+    bool ok() const noexcept { return code() == EXONA_OK; }
+    std::string_view message() const noexcept { return view(exona_result_message(r_)); }
+    std::string_view scan_id() const noexcept { return view(exona_result_scan_id(r_)); }
+    std::string_view json() const noexcept { return view(exona_result_json(r_)); }
+    std::string_view request_id() const noexcept { return view(exona_result_request_id(r_)); }
+    std::string_view error_code() const noexcept { return view(exona_result_error_code(r_)); }
+    std::string_view hint() const noexcept { return view(exona_result_hint(r_)); }
+    std::string_view param() const noexcept { return view(exona_result_param(r_)); }
+    std::uint16_t http_status() const noexcept { return exona_result_http_status(r_); }
+    bool cached() const noexcept { return exona_result_cached(r_); }
+    std::chrono::milliseconds retry_after() const noexcept {
+        return std::chrono::milliseconds(exona_result_retry_after_ms(r_));
+    }
+
+    /// A string in the scan object by JSON pointer ("/result/risk_assessment/overall_risk_level").
+    std::optional<std::string_view> get_string(const char *json_pointer) const noexcept {
+        const char *s = exona_result_get_string(r_, json_pointer);
+        if (!s) return std::nullopt;
+        return std::string_view(s);
+    }
+    /// An integer in the scan object by JSON pointer.
+    std::optional<std::int64_t> get_int(const char *json_pointer) const noexcept {
+        std::int64_t v = 0;
+        if (exona_result_get_int(r_, json_pointer, &v) != EXONA_OK) return std::nullopt;
+        return v;
+    }
+
+    /// Throws exona::error when the call failed.
+    const result &throw_if_error() const {
+        if (!ok()) {
+            throw error(code(), std::string(message()), std::string(request_id()), std::string(scan_id()),
+                        std::string(error_code()), http_status());
+        }
+        return *this;
+    }
+
+    const exona_result *get() const noexcept { return r_; }
+
+private:
+    exona_result *r_;
+};
+
+/// A cancellation token: cancel() from any thread stops every wait using it.
+class cancel_token {
+public:
+    cancel_token() : t_(exona_cancel_new()) {
+        if (!t_) throw std::bad_alloc();
+    }
+    cancel_token(cancel_token &&other) noexcept : t_(std::exchange(other.t_, nullptr)) {}
+    cancel_token &operator=(cancel_token &&other) noexcept {
+        std::swap(t_, other.t_);
+        return *this;
+    }
+    cancel_token(const cancel_token &) = delete;
+    cancel_token &operator=(const cancel_token &) = delete;
+    ~cancel_token() { exona_cancel_free(t_); }
+
+    void cancel() const noexcept { exona_cancel(t_); }
+    bool cancelled() const noexcept { return exona_cancel_is_cancelled(t_); }
+    const exona_cancel_token *get() const noexcept { return t_; }
+
+private:
+    exona_cancel_token *t_;
+};
+
+/// Options of one scan call; setters throw exona::error for values the API would refuse.
+class options {
+public:
+    options() : o_(exona_scan_options_new()) {
+        if (!o_) throw std::bad_alloc();
+    }
+    options(options &&other) noexcept : o_(std::exchange(other.o_, nullptr)) {}
+    options &operator=(options &&other) noexcept {
+        std::swap(o_, other.o_);
+        return *this;
+    }
+    options(const options &) = delete;
+    options &operator=(const options &) = delete;
+    ~options() { exona_scan_options_free(o_); }
+
+    options &max_age_days(std::uint32_t days) { return check(exona_scan_options_set_max_age_days(o_, days), "max_age_days must be 0 to 365"); }
+    options &force_refresh(bool on) { return check(exona_scan_options_set_force_refresh(o_, on), "force_refresh"); }
+    options &include_field_citations(bool on) {
+        return check(exona_scan_options_set_include_field_citations(o_, on), "include_field_citations");
+    }
+    options &question(const std::string &q, const std::string &a) {
+        return check(exona_scan_options_add_question(o_, q.c_str(), a.c_str()),
+                     "questionnaire: at most 50 items and 5,000 characters per answer");
+    }
+    options &timeout(std::chrono::milliseconds t) {
+        return check(exona_scan_options_set_timeout_ms(o_, static_cast<std::uint64_t>(t.count())), "timeout must be positive");
+    }
+    options &no_deadline() { return check(exona_scan_options_set_timeout_ms(o_, UINT64_MAX), "timeout"); }
+    options &poll_mode(exona_poll_mode mode) { return check(exona_scan_options_set_poll_mode(o_, mode), "poll mode"); }
+    options &cancel(const cancel_token &token) { return check(exona_scan_options_set_cancel(o_, token.get()), "cancel"); }
+
+    const exona_scan_options *get() const noexcept { return o_; }
+
+private:
+    options &check(exona_code rc, const char *what) {
+        if (rc != EXONA_OK) throw error(rc, what);
+        return *this;
+    }
+    exona_scan_options *o_;
+};
+
+/// A client of the Exona API; thread-safe. Move-only.
+class client {
+public:
+    /// nullptr: EXONA_API_KEY / EXONA_BASE_URL (else the production URL).
+    explicit client(const char *api_key = nullptr, const char *base_url = nullptr) {
+        exona_result *why = nullptr;
+        if (exona_client_create(api_key, base_url, &c_, &why) != EXONA_OK) result(why).throw_if_error();
+    }
+    client(client &&other) noexcept : c_(std::exchange(other.c_, nullptr)) {}
+    client &operator=(client &&other) noexcept {
+        std::swap(c_, other.c_);
+        return *this;
+    }
+    client(const client &) = delete;
+    client &operator=(const client &) = delete;
+    ~client() { exona_client_free(c_); }
+
+    /// Creates a scan and waits for it; throws exona::error on failure.
+    result scan_and_wait(const std::string &name, const std::string &website, const options *opts = nullptr) const {
+        result r = try_scan_and_wait(name, website, opts);
+        r.throw_if_error();
+        return r;
+    }
+    /// The same, returning the result on failure too (no exception).
+    result try_scan_and_wait(const std::string &name, const std::string &website, const options *opts = nullptr) const {
+        exona_result *r = nullptr;
+        exona_scan_and_wait(c_, name.c_str(), website.c_str(), opts ? opts->get() : nullptr, &r);
+        return result(r);
+    }
+    result create(const std::string &name, const std::string &website, const options *opts = nullptr) const {
+        exona_result *r = nullptr;
+        exona_scan_create(c_, name.c_str(), website.c_str(), opts ? opts->get() : nullptr, &r);
+        return checked(r);
+    }
+    result get(const std::string &scan_id) const {
+        exona_result *r = nullptr;
+        exona_scan_get(c_, scan_id.c_str(), &r);
+        return checked(r);
+    }
+    /// Waits for an existing scan (no new POST); throws exona::error on failure.
+    result wait(const std::string &scan_id, const options *opts = nullptr) const {
+        exona_result *r = nullptr;
+        exona_scan_wait(c_, scan_id.c_str(), opts ? opts->get() : nullptr, &r);
+        return checked(r);
+    }
+
+    exona_client *get() const noexcept { return c_; }
+
+private:
+    static result checked(exona_result *r) {
+        result res(r);
+        res.throw_if_error();
+        return res;
+    }
+    exona_client *c_ = nullptr;
+};
+
+}  // namespace exona
+
+#endif  // EXONA_HPP
