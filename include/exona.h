@@ -179,6 +179,16 @@ typedef struct exona_cancel_token exona_cancel_token;
 typedef struct exona_client exona_client;
 
 /**
+ * Client settings (an opaque handle), for `exona_client_create_with_options`. Defaults:
+ * connect timeout 10 s, attempt timeout 30 s, User-Agent `libexona/<version>`, the
+ * environment's proxy (`HTTPS_PROXY`, `NO_PROXY`), the system's CA store (plus
+ * `EXONA_CA_BUNDLE`), balanced polling, scan durations expected 30–120 s (or
+ * `EXONA_SCAN_DURATION_MS`). Settings made here win over the environment. Not thread-safe
+ * while being modified; the client copies what it needs, so free the options any time.
+ */
+typedef struct exona_client_options exona_client_options;
+
+/**
  * The outcome of a scan call (an opaque handle). Free it with `exona_result_free`.
  */
 typedef struct exona_result exona_result;
@@ -197,6 +207,14 @@ typedef struct exona_scan_options exona_scan_options;
  * to go on; non-zero stops `exona_batch_run` (the other requests keep running).
  */
 typedef int (*exona_batch_fn)(size_t index, const exona_result *result, void *user_data);
+
+/**
+ * Receives one log line: `level` 1 error, 2 warn, 3 info, 4 debug; `message` is valid only
+ * during the call. Called from libexona's own threads (the scheduler, the HTTP workers) as
+ * well as from calling threads, possibly at once: it must be thread-safe and quick, and must
+ * not call back into libexona. Lines never contain the API key.
+ */
+typedef void (*exona_log_fn)(int level, const char *message, void *user_data);
 
 /**
  * One progress event. Its strings are valid only during the callback: copy what you keep.
@@ -366,6 +384,75 @@ exona_code exona_client_create(const char *api_key,
 void exona_client_free(exona_client *client);
 
 /**
+ * New client options with the defaults above; free with `exona_client_options_free`.
+ */
+exona_client_options *exona_client_options_new(void);
+
+/**
+ * Frees client options. NULL is a no-op.
+ */
+void exona_client_options_free(exona_client_options *options);
+
+/**
+ * Time allowed to open a connection (TCP and TLS), in ms. 0 is refused. Returns `EXONA_OK`
+ * or `EXONA_ERR_INVALID_ARGUMENT` (options unchanged).
+ */
+exona_code exona_client_options_set_connect_timeout_ms(exona_client_options *options, uint64_t ms);
+
+/**
+ * Time allowed for one request and its response, in ms (also clipped to each call's
+ * deadline). 0 is refused. Returns `EXONA_OK` or `EXONA_ERR_INVALID_ARGUMENT`.
+ */
+exona_code exona_client_options_set_attempt_timeout_ms(exona_client_options *options, uint64_t ms);
+
+/**
+ * Appends `suffix` to the User-Agent (`libexona/<version> <suffix>`), e.g. "acme-uw/2.1";
+ * NULL removes it. Printable ASCII only: anything else gives `EXONA_ERR_INVALID_ARGUMENT`.
+ */
+exona_code exona_client_options_set_user_agent_suffix(exona_client_options *options,
+                                                      const char *suffix);
+
+/**
+ * The proxy for every request: a URL ("http://proxy:3128"), "" for no proxy at all, or NULL
+ * for the environment's `HTTPS_PROXY` / `NO_PROXY` (the default). Returns `EXONA_OK`, or
+ * `EXONA_ERR_INVALID_ARGUMENT` for a string that is not UTF-8 or not a URL.
+ */
+exona_code exona_client_options_set_proxy(exona_client_options *options, const char *proxy);
+
+/**
+ * A PEM file of CA certificates to trust besides the system's store (TLS verification is
+ * always on); read now. NULL goes back to the default (`EXONA_CA_BUNDLE`, if set). Returns
+ * `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` when the file cannot be read.
+ */
+exona_code exona_client_options_set_ca_bundle_file(exona_client_options *options, const char *path);
+
+/**
+ * The client's default poll mode (an `exona_poll_mode`); scan options may override it.
+ * Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` for unknown values.
+ */
+exona_code exona_client_options_set_poll_mode(exona_client_options *options, int mode);
+
+/**
+ * The client's prior for scan durations, in ms (the API documents 30,000–120,000): no poll
+ * is sent before `min_ms`. Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` when
+ * `min_ms > max_ms`.
+ */
+exona_code exona_client_options_set_expected_duration_ms(exona_client_options *options,
+                                                         uint64_t min_ms,
+                                                         uint64_t max_ms);
+
+/**
+ * `exona_client_create` with settings: `options` may be NULL (the defaults). Ownership,
+ * out parameters and codes as for `exona_client_create`; also `EXONA_ERR_INVALID_ARGUMENT`
+ * when the CA bundle holds no PEM certificate or the proxy cannot be used.
+ */
+exona_code exona_client_create_with_options(const char *api_key,
+                                            const char *base_url,
+                                            const exona_client_options *options,
+                                            exona_client **client_out,
+                                            exona_result **error_out);
+
+/**
  * The library version, e.g. "0.1.0". Static storage: never free it. Thread-safe.
  */
 const char *exona_version(void);
@@ -376,6 +463,14 @@ const char *exona_version(void);
  * Returns static storage (never NULL, never free it). Thread-safe.
  */
 const char *exona_code_name(int code);
+
+/**
+ * Sends log lines up to `max_level` (1 error ... 4 debug) to `callback`, with `user_data`,
+ * instead of stderr (where they go when `EXONA_LOG=error|warn|info|debug` is set). A NULL
+ * callback turns it off again. Process-wide; may be called at any time from any thread.
+ * Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` for a `max_level` outside 1–4.
+ */
+exona_code exona_set_log_callback(exona_log_fn callback, int max_level, void *user_data);
 
 /**
  * New options with the defaults above. Free with `exona_scan_options_free`.

@@ -55,11 +55,21 @@ pub struct ConnectOptions {
     /// PEM certificates to trust besides the system's store. TLS verification stays on.
     pub extra_ca_pem: Option<Vec<u8>>,
     pub connect_timeout: Duration,
+    /// Appended to the `User-Agent` (`libexona/<version> <suffix>`).
+    pub user_agent_suffix: Option<String>,
+    /// `None`: the environment's proxy (`HTTPS_PROXY`, `NO_PROXY`); `Some("")`: no proxy at
+    /// all; `Some(url)`: this proxy for every request.
+    pub proxy: Option<String>,
 }
 
 impl Default for ConnectOptions {
     fn default() -> Self {
-        ConnectOptions { extra_ca_pem: None, connect_timeout: Duration::from_secs(10) }
+        ConnectOptions {
+            extra_ca_pem: None,
+            connect_timeout: Duration::from_secs(10),
+            user_agent_suffix: None,
+            proxy: None,
+        }
     }
 }
 
@@ -121,8 +131,12 @@ impl Client {
             base_url: base_url.clone(),
             api_key,
             connect_timeout: connect.connect_timeout,
-            user_agent: format!("libexona/{}", crate::VERSION),
+            user_agent: match &connect.user_agent_suffix {
+                Some(suffix) => format!("libexona/{} {suffix}", crate::VERSION),
+                None => format!("libexona/{}", crate::VERSION),
+            },
             extra_ca_pem: connect.extra_ca_pem,
+            proxy: connect.proxy,
         })
         .map_err(Error::invalid_argument)?;
         let governor = governor::for_key(fingerprint, &policy.limits);

@@ -10,6 +10,7 @@ pub mod batch;
 pub mod client;
 pub mod engine;
 pub mod error;
+pub mod log;
 pub mod model;
 pub mod transport;
 

@@ -78,6 +78,8 @@ pub struct HttpConfig {
     pub user_agent: String,
     /// PEM certificates trusted besides the system's store (e.g. a corporate proxy's CA).
     pub extra_ca_pem: Option<Vec<u8>>,
+    /// `None`: the environment's proxy settings; `Some("")`: none; `Some(url)`: this one.
+    pub proxy: Option<String>,
 }
 
 /// The production transport: reqwest's blocking client over rustls.
@@ -99,6 +101,15 @@ impl HttpTransport {
             HeaderValue::from_str(&config.user_agent).map_err(|_| "invalid user agent".to_string())?,
         );
         let mut builder = reqwest::blocking::Client::builder();
+        match config.proxy.as_deref() {
+            None => {} // reqwest reads HTTPS_PROXY / HTTP_PROXY / NO_PROXY itself
+            Some("") => builder = builder.no_proxy(),
+            Some(url) => {
+                let proxy = reqwest::Proxy::all(url)
+                    .map_err(|e| format!("proxy {url:?} is not a proxy URL ({e})"))?;
+                builder = builder.proxy(proxy);
+            }
+        }
         if let Some(pem) = &config.extra_ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| format!("the extra CA bundle is not PEM certificates ({e})"))?;
@@ -133,6 +144,27 @@ fn auth_header(api_key: &str) -> Result<HeaderValue, String> {
 
 impl Transport for HttpTransport {
     fn send(&self, request: &Request) -> Result<Response, TransportError> {
+        let started = std::time::Instant::now();
+        let outcome = self.exchange(request);
+        crate::log::log(crate::log::Level::Debug, || {
+            let method = if request.method == Method::Get { "GET" } else { "POST" };
+            let ms = started.elapsed().as_millis();
+            match &outcome {
+                Ok(r) => format!(
+                    "{method} {} -> {} in {ms} ms (request id {})",
+                    request.path,
+                    r.status,
+                    r.headers.request_id.as_deref().unwrap_or("-")
+                ),
+                Err(e) => format!("{method} {} failed after {ms} ms: {}", request.path, e.message()),
+            }
+        });
+        outcome
+    }
+}
+
+impl HttpTransport {
+    fn exchange(&self, request: &Request) -> Result<Response, TransportError> {
         let url = format!("{}{}", self.base_url, request.path);
         let builder = match request.method {
             Method::Get => self.client.get(&url),

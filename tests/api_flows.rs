@@ -229,6 +229,7 @@ fn spend_budget_elsewhere(sim: &exona_sim::SimHandle, k: &str, requests: usize) 
         connect_timeout: Duration::from_secs(5),
         user_agent: "other-process".into(),
         extra_ca_pem: None,
+        proxy: None,
     })
     .unwrap();
     for _ in 0..requests {

@@ -24,6 +24,13 @@ fn everything_about(e: &Error) -> String {
 #[test]
 fn no_error_path_reveals_the_key() {
     assert_eq!(SECRET.len() - "exo_test_".len(), 36);
+    // Every log line at the most verbose level is collected and searched too.
+    let logged = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = logged.clone();
+    exona::log::set_hook(Some((
+        exona::log::Level::Debug,
+        Box::new(move |level, line| sink.lock().unwrap().push_str(&format!("{level:?} {line}\n"))),
+    )));
     let sim = exona_sim::spawn(Config::fast()).unwrap();
     let limited = exona_sim::spawn(Config { rate_limit: 1, ..Config::fast() }).unwrap();
     let client = Client::with_policy(SECRET, Some(&sim.base_url), fast_policy()).unwrap();
@@ -88,6 +95,11 @@ fn no_error_path_reveals_the_key() {
     }
     assert!(!leaks(&said), "the key leaked: {said}");
     assert!(!leaks(&progress_seen), "the key leaked into progress events");
+    exona::log::set_hook(None);
+    let logged = logged.lock().unwrap();
+    assert!(logged.contains("POST /scans -> 201"), "requests are logged at debug level: {logged}");
+    assert!(logged.contains("scan call ended"), "call outcomes are logged at info level: {logged}");
+    assert!(!leaks(&logged), "the key leaked into the log");
 }
 
 #[test]

@@ -29,6 +29,7 @@ pub fn run(base_url: &str, key: &str, websites: Vec<String>, workers: usize) -> 
             connect_timeout: Duration::from_secs(5),
             user_agent: "textbook".into(),
             extra_ca_pem: None,
+            proxy: None,
         })
         .expect("transport"),
     );

@@ -14,6 +14,7 @@ use super::policy::Policy;
 use super::retry_after::{parse_reset, rate_limit_wait};
 use super::schedule::DurationModel;
 use super::task::{Ctx, Outcome, Reason, Task};
+use crate::log::{log, Level};
 use crate::transport::{Request, Response, TransportError};
 
 /// What a waiting call is told before each wait, and how it ends.
@@ -224,7 +225,19 @@ impl Core {
         wall: SystemTime,
     ) {
         match &reply {
-            Ok(r) => self.governor.observe(now, observed(r, wall)),
+            Ok(r) => {
+                let seen = observed(r, wall);
+                if let Some(wait) = seen.rate_limited_for {
+                    log(Level::Warn, || {
+                        format!(
+                            "HTTP 429 (request id {}): every request of this API key waits {:.1} s",
+                            r.headers.request_id.as_deref().unwrap_or("-"),
+                            wait.as_secs_f64()
+                        )
+                    });
+                }
+                self.governor.observe(now, seen)
+            }
             Err(_) => self.governor.lost(),
         }
         self.model.settle(now);
@@ -256,6 +269,16 @@ impl Core {
     fn end(&mut self, id: TaskId, outcome: Option<Outcome>) {
         if let Some(e) = self.tasks.remove(&id) {
             self.governor.release(e.task.reserved);
+            log(Level::Info, || match &outcome {
+                Some(Ok(scan)) => format!(
+                    "scan {} ended {} after {} request(s)",
+                    scan.id(),
+                    scan.get_str("/status").unwrap_or("?"),
+                    e.task.requests
+                ),
+                Some(Err(err)) => format!("scan call ended after {} request(s): {err}", e.task.requests),
+                None => format!("scan call cancelled after {} request(s)", e.task.requests),
+            });
             e.sink.finish(outcome.unwrap_or_else(|| Err(e.task.cancelled())));
         }
     }

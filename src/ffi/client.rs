@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::args::{free, into_raw, optional_str};
 use super::boundary::boundary;
+use super::client_options::exona_client_options;
 use super::codes::exona_code;
 use super::result::{deliver, exona_result};
 use crate::client::{Client, ConnectOptions, DEFAULT_BASE_URL};
@@ -27,7 +28,11 @@ fn env_var(name: &str) -> Result<Option<String>, Error> {
     }
 }
 
-fn build(api_key: *const c_char, base_url: *const c_char) -> Result<Client, Error> {
+fn build(
+    api_key: *const c_char,
+    base_url: *const c_char,
+    options: Option<&exona_client_options>,
+) -> Result<Client, Error> {
     let api_key = match unsafe { optional_str(api_key, "api_key") }? {
         Some(k) => k.to_owned(),
         None => env_var("EXONA_API_KEY")?
@@ -52,7 +57,40 @@ fn build(api_key: *const c_char, base_url: *const c_char) -> Result<Client, Erro
             Error::invalid_argument(format!("EXONA_CA_BUNDLE names {path:?}, which cannot be read ({e})"))
         })?);
     }
+    if let Some(o) = options {
+        o.apply(&mut policy, &mut connect);
+    }
     Client::with_options(&api_key, Some(&base_url), policy, connect)
+}
+
+/// Builds a client into `*client_out`, or a result saying why into `*error_out`.
+pub(crate) fn build_with(
+    api_key: *const c_char,
+    base_url: *const c_char,
+    options: Option<&exona_client_options>,
+    client_out: *mut *mut exona_client,
+    error_out: *mut *mut exona_result,
+) -> exona_code {
+    if !error_out.is_null() {
+        unsafe { *error_out = std::ptr::null_mut() };
+    }
+    let outcome = if client_out.is_null() {
+        Err(Error::invalid_argument("client_out is NULL"))
+    } else {
+        build(api_key, base_url, options)
+    };
+    match outcome {
+        Ok(client) => {
+            unsafe { *client_out = into_raw(exona_client { client }) };
+            exona_code::EXONA_OK
+        }
+        Err(e) => {
+            if !client_out.is_null() {
+                unsafe { *client_out = std::ptr::null_mut() };
+            }
+            unsafe { deliver(error_out, exona_result::from_error(&e)) }
+        }
+    }
 }
 
 /// "MIN-MAX" (or one number for both), in milliseconds, MIN <= MAX.
@@ -72,7 +110,7 @@ pub fn parse_duration_range(text: &str) -> Option<(Duration, Duration)> {
 /// system's (TLS verification is always on). Use `exona_client_create` to learn why it failed.
 #[no_mangle]
 pub extern "C" fn exona_client_new(api_key: *const c_char, base_url: *const c_char) -> *mut exona_client {
-    boundary(|| match build(api_key, base_url) {
+    boundary(|| match build(api_key, base_url, None) {
         Ok(client) => into_raw(exona_client { client }),
         Err(_) => std::ptr::null_mut(),
     })
@@ -90,28 +128,7 @@ pub extern "C" fn exona_client_create(
     client_out: *mut *mut exona_client,
     error_out: *mut *mut exona_result,
 ) -> exona_code {
-    boundary(|| {
-        if !error_out.is_null() {
-            unsafe { *error_out = std::ptr::null_mut() };
-        }
-        let outcome = if client_out.is_null() {
-            Err(Error::invalid_argument("client_out is NULL"))
-        } else {
-            build(api_key, base_url)
-        };
-        match outcome {
-            Ok(client) => {
-                unsafe { *client_out = into_raw(exona_client { client }) };
-                exona_code::EXONA_OK
-            }
-            Err(e) => {
-                if !client_out.is_null() {
-                    unsafe { *client_out = std::ptr::null_mut() };
-                }
-                unsafe { deliver(error_out, exona_result::from_error(&e)) }
-            }
-        }
-    })
+    boundary(|| build_with(api_key, base_url, None, client_out, error_out))
 }
 
 /// Frees the client, closes its connections and wipes the API key from memory. NULL is a

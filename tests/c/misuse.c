@@ -79,6 +79,31 @@ static void clients(void) {
     exona_client_free(NULL);
 }
 
+static void client_options(void) {
+    exona_client_options *o = exona_client_options_new();
+    exona_client *c = NULL;
+    CHECK(o != NULL);
+    CHECK(exona_client_options_set_connect_timeout_ms(NULL, 1) == EXONA_ERR_INVALID_ARGUMENT);
+    CHECK(exona_client_options_set_connect_timeout_ms(o, 0) == EXONA_ERR_INVALID_ARGUMENT);
+    CHECK(exona_client_options_set_attempt_timeout_ms(o, 0) == EXONA_ERR_INVALID_ARGUMENT);
+    CHECK(exona_client_options_set_user_agent_suffix(o, BAD_UTF8) == EXONA_ERR_INVALID_ARGUMENT);
+    CHECK(exona_client_options_set_user_agent_suffix(o, "x\r\nInjected: 1") == EXONA_ERR_INVALID_ARGUMENT);
+    CHECK(exona_client_options_set_user_agent_suffix(o, NULL) == EXONA_OK);
+    CHECK(exona_client_options_set_proxy(o, "not a url") == EXONA_ERR_INVALID_ARGUMENT);
+    CHECK(exona_client_options_set_proxy(o, BAD_UTF8) == EXONA_ERR_INVALID_ARGUMENT);
+    CHECK(exona_client_options_set_proxy(o, "") == EXONA_OK);
+    CHECK(exona_client_options_set_ca_bundle_file(o, "/nonexistent") == EXONA_ERR_INVALID_ARGUMENT);
+    CHECK(exona_client_options_set_ca_bundle_file(o, NULL) == EXONA_OK);
+    CHECK(exona_client_options_set_poll_mode(o, 99) == EXONA_ERR_INVALID_ARGUMENT);
+    CHECK(exona_client_options_set_expected_duration_ms(o, 2, 1) == EXONA_ERR_INVALID_ARGUMENT);
+    CHECK(exona_client_create_with_options(KEY, LOCAL, o, NULL, NULL) == EXONA_ERR_INVALID_ARGUMENT);
+    CHECK(exona_client_create_with_options(KEY, LOCAL, o, &c, NULL) == EXONA_OK && c != NULL);
+    exona_client_free(c);
+    exona_client_options_free(o);
+    exona_client_options_free(NULL);
+    CHECK(exona_set_log_callback(NULL, 0, NULL) == EXONA_OK);
+}
+
 static void options(void) {
     exona_scan_options *o = exona_scan_options_new();
     exona_cancel_token *t = exona_cancel_new();
@@ -273,6 +298,7 @@ int main(void) {
 
     codes_and_version();
     clients();
+    client_options();
     options();
     null_results();
 

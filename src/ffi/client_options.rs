@@ -1,0 +1,237 @@
+//! `exona_client_options`: how a client connects and waits, beyond its key and base URL.
+
+use std::ffi::{c_char, c_int};
+use std::time::Duration;
+
+use super::args::{free, handle_mut, into_raw, optional_str};
+use super::boundary::boundary;
+use super::client::{build_with, exona_client};
+use super::codes::exona_code;
+use super::result::exona_result;
+use crate::client::ConnectOptions;
+use crate::engine::policy::Policy;
+use crate::engine::schedule::Mode;
+use crate::error::Error;
+
+/// Client settings (an opaque handle), for `exona_client_create_with_options`. Defaults:
+/// connect timeout 10 s, attempt timeout 30 s, User-Agent `libexona/<version>`, the
+/// environment's proxy (`HTTPS_PROXY`, `NO_PROXY`), the system's CA store (plus
+/// `EXONA_CA_BUNDLE`), balanced polling, scan durations expected 30–120 s (or
+/// `EXONA_SCAN_DURATION_MS`). Settings made here win over the environment. Not thread-safe
+/// while being modified; the client copies what it needs, so free the options any time.
+#[derive(Clone, Debug, Default)]
+pub struct exona_client_options {
+    pub(crate) connect: ConnectOptions,
+    pub(crate) ca_set: bool,
+    pub(crate) attempt_timeout: Option<Duration>,
+    pub(crate) mode: Option<Mode>,
+    pub(crate) expected: Option<(Duration, Duration)>,
+}
+
+impl exona_client_options {
+    /// Applies these settings over what the environment gave.
+    pub(crate) fn apply(&self, policy: &mut Policy, connect: &mut ConnectOptions) {
+        connect.connect_timeout = self.connect.connect_timeout;
+        connect.user_agent_suffix = self.connect.user_agent_suffix.clone();
+        connect.proxy = self.connect.proxy.clone();
+        if self.ca_set {
+            connect.extra_ca_pem = self.connect.extra_ca_pem.clone();
+        }
+        if let Some(t) = self.attempt_timeout {
+            policy.attempt_timeout = t;
+        }
+        if let Some(m) = self.mode {
+            policy.mode = m;
+        }
+        if let Some(e) = self.expected {
+            policy.expected_duration = e;
+        }
+    }
+}
+
+fn set(
+    options: *mut exona_client_options,
+    apply: impl FnOnce(&mut exona_client_options) -> Result<(), Error>,
+) -> exona_code {
+    match unsafe { handle_mut(options, "options") }.and_then(apply) {
+        Ok(()) => exona_code::EXONA_OK,
+        Err(e) => e.code.into(),
+    }
+}
+
+fn positive_ms(ms: u64, name: &str) -> Result<Duration, Error> {
+    if ms == 0 {
+        return Err(Error::invalid_argument(format!("{name} is 0")));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+/// New client options with the defaults above; free with `exona_client_options_free`.
+#[no_mangle]
+pub extern "C" fn exona_client_options_new() -> *mut exona_client_options {
+    boundary(|| into_raw(exona_client_options::default()))
+}
+
+/// Frees client options. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn exona_client_options_free(options: *mut exona_client_options) {
+    boundary(|| unsafe { free(options) })
+}
+
+/// Time allowed to open a connection (TCP and TLS), in ms. 0 is refused. Returns `EXONA_OK`
+/// or `EXONA_ERR_INVALID_ARGUMENT` (options unchanged).
+#[no_mangle]
+pub extern "C" fn exona_client_options_set_connect_timeout_ms(
+    options: *mut exona_client_options,
+    ms: u64,
+) -> exona_code {
+    boundary(|| {
+        set(options, |o| {
+            o.connect.connect_timeout = positive_ms(ms, "connect_timeout_ms")?;
+            Ok(())
+        })
+    })
+}
+
+/// Time allowed for one request and its response, in ms (also clipped to each call's
+/// deadline). 0 is refused. Returns `EXONA_OK` or `EXONA_ERR_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn exona_client_options_set_attempt_timeout_ms(
+    options: *mut exona_client_options,
+    ms: u64,
+) -> exona_code {
+    boundary(|| {
+        set(options, |o| {
+            o.attempt_timeout = Some(positive_ms(ms, "attempt_timeout_ms")?);
+            Ok(())
+        })
+    })
+}
+
+/// Appends `suffix` to the User-Agent (`libexona/<version> <suffix>`), e.g. "acme-uw/2.1";
+/// NULL removes it. Printable ASCII only: anything else gives `EXONA_ERR_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn exona_client_options_set_user_agent_suffix(
+    options: *mut exona_client_options,
+    suffix: *const c_char,
+) -> exona_code {
+    boundary(|| {
+        set(options, |o| {
+            let suffix = unsafe { optional_str(suffix, "suffix") }?;
+            if suffix.is_some_and(|s| s.bytes().any(|b| !(0x20..=0x7e).contains(&b))) {
+                return Err(Error::invalid_argument("suffix holds a character that cannot go in a header"));
+            }
+            o.connect.user_agent_suffix = suffix.map(str::to_owned);
+            Ok(())
+        })
+    })
+}
+
+/// The proxy for every request: a URL ("http://proxy:3128"), "" for no proxy at all, or NULL
+/// for the environment's `HTTPS_PROXY` / `NO_PROXY` (the default). Returns `EXONA_OK`, or
+/// `EXONA_ERR_INVALID_ARGUMENT` for a string that is not UTF-8 or not a URL.
+#[no_mangle]
+pub extern "C" fn exona_client_options_set_proxy(
+    options: *mut exona_client_options,
+    proxy: *const c_char,
+) -> exona_code {
+    boundary(|| {
+        set(options, |o| {
+            let proxy = unsafe { optional_str(proxy, "proxy") }?;
+            if let Some(p) = proxy.filter(|p| !p.is_empty()) {
+                reqwest::Url::parse(p)
+                    .map_err(|e| Error::invalid_argument(format!("proxy {p:?} is not a URL ({e})")))?;
+            }
+            o.connect.proxy = proxy.map(str::to_owned);
+            Ok(())
+        })
+    })
+}
+
+/// A PEM file of CA certificates to trust besides the system's store (TLS verification is
+/// always on); read now. NULL goes back to the default (`EXONA_CA_BUNDLE`, if set). Returns
+/// `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` when the file cannot be read.
+#[no_mangle]
+pub extern "C" fn exona_client_options_set_ca_bundle_file(
+    options: *mut exona_client_options,
+    path: *const c_char,
+) -> exona_code {
+    boundary(|| {
+        set(options, |o| {
+            match unsafe { optional_str(path, "path") }? {
+                Some(p) => {
+                    let pem = std::fs::read(p)
+                        .map_err(|e| Error::invalid_argument(format!("path {p:?} cannot be read ({e})")))?;
+                    o.connect.extra_ca_pem = Some(pem);
+                    o.ca_set = true;
+                }
+                None => {
+                    o.connect.extra_ca_pem = None;
+                    o.ca_set = false;
+                }
+            }
+            Ok(())
+        })
+    })
+}
+
+/// The client's default poll mode (an `exona_poll_mode`); scan options may override it.
+/// Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` for unknown values.
+#[no_mangle]
+pub extern "C" fn exona_client_options_set_poll_mode(
+    options: *mut exona_client_options,
+    mode: c_int,
+) -> exona_code {
+    boundary(|| {
+        set(options, |o| {
+            o.mode = Some(match mode {
+                0 => Mode::Balanced,
+                1 => Mode::Latency,
+                2 => Mode::Frugal,
+                other => {
+                    return Err(Error::invalid_argument(format!("mode {other} is not an exona_poll_mode")))
+                }
+            });
+            Ok(())
+        })
+    })
+}
+
+/// The client's prior for scan durations, in ms (the API documents 30,000–120,000): no poll
+/// is sent before `min_ms`. Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` when
+/// `min_ms > max_ms`.
+#[no_mangle]
+pub extern "C" fn exona_client_options_set_expected_duration_ms(
+    options: *mut exona_client_options,
+    min_ms: u64,
+    max_ms: u64,
+) -> exona_code {
+    boundary(|| {
+        set(options, |o| {
+            if min_ms > max_ms {
+                return Err(Error::invalid_argument(format!(
+                    "min_ms ({min_ms}) is greater than max_ms ({max_ms})"
+                )));
+            }
+            o.expected = Some((Duration::from_millis(min_ms), Duration::from_millis(max_ms)));
+            Ok(())
+        })
+    })
+}
+
+/// `exona_client_create` with settings: `options` may be NULL (the defaults). Ownership,
+/// out parameters and codes as for `exona_client_create`; also `EXONA_ERR_INVALID_ARGUMENT`
+/// when the CA bundle holds no PEM certificate or the proxy cannot be used.
+#[no_mangle]
+pub extern "C" fn exona_client_create_with_options(
+    api_key: *const c_char,
+    base_url: *const c_char,
+    options: *const exona_client_options,
+    client_out: *mut *mut exona_client,
+    error_out: *mut *mut exona_result,
+) -> exona_code {
+    boundary(|| {
+        let options = unsafe { options.as_ref() };
+        build_with(api_key, base_url, options, client_out, error_out)
+    })
+}
