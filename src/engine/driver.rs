@@ -25,6 +25,20 @@ struct Shared {
     shutdown: AtomicBool,
 }
 
+impl Shared {
+    fn new(core: Core, transport: Arc<dyn Transport>, clock: Arc<dyn Clock>) -> Arc<Shared> {
+        Arc::new(Shared {
+            core: Mutex::new(core),
+            scheduler_wake: Condvar::new(),
+            jobs: Mutex::new(VecDeque::new()),
+            jobs_ready: Condvar::new(),
+            transport,
+            clock,
+            shutdown: AtomicBool::new(false),
+        })
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -42,15 +56,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
     ) -> std::io::Result<Engine> {
         let workers = core.policy.workers.max(1);
-        let shared = Arc::new(Shared {
-            core: Mutex::new(core),
-            scheduler_wake: Condvar::new(),
-            jobs: Mutex::new(VecDeque::new()),
-            jobs_ready: Condvar::new(),
-            transport,
-            clock,
-            shutdown: AtomicBool::new(false),
-        });
+        let shared = Shared::new(core, transport, clock);
         let mut threads = Vec::new();
         let s = Arc::clone(&shared);
         threads
@@ -65,18 +71,7 @@ impl Engine {
 
     /// No threads: each waiting call drives the core on its own thread.
     pub fn inline(core: Core, transport: Arc<dyn Transport>, clock: Arc<dyn Clock>) -> Engine {
-        Engine {
-            shared: Arc::new(Shared {
-                core: Mutex::new(core),
-                scheduler_wake: Condvar::new(),
-                jobs: Mutex::new(VecDeque::new()),
-                jobs_ready: Condvar::new(),
-                transport,
-                clock,
-                shutdown: AtomicBool::new(false),
-            }),
-            threads: Vec::new(),
-        }
+        Engine { shared: Shared::new(core, transport, clock), threads: Vec::new() }
     }
 
     pub fn is_threaded(&self) -> bool {

@@ -7,6 +7,7 @@ use super::args::{free, handle_mut, into_raw, optional_str};
 use super::boundary::boundary;
 use super::client::{build_with, exona_client};
 use super::codes::exona_code;
+use super::options::{duration_range, poll_mode};
 use super::result::exona_result;
 use crate::client::ConnectOptions;
 use crate::engine::policy::Policy;
@@ -184,14 +185,7 @@ pub extern "C" fn exona_client_options_set_poll_mode(
 ) -> exona_code {
     boundary(|| {
         set(options, |o| {
-            o.mode = Some(match mode {
-                0 => Mode::Balanced,
-                1 => Mode::Latency,
-                2 => Mode::Frugal,
-                other => {
-                    return Err(Error::invalid_argument(format!("mode {other} is not an exona_poll_mode")))
-                }
-            });
+            o.mode = Some(poll_mode(mode)?);
             Ok(())
         })
     })
@@ -208,12 +202,7 @@ pub extern "C" fn exona_client_options_set_expected_duration_ms(
 ) -> exona_code {
     boundary(|| {
         set(options, |o| {
-            if min_ms > max_ms {
-                return Err(Error::invalid_argument(format!(
-                    "min_ms ({min_ms}) is greater than max_ms ({max_ms})"
-                )));
-            }
-            o.expected = Some((Duration::from_millis(min_ms), Duration::from_millis(max_ms)));
+            o.expected = Some(duration_range(min_ms, max_ms)?);
             Ok(())
         })
     })

@@ -159,12 +159,7 @@ pub extern "C" fn exona_scan_options_set_expected_duration_ms(
 ) -> exona_code {
     boundary(|| {
         set(options, |o| {
-            if min_ms > max_ms {
-                return Err(Error::invalid_argument(format!(
-                    "min_ms ({min_ms}) is greater than max_ms ({max_ms})"
-                )));
-            }
-            o.wait.expected_duration = Some((Duration::from_millis(min_ms), Duration::from_millis(max_ms)));
+            o.wait.expected_duration = Some(duration_range(min_ms, max_ms)?);
             Ok(())
         })
     })
@@ -200,6 +195,24 @@ pub enum exona_poll_mode {
     EXONA_POLL_FRUGAL = 2,
 }
 
+/// The mode an `exona_poll_mode` integer names (shared with the client options).
+pub(crate) fn poll_mode(raw: c_int) -> Result<Mode, Error> {
+    match raw {
+        0 => Ok(Mode::Balanced),
+        1 => Ok(Mode::Latency),
+        2 => Ok(Mode::Frugal),
+        other => Err(Error::invalid_argument(format!("mode {other} is not an exona_poll_mode"))),
+    }
+}
+
+/// An expected-duration range in milliseconds, checked (shared with the client options).
+pub(crate) fn duration_range(min_ms: u64, max_ms: u64) -> Result<(Duration, Duration), Error> {
+    if min_ms > max_ms {
+        return Err(Error::invalid_argument(format!("min_ms ({min_ms}) is greater than max_ms ({max_ms})")));
+    }
+    Ok((Duration::from_millis(min_ms), Duration::from_millis(max_ms)))
+}
+
 /// Sets the poll mode of this call (an `exona_poll_mode` value; default
 /// `EXONA_POLL_BALANCED`). Takes a plain int so any value is defined: unknown values return
 /// `EXONA_ERR_INVALID_ARGUMENT` and leave the options unchanged, as do NULL options.
@@ -210,14 +223,7 @@ pub extern "C" fn exona_scan_options_set_poll_mode(
 ) -> exona_code {
     boundary(|| {
         set(options, |o| {
-            o.wait.mode = Some(match mode {
-                0 => Mode::Balanced,
-                1 => Mode::Latency,
-                2 => Mode::Frugal,
-                other => {
-                    return Err(Error::invalid_argument(format!("mode {other} is not an exona_poll_mode")))
-                }
-            });
+            o.wait.mode = Some(poll_mode(mode)?);
             Ok(())
         })
     })
