@@ -26,8 +26,8 @@ export EXONA_SIM_BIN="$PWD/target/release/exona-sim"
 
 if command -v go >/dev/null 2>&1; then
   echo "== Go binding: go test -race"
-  (cd bindings/go && GOCACHE="${GOCACHE:-$PWD/../../.gocache}" GOFLAGS=-mod=mod GOPROXY=off \
-     go test -race -count=1 -v ./... 2>&1) | tee -a "$log" | grep -E '^(--- |ok|FAIL|PASS)'
+  (cd bindings/go && export GOCACHE="${GOCACHE:-$PWD/../../.gocache}" GOFLAGS=-mod=mod GOPROXY=off &&
+     go vet ./... && go build ./... && go test -race -count=1 -v ./... 2>&1) | tee -a "$log" | grep -E '^(--- |ok|FAIL|PASS|#|vet)'
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 else
   echo "== Go binding: skipped (go is not installed)"

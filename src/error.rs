@@ -90,7 +90,7 @@ impl Code {
             429 => Code::RateLimited,
             500..=599 => Code::Server,
             // Undocumented client errors (409, 413, 422, ...) are still the request's fault.
-            400..=499 => Code::BadRequest,
+            402 | 405..=428 | 430..=499 => Code::BadRequest,
             _ => Code::Protocol,
         }
     }

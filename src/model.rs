@@ -92,7 +92,7 @@ pub fn validate_website(website: &str) -> Result<(), Error> {
     if url.scheme() != "https" {
         return Err(bad(&format!("uses the scheme '{}'", url.scheme())));
     }
-    if url.host_str().map_or(true, str::is_empty) {
+    if url.host_str().is_none_or(str::is_empty) {
         return Err(bad("has no host"));
     }
     Ok(())

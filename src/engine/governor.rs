@@ -11,6 +11,7 @@
 //!   queued meanwhile one by one, `release_spacing` apart;
 //! - caps retries (a request after a failure) per window, so a failing server cannot eat the
 //!   budget.
+//!
 //! It takes time as arguments and never sleeps: the scheduler acts on its answers.
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -286,8 +287,11 @@ pub struct Observed {
     pub rate_limited_for: Option<Duration>,
 }
 
-fn registry() -> std::sync::MutexGuard<'static, Vec<(u64, Weak<Governor>)>> {
-    static REGISTRY: OnceLock<Mutex<Vec<(u64, Weak<Governor>)>>> = OnceLock::new();
+/// (fingerprint of a key, its governor while anyone uses it).
+type Registry = Vec<(u64, Weak<Governor>)>;
+
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
+    static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
     REGISTRY.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
 }
 
