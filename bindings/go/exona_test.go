@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -134,6 +135,7 @@ func TestTypedErrors(t *testing.T) {
 
 func TestContextCancelReturnsPromptlyWithTheScanID(t *testing.T) {
 	c := newClient(t, 4)
+	goroutines := runtime.NumGoroutine()
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		time.Sleep(300 * time.Millisecond)
@@ -147,6 +149,13 @@ func TestContextCancelReturnsPromptlyWithTheScanID(t *testing.T) {
 	}
 	if waited := time.Since(started); waited > 1300*time.Millisecond {
 		t.Fatalf("cancelling took %v", waited)
+	}
+	// The goroutine that watched the context is gone too.
+	for i := 0; i < 100 && runtime.NumGoroutine() > goroutines; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > goroutines {
+		t.Fatalf("%d goroutines after the call, %d before", n, goroutines)
 	}
 }
 
