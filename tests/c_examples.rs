@@ -44,7 +44,9 @@ fn build(rel: &str, sanitizers: bool) -> Option<&'static Path> {
     }
     let stem = Path::new(rel).file_stem().unwrap().to_string_lossy().into_owned();
     let suffix = if sanitizers { "-asan" } else { "" };
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("c-{stem}{suffix}"));
+    // The language is part of the name: examples/c/scan.c and examples/cpp/scan.cpp both exist.
+    let lang = if rel.ends_with(".cpp") { "cpp" } else { "c" };
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{lang}-{stem}{suffix}"));
     let lib = lib_dir();
     let cpp = rel.ends_with(".cpp");
     let (compiler, std) = if cpp {
