@@ -41,6 +41,15 @@ pub unsafe fn handle_mut<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T, Er
     ptr.as_mut().ok_or_else(|| Error::invalid_argument(format!("{name} is NULL")))
 }
 
+/// Runs a setter on a handle: NULL and refused values give their code, and a refused value
+/// leaves the handle as it was (setters validate before they assign).
+pub fn update<T>(ptr: *mut T, apply: impl FnOnce(&mut T) -> Result<(), Error>) -> super::codes::exona_code {
+    match unsafe { handle_mut(ptr, "options") }.and_then(apply) {
+        Ok(()) => super::codes::exona_code::EXONA_OK,
+        Err(e) => e.code.into(),
+    }
+}
+
 /// Moves a Rust value to the heap and hands C an owning pointer (freed by the `*_free`).
 pub fn into_raw<T>(value: T) -> *mut T {
     Box::into_raw(Box::new(value))

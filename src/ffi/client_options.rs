@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_int};
 use std::time::Duration;
 
-use super::args::{free, handle_mut, into_raw, optional_str};
+use super::args::{free, into_raw, optional_str, update};
 use super::boundary::boundary;
 use super::client::{build_with, exona_client};
 use super::codes::exona_code;
@@ -50,16 +50,6 @@ impl exona_client_options {
     }
 }
 
-fn set(
-    options: *mut exona_client_options,
-    apply: impl FnOnce(&mut exona_client_options) -> Result<(), Error>,
-) -> exona_code {
-    match unsafe { handle_mut(options, "options") }.and_then(apply) {
-        Ok(()) => exona_code::EXONA_OK,
-        Err(e) => e.code.into(),
-    }
-}
-
 fn positive_ms(ms: u64, name: &str) -> Result<Duration, Error> {
     if ms == 0 {
         return Err(Error::invalid_argument(format!("{name} is 0")));
@@ -87,7 +77,7 @@ pub extern "C" fn exona_client_options_set_connect_timeout_ms(
     ms: u64,
 ) -> exona_code {
     boundary(|| {
-        set(options, |o| {
+        update(options, |o| {
             o.connect.connect_timeout = positive_ms(ms, "connect_timeout_ms")?;
             Ok(())
         })
@@ -102,7 +92,7 @@ pub extern "C" fn exona_client_options_set_attempt_timeout_ms(
     ms: u64,
 ) -> exona_code {
     boundary(|| {
-        set(options, |o| {
+        update(options, |o| {
             o.attempt_timeout = Some(positive_ms(ms, "attempt_timeout_ms")?);
             Ok(())
         })
@@ -117,7 +107,7 @@ pub extern "C" fn exona_client_options_set_user_agent_suffix(
     suffix: *const c_char,
 ) -> exona_code {
     boundary(|| {
-        set(options, |o| {
+        update(options, |o| {
             let suffix = unsafe { optional_str(suffix, "suffix") }?;
             if suffix.is_some_and(|s| s.bytes().any(|b| !(0x20..=0x7e).contains(&b))) {
                 return Err(Error::invalid_argument("suffix holds a character that cannot go in a header"));
@@ -137,7 +127,7 @@ pub extern "C" fn exona_client_options_set_proxy(
     proxy: *const c_char,
 ) -> exona_code {
     boundary(|| {
-        set(options, |o| {
+        update(options, |o| {
             let proxy = unsafe { optional_str(proxy, "proxy") }?;
             if let Some(p) = proxy.filter(|p| !p.is_empty()) {
                 reqwest::Url::parse(p)
@@ -158,7 +148,7 @@ pub extern "C" fn exona_client_options_set_ca_bundle_file(
     path: *const c_char,
 ) -> exona_code {
     boundary(|| {
-        set(options, |o| {
+        update(options, |o| {
             match unsafe { optional_str(path, "path") }? {
                 Some(p) => {
                     let pem = std::fs::read(p)
@@ -184,7 +174,7 @@ pub extern "C" fn exona_client_options_set_poll_mode(
     mode: c_int,
 ) -> exona_code {
     boundary(|| {
-        set(options, |o| {
+        update(options, |o| {
             o.mode = Some(poll_mode(mode)?);
             Ok(())
         })
@@ -201,7 +191,7 @@ pub extern "C" fn exona_client_options_set_expected_duration_ms(
     max_ms: u64,
 ) -> exona_code {
     boundary(|| {
-        set(options, |o| {
+        update(options, |o| {
             o.expected = Some(duration_range(min_ms, max_ms)?);
             Ok(())
         })

@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::time::Duration;
 
-use super::args::{free, handle, handle_mut, into_raw, required_str};
+use super::args::{free, handle, into_raw, required_str, update};
 use super::boundary::boundary;
 use super::cancel::exona_cancel_token;
 use super::codes::exona_code;
@@ -35,18 +35,6 @@ impl exona_scan_options {
     }
 }
 
-/// Runs a setter: NULL options and invalid values give `EXONA_ERR_INVALID_ARGUMENT`, and a
-/// refused value leaves the options as they were.
-fn set(
-    options: *mut exona_scan_options,
-    apply: impl FnOnce(&mut exona_scan_options) -> Result<(), Error>,
-) -> exona_code {
-    match unsafe { handle_mut(options, "options") }.and_then(apply) {
-        Ok(()) => exona_code::EXONA_OK,
-        Err(e) => e.code.into(),
-    }
-}
-
 /// New options with the defaults above. Free with `exona_scan_options_free`.
 /// NULL only if out of memory.
 #[no_mangle]
@@ -70,7 +58,7 @@ pub extern "C" fn exona_scan_options_set_max_age_days(
     days: u32,
 ) -> exona_code {
     boundary(|| {
-        set(options, |o| {
+        update(options, |o| {
             validate_max_age_days(days)?;
             o.request.max_age_days = Some(days);
             Ok(())
@@ -86,7 +74,7 @@ pub extern "C" fn exona_scan_options_set_force_refresh(
     on: bool,
 ) -> exona_code {
     boundary(|| {
-        set(options, |o| {
+        update(options, |o| {
             o.request.force_refresh = on;
             Ok(())
         })
@@ -102,7 +90,7 @@ pub extern "C" fn exona_scan_options_set_include_field_citations(
     on: bool,
 ) -> exona_code {
     boundary(|| {
-        set(options, |o| {
+        update(options, |o| {
             o.request.include_field_citations = on;
             Ok(())
         })
@@ -120,7 +108,7 @@ pub extern "C" fn exona_scan_options_add_question(
     answer: *const c_char,
 ) -> exona_code {
     boundary(|| {
-        set(options, |o| {
+        update(options, |o| {
             let question = unsafe { required_str(question, "question") }?;
             let answer = unsafe { required_str(answer, "answer") }?;
             let item = Question { question: question.to_owned(), answer: answer.to_owned() };
@@ -137,7 +125,7 @@ pub extern "C" fn exona_scan_options_add_question(
 #[no_mangle]
 pub extern "C" fn exona_scan_options_set_timeout_ms(options: *mut exona_scan_options, ms: u64) -> exona_code {
     boundary(|| {
-        set(options, |o| {
+        update(options, |o| {
             o.wait.timeout = match ms {
                 0 => return Err(Error::invalid_argument("timeout_ms is 0; use UINT64_MAX for no deadline")),
                 u64::MAX => None,
@@ -158,7 +146,7 @@ pub extern "C" fn exona_scan_options_set_expected_duration_ms(
     max_ms: u64,
 ) -> exona_code {
     boundary(|| {
-        set(options, |o| {
+        update(options, |o| {
             o.wait.expected_duration = Some(duration_range(min_ms, max_ms)?);
             Ok(())
         })
@@ -174,7 +162,7 @@ pub extern "C" fn exona_scan_options_set_cancel(
     cancel: *const exona_cancel_token,
 ) -> exona_code {
     boundary(|| {
-        set(options, |o| {
+        update(options, |o| {
             o.wait.cancel = unsafe { handle(cancel, "cancel") }.ok().map(|c| c.token.clone());
             Ok(())
         })
@@ -222,7 +210,7 @@ pub extern "C" fn exona_scan_options_set_poll_mode(
     mode: c_int,
 ) -> exona_code {
     boundary(|| {
-        set(options, |o| {
+        update(options, |o| {
             o.wait.mode = Some(poll_mode(mode)?);
             Ok(())
         })
@@ -239,7 +227,7 @@ pub extern "C" fn exona_scan_options_set_max_rate_limit_wait_ms(
     ms: u64,
 ) -> exona_code {
     boundary(|| {
-        set(options, |o| {
+        update(options, |o| {
             o.wait.max_rate_limit_wait = Some(Duration::from_millis(ms));
             Ok(())
         })
@@ -257,7 +245,7 @@ pub extern "C" fn exona_scan_options_set_progress(
     user_data: *mut c_void,
 ) -> exona_code {
     boundary(|| {
-        set(options, |o| {
+        update(options, |o| {
             o.progress = callback.map(|f| ProgressCallback { f, user_data });
             Ok(())
         })
