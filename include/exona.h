@@ -174,7 +174,7 @@ typedef struct exona_cancel_token exona_cancel_token;
 
 /**
  * A client of the Exona API (an opaque handle). Thread-safe: one client may be used by any
- * number of threads at once. Free it with `exona_client_free` once no call is using it.
+ * number of threads at once. Freeing it ends the calls still waiting on it.
  */
 typedef struct exona_client exona_client;
 
@@ -190,6 +190,12 @@ typedef struct exona_client_options exona_client_options;
 
 /**
  * The outcome of a scan call (an opaque handle). Free it with `exona_result_free`.
+ *
+ * No string a result hands out contains the API key: whatever came from the network (the
+ * message, hint, param, error code, request id and the scan JSON) is scrubbed of the key,
+ * of any 12 or more of its characters in a row, and of the token after `Bearer `, each
+ * replaced by `[redacted]`, before it reaches a result or a log line, even when a server
+ * echoes the key back.
  */
 typedef struct exona_result exona_result;
 
@@ -377,9 +383,14 @@ exona_code exona_client_create(const char *api_key,
                                exona_result **error_out);
 
 /**
- * Frees the client, closes its connections and wipes the API key from memory. NULL is a
- * no-op. No call may be using the client (join your threads first); results obtained from
- * it stay valid.
+ * Frees the client. NULL is a no-op. Results obtained from it stay valid.
+ *
+ * Calls that other threads are still making on this client end promptly with
+ * `EXONA_ERR_CANCELLED`; their results keep the scan id (a call whose create request is in
+ * flight first awaits its answer, so the id is not lost). The client's connections close,
+ * its threads are joined and the API key is wiped when the last of those calls has returned
+ * (at once when none is running). Batches made from the client hold their own reference and
+ * keep working until freed. Entering a new call with a freed client is a caller bug.
  */
 void exona_client_free(exona_client *client);
 
@@ -468,6 +479,7 @@ const char *exona_code_name(int code);
  * Sends log lines up to `max_level` (1 error ... 4 debug) to `callback`, with `user_data`,
  * instead of stderr (where they go when `EXONA_LOG=error|warn|info|debug` is set). A NULL
  * callback turns it off again. Process-wide; may be called at any time from any thread.
+ * No line holds the API key: text from the network is scrubbed of it first.
  * Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` for a `max_level` outside 1–4.
  */
 exona_code exona_set_log_callback(exona_log_fn callback, int max_level, void *user_data);
@@ -570,8 +582,8 @@ exona_code exona_scan_options_set_progress(exona_scan_options *options,
 exona_code exona_result_code(const exona_result *result);
 
 /**
- * Why the call failed, for humans (never contains the API key); NULL on success or when
- * `result` is NULL. Owned by the result: valid until `exona_result_free`. Thread-safe.
+ * Why the call failed, for humans (never contains the API key, even one a server echoed);
+ * NULL on success or when `result` is NULL. Owned by the result: valid until `exona_result_free`. Thread-safe.
  */
 const char *exona_result_message(const exona_result *result);
 
@@ -666,7 +678,11 @@ void exona_result_free(exona_result *result);
  * Creates a scan of a company and blocks until it completes or fails, the deadline passes
  * (default 300 s, see `exona_scan_options_set_timeout_ms`), or it is cancelled.
  *
- * `company_website` must be an https:// URL. `options` may be NULL (defaults). Whenever
+ * `company_website` must be an https:// URL with a host that is a domain with a dot (or an IP
+ * literal), at most 2,048 characters, with no spaces or control characters anywhere (nothing
+ * is trimmed); its scheme and host are sent lower-cased. `company_name` must not be blank and
+ * holds at most 500 characters. (The API documents no length limits; these are the library's,
+ * far above real names and sites.) `options` may be NULL (defaults). Whenever
  * `out` is non-NULL, `*out` receives a result to free with `exona_result_free`, on success and
  * on failure alike. A cache hit returns after one request.
  *

@@ -6,7 +6,8 @@
 # - the Go binding (go test -race) and the Ruby binding (minitest), where those toolchains
 #   exist; they say "skipped" where not;
 # - the installed tree: make install into a temporary prefix, examples built through
-#   pkg-config and CMake (when cmake exists), shared and static, then make uninstall.
+#   pkg-config and CMake (when cmake exists), shared and static, then make uninstall;
+# - a short coverage-guided fuzz run of every parser (nightly only; "skipped" without it).
 # Ends with one summary line: "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -45,10 +46,16 @@ echo "== Installed tree: make install, pkg-config, CMake, make uninstall"
 bash scripts/check-install.sh 2>&1 | tee -a "$log" | grep -E '^(--- |cmake not installed)'
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
+echo "== Fuzzing: every parser, ${EXONA_FUZZ_SECONDS:-10} s per target (scripts/fuzz.sh)"
+bash scripts/fuzz.sh "${EXONA_FUZZ_SECONDS:-10}" 2>&1 | tee -a "$log" | grep -E '^fuzz'
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
 summary=$(awk '
   /^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
   /^--- PASS:/ { p++ }
   /^--- FAIL:/ { f++ }
+  /^fuzz [a-z_]+: ok/ { p++ }
+  /^fuzz [a-z_]+: FAILED/ { f++ }
   / runs, .* assertions, / { runs = $1; fails = $5 + $7; p += runs - fails; f += fails }
   END { printf "%d passed, %d failed", p, f }' "$log")
 echo

@@ -16,9 +16,13 @@ pub mod engine;
 pub mod error;
 pub mod log;
 pub mod model;
+pub mod redact;
 pub mod transport;
 
 pub mod ffi;
+
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 
 pub use batch::{Batch, Counts, Next};
 pub use client::{Client, ConnectOptions, WaitOptions, DEFAULT_BASE_URL, DEFAULT_TIMEOUT};

@@ -11,6 +11,10 @@ pub const MAX_ANSWER_CHARS: usize = 5_000;
 /// Counted over answers only: the docs do not say whether questions count, and rejecting
 /// what the server might accept would be worse than letting the server decide.
 pub const MAX_TOTAL_ANSWER_CHARS: usize = 20_000;
+/// Local caps of our own (the API's docs name none): far above any real company's name or
+/// home page, low enough that a runaway buffer is refused before it costs a request.
+pub const MAX_COMPANY_NAME_CHARS: usize = 500;
+pub const MAX_WEBSITE_CHARS: usize = 2_048;
 
 /// One questionnaire item: a question from the insured's application and its answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,14 +46,26 @@ impl ScanRequest {
 
     /// Checks what the API documents, so a bad request costs no request from the budget.
     pub fn validate(&self) -> Result<(), Error> {
+        self.normalized().map(|_| ())
+    }
+
+    /// The request as it is sent: checked, with the website's scheme and host lower-cased.
+    pub fn normalized(&self) -> Result<ScanRequest, Error> {
         if self.company_name.trim().is_empty() {
             return Err(Error::invalid_argument("company_name must not be empty"));
         }
-        validate_website(&self.company_website)?;
+        let chars = self.company_name.chars().count();
+        if chars > MAX_COMPANY_NAME_CHARS {
+            return Err(Error::invalid_argument(format!(
+                "company_name has {chars} characters: at most {MAX_COMPANY_NAME_CHARS} are allowed"
+            )));
+        }
+        let company_website = normalize_website(&self.company_website)?;
         if let Some(days) = self.max_age_days {
             validate_max_age_days(days)?;
         }
-        validate_questionnaire(&self.questionnaire)
+        validate_questionnaire(&self.questionnaire)?;
+        Ok(ScanRequest { company_website, ..self.clone() })
     }
 
     /// The JSON body of POST /scans. Optional fields at their defaults are left out.
@@ -78,8 +94,17 @@ impl ScanRequest {
     }
 }
 
-/// `company_website` must be a URL with the https scheme and a host (exona-api.md §4.2).
+/// `company_website` must be an https URL with a host (exona-api.md §4.2).
 pub fn validate_website(website: &str) -> Result<(), Error> {
+    normalize_website(website).map(|_| ())
+}
+
+/// Checks `company_website` strictly and returns it with its scheme and host lower-cased.
+///
+/// Strict where a lenient URL parser would guess: `" https://acme.ai"`, `"https:acme.ai"`,
+/// `"https:///acme.ai"`, `"https://acme .ai"` and CR/LF are refused here instead of costing a
+/// request that the API answers 400. The host is a domain with a dot, or an IP literal.
+pub fn normalize_website(website: &str) -> Result<String, Error> {
     let bad = |why: &str| {
         Error::invalid_argument(format!(
             "company_website {why}: it must be an https:// URL such as https://acme.ai"
@@ -88,14 +113,37 @@ pub fn validate_website(website: &str) -> Result<(), Error> {
     if website.is_empty() {
         return Err(bad("is empty"));
     }
-    let url = reqwest::Url::parse(website).map_err(|e| bad(&format!("is not a valid URL ({e})")))?;
-    if url.scheme() != "https" {
-        return Err(bad(&format!("uses the scheme '{}'", url.scheme())));
+    let chars = website.chars().count();
+    if chars > MAX_WEBSITE_CHARS {
+        return Err(bad(&format!("has {chars} characters (at most {MAX_WEBSITE_CHARS})")));
     }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(bad("has no host"));
+    if let Some((at, c)) = website.char_indices().find(|(_, c)| c.is_whitespace() || c.is_control()) {
+        return Err(bad(&format!("holds {c:?} at byte {at} (no spaces or control characters)")));
     }
-    Ok(())
+    let Some(rest) = website.get(..8).filter(|p| p.eq_ignore_ascii_case("https://")).map(|_| &website[8..]) else {
+        let scheme = website.split_once(':').map_or(website, |(s, _)| s);
+        return Err(bad(&format!("does not start with https:// (it starts with {:?})", scheme)));
+    };
+    if rest.starts_with('/') || rest.starts_with('\\') {
+        return Err(bad("has more than two slashes after https:"));
+    }
+    let url = url::Url::parse(website).map_err(|e| bad(&format!("is not a valid URL ({e})")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("holds a user name or password"));
+    }
+    match url.host() {
+        Some(url::Host::Domain(d)) => {
+            let labels: Vec<&str> = d.strip_suffix('.').unwrap_or(d).split('.').collect();
+            if labels.len() < 2 || labels.iter().any(|l| l.is_empty()) {
+                return Err(bad(&format!("has the host {d:?}, which is not a domain name such as acme.ai")));
+            }
+        }
+        Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => {}
+        None => return Err(bad("has no host")),
+    }
+    // Lower-case the scheme and the authority (host and port); the path is the site's own.
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Ok(format!("https://{}{}", rest[..end].to_ascii_lowercase(), &rest[end..]))
 }
 
 pub fn validate_max_age_days(days: u32) -> Result<(), Error> {
@@ -247,6 +295,43 @@ mod tests {
             let err = validate_website(bad).unwrap_err();
             assert!(err.message.contains("company_website"), "{bad}: {}", err.message);
         }
+    }
+
+    #[test]
+    fn malformed_websites_cost_no_request() {
+        let long = format!("https://acme.ai/{}", "a".repeat(MAX_WEBSITE_CHARS));
+        for bad in [
+            " https://acme.ai",
+            "https://acme.ai ",
+            "https:acme.ai",
+            "https:///acme.ai",
+            "https://acme .ai",
+            "https://acme.ai\r\nX-Evil: 1",
+            "https://acme.ai\n",
+            "https://\tacme.ai",
+            "https://localhost",
+            "https://acme..ai",
+            "https://user:pw@acme.ai",
+            "https:\\\\acme.ai",
+            long.as_str(),
+        ] {
+            let err = normalize_website(bad).unwrap_err();
+            assert_eq!(err.code, crate::error::Code::InvalidArgument, "{bad:?}");
+            assert!(err.message.starts_with("company_website"), "{bad:?}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn websites_are_normalized_where_unambiguous() {
+        assert_eq!(normalize_website("HTTPS://Acme.AI/About?Q=1").unwrap(), "https://acme.ai/About?Q=1");
+        assert_eq!(normalize_website("https://acme.ai").unwrap(), "https://acme.ai");
+        assert_eq!(normalize_website("https://ACME.ai:8443").unwrap(), "https://acme.ai:8443");
+        assert_eq!(normalize_website("https://127.0.0.1/x").unwrap(), "https://127.0.0.1/x");
+        assert_eq!(normalize_website("https://[::1]/").unwrap(), "https://[::1]/");
+        let r = ScanRequest::new("Acme", "HTTPS://ACME.AI").normalized().unwrap();
+        assert_eq!(r.company_website, "https://acme.ai");
+        let long_name = ScanRequest::new("n".repeat(MAX_COMPANY_NAME_CHARS + 1), "https://acme.ai");
+        assert!(long_name.validate().unwrap_err().message.contains("company_name"));
     }
 
     #[test]

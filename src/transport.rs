@@ -7,6 +7,8 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use zeroize::Zeroizing;
 
+use crate::redact::Redactor;
+
 /// Bodies larger than this are refused: a scan object is a few kilobytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
@@ -89,10 +91,26 @@ pub struct HttpTransport {
     /// The only long-lived copy of the key, wiped when the transport is dropped. Each request
     /// builds its header from it; the HTTP stack's transient copies are beyond our reach.
     api_key: Zeroizing<String>,
+    /// Takes the key out of everything a response carries, before anyone reads it.
+    redactor: Redactor,
 }
 
 impl HttpTransport {
+    /// Builds the transport on a short-lived helper thread. reqwest's blocking builder asks
+    /// std for the current thread's handle, which std then keeps for the life of the thread;
+    /// on a C program's main thread that is forever, and valgrind reports it "possibly lost".
+    /// A thread of our own frees its handle when it ends, so the caller's thread keeps nothing.
     pub fn new(config: HttpConfig) -> Result<HttpTransport, String> {
+        // A plain spawn and join: a scoped thread would ask for the caller's handle itself.
+        std::thread::Builder::new()
+            .name("exona-init".into())
+            .spawn(move || HttpTransport::build(config))
+            .map_err(|e| format!("cannot start a thread to build the HTTP client: {e}"))?
+            .join()
+            .map_err(|_| "building the HTTP client panicked".to_string())?
+    }
+
+    fn build(config: HttpConfig) -> Result<HttpTransport, String> {
         let api_key = config.api_key;
         auth_header(&api_key)?;
         let mut defaults = HeaderMap::new();
@@ -128,7 +146,13 @@ impl HttpTransport {
             .timeout(None)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(HttpTransport { client, base_url: config.base_url.trim_end_matches('/').to_owned(), api_key })
+        let redactor = Redactor::new(&api_key);
+        Ok(HttpTransport {
+            client,
+            base_url: config.base_url.trim_end_matches('/').to_owned(),
+            api_key,
+            redactor,
+        })
     }
 }
 
@@ -145,7 +169,8 @@ fn auth_header(api_key: &str) -> Result<HeaderValue, String> {
 impl Transport for HttpTransport {
     fn send(&self, request: &Request) -> Result<Response, TransportError> {
         let started = std::time::Instant::now();
-        let outcome = self.exchange(request);
+        // Scrubbed here, where the key is known, so no layer above ever holds an echo of it.
+        let outcome = self.exchange(request).map(|r| self.scrub_response(r)).map_err(|e| self.scrub_error(e));
         crate::log::log(crate::log::Level::Debug, || {
             let method = if request.method == Method::Get { "GET" } else { "POST" };
             let ms = started.elapsed().as_millis();
@@ -164,6 +189,35 @@ impl Transport for HttpTransport {
 }
 
 impl HttpTransport {
+    /// The response with the key removed from its body and every header the engine reads.
+    fn scrub_response(&self, mut r: Response) -> Response {
+        let h = &mut r.headers;
+        for value in [
+            &mut h.retry_after,
+            &mut h.date,
+            &mut h.request_id,
+            &mut h.rate_limit_limit,
+            &mut h.rate_limit_remaining,
+            &mut h.rate_limit_reset,
+        ] {
+            if let Some(v) = value.as_mut() {
+                *v = self.redactor.scrub(v);
+            }
+        }
+        r.body = self.redactor.scrub_bytes(&r.body);
+        r
+    }
+
+    fn scrub_error(&self, e: TransportError) -> TransportError {
+        match e {
+            TransportError::NotSent(m) => TransportError::NotSent(self.redactor.scrub(&m)),
+            TransportError::Failed { message, timed_out } => {
+                TransportError::Failed { message: self.redactor.scrub(&message), timed_out }
+            }
+            TransportError::Unusable(m) => TransportError::Unusable(self.redactor.scrub(&m)),
+        }
+    }
+
     fn exchange(&self, request: &Request) -> Result<Response, TransportError> {
         let url = format!("{}{}", self.base_url, request.path);
         let builder = match request.method {

@@ -49,6 +49,8 @@ fn no_error_path_reveals_the_key() {
         ScanRequest::new("Post", "https://post500.acme.ai"),
         ScanRequest::new("Junk", "https://garbage.acme.ai"),
         ScanRequest::new("Gone", "https://vanish.acme.ai"),
+        // A server that echoes the Authorization header in every field of its 400.
+        ScanRequest::new("Echo", "https://echokey.acme.ai"),
         ScanRequest {
             questionnaire: vec![Question { question: "q".into(), answer: "a".repeat(6000) }; 1],
             ..ScanRequest::new("Q", "https://q.ai")
@@ -90,6 +92,7 @@ fn no_error_path_reveals_the_key() {
         Code::Network,
         Code::Protocol,
         Code::RateLimited,
+        Code::BadRequest,
     ] {
         assert!(codes.contains(&code), "{code:?} was not exercised: {codes:?}");
     }

@@ -49,6 +49,15 @@ pub enum Fault {
     /// `skew.*`: the scan's responses carry a `Date` three hours ahead, and an HTTP-date
     /// `Retry-After` on that clock.
     Skew,
+    /// `echokey.*`: POST answers 400 and echoes the request's `Authorization` header in the
+    /// message, hint, param and `X-Request-ID` (a hostile or careless server).
+    EchoKey,
+    /// `otherid.*`: GET answers with a scan object whose `id` is another scan's.
+    OtherId,
+    /// `noresult.*`: the scan completes, but its object has no `result`.
+    NoResult,
+    /// `busy503.*`: every GET of the scan answers 503 with `Retry-After: 3600`.
+    Busy503,
 }
 
 pub fn fault_for(website: &str) -> Fault {
@@ -78,6 +87,10 @@ pub fn fault_for(website: &str) -> Fault {
         "stormdate" => Fault::StormDate,
         "stormlong" => Fault::StormLong,
         "skew" => Fault::Skew,
+        "echokey" => Fault::EchoKey,
+        "otherid" => Fault::OtherId,
+        "noresult" => Fault::NoResult,
+        "busy503" => Fault::Busy503,
         _ => Fault::None,
     }
 }

@@ -140,6 +140,9 @@ async fn create_scan(AxumState(state): AxumState<Shared>, headers: HeaderMap, bo
         }
     }
     let fault = fault_for(&req.company_website);
+    if fault == Fault::EchoKey {
+        return echo_key(&headers, &meta);
+    }
     if fault == Fault::DropPost {
         drop(s);
         faults::drop_connection();
@@ -160,6 +163,24 @@ async fn create_scan(AxumState(state): AxumState<Shared>, headers: HeaderMap, bo
     let mut scan = record.to_json(now);
     scan["cached"] = json!(false);
     json_response(201, &scan, &meta, None)
+}
+
+/// The `echokey.` fault: a 400 that repeats the caller's `Authorization` header everywhere.
+fn echo_key(headers: &HeaderMap, meta: &Meta) -> Response {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let key = auth.strip_prefix("Bearer ").unwrap_or(&auth).to_owned();
+    let body = json!({"error": {
+        "code": "INVALID_COMPANY_WEBSITE",
+        "message": format!("you sent {auth}, which cannot scan this website"),
+        "hint": format!("key {key} has no access to this host"),
+        "param": key,
+        "request_id": format!("req_{key}"),
+    }});
+    let mut r = json_response(400, &body, meta, None);
+    if let Ok(v) = format!("req_{key}").parse() {
+        r.headers_mut().insert("x-request-id", v);
+    }
+    r
 }
 
 async fn get_scan(
@@ -253,6 +274,22 @@ fn get_scan_locked(s: &mut State, id: &str, headers: &HeaderMap) -> (Reply, Opti
             Reply::Response(too_many(at, &meta))
         }
         Fault::StormLong => Reply::Response(too_many("7200".into(), &meta)),
+        Fault::Busy503 => {
+            let e = ApiError::new(503, "SERVICE_UNAVAILABLE", "Simulated overload; retry later.");
+            Reply::Response(json_response(503, &e.body(&meta.request_id), &meta, Some("3600".into())))
+        }
+        Fault::OtherId => {
+            let mut other = scan.clone();
+            other["id"] = json!(format!("{id}_other"));
+            Reply::Response(json_response(200, &other, &meta, processing.then_some(retry_after)))
+        }
+        Fault::NoResult => {
+            let mut bare = scan.clone();
+            if let Some(o) = bare.as_object_mut() {
+                o.remove("result");
+            }
+            Reply::Response(json_response(200, &bare, &meta, processing.then_some(retry_after)))
+        }
         Fault::Skew => {
             meta.date = SystemTime::now() + std::time::Duration::from_secs(3 * 3600);
             let ra = httpdate::fmt_http_date(meta.date + std::time::Duration::from_secs(1));

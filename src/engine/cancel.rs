@@ -28,6 +28,8 @@ struct Inner {
 #[derive(Default)]
 struct State {
     cancelled: bool,
+    /// Why, when it was not the caller's own cancel (e.g. the client was freed).
+    reason: Option<&'static str>,
     watchers: Vec<Weak<dyn Wake>>,
 }
 
@@ -38,8 +40,16 @@ impl CancelToken {
 
     /// Cancels every wait that uses this token, now and later. Idempotent.
     pub fn cancel(&self) {
+        self.cancel_because(None);
+    }
+
+    /// Cancels with a reason that the cancelled calls report instead of "cancelled".
+    pub fn cancel_because(&self, reason: Option<&'static str>) {
         let watchers = {
             let mut st = self.lock();
+            if !st.cancelled {
+                st.reason = reason;
+            }
             st.cancelled = true;
             std::mem::take(&mut st.watchers)
         };
@@ -52,6 +62,24 @@ impl CancelToken {
 
     pub fn is_cancelled(&self) -> bool {
         self.lock().cancelled
+    }
+
+    /// The reason given to [`CancelToken::cancel_because`], if any.
+    pub fn reason(&self) -> Option<&'static str> {
+        self.lock().reason
+    }
+
+    /// A token cancelled by itself or when any of `parents` is (with the parent's reason).
+    /// The link holds while the returned [`Link`] lives.
+    pub fn linked(parents: &[&CancelToken]) -> (CancelToken, Link) {
+        let child = CancelToken::new();
+        let mut forwards = Vec::new();
+        for parent in parents {
+            let forward = Arc::new(Forward { parent: (*parent).clone(), child: child.clone() });
+            parent.subscribe(Arc::downgrade(&(forward.clone() as Arc<dyn Wake>)));
+            forwards.push(forward);
+        }
+        (child, Link { _forwards: forwards })
     }
 
     /// Wakes `watcher` on cancel (at once if already cancelled). Dead watchers are dropped.
@@ -85,6 +113,23 @@ impl CancelToken {
     }
 }
 
+/// Keeps the links of [`CancelToken::linked`] alive.
+pub struct Link {
+    _forwards: Vec<Arc<Forward>>,
+}
+
+/// Passes a parent's cancel on to a child token.
+struct Forward {
+    parent: CancelToken,
+    child: CancelToken,
+}
+
+impl Wake for Forward {
+    fn wake(&self) {
+        self.child.cancel_because(self.parent.reason());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +144,23 @@ mod tests {
         assert!(t.join().unwrap());
         assert!(token.is_cancelled());
         assert!(token.wait_timeout(Duration::from_secs(30)), "a cancelled token never blocks");
+    }
+
+    #[test]
+    fn a_linked_token_follows_any_parent_with_its_reason() {
+        let (a, b) = (CancelToken::new(), CancelToken::new());
+        let (child, link) = CancelToken::linked(&[&a, &b]);
+        assert!(!child.is_cancelled());
+        b.cancel_because(Some("the client was freed"));
+        assert!(child.is_cancelled());
+        assert_eq!(child.reason(), Some("the client was freed"));
+        let (child, _link) = CancelToken::linked(&[&a]);
+        drop(link);
+        assert!(!child.is_cancelled());
+        a.cancel();
+        assert!(child.is_cancelled() && child.reason().is_none());
+        let (late, _l) = CancelToken::linked(&[&b]);
+        assert!(late.is_cancelled(), "a parent cancelled before the link cancels at once");
     }
 
     #[test]

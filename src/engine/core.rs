@@ -72,7 +72,7 @@ impl Core {
             policy,
             governor,
             model,
-            rng: fastrand::Rng::new(),
+            rng: fastrand::Rng::with_seed(jitter_seed()),
             tasks: HashMap::new(),
             timers: BinaryHeap::new(),
             next_id: 1,
@@ -149,7 +149,7 @@ impl Core {
         for id in gone {
             if let Some(e) = self.tasks.remove(&id) {
                 self.governor.release(e.task.reserved);
-                e.sink.finish(Err(e.task.cancelled()));
+                e.sink.finish(Err(e.task.cancelled(e.cancel.reason())));
             }
         }
     }
@@ -172,6 +172,10 @@ impl Core {
                 self.end(id, None);
                 continue;
             }
+            if let Some(e) = entry.task.expired(now) {
+                self.end(id, Some(Err(e)));
+                continue;
+            }
             let kind = entry.task.kind(&self.policy);
             match self.governor.request(now, kind) {
                 Grant::Now => {
@@ -184,6 +188,7 @@ impl Core {
                         _ => {}
                     }
                     entry.in_flight = true;
+                    entry.task.mark_sent(now);
                     if entry.task.is_creating() {
                         entry.sink.progress(Progress {
                             scan_id: None,
@@ -245,7 +250,9 @@ impl Core {
             return;
         };
         entry.in_flight = false;
-        let mut ctx = Ctx { policy: &self.policy, model: &mut self.model, rng: &mut self.rng, wall };
+        let server_wait_cap = self.governor.server_wait_cap();
+        let mut ctx =
+            Ctx { policy: &self.policy, model: &mut self.model, rng: &mut self.rng, wall, server_wait_cap };
         let outcome = entry.task.on_reply(reply, now, &mut ctx);
         if let Some(outcome) = outcome {
             self.end(id, Some(outcome));
@@ -279,9 +286,19 @@ impl Core {
                 Some(Err(err)) => format!("scan call ended after {} request(s): {err}", e.task.requests),
                 None => format!("scan call cancelled after {} request(s)", e.task.requests),
             });
-            e.sink.finish(outcome.unwrap_or_else(|| Err(e.task.cancelled())));
+            e.sink.finish(outcome.unwrap_or_else(|| Err(e.task.cancelled(e.cancel.reason()))));
         }
     }
+}
+
+/// A seed for backoff jitter that differs between clients and processes. Not
+/// `fastrand::Rng::new()`: it hashes the calling thread's std handle, which std then keeps
+/// for the life of that thread (on a C program's main thread, valgrind's "possibly lost").
+fn jitter_seed() -> u64 {
+    static CLIENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CLIENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32) ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// What a response says about the key's budget.

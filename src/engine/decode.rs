@@ -19,6 +19,35 @@ pub fn scan(response: &Response) -> Result<Scan, Error> {
     })
 }
 
+/// A scan reported `completed` must carry its `result` object: one without is not the
+/// documented answer, and returning it as success would hand the caller nothing to read.
+pub fn completed(scan: Scan) -> Result<Scan, Error> {
+    if scan.json().get("result").is_some_and(Value::is_object) {
+        return Ok(scan);
+    }
+    let mut e = Error::new(
+        Code::Protocol,
+        format!("scan {} is reported completed, but its object has no 'result' object", scan.id()),
+    );
+    e.http_status = Some(scan.http_status);
+    e.request_id = scan.request_id.clone();
+    e.scan_id = Some(scan.id().to_owned());
+    e.scan = Some(scan);
+    Err(e)
+}
+
+/// A GET of scan `asked` answered with another scan: a misrouted or cached response.
+pub fn wrong_scan(asked: &str, scan: &Scan) -> Error {
+    let mut e = Error::new(
+        Code::Protocol,
+        format!("GET /scans/{asked} answered with scan {}; the answer was not used", scan.id()),
+    );
+    e.http_status = Some(scan.http_status);
+    e.request_id = scan.request_id.clone();
+    e.scan_id = Some(asked.to_owned());
+    e
+}
+
 /// The error of a non-2xx response, read from the API's envelope
 /// `{"error": {"code", "message", "param", "hint", "request_id"}}` when there is one.
 pub fn api_error(response: &Response) -> Error {

@@ -147,7 +147,7 @@ impl Engine {
             }
             if cancel.is_cancelled() {
                 self.poke();
-                if let Some(outcome) = mailbox.cancelled_now() {
+                if let Some(outcome) = mailbox.cancelled_now(cancel.reason()) {
                     return outcome;
                 }
             }
@@ -252,7 +252,7 @@ impl Mailbox {
 
     /// After a cancel: the outcome to return at once, unless a create request is in flight
     /// (its answer may carry a scan id that must not be lost).
-    fn cancelled_now(&self) -> Option<Outcome> {
+    fn cancelled_now(&self, reason: Option<&str>) -> Option<Outcome> {
         let mut st = lock(&self.state);
         if let Some(outcome) = st.outcome.take() {
             return Some(outcome);
@@ -260,7 +260,10 @@ impl Mailbox {
         if st.creating {
             return None;
         }
-        let mut e = crate::error::Error::new(crate::error::Code::Cancelled, "the wait was cancelled");
+        let mut e = crate::error::Error::new(
+            crate::error::Code::Cancelled,
+            reason.unwrap_or("the wait was cancelled"),
+        );
         e.scan_id = st.scan_id.clone();
         Some(Err(e))
     }

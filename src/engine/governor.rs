@@ -41,6 +41,11 @@ pub enum Grant {
 /// How soon a request held behind the first probe asks again.
 const PROBE_WAIT: Duration = Duration::from_millis(20);
 
+/// The longest the key is held on a server's word alone (a `Retry-After` or
+/// `X-RateLimit-Reset` far ahead): after this, or after the learned window if shorter, one
+/// request probes again. A server asking for a year is more likely wrong than meant.
+pub const MAX_SERVER_WAIT: Duration = Duration::from_secs(3600);
+
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// Assumed until a response says otherwise (the docs: 100 per hour).
@@ -76,6 +81,10 @@ struct State {
     reset_at: Duration,
     /// Server's `X-RateLimit-Reset` for the current window, when known.
     reset_unix: Option<u64>,
+    /// `X-RateLimit-Reset` of the last window that ended: responses from it are stale.
+    ended_unix: Option<u64>,
+    /// The window's length: the documented hour until two successive resets show the real one.
+    window: Duration,
     /// Grants whose response has not been observed yet.
     outstanding: u32,
     /// Poll budget promised to admitted scans.
@@ -106,6 +115,8 @@ impl Governor {
                 remaining: limit,
                 reset_at: Duration::ZERO,
                 reset_unix: None,
+                ended_unix: None,
+                window: limits.default_window,
                 outstanding: 0,
                 reserved: 0,
                 cooldown_until: Duration::ZERO,
@@ -211,36 +222,42 @@ impl Governor {
     pub fn observe(&self, now: Duration, seen: Observed) {
         let mut s = self.lock();
         s.outstanding = s.outstanding.saturating_sub(1);
-        s.informed |= seen.remaining.is_some() || seen.rate_limited_for.is_some();
         s.roll(now);
         if let Some(limit) = seen.limit {
             s.limit = limit.max(1);
         }
-        match (seen.reset_unix, seen.reset_in) {
-            (Some(unix), Some(reset_in)) => {
-                if s.reset_unix.is_some_and(|known| unix < known) {
-                    // A late response from the previous window: it says nothing about this one.
-                } else {
+        let cap = s.server_wait_cap();
+        let stale = seen.reset_unix.is_some_and(|unix| {
+            s.reset_unix.is_some_and(|known| unix < known) || s.ended_unix.is_some_and(|ended| unix <= ended)
+        });
+        if stale {
+            // A late response from a window that has ended: it says nothing about this one.
+        } else {
+            s.informed |= seen.remaining.is_some() || seen.rate_limited_for.is_some();
+            match (seen.reset_unix, seen.reset_in) {
+                (Some(unix), Some(reset_in)) => {
                     if s.reset_unix != Some(unix) {
+                        s.learn_window(unix);
                         s.reset_unix = Some(unix);
                         s.remaining = seen.remaining.unwrap_or(s.limit);
                         s.retries = 0;
                     }
-                    s.reset_at = now + reset_in;
+                    s.reset_at = now + reset_in.min(cap);
+                    if let Some(r) = seen.remaining {
+                        s.remaining = s.remaining.min(r);
+                    }
+                }
+                _ => {
                     if let Some(r) = seen.remaining {
                         s.remaining = s.remaining.min(r);
                     }
                 }
             }
-            _ => {
-                if let Some(r) = seen.remaining {
-                    s.remaining = s.remaining.min(r);
-                }
-            }
         }
         if let Some(wait) = seen.rate_limited_for {
+            s.informed = true;
             s.remaining = 0;
-            let until = now + wait;
+            let until = now + wait.min(cap);
             if until > s.cooldown_until {
                 s.cooldown_until = until;
             }
@@ -249,6 +266,11 @@ impl Governor {
             // The server's word on when to come back wins over what the headers implied.
             s.reset_at = until;
         }
+    }
+
+    /// The longest a server's word holds the key: the learned window, at most an hour.
+    pub fn server_wait_cap(&self) -> Duration {
+        self.lock().server_wait_cap()
     }
 
     /// Requests the budget allows now (`Remaining` less what is still out), and how many it
@@ -261,18 +283,40 @@ impl Governor {
 }
 
 impl State {
-    /// Opens a new local window when the known one has passed.
+    /// Opens a new local window when the known one has passed. Its length is the one learned
+    /// from the server (the documented hour until then); nothing is known of its budget yet,
+    /// so its first request is a probe, as at the very start.
     fn roll(&mut self, now: Duration) {
         if !self.started {
             self.started = true;
-            self.reset_at = now + self.limits.default_window;
+            self.reset_at = now + self.window;
         }
         if now >= self.reset_at {
             self.remaining = self.limit;
-            self.reset_at = now + self.limits.default_window;
-            self.reset_unix = None;
+            self.reset_at = now + self.window;
+            if self.reset_unix.is_some() {
+                self.ended_unix = self.reset_unix.take();
+            }
             self.retries = 0;
+            self.informed = false;
         }
+    }
+
+    /// A new window's reset, `unix`: the gap from the previous window's reset is the window's
+    /// length, when it is a plausible one.
+    fn learn_window(&mut self, unix: u64) {
+        let previous = self.reset_unix.or(self.ended_unix);
+        if let Some(gap) = previous.and_then(|p| unix.checked_sub(p)).filter(|g| *g > 0) {
+            let gap = Duration::from_secs(gap);
+            // The shortest gap seen: an idle spell between two windows only lengthens a gap.
+            if gap <= MAX_SERVER_WAIT {
+                self.window = self.window.min(gap);
+            }
+        }
+    }
+
+    fn server_wait_cap(&self) -> Duration {
+        self.window.min(MAX_SERVER_WAIT)
     }
 }
 
@@ -411,7 +455,45 @@ mod tests {
         assert_eq!(g.request(S(0), Kind::Retry), Grant::Now);
         assert_eq!(g.request(S(0), Kind::Retry), Grant::Now);
         assert_eq!(g.request(S(0), Kind::Retry), Grant::Refused);
+        g.lost();
+        g.lost();
         assert_eq!(g.request(S(3600), Kind::Retry), Grant::Now, "a new window, a new allowance");
+    }
+
+    #[test]
+    fn a_new_window_keeps_the_learned_length_and_is_probed() {
+        let g = Governor::new(Limits::default());
+        let s20 = |remaining, unix, reset_in| Observed {
+            limit: Some(10),
+            remaining: Some(remaining),
+            reset_unix: Some(unix),
+            reset_in: Some(S(reset_in)),
+            rate_limited_for: None,
+        };
+        g.request(S(0), Kind::Poll { reserved: false });
+        g.observe(S(0), s20(9, 1020, 20));
+        // The next window's first answer shows its reset 20 s after the last: the window is 20 s.
+        g.request(S(20), Kind::Poll { reserved: false });
+        g.observe(S(20), s20(9, 1040, 20));
+        g.request(S(21), Kind::Poll { reserved: false });
+        g.observe(S(21), s20(0, 1040, 19));
+        // Spent: a create waits for the window's end, 40 s, not for a documented hour.
+        assert_eq!(g.request(S(22), Kind::Create { reserve: 2 }), Grant::At(S(40)));
+        // At the rollover the budget is unknown: one probe goes, the rest wait for its answer.
+        assert_eq!(g.request(S(40), Kind::Create { reserve: 2 }), Grant::Now);
+        assert_eq!(g.request(S(40), Kind::Poll { reserved: false }), Grant::At(S(40) + PROBE_WAIT));
+        // A stale answer from the window that ended informs nothing.
+        g.observe(S(40), s20(0, 1040, 0));
+        assert_eq!(g.request(S(40), Kind::Poll { reserved: false }), Grant::Now, "{:?}", g.lock());
+    }
+
+    #[test]
+    fn a_server_wait_is_held_to_the_window() {
+        let g = Governor::new(Limits::default());
+        let year = 365 * 24 * 3600;
+        g.request(S(0), Kind::Poll { reserved: false });
+        g.observe(S(0), Observed { rate_limited_for: Some(S(year)), ..headers(0, 5000 + year, year) });
+        assert_eq!(g.request(S(1), Kind::Poll { reserved: false }), Grant::At(MAX_SERVER_WAIT));
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct Ctx<'a> {
     pub model: &'a mut super::schedule::DurationModel,
     pub rng: &'a mut fastrand::Rng,
     pub wall: SystemTime,
+    /// The longest wait a server's word may impose (the governor's cap).
+    pub server_wait_cap: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -77,6 +79,15 @@ pub struct Task {
     failures: u32,
     rate_limited: u32,
     last_retry_after: Option<Duration>,
+    /// The wait the last reply asked for (`Retry-After` of a processing scan, a 5xx or a 429).
+    server_wait: Option<Duration>,
+    /// Why the last request failed, while the failures last: a deadline that passes meanwhile
+    /// reports it, not a guess.
+    last_failure: Option<Error>,
+    /// When the request in flight was sent, and how long the last exchange took: no request
+    /// is sent whose answer cannot come back before the deadline.
+    sent_at: Duration,
+    last_rtt: Duration,
     last_scan: Option<Scan>,
     /// A scan created elsewhere: its age is learned from its first reply.
     resumed: bool,
@@ -108,7 +119,7 @@ impl Task {
         let resumed = matches!(goal, Goal::Wait { .. });
         let (phase, reason) = match goal {
             Goal::Create { request, create_only } => {
-                request.validate()?;
+                let request = request.normalized()?;
                 let body = serde_json::to_vec(&request.to_json())
                     .map_err(|e| Error::new(Code::Internal, e.to_string()))?;
                 (Phase::Create { request, body, unsent: 0, create_only }, Reason::Create)
@@ -131,6 +142,10 @@ impl Task {
             failures: 0,
             rate_limited: 0,
             last_retry_after: None,
+            server_wait: None,
+            last_failure: None,
+            sent_at: now,
+            last_rtt: Duration::ZERO,
             last_scan: None,
             resumed,
             started: now,
@@ -187,8 +202,8 @@ impl Task {
                 }
                 Phase::Create { .. } => {}
                 Phase::Wait { .. } => {
-                    if self.floor > dl {
-                        return Err(self.timeout("the server's Retry-After reaches past the deadline"));
+                    if self.floor >= dl {
+                        return Err(self.timeout_now());
                     }
                     // A short deadline gets a proportionally short allowance (a tenth of it).
                     let allowance = policy.final_poll_allowance.min(dl.saturating_sub(self.started) / 10);
@@ -197,6 +212,10 @@ impl Task {
                         self.desired = self.floor.max(final_start);
                         self.is_final = true;
                         self.reason = Reason::FinalPoll;
+                    }
+                    // An answer takes about as long as the last exchange did.
+                    if self.desired.max(self.floor).saturating_add(self.last_rtt) > dl {
+                        return Err(self.timeout_now());
                     }
                 }
             }
@@ -236,11 +255,24 @@ impl Task {
         e
     }
 
-    pub fn cancelled(&self) -> Error {
-        let mut e = Error::new(Code::Cancelled, "the wait was cancelled");
+    pub fn cancelled(&self, reason: Option<&str>) -> Error {
+        let mut e = Error::new(Code::Cancelled, reason.unwrap_or("the wait was cancelled"));
         e.scan_id = self.scan_id().map(str::to_owned);
         e.scan = self.last_scan.clone();
         e
+    }
+
+    /// The request goes out now: its round trip is measured from here.
+    pub fn mark_sent(&mut self, now: Duration) {
+        self.sent_at = now;
+    }
+
+    /// Whether the deadline has passed for a task that waits on a scan (a late timer): it
+    /// then ends without sending.
+    pub fn expired(&self, now: Duration) -> Option<Error> {
+        let dl = self.deadline?;
+        (matches!(self.phase, Phase::Wait { .. }) && now.saturating_add(self.last_rtt) > dl)
+            .then(|| self.timeout_now())
     }
 
     /// The request to send now.
@@ -266,6 +298,7 @@ impl Task {
         now: Duration,
         ctx: &mut Ctx,
     ) -> Option<Outcome> {
+        self.last_rtt = now.saturating_sub(self.sent_at);
         match &self.phase {
             Phase::Create { .. } => self.on_create_reply(reply, now, ctx),
             Phase::Wait { .. } => self.on_wait_reply(reply, now, ctx),
@@ -288,7 +321,7 @@ impl Task {
                     Err(e) => return Some(Err(ambiguous(request, e.message, Some(&r)))),
                 };
                 match scan.status() {
-                    ScanStatus::Completed => return Some(Ok(scan)),
+                    ScanStatus::Completed => return Some(decode::completed(scan)),
                     ScanStatus::Failed => return Some(Err(decode::scan_failed(scan))),
                     _ if *create_only => return Some(Ok(scan)),
                     _ => {}
@@ -301,6 +334,7 @@ impl Task {
                 let ra = server_delay(&r, ctx.wall);
                 self.floor = ra.map_or(now, |d| now + d);
                 self.last_retry_after = ra;
+                self.server_wait = ra;
                 self.last_scan = Some(scan);
                 self.plan_next_poll(now, false, ctx);
                 None
@@ -309,7 +343,7 @@ impl Task {
                 // A 429 is an answer: the scan was not created, so asking again is safe.
                 let wait = rate_limit_wait(&r, self.rate_limited, ctx);
                 self.rate_limited += 1;
-                self.wait_out_429(&r, wait, now)
+                self.wait_out_429(&r, wait, now, ctx.server_wait_cap)
             }
             Ok(r) if r.status >= 500 => {
                 let e = decode::api_error(&r);
@@ -351,13 +385,20 @@ impl Task {
         let (id, once) = (id.clone(), *once);
         let error = match reply {
             Ok(r) if (200..300).contains(&r.status) => match decode::scan(&r) {
+                Ok(scan) if scan.id() != id => {
+                    return Some(Err(decode::wrong_scan(&id, &scan)));
+                }
                 Ok(scan) => {
                     self.failures = 0;
+                    self.last_failure = None;
                     match scan.status() {
                         ScanStatus::Completed => {
-                            let age = self.age_then + now.saturating_sub(self.then);
-                            learn(&scan, now.saturating_sub(age), ctx);
-                            return Some(Ok(scan));
+                            let outcome = decode::completed(scan);
+                            if let Ok(scan) = &outcome {
+                                let age = self.age_then + now.saturating_sub(self.then);
+                                learn(scan, now.saturating_sub(age), ctx);
+                            }
+                            return Some(outcome.map_err(|e| e.with_scan_id(Some(&id))));
                         }
                         ScanStatus::Failed => return Some(Err(decode::scan_failed(scan))),
                         _ if once => return Some(Ok(scan)),
@@ -372,10 +413,11 @@ impl Task {
                     }
                     let ra = server_delay(&r, ctx.wall);
                     self.last_retry_after = ra;
+                    self.server_wait = ra;
                     self.floor = ra.map_or(now, |d| now + d);
                     self.last_scan = Some(scan);
                     if self.is_final {
-                        return Some(Err(self.timeout("the scan was still processing at the deadline")));
+                        return Some(Err(self.timeout_now()));
                     }
                     self.plan_next_poll(now, true, ctx);
                     return None;
@@ -385,11 +427,14 @@ impl Task {
             Ok(r) if r.status == 429 => {
                 let wait = rate_limit_wait(&r, self.rate_limited, ctx);
                 self.rate_limited += 1;
-                return self.wait_out_429(&r, wait, now).map(|o| o.map_err(|e| e.with_scan_id(Some(&id))));
+                return self
+                    .wait_out_429(&r, wait, now, ctx.server_wait_cap)
+                    .map(|o| o.map_err(|e| e.with_scan_id(Some(&id))));
             }
             Ok(r) if r.status >= 500 => {
                 let e = decode::api_error(&r);
-                if let Some(d) = server_delay(&r, ctx.wall) {
+                self.server_wait = server_delay(&r, ctx.wall).map(|d| d.min(ctx.server_wait_cap));
+                if let Some(d) = self.server_wait {
                     self.floor = now + d;
                 }
                 e
@@ -402,9 +447,9 @@ impl Task {
         if once {
             return Some(Err(error.with_scan_id(Some(&id))));
         }
+        self.last_failure = Some(error.clone());
         if self.is_final {
-            let why = format!("the final poll failed: {}", error.message);
-            return Some(Err(self.timeout(&why)));
+            return Some(Err(self.timeout_now()));
         }
         if self.failures > ctx.policy.max_consecutive_failures {
             let mut e = error.with_scan_id(Some(&id));
@@ -432,15 +477,19 @@ impl Task {
         self.reason = if self.floor >= self.desired { Reason::RetryAfter } else { Reason::Schedule };
     }
 
-    fn wait_out_429(&mut self, r: &Response, wait: Duration, now: Duration) -> Option<Outcome> {
+    fn wait_out_429(&mut self, r: &Response, asked: Duration, now: Duration, cap: Duration) -> Option<Outcome> {
+        // A server's wait is held to the key's window at most; then a request probes again.
+        let wait = asked.min(cap);
+        self.server_wait = Some(wait);
         let past_deadline = self.deadline.is_some_and(|dl| now + wait > dl);
         if past_deadline || wait > self.max_rate_limit_wait {
             let mut e = decode::api_error(r);
             e.retry_after = Some(wait);
+            let held = if wait < asked { format!(", held to {:.1} s", wait.as_secs_f64()) } else { String::new() };
             e.message = format!(
-                "{} (the server asks to wait {:.1} s, which is past {})",
+                "{} (the server asks to wait {:.1} s{held}, which is past {})",
                 e.message,
-                wait.as_secs_f64(),
+                asked.as_secs_f64(),
                 if past_deadline { "the deadline" } else { "max_rate_limit_wait" }
             );
             e.scan_id = self.scan_id().map(str::to_owned);
@@ -451,6 +500,37 @@ impl Task {
         self.desired = self.floor;
         self.reason = Reason::RateLimit;
         None
+    }
+
+    /// The deadline has come (or no answer could come back before it): says what actually
+    /// held the scan up, from what the last replies said.
+    fn timeout_now(&self) -> Error {
+        let asked = self.server_wait.map(|d| format!("{:.1} s", d.as_secs_f64()));
+        if let Some(failure) = &self.last_failure {
+            let why = match &asked {
+                Some(a) => format!("the last poll failed ({}), and the server asked to wait {a} more", failure.message),
+                None => format!("the last poll failed ({})", failure.message),
+            };
+            let mut e = self.timeout(&why);
+            e.http_status = failure.http_status;
+            e.api_code = failure.api_code.clone();
+            e.request_id = failure.request_id.clone().or(e.request_id);
+            return e;
+        }
+        let dl = self.deadline.unwrap_or(Duration::MAX);
+        if self.floor >= dl {
+            if let Some(a) = asked {
+                return self.timeout(&format!("the server asked to wait {a} before the next poll, past the deadline"));
+            }
+        }
+        if self.is_final && self.requests > 0 {
+            return self.timeout("the scan was still processing at the deadline");
+        }
+        self.timeout(&format!(
+            "the scan was still processing at its last answer, and no poll could be answered before \
+             the deadline (an exchange took {} ms)",
+            self.last_rtt.as_millis()
+        ))
     }
 
     fn timeout(&self, why: &str) -> Error {

@@ -9,14 +9,27 @@ use super::client_options::exona_client_options;
 use super::codes::exona_code;
 use super::result::{deliver, exona_result};
 use crate::client::{Client, ConnectOptions, DEFAULT_BASE_URL};
+use crate::engine::cancel::CancelToken;
 use crate::engine::policy::Policy;
 use crate::error::Error;
 
 /// A client of the Exona API (an opaque handle). Thread-safe: one client may be used by any
-/// number of threads at once. Free it with `exona_client_free` once no call is using it.
+/// number of threads at once. Freeing it ends the calls still waiting on it.
 pub struct exona_client {
     pub(crate) client: Client,
+    /// Cancelled by `exona_client_free`: every call made through this handle links to it.
+    pub(crate) closing: CancelToken,
 }
+
+impl exona_client {
+    fn new(client: Client) -> exona_client {
+        exona_client { client, closing: CancelToken::new() }
+    }
+}
+
+/// What calls that were still waiting report when their client is freed.
+pub(crate) const FREED: &str = "the client was freed while this call was waiting; the scan (if one \
+     was created) goes on, resume it by id with a new client";
 
 fn env_var(name: &str) -> Result<Option<String>, Error> {
     match std::env::var(name) {
@@ -81,7 +94,7 @@ pub(crate) fn build_with(
     };
     match outcome {
         Ok(client) => {
-            unsafe { *client_out = into_raw(exona_client { client }) };
+            unsafe { *client_out = into_raw(exona_client::new(client)) };
             exona_code::EXONA_OK
         }
         Err(e) => {
@@ -111,7 +124,7 @@ pub fn parse_duration_range(text: &str) -> Option<(Duration, Duration)> {
 #[no_mangle]
 pub extern "C" fn exona_client_new(api_key: *const c_char, base_url: *const c_char) -> *mut exona_client {
     boundary(|| match build(api_key, base_url, None) {
-        Ok(client) => into_raw(exona_client { client }),
+        Ok(client) => into_raw(exona_client::new(client)),
         Err(_) => std::ptr::null_mut(),
     })
 }
@@ -131,10 +144,20 @@ pub extern "C" fn exona_client_create(
     boundary(|| build_with(api_key, base_url, None, client_out, error_out))
 }
 
-/// Frees the client, closes its connections and wipes the API key from memory. NULL is a
-/// no-op. No call may be using the client (join your threads first); results obtained from
-/// it stay valid.
+/// Frees the client. NULL is a no-op. Results obtained from it stay valid.
+///
+/// Calls that other threads are still making on this client end promptly with
+/// `EXONA_ERR_CANCELLED`; their results keep the scan id (a call whose create request is in
+/// flight first awaits its answer, so the id is not lost). The client's connections close,
+/// its threads are joined and the API key is wiped when the last of those calls has returned
+/// (at once when none is running). Batches made from the client hold their own reference and
+/// keep working until freed. Entering a new call with a freed client is a caller bug.
 #[no_mangle]
 pub extern "C" fn exona_client_free(client: *mut exona_client) {
-    boundary(|| unsafe { free(client) })
+    boundary(|| {
+        if let Ok(c) = unsafe { super::args::handle(client, "client") } {
+            c.closing.cancel_because(Some(FREED));
+        }
+        unsafe { free(client) }
+    })
 }

@@ -28,6 +28,7 @@ impl UserData {
 /// Sends log lines up to `max_level` (1 error ... 4 debug) to `callback`, with `user_data`,
 /// instead of stderr (where they go when `EXONA_LOG=error|warn|info|debug` is set). A NULL
 /// callback turns it off again. Process-wide; may be called at any time from any thread.
+/// No line holds the API key: text from the network is scrubbed of it first.
 /// Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` for a `max_level` outside 1–4.
 #[no_mangle]
 pub extern "C" fn exona_set_log_callback(

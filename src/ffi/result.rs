@@ -16,6 +16,12 @@ use crate::error::{Code, Error};
 use crate::model::Scan;
 
 /// The outcome of a scan call (an opaque handle). Free it with `exona_result_free`.
+///
+/// No string a result hands out contains the API key: whatever came from the network (the
+/// message, hint, param, error code, request id and the scan JSON) is scrubbed of the key,
+/// of any 12 or more of its characters in a row, and of the token after `Bearer `, each
+/// replaced by `[redacted]`, before it reaches a result or a log line, even when a server
+/// echoes the key back.
 pub struct exona_result {
     code: Code,
     message: Option<CString>,
@@ -135,8 +141,8 @@ pub extern "C" fn exona_result_code(result: *const exona_result) -> exona_code {
     boundary(|| with(result, exona_code::EXONA_ERR_INVALID_ARGUMENT, |r| r.code.into()))
 }
 
-/// Why the call failed, for humans (never contains the API key); NULL on success or when
-/// `result` is NULL. Owned by the result: valid until `exona_result_free`. Thread-safe.
+/// Why the call failed, for humans (never contains the API key, even one a server echoed);
+/// NULL on success or when `result` is NULL. Owned by the result: valid until `exona_result_free`. Thread-safe.
 #[no_mangle]
 pub extern "C" fn exona_result_message(result: *const exona_result) -> *const c_char {
     boundary(|| with(result, std::ptr::null(), |r| ptr(&r.message)))

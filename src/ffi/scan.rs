@@ -12,6 +12,7 @@ use super::codes::exona_code;
 use super::options::exona_scan_options;
 use super::result::{deliver, exona_result};
 use crate::client::Client;
+use crate::engine::cancel::CancelToken;
 use crate::engine::core::Progress;
 use crate::error::Error;
 use crate::model::Scan;
@@ -22,16 +23,28 @@ fn report(options: &exona_scan_options, event: &Progress) -> bool {
 }
 
 /// Checks the client and options arguments, runs `call`, and delivers its outcome.
+///
+/// The call works on its own reference to the client and on a cancel token linked to the
+/// handle's, so `exona_client_free` from another thread ends it (CANCELLED, scan id kept)
+/// instead of pulling the client from under it; the last reference joins the engine.
 fn run(
     client: *const exona_client,
     options: *const exona_scan_options,
     out: *mut *mut exona_result,
     call: impl FnOnce(&Client, &exona_scan_options) -> Result<Scan, Error>,
 ) -> exona_code {
+    if !out.is_null() {
+        unsafe { *out = std::ptr::null_mut() };
+    }
     let outcome = unsafe { handle(client, "client") }.and_then(|c| {
+        let client = c.client.clone();
         let defaults = exona_scan_options::default();
-        let options = if options.is_null() { &defaults } else { unsafe { &*options } };
-        call(&c.client, options)
+        let given = if options.is_null() { &defaults } else { unsafe { &*options } };
+        let own = given.wait.cancel.clone().unwrap_or_default();
+        let (cancel, _link) = CancelToken::linked(&[&own, &c.closing]);
+        let mut options = given.clone();
+        options.wait.cancel = Some(cancel);
+        call(&client, &options)
     });
     unsafe { deliver(out, exona_result::from_outcome(&outcome)) }
 }
@@ -39,7 +52,11 @@ fn run(
 /// Creates a scan of a company and blocks until it completes or fails, the deadline passes
 /// (default 300 s, see `exona_scan_options_set_timeout_ms`), or it is cancelled.
 ///
-/// `company_website` must be an https:// URL. `options` may be NULL (defaults). Whenever
+/// `company_website` must be an https:// URL with a host that is a domain with a dot (or an IP
+/// literal), at most 2,048 characters, with no spaces or control characters anywhere (nothing
+/// is trimmed); its scheme and host are sent lower-cased. `company_name` must not be blank and
+/// holds at most 500 characters. (The API documents no length limits; these are the library's,
+/// far above real names and sites.) `options` may be NULL (defaults). Whenever
 /// `out` is non-NULL, `*out` receives a result to free with `exona_result_free`, on success and
 /// on failure alike. A cache hit returns after one request.
 ///

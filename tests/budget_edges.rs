@@ -1,0 +1,141 @@
+//! The key's budget at its edges, on virtual time: a window's rollover, server waits no one
+//! should sit through, and deadlines too short for an answer. Nothing here sleeps.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::virtual_api::VirtualApi;
+use exona::engine::clock::{Clock, VirtualClock};
+use exona::engine::task::Outcome;
+use exona::transport::{Method, Request, Response, Transport, TransportError};
+use exona::{CancelToken, Client, Code, Goal, Mode, Policy, Progress, ScanRequest, Sink, WaitOptions};
+
+#[derive(Default)]
+struct Collect {
+    outcomes: Mutex<Vec<Outcome>>,
+}
+
+impl Sink for Collect {
+    fn progress(&self, _event: Progress) {}
+    fn finish(&self, outcome: Outcome) {
+        self.outcomes.lock().unwrap().push(outcome);
+    }
+}
+
+/// Submits `n` scans with `options` and drives the client until all have ended.
+fn run_all(client: &Client, n: usize, options: &WaitOptions) -> Vec<Outcome> {
+    let sink = Arc::new(Collect::default());
+    for i in 0..n {
+        let request = ScanRequest::new(format!("Company {i}"), format!("https://c{i}.example"));
+        client.submit(Goal::Create { request, create_only: false }, options, sink.clone()).unwrap();
+    }
+    let idle = CancelToken::new();
+    let mut steps = 0u64;
+    while client.drive(&idle) {
+        steps += 1;
+        assert!(steps < 1_000_000, "the engine does not settle");
+    }
+    let outcomes = std::mem::take(&mut *sink.outcomes.lock().unwrap());
+    outcomes
+}
+
+fn failures(outcomes: &[Outcome]) -> Vec<String> {
+    outcomes.iter().filter_map(|o| o.as_ref().err()).map(|e| format!("{:?}: {}", e.code, e.message)).collect()
+}
+
+/// A server window much shorter than the documented hour: every scan completes within the
+/// default deadline, no 429 is met, and no scan reports a wait the server never asked for.
+#[test]
+fn a_short_window_rolls_over_to_its_learned_length() {
+    for mode in [Mode::Balanced, Mode::Latency, Mode::Frugal] {
+        let clock = Arc::new(VirtualClock::new());
+        let api = VirtualApi::new(clock.clone(), (3.0, 8.0), 2, 10, Duration::from_secs(20));
+        let policy = Policy { mode, expected_duration: (Duration::from_secs(3), Duration::from_secs(8)), ..Policy::default() };
+        let client = Client::with_transport("http://v/api/v1".into(), api.clone(), clock.clone(), policy);
+        let outcomes = run_all(&client, 20, &WaitOptions::default());
+        assert_eq!(outcomes.len(), 20);
+        assert!(failures(&outcomes).is_empty(), "{mode:?}: {:#?}", failures(&outcomes));
+        let rejected = api.log().iter().filter(|l| l.status == 429).count();
+        assert_eq!(rejected, 0, "{mode:?}: the budget was overrun");
+        // 20 scans in windows of 10 requests: the run spans several windows.
+        assert!(clock.now() > Duration::from_secs(60), "{mode:?}: {:?}", clock.now());
+    }
+}
+
+/// Once armed, answers the next request with a 429 that asks for a year, and a reset a year
+/// ahead; every other request goes to `inner`.
+struct YearLong429 {
+    inner: Arc<VirtualApi>,
+    armed: AtomicBool,
+}
+
+impl Transport for YearLong429 {
+    fn send(&self, request: &Request) -> Result<Response, TransportError> {
+        let mut r = self.inner.send(request)?;
+        if self.armed.swap(false, Ordering::SeqCst) {
+            let year = 365 * 24 * 3600u64;
+            let reset: u64 = r.headers.rate_limit_reset.as_deref().unwrap().parse().unwrap();
+            r.status = 429;
+            r.headers.retry_after = Some(year.to_string());
+            r.headers.rate_limit_remaining = Some("0".into());
+            r.headers.rate_limit_reset = Some((reset + year).to_string());
+            r.body = br#"{"error":{"code":"RATE_LIMIT_EXCEEDED","message":"come back next year"}}"#.to_vec();
+        }
+        Ok(r)
+    }
+}
+
+/// A 429 and a reset a year ahead cool the key for at most its window (learned as 60 s from
+/// two windows' headers; never more than an hour); then the key is probed again.
+#[test]
+fn a_year_long_server_wait_is_capped_then_probed() {
+    let clock = Arc::new(VirtualClock::new());
+    let api = VirtualApi::new(clock.clone(), (3.0, 8.0), 2, 100, Duration::from_secs(60));
+    let transport = Arc::new(YearLong429 { inner: api.clone(), armed: AtomicBool::new(false) });
+    let policy = Policy { expected_duration: (Duration::from_secs(3), Duration::from_secs(8)), ..Policy::default() };
+    let client = Client::with_transport("http://v/api/v1".into(), transport.clone(), clock.clone(), policy);
+    // One scan in each of two windows teaches the window's length.
+    let a = run_all(&client, 1, &WaitOptions::default());
+    clock.advance(Duration::from_secs(60));
+    let b = run_all(&client, 1, &WaitOptions::default());
+    assert!(failures(&a).is_empty() && failures(&b).is_empty());
+    // The next request meets the year-long 429; every scan still completes within its default
+    // 300 s deadline, because the key waits out one window and then probes.
+    transport.armed.store(true, Ordering::SeqCst);
+    let started = clock.now();
+    let outcomes = run_all(&client, 3, &WaitOptions::default());
+    assert!(failures(&outcomes).is_empty(), "{:#?}", failures(&outcomes));
+    assert!(api.log().iter().any(|l| l.status == 200), "later requests were answered");
+    let held = clock.now() - started;
+    assert!(held <= Duration::from_secs(300), "the key was held {held:?}");
+}
+
+/// With a deadline shorter than the create's round trip, nothing follows the POST.
+#[test]
+fn no_request_is_sent_whose_answer_cannot_arrive_before_the_deadline() {
+    struct Slow {
+        inner: Arc<VirtualApi>,
+        clock: Arc<VirtualClock>,
+    }
+    impl Transport for Slow {
+        fn send(&self, request: &Request) -> Result<Response, TransportError> {
+            // Every exchange takes half a millisecond of (virtual) time.
+            self.clock.advance(Duration::from_micros(500));
+            self.inner.send(request)
+        }
+    }
+    let clock = Arc::new(VirtualClock::new());
+    let api = VirtualApi::new(clock.clone(), (3.0, 8.0), 2, 100, Duration::from_secs(3600));
+    let transport = Arc::new(Slow { inner: api.clone(), clock: clock.clone() });
+    let client = Client::with_transport("http://v/api/v1".into(), transport, clock.clone(), Policy::default());
+    let options = WaitOptions { timeout: Some(Duration::from_millis(1)), ..WaitOptions::default() };
+    let outcomes = run_all(&client, 1, &options);
+    let e = outcomes[0].as_ref().unwrap_err();
+    assert_eq!(e.code, Code::Timeout, "{}", e.message);
+    assert!(e.scan_id.is_some(), "the created scan's id is handed back");
+    let methods: Vec<Method> = api.log().iter().map(|l| l.method).collect();
+    assert_eq!(methods, vec![Method::Post], "a GET went out after the deadline had passed");
+}
