@@ -395,6 +395,17 @@ exona_code exona_client_create(const char *api_key,
 void exona_client_free(exona_client *client);
 
 /**
+ * `exona_client_create` with settings: `options` may be NULL (the defaults). Ownership,
+ * out parameters and codes as for `exona_client_create`; also `EXONA_ERR_INVALID_ARGUMENT`
+ * when the CA bundle holds no PEM certificate or the proxy cannot be used.
+ */
+exona_code exona_client_create_with_options(const char *api_key,
+                                            const char *base_url,
+                                            const exona_client_options *options,
+                                            exona_client **client_out,
+                                            exona_result **error_out);
+
+/**
  * New client options with the defaults above; free with `exona_client_options_free`.
  */
 exona_client_options *exona_client_options_new(void);
@@ -453,17 +464,6 @@ exona_code exona_client_options_set_expected_duration_ms(exona_client_options *o
                                                          uint64_t max_ms);
 
 /**
- * `exona_client_create` with settings: `options` may be NULL (the defaults). Ownership,
- * out parameters and codes as for `exona_client_create`; also `EXONA_ERR_INVALID_ARGUMENT`
- * when the CA bundle holds no PEM certificate or the proxy cannot be used.
- */
-exona_code exona_client_create_with_options(const char *api_key,
-                                            const char *base_url,
-                                            const exona_client_options *options,
-                                            exona_client **client_out,
-                                            exona_result **error_out);
-
-/**
  * The library version, e.g. "0.1.0". Static storage: never free it. Thread-safe.
  */
 const char *exona_version(void);
@@ -483,97 +483,6 @@ const char *exona_code_name(int code);
  * Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` for a `max_level` outside 1–4.
  */
 exona_code exona_set_log_callback(exona_log_fn callback, int max_level, void *user_data);
-
-/**
- * New options with the defaults above. Free with `exona_scan_options_free`.
- * NULL only if out of memory.
- */
-exona_scan_options *exona_scan_options_new(void);
-
-/**
- * Frees options. NULL is a no-op. Calls that used them keep nothing of them.
- */
-void exona_scan_options_free(exona_scan_options *options);
-
-/**
- * Reuse a completed scan of the same website finished within `days` days (0–365; 0 means
- * always a new scan). A cache hit costs no credit and returns after one request. The API
- * ignores it when a questionnaire is given. Returns `EXONA_OK`, or
- * `EXONA_ERR_INVALID_ARGUMENT` (options unchanged) for NULL options or `days` > 365.
- */
-exona_code exona_scan_options_set_max_age_days(exona_scan_options *options, uint32_t days);
-
-/**
- * Always create a new scan, even when a cached one would do (uses a credit).
- * Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` for NULL options.
- */
-exona_code exona_scan_options_set_force_refresh(exona_scan_options *options, bool on);
-
-/**
- * Ask for the source URLs cited for each enrichment field (the shape is not documented by
- * the API: read it from `exona_result_json`). Returns `EXONA_OK`, or
- * `EXONA_ERR_INVALID_ARGUMENT` for NULL options.
- */
-exona_code exona_scan_options_set_include_field_citations(exona_scan_options *options, bool on);
-
-/**
- * Appends a questionnaire item. Both strings are copied (the caller keeps ownership).
- * Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` (options unchanged) when an argument
- * is NULL or not UTF-8, when 50 questions are already set, or when the answer is longer than
- * 5,000 characters. The 20,000-character total is checked when the scan is requested.
- */
-exona_code exona_scan_options_add_question(exona_scan_options *options,
-                                           const char *question,
-                                           const char *answer);
-
-/**
- * The deadline of a waiting call, in milliseconds from the call's start (default 300,000).
- * `UINT64_MAX` means no deadline. 0 is refused (`EXONA_ERR_INVALID_ARGUMENT`, options
- * unchanged), as are NULL options.
- */
-exona_code exona_scan_options_set_timeout_ms(exona_scan_options *options, uint64_t ms);
-
-/**
- * How long this scan is expected to take, in milliseconds (default: the client's, normally
- * 30,000–120,000 as the API documents). No poll is sent before `min_ms`. Returns `EXONA_OK`,
- * or `EXONA_ERR_INVALID_ARGUMENT` (options unchanged) for NULL options or `min_ms > max_ms`.
- */
-exona_code exona_scan_options_set_expected_duration_ms(exona_scan_options *options,
-                                                       uint64_t min_ms,
-                                                       uint64_t max_ms);
-
-/**
- * Attaches a cancellation token (NULL detaches). The options take their own reference: the
- * token may be freed afterwards. Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` for
- * NULL options.
- */
-exona_code exona_scan_options_set_cancel(exona_scan_options *options,
-                                         const exona_cancel_token *cancel);
-
-/**
- * Sets the poll mode of this call (an `exona_poll_mode` value; default
- * `EXONA_POLL_BALANCED`). Takes a plain int so any value is defined: unknown values return
- * `EXONA_ERR_INVALID_ARGUMENT` and leave the options unchanged, as do NULL options.
- */
-exona_code exona_scan_options_set_poll_mode(exona_scan_options *options, int mode);
-
-/**
- * The longest wait for a 429 (rate limited) that the call sleeps through, in milliseconds
- * (default 900,000: 15 minutes). A longer one, or one past the deadline, returns
- * `EXONA_ERR_RATE_LIMITED` at once with `exona_result_retry_after_ms`. Returns `EXONA_OK`,
- * or `EXONA_ERR_INVALID_ARGUMENT` for NULL options.
- */
-exona_code exona_scan_options_set_max_rate_limit_wait_ms(exona_scan_options *options, uint64_t ms);
-
-/**
- * Sets a progress callback (NULL removes it). It is called before every wait of
- * `exona_scan_and_wait` and `exona_scan_wait`, on the calling thread, with `user_data`;
- * a non-zero return cancels the call. The library never dereferences `user_data`.
- * Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` for NULL options.
- */
-exona_code exona_scan_options_set_progress(exona_scan_options *options,
-                                           exona_progress_fn callback,
-                                           void *user_data);
 
 /**
  * The result's code: `EXONA_OK` or the error class. NULL gives `EXONA_ERR_INVALID_ARGUMENT`.
@@ -741,6 +650,97 @@ exona_code exona_scan_wait(exona_client *client,
                            const char *scan_id,
                            const exona_scan_options *options,
                            exona_result **out);
+
+/**
+ * New options with the defaults above. Free with `exona_scan_options_free`.
+ * NULL only if out of memory.
+ */
+exona_scan_options *exona_scan_options_new(void);
+
+/**
+ * Frees options. NULL is a no-op. Calls that used them keep nothing of them.
+ */
+void exona_scan_options_free(exona_scan_options *options);
+
+/**
+ * Reuse a completed scan of the same website finished within `days` days (0–365; 0 means
+ * always a new scan). A cache hit costs no credit and returns after one request. The API
+ * ignores it when a questionnaire is given. Returns `EXONA_OK`, or
+ * `EXONA_ERR_INVALID_ARGUMENT` (options unchanged) for NULL options or `days` > 365.
+ */
+exona_code exona_scan_options_set_max_age_days(exona_scan_options *options, uint32_t days);
+
+/**
+ * Always create a new scan, even when a cached one would do (uses a credit).
+ * Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` for NULL options.
+ */
+exona_code exona_scan_options_set_force_refresh(exona_scan_options *options, bool on);
+
+/**
+ * Ask for the source URLs cited for each enrichment field (the shape is not documented by
+ * the API: read it from `exona_result_json`). Returns `EXONA_OK`, or
+ * `EXONA_ERR_INVALID_ARGUMENT` for NULL options.
+ */
+exona_code exona_scan_options_set_include_field_citations(exona_scan_options *options, bool on);
+
+/**
+ * Appends a questionnaire item. Both strings are copied (the caller keeps ownership).
+ * Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` (options unchanged) when an argument
+ * is NULL or not UTF-8, when 50 questions are already set, or when the answer is longer than
+ * 5,000 characters. The 20,000-character total is checked when the scan is requested.
+ */
+exona_code exona_scan_options_add_question(exona_scan_options *options,
+                                           const char *question,
+                                           const char *answer);
+
+/**
+ * The deadline of a waiting call, in milliseconds from the call's start (default 300,000).
+ * `UINT64_MAX` means no deadline. 0 is refused (`EXONA_ERR_INVALID_ARGUMENT`, options
+ * unchanged), as are NULL options.
+ */
+exona_code exona_scan_options_set_timeout_ms(exona_scan_options *options, uint64_t ms);
+
+/**
+ * How long this scan is expected to take, in milliseconds (default: the client's, normally
+ * 30,000–120,000 as the API documents). No poll is sent before `min_ms`. Returns `EXONA_OK`,
+ * or `EXONA_ERR_INVALID_ARGUMENT` (options unchanged) for NULL options or `min_ms > max_ms`.
+ */
+exona_code exona_scan_options_set_expected_duration_ms(exona_scan_options *options,
+                                                       uint64_t min_ms,
+                                                       uint64_t max_ms);
+
+/**
+ * Attaches a cancellation token (NULL detaches). The options take their own reference: the
+ * token may be freed afterwards. Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` for
+ * NULL options.
+ */
+exona_code exona_scan_options_set_cancel(exona_scan_options *options,
+                                         const exona_cancel_token *cancel);
+
+/**
+ * Sets the poll mode of this call (an `exona_poll_mode` value; default
+ * `EXONA_POLL_BALANCED`). Takes a plain int so any value is defined: unknown values return
+ * `EXONA_ERR_INVALID_ARGUMENT` and leave the options unchanged, as do NULL options.
+ */
+exona_code exona_scan_options_set_poll_mode(exona_scan_options *options, int mode);
+
+/**
+ * The longest wait for a 429 (rate limited) that the call sleeps through, in milliseconds
+ * (default 900,000: 15 minutes). A longer one, or one past the deadline, returns
+ * `EXONA_ERR_RATE_LIMITED` at once with `exona_result_retry_after_ms`. Returns `EXONA_OK`,
+ * or `EXONA_ERR_INVALID_ARGUMENT` for NULL options.
+ */
+exona_code exona_scan_options_set_max_rate_limit_wait_ms(exona_scan_options *options, uint64_t ms);
+
+/**
+ * Sets a progress callback (NULL removes it). It is called before every wait of
+ * `exona_scan_and_wait` and `exona_scan_wait`, on the calling thread, with `user_data`;
+ * a non-zero return cancels the call. The library never dereferences `user_data`.
+ * Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` for NULL options.
+ */
+exona_code exona_scan_options_set_progress(exona_scan_options *options,
+                                           exona_progress_fn callback,
+                                           void *user_data);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -121,9 +121,10 @@ impl Batch {
         index
     }
 
-    /// Waits up to `timeout` for the next finished request (in finishing order).
-    pub fn next(&self, timeout: Duration) -> Next {
-        let deadline = Instant::now().checked_add(timeout);
+    /// Waits up to `limit` (`None`: without limit) for the next finished request, in
+    /// finishing order.
+    pub fn next(&self, limit: Option<Duration>) -> Next {
+        let deadline = limit.and_then(|l| Instant::now().checked_add(l));
         let mut st = self.shared.lock();
         loop {
             if let Some((index, outcome)) = st.ready.pop_front() {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+use crate::config::ClientConfig;
 use crate::engine::cancel::CancelToken;
 use crate::engine::clock::{Clock, SystemClock};
 use crate::engine::core::{Core, Progress, Sink};
@@ -16,18 +17,22 @@ use crate::engine::policy::Policy;
 use crate::engine::schedule::Mode;
 use crate::engine::task::{Goal, Settings, Task};
 use crate::error::{Code, Error};
-use crate::model::{Scan, ScanRequest};
+use crate::model::ScanRequest;
+use crate::scan::Scan;
 use crate::transport::{HttpConfig, HttpTransport, Transport};
 
 pub const DEFAULT_BASE_URL: &str = "https://platform.exonalab.com/api/v1";
-/// How long `scan_and_wait` and `wait` wait unless told otherwise (the docs suggest 5 minutes).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long `scan_and_wait` and `wait` may take unless told otherwise (the docs suggest 5
+/// minutes). Words used throughout: the *deadline* bounds a whole call; the *attempt timeout*
+/// (`Policy::attempt_timeout`) bounds one HTTP exchange within it.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(300);
 
 /// Limits and preferences of one call.
 #[derive(Clone, Debug)]
 pub struct WaitOptions {
-    /// `None`: no deadline. Default: [`DEFAULT_TIMEOUT`].
-    pub timeout: Option<Duration>,
+    /// How long the whole call may take, from its start. `None`: no deadline. Default:
+    /// [`DEFAULT_DEADLINE`]. (One HTTP exchange is bounded by `Policy::attempt_timeout`.)
+    pub deadline: Option<Duration>,
     pub cancel: Option<CancelToken>,
     /// How long this scan is expected to take (shortest, longest); `None`: the client's.
     pub expected_duration: Option<(Duration, Duration)>,
@@ -40,7 +45,7 @@ pub struct WaitOptions {
 impl Default for WaitOptions {
     fn default() -> Self {
         WaitOptions {
-            timeout: Some(DEFAULT_TIMEOUT),
+            deadline: Some(DEFAULT_DEADLINE),
             cancel: None,
             expected_duration: None,
             mode: None,
@@ -95,37 +100,43 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client for `api_key` at `base_url` (`None`: the production URL), default policy.
+    /// A client for `api_key` at `base_url` (`None`: `EXONA_BASE_URL`, else the production
+    /// URL), with the settings of the environment ([`ClientConfig::from_env`]: expected scan
+    /// durations, extra CA bundle) as the C surface and the bindings have them.
     ///
     /// Refuses an empty key, a key that cannot go in a header, a base URL that is not a URL,
     /// and plain `http://` to anything but a loopback address.
     pub fn new(api_key: &str, base_url: Option<&str>) -> Result<Client, Error> {
-        Client::with_policy(api_key, base_url, Policy::default())
+        let mut config = ClientConfig::from_env()?;
+        config.api_key = Some(Zeroizing::new(api_key.to_owned()));
+        if let Some(url) = base_url {
+            config.base_url = Some(url.to_owned());
+        }
+        config.build()
     }
 
-    /// A client with its own engine tunables (poll mode, expected durations, timeouts, ...).
+    /// A client with its own engine tunables (poll mode, expected durations, timeouts, ...),
+    /// and no settings from the environment.
     pub fn with_policy(api_key: &str, base_url: Option<&str>, policy: Policy) -> Result<Client, Error> {
         Client::with_options(api_key, base_url, policy, ConnectOptions::default())
     }
 
-    /// A client with engine tunables and connection settings (extra trusted CAs).
+    /// A client with engine tunables and connection settings (extra trusted CAs), and no
+    /// settings from the environment.
     pub fn with_options(
         api_key: &str,
         base_url: Option<&str>,
         policy: Policy,
         connect: ConnectOptions,
     ) -> Result<Client, Error> {
+        ClientConfig { policy, connect, ..ClientConfig::new(api_key, base_url) }.build()
+    }
+
+    /// The client a configuration describes (see [`ClientConfig::build`]).
+    pub(crate) fn from_config(config: ClientConfig) -> Result<Client, Error> {
+        let (api_key, base_url) = config.validate()?;
         let api_key = Zeroizing::new(api_key.to_owned());
-        if api_key.is_empty() {
-            return Err(Error::invalid_argument("api_key is empty"));
-        }
-        if api_key.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
-            // Control characters (CR, LF), spaces and non-ASCII cannot be sent in a header.
-            return Err(Error::invalid_argument(
-                "api_key holds a character that cannot go in an HTTP header (space, control or non-ASCII)",
-            ));
-        }
-        let base_url = check_base_url(base_url.unwrap_or(DEFAULT_BASE_URL))?;
+        let ClientConfig { policy, connect, .. } = config;
         let fingerprint = fingerprint(&api_key, &base_url);
         let transport = HttpTransport::new(HttpConfig {
             base_url: base_url.clone(),
@@ -167,6 +178,20 @@ impl Client {
         }
     }
 
+    /// A client over any transport, driven by its own scheduler and worker threads as a
+    /// production client is: how tests check what the threads do when a transport misbehaves.
+    pub fn threaded_with_transport(
+        base_url: String,
+        transport: Arc<dyn Transport>,
+        policy: Policy,
+    ) -> Result<Client, Error> {
+        let governor = Arc::new(Governor::new(policy.limits.clone()));
+        let core = Core::new(policy, governor);
+        let engine = Engine::threaded(core, transport, Arc::new(SystemClock::new()))
+            .map_err(|e| Error::new(Code::Internal, format!("cannot start the scheduler thread: {e}")))?;
+        Ok(Client { inner: Arc::new(Inner { base_url, engine, _registration: None }) })
+    }
+
     pub fn base_url(&self) -> &str {
         &self.inner.base_url
     }
@@ -186,7 +211,7 @@ impl Client {
         let engine = &self.inner.engine;
         let now = engine.clock().now();
         let settings = engine.with_core(|c| Settings {
-            deadline: options.timeout.map(|t| now.saturating_add(t)),
+            deadline: options.deadline.map(|t| now.saturating_add(t)),
             mode: options.mode.unwrap_or(c.policy.mode),
             expected: options.expected_duration.unwrap_or(c.policy.expected_duration),
             max_rate_limit_wait: options.max_rate_limit_wait.unwrap_or(c.policy.max_rate_limit_wait),
@@ -291,54 +316,9 @@ fn fingerprint(api_key: &str, base_url: &str) -> u64 {
     h.finish()
 }
 
-/// Checks the base URL and returns it without a trailing slash.
-fn check_base_url(base_url: &str) -> Result<String, Error> {
-    let url = reqwest::Url::parse(base_url)
-        .map_err(|e| Error::invalid_argument(format!("base_url {base_url:?} is not a URL ({e})")))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if is_loopback(&url) => {}
-        "http" => {
-            return Err(Error::invalid_argument(format!(
-                "base_url {base_url:?} uses plain http:// to a host that is not loopback; the API key would travel unencrypted"
-            )))
-        }
-        other => return Err(Error::invalid_argument(format!("base_url {base_url:?} has the scheme '{other}'; use https://"))),
-    }
-    if url.host_str().is_none() {
-        return Err(Error::invalid_argument(format!("base_url {base_url:?} has no host")));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(Error::invalid_argument(format!(
-            "base_url {base_url:?} must not have a query or fragment"
-        )));
-    }
-    Ok(base_url.trim_end_matches('/').to_owned())
-}
-
-fn is_loopback(url: &reqwest::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base_url_rules() {
-        assert_eq!(check_base_url("https://x.example/api/v1/").unwrap(), "https://x.example/api/v1");
-        assert!(check_base_url("http://127.0.0.1:8080/api/v1").is_ok());
-        assert!(check_base_url("http://localhost/api/v1").is_ok());
-        assert!(check_base_url("http://[::1]:9/api/v1").is_ok());
-        for bad in ["http://example.com/api/v1", "ftp://x/", "not a url", "", "https://x/?a=1"] {
-            assert!(check_base_url(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn keys_that_cannot_be_sent_are_refused_and_never_echoed() {

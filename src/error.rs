@@ -1,78 +1,74 @@
 //! The error type of every fallible call, and the stable code that classifies it.
 
-use std::ffi::CStr;
 use std::fmt;
 use std::time::Duration;
 
-use crate::model::Scan;
+use crate::scan::Scan;
 
-/// What went wrong, in the classes a caller acts on. The numbers are part of the C ABI:
-/// they never change and are never reused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum Code {
+/// Declares [`Code`] from one list of (variant, number): the enum, [`Code::ALL`] and
+/// [`Code::from_raw`] all come from it. The C enum (ffi/codes.rs) mirrors it for cbindgen, and
+/// a compiler-checked `match` maps one onto the other.
+macro_rules! codes {
+    ($($(#[$doc:meta])* $variant:ident = $number:literal,)*) => {
+        /// What went wrong, in the classes a caller acts on. The numbers are part of the C ABI:
+        /// they never change and are never reused.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u32)]
+        pub enum Code {
+            $($(#[$doc])* $variant = $number,)*
+        }
+
+        impl Code {
+            /// Every code, in numeric order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            fn identifier(self) -> &'static str {
+                match self {
+                    $(Code::$variant => stringify!($variant),)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
     Ok = 0,
+    /// An argument was NULL, not UTF-8 or out of range; nothing was sent.
     InvalidArgument = 1,
+    /// 401.
     Authentication = 2,
+    /// 403.
     Permission = 3,
+    /// 400 (and other 4xx the API does not document).
     BadRequest = 4,
+    /// 404.
     NotFound = 5,
+    /// A 429 that cannot be waited out within the deadline.
     RateLimited = 6,
+    /// 5xx after retries.
     Server = 7,
     Network = 8,
+    /// A response that is not the documented JSON.
     Protocol = 9,
+    /// The deadline passed with the scan still processing (the scan id is kept).
     Timeout = 10,
     Cancelled = 11,
+    /// The scan ended `failed`.
     ScanFailed = 12,
+    /// A create that may have reached the server, with no scan id back.
     AmbiguousCreate = 13,
+    /// A caught panic or a bug.
     Internal = 14,
 }
 
 impl Code {
-    /// Every code, in numeric order.
-    pub const ALL: [Code; 15] = [
-        Code::Ok,
-        Code::InvalidArgument,
-        Code::Authentication,
-        Code::Permission,
-        Code::BadRequest,
-        Code::NotFound,
-        Code::RateLimited,
-        Code::Server,
-        Code::Network,
-        Code::Protocol,
-        Code::Timeout,
-        Code::Cancelled,
-        Code::ScanFailed,
-        Code::AmbiguousCreate,
-        Code::Internal,
-    ];
-
-    /// The C name of the code, e.g. `"EXONA_ERR_TIMEOUT"`.
+    /// The stable name of the code on every surface (the C enum, the command's output), made
+    /// from the variant: `Ok` is `EXONA_OK`, `ScanFailed` is `EXONA_ERR_SCAN_FAILED`.
     pub fn name(self) -> &'static str {
-        // The C names are ASCII, so this never fails.
-        self.c_name().to_str().unwrap_or("EXONA_ERR_UNKNOWN")
-    }
-
-    /// The C name as a NUL-terminated static string, for the C surface.
-    pub fn c_name(self) -> &'static CStr {
-        match self {
-            Code::Ok => c"EXONA_OK",
-            Code::InvalidArgument => c"EXONA_ERR_INVALID_ARGUMENT",
-            Code::Authentication => c"EXONA_ERR_AUTHENTICATION",
-            Code::Permission => c"EXONA_ERR_PERMISSION",
-            Code::BadRequest => c"EXONA_ERR_BAD_REQUEST",
-            Code::NotFound => c"EXONA_ERR_NOT_FOUND",
-            Code::RateLimited => c"EXONA_ERR_RATE_LIMITED",
-            Code::Server => c"EXONA_ERR_SERVER",
-            Code::Network => c"EXONA_ERR_NETWORK",
-            Code::Protocol => c"EXONA_ERR_PROTOCOL",
-            Code::Timeout => c"EXONA_ERR_TIMEOUT",
-            Code::Cancelled => c"EXONA_ERR_CANCELLED",
-            Code::ScanFailed => c"EXONA_ERR_SCAN_FAILED",
-            Code::AmbiguousCreate => c"EXONA_ERR_AMBIGUOUS_CREATE",
-            Code::Internal => c"EXONA_ERR_INTERNAL",
-        }
+        static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        let names = NAMES.get_or_init(|| Code::ALL.iter().map(|c| symbolic_name(c.identifier())).collect());
+        let at = Code::ALL.iter().position(|c| *c == self).unwrap_or(0);
+        &names[at]
     }
 
     /// The code for a raw integer from C; `None` for numbers no code has.
@@ -145,6 +141,22 @@ impl Error {
             self.scan_id = id.map(str::to_owned);
         }
         self
+    }
+}
+
+/// `ScanFailed` -> `EXONA_ERR_SCAN_FAILED`; `Ok` -> `EXONA_OK`.
+fn symbolic_name(identifier: &str) -> String {
+    let mut snake = String::new();
+    for (i, ch) in identifier.chars().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            snake.push('_');
+        }
+        snake.push(ch.to_ascii_uppercase());
+    }
+    if snake == "OK" {
+        "EXONA_OK".to_owned()
+    } else {
+        format!("EXONA_ERR_{snake}")
     }
 }
 

@@ -12,11 +12,14 @@
 
 pub mod batch;
 pub mod client;
-pub mod engine;
+pub mod config;
+// The engine is an implementation detail: its few value types are re-exported below.
+mod engine;
 pub mod error;
 pub mod log;
 pub mod model;
 pub mod redact;
+pub mod scan;
 pub mod transport;
 
 pub mod ffi;
@@ -25,14 +28,24 @@ pub mod ffi;
 pub mod fuzzing;
 
 pub use batch::{Batch, Counts, Next};
-pub use client::{Client, ConnectOptions, WaitOptions, DEFAULT_BASE_URL, DEFAULT_TIMEOUT};
+pub use client::{Client, ConnectOptions, WaitOptions, DEFAULT_BASE_URL, DEFAULT_DEADLINE};
+pub use config::ClientConfig;
 pub use engine::cancel::CancelToken;
+pub use engine::clock::{Clock, SystemClock, VirtualClock};
 pub use engine::core::{Progress, Sink};
+pub use engine::governor::Limits;
 pub use engine::policy::Policy;
 pub use engine::schedule::Mode;
-pub use engine::task::Goal;
+pub use engine::task::{Goal, Outcome, Reason};
+
+/// What a server says about when to come back: `Retry-After` (seconds or an HTTP date, read
+/// against the response's `Date`) and `X-RateLimit-Reset`.
+pub mod retry_after {
+    pub use crate::engine::retry_after::{parse_reset, parse_retry_after, LONGEST};
+}
 pub use error::{Code, Error};
-pub use model::{Question, Scan, ScanRequest, ScanStatus};
+pub use model::{Question, ScanRequest};
+pub use scan::{Scan, ScanStatus};
 
 /// The library's version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -9,13 +9,13 @@ use common::{client, key, sim};
 use exona::{Batch, Code, Next, ScanRequest, WaitOptions};
 
 fn opts() -> WaitOptions {
-    WaitOptions { timeout: Some(Duration::from_secs(20)), ..WaitOptions::default() }
+    WaitOptions { deadline: Some(Duration::from_secs(20)), ..WaitOptions::default() }
 }
 
-fn drain(batch: &Batch) -> Vec<(usize, exona::engine::task::Outcome)> {
+fn drain(batch: &Batch) -> Vec<(usize, exona::Outcome)> {
     let mut all = Vec::new();
     loop {
-        match batch.next(Duration::from_secs(20)) {
+        match batch.next(Some(Duration::from_secs(20))) {
             Next::Ready(i, o) => all.push((i, o)),
             Next::Empty => return all,
             Next::Pending => panic!("a request never finished"),
@@ -49,7 +49,7 @@ fn every_request_ends_with_exactly_one_result() {
         }
     }
     assert_eq!(batch.counts(), exona::Counts { queued: 0, in_flight: 0, done: 60 });
-    assert!(matches!(batch.next(Duration::ZERO), Next::Empty));
+    assert!(matches!(batch.next(Some(Duration::ZERO)), Next::Empty));
     assert_eq!(sim.stats(&k).posts, 59, "no POST for the invalid one, one for each other");
 }
 
@@ -71,7 +71,7 @@ fn cancel_one_and_all_keep_the_scan_ids() {
     }
     assert_eq!(batch.counts().in_flight, 5);
     batch.cancel(2).unwrap();
-    match batch.next(Duration::from_secs(5)) {
+    match batch.next(Some(Duration::from_secs(5))) {
         Next::Ready(2, Err(e)) => {
             assert_eq!(e.code, Code::Cancelled);
             assert!(e.scan_id.is_some());

@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::virtual_api::VirtualApi;
-use exona::engine::clock::{Clock, VirtualClock};
-use exona::engine::task::Outcome;
 use exona::transport::{Method, Request, Response, Transport, TransportError};
+use exona::Outcome;
 use exona::{CancelToken, Client, Code, Goal, Mode, Policy, Progress, ScanRequest, Sink, WaitOptions};
+use exona::{Clock, VirtualClock};
 
 #[derive(Default)]
 struct Collect {
@@ -53,7 +53,11 @@ fn a_short_window_rolls_over_to_its_learned_length() {
     for mode in [Mode::Balanced, Mode::Latency, Mode::Frugal] {
         let clock = Arc::new(VirtualClock::new());
         let api = VirtualApi::new(clock.clone(), (3.0, 8.0), 2, 10, Duration::from_secs(20));
-        let policy = Policy { mode, expected_duration: (Duration::from_secs(3), Duration::from_secs(8)), ..Policy::default() };
+        let policy = Policy {
+            mode,
+            expected_duration: (Duration::from_secs(3), Duration::from_secs(8)),
+            ..Policy::default()
+        };
         let client = Client::with_transport("http://v/api/v1".into(), api.clone(), clock.clone(), policy);
         let outcomes = run_all(&client, 20, &WaitOptions::default());
         assert_eq!(outcomes.len(), 20);
@@ -95,7 +99,8 @@ fn a_year_long_server_wait_is_capped_then_probed() {
     let clock = Arc::new(VirtualClock::new());
     let api = VirtualApi::new(clock.clone(), (3.0, 8.0), 2, 100, Duration::from_secs(60));
     let transport = Arc::new(YearLong429 { inner: api.clone(), armed: AtomicBool::new(false) });
-    let policy = Policy { expected_duration: (Duration::from_secs(3), Duration::from_secs(8)), ..Policy::default() };
+    let policy =
+        Policy { expected_duration: (Duration::from_secs(3), Duration::from_secs(8)), ..Policy::default() };
     let client = Client::with_transport("http://v/api/v1".into(), transport.clone(), clock.clone(), policy);
     // One scan in each of two windows teaches the window's length.
     let a = run_all(&client, 1, &WaitOptions::default());
@@ -130,8 +135,9 @@ fn no_request_is_sent_whose_answer_cannot_arrive_before_the_deadline() {
     let clock = Arc::new(VirtualClock::new());
     let api = VirtualApi::new(clock.clone(), (3.0, 8.0), 2, 100, Duration::from_secs(3600));
     let transport = Arc::new(Slow { inner: api.clone(), clock: clock.clone() });
-    let client = Client::with_transport("http://v/api/v1".into(), transport, clock.clone(), Policy::default());
-    let options = WaitOptions { timeout: Some(Duration::from_millis(1)), ..WaitOptions::default() };
+    let client =
+        Client::with_transport("http://v/api/v1".into(), transport, clock.clone(), Policy::default());
+    let options = WaitOptions { deadline: Some(Duration::from_millis(1)), ..WaitOptions::default() };
     let outcomes = run_all(&client, 1, &options);
     let e = outcomes[0].as_ref().unwrap_err();
     assert_eq!(e.code, Code::Timeout, "{}", e.message);

@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::virtual_api::{Logged, VirtualApi};
-use exona::engine::clock::{Clock, VirtualClock};
-use exona::engine::governor::Limits;
-use exona::engine::task::Outcome;
 use exona::transport::Method;
+use exona::Limits;
+use exona::Outcome;
 use exona::{CancelToken, Client, Goal, Mode, Policy, Progress, ScanRequest, Sink, WaitOptions};
+use exona::{Clock, VirtualClock};
 
 #[derive(Default)]
 struct Collect {
@@ -52,7 +52,7 @@ fn run_in_window(
     let policy = Policy { mode, ..policy };
     let client = Client::with_transport("http://virtual/api/v1".into(), api.clone(), clock.clone(), policy);
     let sink = Arc::new(Collect::default());
-    let options = WaitOptions { timeout: None, ..WaitOptions::default() };
+    let options = WaitOptions { deadline: None, ..WaitOptions::default() };
     for i in 0..scans {
         let request = ScanRequest::new(format!("Company {i}"), format!("https://c{i}.example"));
         client.submit(Goal::Create { request, create_only: false }, &options, sink.clone()).unwrap();
@@ -168,8 +168,6 @@ fn after_a_429_queued_requests_leave_one_by_one() {
 
 #[test]
 fn a_deadline_bounds_every_scan_of_a_crowd() {
-    let clock_check = run(30, Mode::Frugal, 100, Policy::default(), |_| {});
-    assert_all_completed(&clock_check, 30);
     // With a 60 s deadline, frugal scans (first poll near 111 s) time out with their ids.
     let clock = Arc::new(VirtualClock::new());
     let api = VirtualApi::new(clock.clone(), (30.0, 120.0), 10, 100, Duration::from_secs(3600));
@@ -180,7 +178,7 @@ fn a_deadline_bounds_every_scan_of_a_crowd() {
         Policy { mode: Mode::Frugal, ..Policy::default() },
     );
     let sink = Arc::new(Collect::default());
-    let options = WaitOptions { timeout: Some(Duration::from_secs(60)), ..WaitOptions::default() };
+    let options = WaitOptions { deadline: Some(Duration::from_secs(60)), ..WaitOptions::default() };
     for i in 0..30 {
         let request = ScanRequest::new("C", format!("https://d{i}.example"));
         client.submit(Goal::Create { request, create_only: false }, &options, sink.clone()).unwrap();
@@ -190,11 +188,17 @@ fn a_deadline_bounds_every_scan_of_a_crowd() {
     assert!(clock.now() <= Duration::from_secs(60));
     let outcomes = sink.outcomes.lock().unwrap();
     assert_eq!(outcomes.len(), 30);
-    for o in outcomes.iter() {
-        if let Err(e) = o {
-            assert_eq!(e.code, exona::Code::Timeout);
-            assert!(e.scan_id.is_some());
-        }
+    let timed_out = outcomes.iter().filter_map(|o| o.as_ref().err()).collect::<Vec<_>>();
+    for e in &timed_out {
+        assert_eq!(e.code, exona::Code::Timeout, "{}", e.message);
+        assert!(e.scan_id.is_some(), "a timed-out scan keeps its id");
     }
-    assert!(api.log().iter().all(|l| l.at <= Duration::from_secs(60)));
+    // Scans of 30-120 s polled frugally cannot mostly finish within 60 s: most time out
+    // (21 of 30 with this seed), and the ones that complete do so within the deadline.
+    assert!(timed_out.len() >= 15, "only {} of 30 timed out", timed_out.len());
+    assert!(timed_out.len() < 30, "none completed");
+    assert!(
+        api.log().iter().all(|l| l.at <= Duration::from_secs(60)),
+        "a request went out past the deadline"
+    );
 }

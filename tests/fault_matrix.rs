@@ -138,7 +138,7 @@ fn every_fault_has_its_outcome_and_loses_nothing() {
         let k = key(500 + n as u32);
         let client = Client::with_policy(&k, Some(&sim.base_url), matrix_policy()).unwrap();
         let request = ScanRequest::new("Fault Co", r.website);
-        let options = WaitOptions { timeout: Some(DEADLINE), ..WaitOptions::default() };
+        let options = WaitOptions { deadline: Some(DEADLINE), ..WaitOptions::default() };
         let started = Instant::now();
         let outcome = match r.outage {
             Outage::None => client.scan_and_wait(&request, &options),
@@ -192,7 +192,11 @@ fn every_fault_has_its_outcome_and_loses_nothing() {
             stats.posts + stats.gets + stats.rate_limited,
             stats.scans_created,
             if scan_id.is_some() { "yes" } else { "no" },
-            if failed.is_empty() { format!("all {} checks pass", checks.len()) } else { format!("**FAILED**: {}", failed.join("; ")) },
+            if failed.is_empty() {
+                format!("all {} checks pass", checks.len())
+            } else {
+                format!("**FAILED**: {}", failed.join("; "))
+            },
         )
         .unwrap();
     }

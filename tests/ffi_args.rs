@@ -8,9 +8,9 @@ use exona::ffi::cancel::*;
 use exona::ffi::client::*;
 use exona::ffi::codes::exona_code::{self, *};
 use exona::ffi::codes::*;
-use exona::ffi::options::*;
 use exona::ffi::result::*;
 use exona::ffi::scan::*;
+use exona::ffi::scan_options::*;
 
 fn c(s: &str) -> CString {
     CString::new(s).unwrap()

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use exona::ffi::client::*;
 use exona::ffi::codes::exona_code::{self, *};
-use exona::ffi::options::*;
 use exona::ffi::result::*;
 use exona::ffi::scan::*;
+use exona::ffi::scan_options::*;
 
 fn c(s: &str) -> CString {
     CString::new(s).unwrap()
@@ -38,11 +38,8 @@ fn wait_on_stuck_scan(client: Shared, website: &str, done: mpsc::Sender<Seen>) {
     let mut result = null_mut();
     let client = client;
     let code = exona_scan_and_wait(client.0, name.as_ptr(), website.as_ptr(), options, &mut result);
-    let seen = (
-        code,
-        text(exona_result_message(result)).unwrap_or_default(),
-        text(exona_result_scan_id(result)),
-    );
+    let seen =
+        (code, text(exona_result_message(result)).unwrap_or_default(), text(exona_result_scan_id(result)));
     exona_result_free(result);
     exona_scan_options_free(options);
     let _ = done.send(seen);

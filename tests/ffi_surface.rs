@@ -1,6 +1,8 @@
 //! The C surface as a whole: every export behind the panic boundary, and the header
 //! declaring exactly the exports.
 
+mod common;
+
 use std::collections::BTreeSet;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -33,6 +35,24 @@ fn every_export_runs_inside_the_panic_boundary() {
     assert!(bare.is_empty(), "exports whose body is not `boundary(...)`: {bare:#?}");
 }
 
+/// The layers (docs/architecture.md): the C surface speaks to the public Rust API only, and
+/// the engine is not public.
+#[test]
+fn the_c_surface_does_not_reach_into_the_engine() {
+    let mut offenders = Vec::new();
+    for entry in std::fs::read_dir(format!("{ROOT}/src/ffi")).unwrap() {
+        let path = entry.unwrap().path();
+        let src = std::fs::read_to_string(&path).unwrap();
+        if src.contains("crate::engine") || src.contains("super::super::engine") {
+            offenders.push(path.display().to_string());
+        }
+    }
+    assert!(offenders.is_empty(), "src/ffi files that import the engine: {offenders:?}");
+    let lib = std::fs::read_to_string(format!("{ROOT}/src/lib.rs")).unwrap();
+    assert!(!lib.lines().any(|l| l.trim_start().starts_with("pub mod engine")), "engine is public in lib.rs");
+    assert!(lib.lines().any(|l| l.trim() == "mod engine;"), "lib.rs declares the engine privately");
+}
+
 #[test]
 fn the_header_declares_exactly_the_exports() {
     let header = std::fs::read_to_string(format!("{ROOT}/include/exona.h")).unwrap();
@@ -59,7 +79,7 @@ fn the_library_exports_exactly_the_header_functions() {
     let lib = std::env::current_exe().unwrap().parent().unwrap().join("libexona.so");
     let nm = std::process::Command::new("nm").args(["-D", "--defined-only"]).arg(&lib).output();
     let Ok(nm) = nm else {
-        eprintln!("nm not installed: symbol check skipped");
+        common::tool_missing("nm", true);
         return;
     };
     let exported: BTreeSet<String> = String::from_utf8_lossy(&nm.stdout)

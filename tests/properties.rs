@@ -5,11 +5,12 @@
 use std::ffi::{CStr, CString};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use exona::engine::retry_after::{parse_reset, parse_retry_after, LONGEST};
 use exona::ffi::result::*;
 use exona::model::{
-    validate_questionnaire, Question, Scan, MAX_ANSWER_CHARS, MAX_QUESTIONS, MAX_TOTAL_ANSWER_CHARS,
+    validate_questionnaire, Question, MAX_ANSWER_CHARS, MAX_QUESTIONS, MAX_TOTAL_ANSWER_CHARS,
 };
+use exona::retry_after::{parse_reset, parse_retry_after, LONGEST};
+use exona::Scan;
 use proptest::prelude::*;
 
 fn now() -> SystemTime {

@@ -35,7 +35,7 @@ fn no_error_path_reveals_the_key() {
     let limited = exona_sim::spawn(Config { rate_limit: 1, ..Config::fast() }).unwrap();
     let client = Client::with_policy(SECRET, Some(&sim.base_url), fast_policy()).unwrap();
     let mut said = format!("{client:?}");
-    let short = WaitOptions { timeout: Some(Duration::from_millis(800)), ..WaitOptions::default() };
+    let short = WaitOptions { deadline: Some(Duration::from_millis(800)), ..WaitOptions::default() };
     let mut progress_seen = String::new();
     let mut record = |p: &Progress| {
         progress_seen.push_str(&format!("{p:?}"));

@@ -36,7 +36,7 @@ fn tls_sim(cert: &str, key_pem: &str) -> exona_sim::SimHandle {
 }
 
 fn options() -> WaitOptions {
-    WaitOptions { timeout: Some(Duration::from_secs(10)), ..WaitOptions::default() }
+    WaitOptions { deadline: Some(Duration::from_secs(10)), ..WaitOptions::default() }
 }
 
 #[test]

@@ -5,9 +5,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use exona::engine::clock::{Clock, VirtualClock};
 use exona::transport::{Headers, Method, Request, Response, Transport, TransportError};
 use exona::{CancelToken, Client, Code, Mode, Policy, ScanRequest, WaitOptions};
+use exona::{Clock, VirtualClock};
 
 type Reply = Result<Response, TransportError>;
 
@@ -116,7 +116,7 @@ fn request() -> ScanRequest {
 }
 
 fn timeout(secs: u64) -> WaitOptions {
-    WaitOptions { timeout: Some(Duration::from_secs(secs)), ..WaitOptions::default() }
+    WaitOptions { deadline: Some(Duration::from_secs(secs)), ..WaitOptions::default() }
 }
 
 #[test]
@@ -266,7 +266,7 @@ fn no_deadline_means_no_deadline() {
     replies.extend((0..400).map(|_| processing(Some("60"))));
     replies.push(completed());
     let h = harness(replies, None);
-    let options = WaitOptions { timeout: None, ..WaitOptions::default() };
+    let options = WaitOptions { deadline: None, ..WaitOptions::default() };
     h.client.scan_and_wait(&request(), &options).unwrap();
     assert_eq!(h.clock.now(), Duration::from_secs(30 + 400 * 60));
 }

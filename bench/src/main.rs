@@ -13,7 +13,7 @@ mod textbook;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use exona::engine::task::Outcome;
+use exona::Outcome;
 use exona::{Client, Goal, Mode, Policy, Progress, ScanRequest, Sink, WaitOptions};
 use exona_sim::{Config, SimHandle};
 
@@ -84,7 +84,7 @@ fn run_libexona(sim: &SimHandle, k: &str, mode: Mode, sites: Vec<String>) -> Rep
     let policy = Policy { mode, expected_duration: (SCAN_MIN, SCAN_MAX), ..Policy::default() };
     let client = Client::with_policy(k, Some(&sim.base_url), policy).expect("client");
     let sink = Arc::new(Collect::default());
-    let options = WaitOptions { timeout: Some(Duration::from_secs(1800)), ..WaitOptions::default() };
+    let options = WaitOptions { deadline: Some(Duration::from_secs(1800)), ..WaitOptions::default() };
     let started = Instant::now();
     let n = sites.len();
     for site in sites {
@@ -247,7 +247,7 @@ fn scale() {
         let policy = Policy { expected_duration: (SCAN_MIN, SCAN_MAX), ..Policy::default() };
         let client = Client::with_policy(&k, Some(&base_url), policy).expect("client");
         let batch = exona::Batch::new(&client);
-        let options = WaitOptions { timeout: Some(Duration::from_secs(600)), ..WaitOptions::default() };
+        let options = WaitOptions { deadline: Some(Duration::from_secs(600)), ..WaitOptions::default() };
         let (_, rss_before, cpu_before) = process_sample();
         let started = Instant::now();
         for j in 0..n {
@@ -255,7 +255,7 @@ fn scale() {
         }
         let (mut max_threads, mut peak_rss, mut completed, mut collected) = (0, 0, 0, 0);
         while collected < n {
-            match batch.next(Duration::from_millis(200)) {
+            match batch.next(Some(Duration::from_millis(200))) {
                 exona::Next::Ready(_, outcome) => {
                     collected += 1;
                     completed += outcome.is_ok() as usize;

@@ -24,6 +24,9 @@ pub struct Config {
     pub slow_response: Duration,
     /// Serve HTTPS with this certificate chain and private key (PEM); `None`: plain HTTP.
     pub tls: Option<(Vec<u8>, Vec<u8>)>,
+    /// Simulator-only: the `Retry-After` of a rate-limit 429, in seconds, instead of the time
+    /// to the window's end (tests pair it with `SimHandle::reset_window`).
+    pub rate_limited_retry_after: Option<u64>,
 }
 
 impl Default for Config {
@@ -40,6 +43,7 @@ impl Default for Config {
             forbidden_keys: Vec::new(),
             slow_response: Duration::from_secs(5),
             tls: None,
+            rate_limited_retry_after: None,
         }
     }
 }

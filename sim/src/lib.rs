@@ -49,6 +49,26 @@ impl SimHandle {
         self.stats(key).scans_created
     }
 
+    /// Ends a processing scan now (it completes, or fails as its website says): tests hold a
+    /// scan in "processing" with a long duration and finish it on an event, not on the clock.
+    /// Returns false for an unknown id.
+    pub fn finish_now(&self, scan_id: &str) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match s.scans.get_mut(scan_id) {
+            Some(r) => {
+                r.duration = r.created.elapsed();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Opens a fresh rate-limit window for `key` now, as if its window had ended: tests use it
+    /// to end a 429 on an event instead of on the clock.
+    pub fn reset_window(&self, key: &str) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).windows.remove(key);
+    }
+
     /// The server goes away: from now on connections are refused, for `length`; then it
     /// serves again on the same port with the same scans. Returns at once.
     pub fn outage(&self, length: Duration) {

@@ -80,6 +80,7 @@ fn main() {
             (Some(c), Some(k)) => Some((read(c), read(k))),
             _ => None,
         },
+        rate_limited_retry_after: None,
     };
     let sim = match exona_sim::spawn(config) {
         Ok(s) => s,

@@ -143,7 +143,8 @@ impl State {
         }
         if w.used >= limit {
             let left = (w.start + window_len).saturating_duration_since(now);
-            return Err(left.as_secs_f64().ceil().max(1.0) as u64);
+            let wait = left.as_secs_f64().ceil().max(1.0) as u64;
+            return Err(self.config.rate_limited_retry_after.unwrap_or(wait));
         }
         w.used += 1;
         Ok(*w)

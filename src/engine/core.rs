@@ -80,12 +80,9 @@ impl Core {
         }
     }
 
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         self.tasks.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
     }
 
     /// Takes a task in; its first request goes out as soon as allowed.
@@ -272,6 +269,23 @@ impl Core {
         }
     }
 
+    /// Ends a task after a bug (a caught panic) with `EXONA_ERR_INTERNAL`, keeping its scan id.
+    pub fn fail(&mut self, id: TaskId, why: &str) {
+        let error = self.tasks.get(&id).map(|e| internal(why, e.task.scan_id()));
+        if let Some(error) = error {
+            self.end(id, Some(Err(error)));
+        }
+    }
+
+    /// Ends every task after a bug in the scheduler: none may wait for a thread that stopped.
+    pub fn fail_all(&mut self, why: &str) {
+        let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
+        for id in ids {
+            self.fail(id, why);
+        }
+        self.timers.clear();
+    }
+
     /// Ends a task: with its outcome, or (None) as cancelled.
     fn end(&mut self, id: TaskId, outcome: Option<Outcome>) {
         if let Some(e) = self.tasks.remove(&id) {
@@ -289,6 +303,15 @@ impl Core {
             e.sink.finish(outcome.unwrap_or_else(|| Err(e.task.cancelled(e.cancel.reason()))));
         }
     }
+}
+
+fn internal(why: &str, scan_id: Option<&str>) -> crate::error::Error {
+    let mut e = crate::error::Error::new(
+        crate::error::Code::Internal,
+        format!("internal error in libexona: {why}; please report it"),
+    );
+    e.scan_id = scan_id.map(str::to_owned);
+    e
 }
 
 /// A seed for backoff jitter that differs between clients and processes. Not

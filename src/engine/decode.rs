@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::error::{Code, Error};
-use crate::model::Scan;
+use crate::scan::Scan;
 use crate::transport::{Response, TransportError};
 
 /// A 2xx response's scan object, or a protocol error naming what was wrong with it.

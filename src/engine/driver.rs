@@ -4,6 +4,7 @@
 //! drives the core itself, on whatever clock it was given, so virtual time is exact.
 
 use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -178,7 +179,33 @@ impl Drop for Engine {
     }
 }
 
+/// What a caught panic said, for the error message.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned())
+}
+
+/// The scheduler thread. A panic inside it (a bug) ends every waiting task with
+/// `EXONA_ERR_INTERNAL` instead of killing the thread and leaving their callers blocked.
 fn scheduler(s: &Shared) {
+    loop {
+        let turn = catch_unwind(AssertUnwindSafe(|| scheduler_turns(s)));
+        match turn {
+            Ok(()) => return,
+            Err(payload) => {
+                let why = format!("the scheduler thread panicked ({})", panic_text(&*payload));
+                crate::log::log(crate::log::Level::Error, || why.clone());
+                lock(&s.core).fail_all(&why);
+            }
+        }
+    }
+}
+
+/// Runs the scheduler until shutdown.
+fn scheduler_turns(s: &Shared) {
     let mut core = lock(&s.core);
     loop {
         if s.shutdown.load(Ordering::SeqCst) {
@@ -201,6 +228,8 @@ fn scheduler(s: &Shared) {
     }
 }
 
+/// An HTTP worker. A panic while sending or handling a reply (a bug, or a custom transport's)
+/// ends that one task with `EXONA_ERR_INTERNAL`; the worker goes on.
 fn worker(s: &Shared) {
     loop {
         let job = {
@@ -215,9 +244,19 @@ fn worker(s: &Shared) {
                 jobs = s.jobs_ready.wait(jobs).unwrap_or_else(|p| p.into_inner());
             }
         };
-        let reply = s.transport.send(&job.request);
-        let (now, wall) = (s.clock.now(), s.clock.wall());
-        lock(&s.core).complete(job.task, reply, now, wall);
+        let task = job.task;
+        let handled = catch_unwind(AssertUnwindSafe(|| {
+            let reply = s.transport.send(&job.request);
+            let (now, wall) = (s.clock.now(), s.clock.wall());
+            lock(&s.core).complete(job.task, reply, now, wall);
+        }));
+        if let Err(payload) = handled {
+            let why = format!("an HTTP worker panicked ({})", panic_text(&*payload));
+            crate::log::log(crate::log::Level::Error, || why.clone());
+            let mut core = lock(&s.core);
+            core.governor.lost();
+            core.fail(task, &why);
+        }
         s.scheduler_wake.notify_all();
     }
 }

@@ -87,6 +87,7 @@ impl DurationModel {
         self.prior.1.max(Duration::try_from_secs_f64(seen).unwrap_or(Duration::MAX))
     }
 
+    #[cfg(test)]
     pub fn samples(&self) -> usize {
         self.samples.len()
     }
@@ -106,10 +107,6 @@ impl DurationModel {
         let empirical = sorted[i] + (sorted[(i + 1).min(sorted.len() - 1)] - sorted[i]) * frac;
         let w = sorted.len() as f64 / (sorted.len() as f64 + PRIOR_WEIGHT);
         secs(from_prior * (1.0 - w) + empirical * w)
-    }
-
-    pub fn prior(&self) -> (Duration, Duration) {
-        self.prior
     }
 }
 

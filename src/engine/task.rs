@@ -13,7 +13,8 @@ use super::policy::Policy;
 use super::retry_after::parse_retry_after;
 use super::schedule::{next_poll_age, Mode};
 use crate::error::{Code, Error};
-use crate::model::{Scan, ScanRequest, ScanStatus};
+use crate::model::ScanRequest;
+use crate::scan::{Scan, ScanStatus};
 use crate::transport::{Method, Request, Response, TransportError};
 
 /// Why a task is waiting before its next request (reported to progress callbacks).
@@ -171,10 +172,6 @@ impl Task {
 
     pub fn reason(&self) -> Reason {
         self.reason
-    }
-
-    pub fn deadline(&self) -> Option<Duration> {
-        self.deadline
     }
 
     /// The budget class of the next request.
@@ -477,7 +474,13 @@ impl Task {
         self.reason = if self.floor >= self.desired { Reason::RetryAfter } else { Reason::Schedule };
     }
 
-    fn wait_out_429(&mut self, r: &Response, asked: Duration, now: Duration, cap: Duration) -> Option<Outcome> {
+    fn wait_out_429(
+        &mut self,
+        r: &Response,
+        asked: Duration,
+        now: Duration,
+        cap: Duration,
+    ) -> Option<Outcome> {
         // A server's wait is held to the key's window at most; then a request probes again.
         let wait = asked.min(cap);
         self.server_wait = Some(wait);
@@ -485,7 +488,8 @@ impl Task {
         if past_deadline || wait > self.max_rate_limit_wait {
             let mut e = decode::api_error(r);
             e.retry_after = Some(wait);
-            let held = if wait < asked { format!(", held to {:.1} s", wait.as_secs_f64()) } else { String::new() };
+            let held =
+                if wait < asked { format!(", held to {:.1} s", wait.as_secs_f64()) } else { String::new() };
             e.message = format!(
                 "{} (the server asks to wait {:.1} s{held}, which is past {})",
                 e.message,
@@ -508,7 +512,10 @@ impl Task {
         let asked = self.server_wait.map(|d| format!("{:.1} s", d.as_secs_f64()));
         if let Some(failure) = &self.last_failure {
             let why = match &asked {
-                Some(a) => format!("the last poll failed ({}), and the server asked to wait {a} more", failure.message),
+                Some(a) => format!(
+                    "the last poll failed ({}), and the server asked to wait {a} more",
+                    failure.message
+                ),
                 None => format!("the last poll failed ({})", failure.message),
             };
             let mut e = self.timeout(&why);
@@ -520,7 +527,9 @@ impl Task {
         let dl = self.deadline.unwrap_or(Duration::MAX);
         if self.floor >= dl {
             if let Some(a) = asked {
-                return self.timeout(&format!("the server asked to wait {a} before the next poll, past the deadline"));
+                return self.timeout(&format!(
+                    "the server asked to wait {a} before the next poll, past the deadline"
+                ));
             }
         }
         if self.is_final && self.requests > 0 {

@@ -1,16 +1,16 @@
 //! `exona_batch`: many scans at once on one client, in the spirit of libcurl's multi interface.
 
 use std::ffi::{c_char, c_int, c_void};
-use std::time::Duration;
 
-use super::args::{free, handle, into_raw, required_str};
+use super::args::{
+    code_of, free, handle, into_raw, limit_ms, optional_handle, required_out, required_str, write_optional,
+};
 use super::boundary::boundary;
 use super::client::exona_client;
 use super::codes::exona_code;
-use super::options::exona_scan_options;
 use super::result::exona_result;
+use super::scan_options::exona_scan_options;
 use crate::batch::{Batch, Next};
-use crate::error::Error;
 
 /// A batch of scans (an opaque handle). Add requests, then collect their results as they
 /// finish with `exona_batch_next` or `exona_batch_run`. Every added request ends with exactly
@@ -27,14 +27,6 @@ pub struct exona_batch {
 /// to go on; non-zero stops `exona_batch_run` (the other requests keep running).
 pub type exona_batch_fn =
     Option<unsafe extern "C" fn(index: usize, result: *const exona_result, user_data: *mut c_void) -> c_int>;
-
-fn timeout(ms: u64) -> Duration {
-    if ms == u64::MAX {
-        Duration::MAX
-    } else {
-        Duration::from_millis(ms)
-    }
-}
 
 /// A new, empty batch on `client`, or NULL when `client` is NULL. The batch holds its own
 /// reference to the client's engine, so the two may be freed in either order.
@@ -69,23 +61,16 @@ pub extern "C" fn exona_batch_add(
     index_out: *mut usize,
 ) -> exona_code {
     boundary(|| {
-        let added = (|| -> Result<usize, Error> {
+        code_of((|| {
             let b = unsafe { handle(batch, "batch") }?;
             let name = unsafe { required_str(company_name, "company_name") }?;
             let website = unsafe { required_str(company_website, "company_website") }?;
             let defaults = exona_scan_options::default();
-            let o = if options.is_null() { &defaults } else { unsafe { &*options } };
-            Ok(b.batch.add(o.request_for(name, website), &o.wait))
-        })();
-        match added {
-            Ok(index) => {
-                if !index_out.is_null() {
-                    unsafe { *index_out = index };
-                }
-                exona_code::EXONA_OK
-            }
-            Err(e) => e.code.into(),
-        }
+            let o = unsafe { optional_handle(options) }.unwrap_or(&defaults);
+            let index = b.batch.add(o.request_for(name, website), &o.wait);
+            unsafe { write_optional(index_out, index) };
+            Ok(())
+        })())
     })
 }
 
@@ -102,14 +87,12 @@ pub extern "C" fn exona_batch_next(
     out: *mut *mut exona_result,
 ) -> exona_code {
     boundary(|| {
-        let Ok(b) = (unsafe { handle(batch, "batch") }) else {
-            return exona_code::EXONA_ERR_INVALID_ARGUMENT;
+        let checked = unsafe { required_out(out, "out") }.and_then(|()| unsafe { handle(batch, "batch") });
+        let b = match checked {
+            Ok(b) => b,
+            Err(e) => return e.code.into(),
         };
-        if out.is_null() {
-            return exona_code::EXONA_ERR_INVALID_ARGUMENT;
-        }
-        unsafe { *out = std::ptr::null_mut() };
-        match b.batch.next(timeout(timeout_ms)) {
+        match b.batch.next(limit_ms(timeout_ms)) {
             Next::Ready(index, outcome) => {
                 unsafe { *out = into_raw(exona_result::from_outcome(&outcome).with_index(index)) };
                 exona_code::EXONA_OK
@@ -132,13 +115,16 @@ pub extern "C" fn exona_batch_run(
     user_data: *mut c_void,
 ) -> exona_code {
     boundary(|| {
-        let (Ok(b), Some(f)) = (unsafe { handle(batch, "batch") }, callback) else {
+        let b = match unsafe { handle(batch, "batch") } {
+            Ok(b) => b,
+            Err(e) => return e.code.into(),
+        };
+        let Some(f) = callback else {
             return exona_code::EXONA_ERR_INVALID_ARGUMENT;
         };
-        let deadline = std::time::Instant::now().checked_add(timeout(timeout_ms));
+        let deadline = limit_ms(timeout_ms).and_then(|l| std::time::Instant::now().checked_add(l));
         loop {
-            let left =
-                deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(std::time::Instant::now()));
+            let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
             match b.batch.next(left) {
                 Next::Ready(index, outcome) => {
                     let result = exona_result::from_outcome(&outcome).with_index(index);
@@ -158,26 +144,14 @@ pub extern "C" fn exona_batch_run(
 /// finished already), or `EXONA_ERR_INVALID_ARGUMENT` for NULL or an index never added.
 #[no_mangle]
 pub extern "C" fn exona_batch_cancel(batch: *mut exona_batch, index: usize) -> exona_code {
-    boundary(|| match unsafe { handle(batch, "batch") } {
-        Ok(b) => match b.batch.cancel(index) {
-            Ok(()) => exona_code::EXONA_OK,
-            Err(e) => e.code.into(),
-        },
-        Err(e) => e.code.into(),
-    })
+    boundary(|| code_of(unsafe { handle(batch, "batch") }.and_then(|b| b.batch.cancel(index))))
 }
 
 /// Cancels every request still running. Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT`
 /// for NULL.
 #[no_mangle]
 pub extern "C" fn exona_batch_cancel_all(batch: *mut exona_batch) -> exona_code {
-    boundary(|| match unsafe { handle(batch, "batch") } {
-        Ok(b) => {
-            b.batch.cancel_all();
-            exona_code::EXONA_OK
-        }
-        Err(e) => e.code.into(),
-    })
+    boundary(|| code_of(unsafe { handle(batch, "batch") }.map(|b| b.batch.cancel_all())))
 }
 
 /// How many requests are queued (not created yet: waiting for the budget), in flight
@@ -191,15 +165,11 @@ pub extern "C" fn exona_batch_counts(
     done: *mut usize,
 ) -> exona_code {
     boundary(|| {
-        let Ok(b) = (unsafe { handle(batch, "batch") }) else {
-            return exona_code::EXONA_ERR_INVALID_ARGUMENT;
-        };
-        let c = b.batch.counts();
-        for (ptr, value) in [(queued, c.queued), (in_flight, c.in_flight), (done, c.done)] {
-            if !ptr.is_null() {
-                unsafe { *ptr = value };
+        code_of(unsafe { handle(batch, "batch") }.map(|b| {
+            let c = b.batch.counts();
+            for (ptr, value) in [(queued, c.queued), (in_flight, c.in_flight), (done, c.done)] {
+                unsafe { write_optional(ptr, value) };
             }
-        }
-        exona_code::EXONA_OK
+        }))
     })
 }

@@ -2,17 +2,9 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use super::codes::exona_code;
-
 /// What an export returns when its body panicked.
 pub trait PanicDefault {
     fn on_panic() -> Self;
-}
-
-impl PanicDefault for exona_code {
-    fn on_panic() -> Self {
-        exona_code::EXONA_ERR_INTERNAL
-    }
 }
 
 impl<T> PanicDefault for *mut T {

@@ -1,9 +1,9 @@
 //! `exona_cancel_token` and `exona_cancel`: a token that stops waits from another thread.
 
-use super::args::{free, handle, into_raw};
+use super::args::{code_of, free, handle, into_raw, optional_handle};
 use super::boundary::boundary;
 use super::codes::exona_code;
-use crate::engine::cancel::CancelToken;
+use crate::CancelToken;
 
 /// A cancellation token (an opaque handle). Attach it to scan options with
 /// `exona_scan_options_set_cancel`; `exona_cancel` then stops every wait using it.
@@ -23,19 +23,13 @@ pub extern "C" fn exona_cancel_new() -> *mut exona_cancel_token {
 /// `EXONA_ERR_INVALID_ARGUMENT` when `cancel` is NULL.
 #[no_mangle]
 pub extern "C" fn exona_cancel(cancel: *const exona_cancel_token) -> exona_code {
-    boundary(|| match unsafe { handle(cancel, "cancel") } {
-        Ok(c) => {
-            c.token.cancel();
-            exona_code::EXONA_OK
-        }
-        Err(_) => exona_code::EXONA_ERR_INVALID_ARGUMENT,
-    })
+    boundary(|| code_of(unsafe { handle(cancel, "cancel") }.map(|c| c.token.cancel())))
 }
 
 /// True once `exona_cancel` was called on this token; false for NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn exona_cancel_is_cancelled(cancel: *const exona_cancel_token) -> bool {
-    boundary(|| unsafe { cancel.as_ref() }.is_some_and(|c| c.token.is_cancelled()))
+    boundary(|| unsafe { optional_handle(cancel) }.is_some_and(|c| c.token.is_cancelled()))
 }
 
 /// Frees the token. Options it was attached to keep working (they hold their own reference).

@@ -1,17 +1,15 @@
 //! `exona_client`: one API key and base URL, shared by every thread of the program.
 
 use std::ffi::c_char;
-use std::time::Duration;
 
-use super::args::{free, into_raw, optional_str};
+use super::args::{free, into_raw, optional_handle, optional_str, required_out};
 use super::boundary::boundary;
 use super::client_options::exona_client_options;
 use super::codes::exona_code;
 use super::result::{deliver, exona_result};
-use crate::client::{Client, ConnectOptions, DEFAULT_BASE_URL};
-use crate::engine::cancel::CancelToken;
-use crate::engine::policy::Policy;
 use crate::error::Error;
+use crate::CancelToken;
+use crate::{Client, ClientConfig};
 
 /// A client of the Exona API (an opaque handle). Thread-safe: one client may be used by any
 /// number of threads at once. Freeing it ends the calls still waiting on it.
@@ -31,49 +29,26 @@ impl exona_client {
 pub(crate) const FREED: &str = "the client was freed while this call was waiting; the scan (if one \
      was created) goes on, resume it by id with a new client";
 
-fn env_var(name: &str) -> Result<Option<String>, Error> {
-    match std::env::var(name) {
-        Ok(v) => Ok(Some(v)),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => {
-            Err(Error::invalid_argument(format!("{name} is not valid UTF-8")))
-        }
-    }
-}
-
+/// The one path from C arguments to a client: defaults, the environment
+/// ([`ClientConfig::from_env`]), then the arguments and options given.
 fn build(
     api_key: *const c_char,
     base_url: *const c_char,
     options: Option<&exona_client_options>,
 ) -> Result<Client, Error> {
-    let api_key = match unsafe { optional_str(api_key, "api_key") }? {
-        Some(k) => k.to_owned(),
-        None => env_var("EXONA_API_KEY")?
-            .ok_or_else(|| Error::invalid_argument("api_key is NULL and EXONA_API_KEY is not set"))?,
-    };
-    let api_key = zeroize::Zeroizing::new(api_key);
-    let base_url = match unsafe { optional_str(base_url, "base_url") }? {
-        Some(u) => u.to_owned(),
-        None => env_var("EXONA_BASE_URL")?.unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
-    };
-    let mut policy = Policy::default();
-    if let Some(text) = env_var("EXONA_SCAN_DURATION_MS")? {
-        policy.expected_duration = parse_duration_range(&text).ok_or_else(|| {
-            Error::invalid_argument(format!(
-                "EXONA_SCAN_DURATION_MS is {text:?}: use MIN-MAX in milliseconds, e.g. 30000-120000"
-            ))
-        })?;
+    let api_key = unsafe { optional_str(api_key, "api_key") }?;
+    let base_url = unsafe { optional_str(base_url, "base_url") }?;
+    let mut config = ClientConfig::from_env()?;
+    if let Some(k) = api_key {
+        config.api_key = Some(zeroize::Zeroizing::new(k.to_owned()));
     }
-    let mut connect = ConnectOptions::default();
-    if let Some(path) = env_var("EXONA_CA_BUNDLE")? {
-        connect.extra_ca_pem = Some(std::fs::read(&path).map_err(|e| {
-            Error::invalid_argument(format!("EXONA_CA_BUNDLE names {path:?}, which cannot be read ({e})"))
-        })?);
+    if let Some(u) = base_url {
+        config.base_url = Some(u.to_owned());
     }
     if let Some(o) = options {
-        o.apply(&mut policy, &mut connect);
+        o.apply(&mut config);
     }
-    Client::with_options(&api_key, Some(&base_url), policy, connect)
+    config.build()
 }
 
 /// Builds a client into `*client_out`, or a result saying why into `*error_out`.
@@ -87,30 +62,15 @@ pub(crate) fn build_with(
     if !error_out.is_null() {
         unsafe { *error_out = std::ptr::null_mut() };
     }
-    let outcome = if client_out.is_null() {
-        Err(Error::invalid_argument("client_out is NULL"))
-    } else {
-        build(api_key, base_url, options)
-    };
+    let outcome =
+        unsafe { required_out(client_out, "client_out") }.and_then(|()| build(api_key, base_url, options));
     match outcome {
         Ok(client) => {
             unsafe { *client_out = into_raw(exona_client::new(client)) };
             exona_code::EXONA_OK
         }
-        Err(e) => {
-            if !client_out.is_null() {
-                unsafe { *client_out = std::ptr::null_mut() };
-            }
-            unsafe { deliver(error_out, exona_result::from_error(&e)) }
-        }
+        Err(e) => unsafe { deliver(error_out, exona_result::from_error(&e)) },
     }
-}
-
-/// "MIN-MAX" (or one number for both), in milliseconds, MIN <= MAX.
-pub fn parse_duration_range(text: &str) -> Option<(Duration, Duration)> {
-    let (lo, hi) = text.split_once('-').unwrap_or((text, text));
-    let (lo, hi): (u64, u64) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
-    (lo <= hi).then(|| (Duration::from_millis(lo), Duration::from_millis(hi)))
 }
 
 /// A new client, or NULL when it cannot be made: the key is missing (NULL and no
@@ -155,9 +115,23 @@ pub extern "C" fn exona_client_create(
 #[no_mangle]
 pub extern "C" fn exona_client_free(client: *mut exona_client) {
     boundary(|| {
-        if let Ok(c) = unsafe { super::args::handle(client, "client") } {
+        if let Some(c) = unsafe { optional_handle(client) } {
             c.closing.cancel_because(Some(FREED));
         }
         unsafe { free(client) }
     })
+}
+
+/// `exona_client_create` with settings: `options` may be NULL (the defaults). Ownership,
+/// out parameters and codes as for `exona_client_create`; also `EXONA_ERR_INVALID_ARGUMENT`
+/// when the CA bundle holds no PEM certificate or the proxy cannot be used.
+#[no_mangle]
+pub extern "C" fn exona_client_create_with_options(
+    api_key: *const c_char,
+    base_url: *const c_char,
+    options: *const exona_client_options,
+    client_out: *mut *mut exona_client,
+    error_out: *mut *mut exona_result,
+) -> exona_code {
+    boundary(|| build_with(api_key, base_url, unsafe { optional_handle(options) }, client_out, error_out))
 }

@@ -5,14 +5,12 @@ use std::time::Duration;
 
 use super::args::{free, into_raw, optional_str, update};
 use super::boundary::boundary;
-use super::client::{build_with, exona_client};
 use super::codes::exona_code;
-use super::options::{duration_range, poll_mode};
-use super::result::exona_result;
-use crate::client::ConnectOptions;
-use crate::engine::policy::Policy;
-use crate::engine::schedule::Mode;
+use super::scan_options::{duration_range, poll_mode};
+use crate::config::{check_proxy, read_ca_bundle};
 use crate::error::Error;
+use crate::ClientConfig;
+use crate::Mode;
 
 /// Client settings (an opaque handle), for `exona_client_create_with_options`. Defaults:
 /// connect timeout 10 s, attempt timeout 30 s, User-Agent `libexona/<version>`, the
@@ -22,21 +20,31 @@ use crate::error::Error;
 /// while being modified; the client copies what it needs, so free the options any time.
 #[derive(Clone, Debug, Default)]
 pub struct exona_client_options {
-    pub(crate) connect: ConnectOptions,
-    pub(crate) ca_set: bool,
+    /// Each `Some` overrides the default and the environment; `None` leaves them.
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) user_agent_suffix: Option<String>,
+    pub(crate) proxy: Option<String>,
+    pub(crate) extra_ca_pem: Option<Vec<u8>>,
     pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) mode: Option<Mode>,
     pub(crate) expected: Option<(Duration, Duration)>,
 }
 
 impl exona_client_options {
-    /// Applies these settings over what the environment gave.
-    pub(crate) fn apply(&self, policy: &mut Policy, connect: &mut ConnectOptions) {
-        connect.connect_timeout = self.connect.connect_timeout;
-        connect.user_agent_suffix = self.connect.user_agent_suffix.clone();
-        connect.proxy = self.connect.proxy.clone();
-        if self.ca_set {
-            connect.extra_ca_pem = self.connect.extra_ca_pem.clone();
+    /// Lays the options over a configuration (defaults and environment).
+    pub(crate) fn apply(&self, config: &mut ClientConfig) {
+        let (policy, connect) = (&mut config.policy, &mut config.connect);
+        if let Some(t) = self.connect_timeout {
+            connect.connect_timeout = t;
+        }
+        if let Some(s) = &self.user_agent_suffix {
+            connect.user_agent_suffix = Some(s.clone());
+        }
+        if let Some(p) = &self.proxy {
+            connect.proxy = Some(p.clone());
+        }
+        if let Some(pem) = &self.extra_ca_pem {
+            connect.extra_ca_pem = Some(pem.clone());
         }
         if let Some(t) = self.attempt_timeout {
             policy.attempt_timeout = t;
@@ -78,7 +86,7 @@ pub extern "C" fn exona_client_options_set_connect_timeout_ms(
 ) -> exona_code {
     boundary(|| {
         update(options, |o| {
-            o.connect.connect_timeout = positive_ms(ms, "connect_timeout_ms")?;
+            o.connect_timeout = Some(positive_ms(ms, "connect_timeout_ms")?);
             Ok(())
         })
     })
@@ -112,7 +120,7 @@ pub extern "C" fn exona_client_options_set_user_agent_suffix(
             if suffix.is_some_and(|s| s.bytes().any(|b| !(0x20..=0x7e).contains(&b))) {
                 return Err(Error::invalid_argument("suffix holds a character that cannot go in a header"));
             }
-            o.connect.user_agent_suffix = suffix.map(str::to_owned);
+            o.user_agent_suffix = suffix.map(str::to_owned);
             Ok(())
         })
     })
@@ -130,10 +138,9 @@ pub extern "C" fn exona_client_options_set_proxy(
         update(options, |o| {
             let proxy = unsafe { optional_str(proxy, "proxy") }?;
             if let Some(p) = proxy.filter(|p| !p.is_empty()) {
-                reqwest::Url::parse(p)
-                    .map_err(|e| Error::invalid_argument(format!("proxy {p:?} is not a URL ({e})")))?;
+                check_proxy(p)?;
             }
-            o.connect.proxy = proxy.map(str::to_owned);
+            o.proxy = proxy.map(str::to_owned);
             Ok(())
         })
     })
@@ -149,18 +156,10 @@ pub extern "C" fn exona_client_options_set_ca_bundle_file(
 ) -> exona_code {
     boundary(|| {
         update(options, |o| {
-            match unsafe { optional_str(path, "path") }? {
-                Some(p) => {
-                    let pem = std::fs::read(p)
-                        .map_err(|e| Error::invalid_argument(format!("path {p:?} cannot be read ({e})")))?;
-                    o.connect.extra_ca_pem = Some(pem);
-                    o.ca_set = true;
-                }
-                None => {
-                    o.connect.extra_ca_pem = None;
-                    o.ca_set = false;
-                }
-            }
+            o.extra_ca_pem = match unsafe { optional_str(path, "path") }? {
+                Some(p) => Some(read_ca_bundle(p, "path")?),
+                None => None,
+            };
             Ok(())
         })
     })
@@ -195,22 +194,5 @@ pub extern "C" fn exona_client_options_set_expected_duration_ms(
             o.expected = Some(duration_range(min_ms, max_ms)?);
             Ok(())
         })
-    })
-}
-
-/// `exona_client_create` with settings: `options` may be NULL (the defaults). Ownership,
-/// out parameters and codes as for `exona_client_create`; also `EXONA_ERR_INVALID_ARGUMENT`
-/// when the CA bundle holds no PEM certificate or the proxy cannot be used.
-#[no_mangle]
-pub extern "C" fn exona_client_create_with_options(
-    api_key: *const c_char,
-    base_url: *const c_char,
-    options: *const exona_client_options,
-    client_out: *mut *mut exona_client,
-    error_out: *mut *mut exona_result,
-) -> exona_code {
-    boundary(|| {
-        let options = unsafe { options.as_ref() };
-        build_with(api_key, base_url, options, client_out, error_out)
     })
 }

@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, c_int};
 
-use super::boundary::boundary;
+use super::boundary::{boundary, PanicDefault};
 use crate::error::Code;
 
 /// The outcome of a call. `EXONA_OK` is 0; every other value is an error class. Numbers are
@@ -43,6 +43,13 @@ pub enum exona_code {
     EXONA_ERR_INTERNAL = 14,
 }
 
+/// What an export returning a code returns when its body panicked.
+impl PanicDefault for exona_code {
+    fn on_panic() -> Self {
+        exona_code::EXONA_ERR_INTERNAL
+    }
+}
+
 impl From<Code> for exona_code {
     fn from(code: Code) -> exona_code {
         use exona_code::*;
@@ -77,7 +84,17 @@ pub extern "C" fn exona_version() -> *const c_char {
 /// Returns static storage (never NULL, never free it). Thread-safe.
 #[no_mangle]
 pub extern "C" fn exona_code_name(code: c_int) -> *const c_char {
-    boundary(|| Code::from_raw(code as i64).map_or(c"EXONA_ERR_UNKNOWN", Code::c_name).as_ptr())
+    boundary(|| {
+        // Built once from the one code table (error.rs); static for the life of the program.
+        static NAMES: std::sync::OnceLock<Vec<std::ffi::CString>> = std::sync::OnceLock::new();
+        let names = NAMES.get_or_init(|| {
+            Code::ALL.iter().map(|c| std::ffi::CString::new(c.name()).unwrap_or_default()).collect()
+        });
+        match Code::ALL.iter().position(|c| *c as i64 == code as i64) {
+            Some(at) => names[at].as_ptr(),
+            None => c"EXONA_ERR_UNKNOWN".as_ptr(),
+        }
+    })
 }
 
 #[cfg(test)]
@@ -87,7 +104,7 @@ mod tests {
 
     #[test]
     fn numbers_and_names_agree_between_rust_and_c() {
-        for code in Code::ALL {
+        for &code in Code::ALL {
             assert_eq!(exona_code::from(code) as u32, code as u32);
             let name = unsafe { CStr::from_ptr(exona_code_name(code as c_int)) };
             assert_eq!(name.to_str().unwrap(), code.name());

@@ -22,10 +22,10 @@ pub mod client;
 pub mod client_options;
 pub mod codes;
 pub mod log;
-pub mod options;
 pub mod progress;
 pub mod result;
 pub mod scan;
+pub mod scan_options;
 
 #[cfg(test)]
 mod header_tests {

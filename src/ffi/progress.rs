@@ -2,8 +2,8 @@
 
 use std::ffi::{c_char, c_int, c_void, CString};
 
-use crate::engine::core::Progress;
-use crate::engine::task::Reason;
+use crate::Progress;
+use crate::Reason;
 
 /// Why a scan call waits before its next request.
 #[repr(C)]

@@ -13,7 +13,7 @@ use super::args::{free, handle, into_raw, required_str};
 use super::boundary::boundary;
 use super::codes::exona_code;
 use crate::error::{Code, Error};
-use crate::model::Scan;
+use crate::Scan;
 
 /// The outcome of a scan call (an opaque handle). Free it with `exona_result_free`.
 ///

@@ -5,17 +5,17 @@
 
 use std::ffi::c_char;
 
-use super::args::{handle, required_str};
+use super::args::{handle, optional_handle, required_str};
 use super::boundary::boundary;
 use super::client::exona_client;
 use super::codes::exona_code;
-use super::options::exona_scan_options;
 use super::result::{deliver, exona_result};
+use super::scan_options::exona_scan_options;
 use crate::client::Client;
-use crate::engine::cancel::CancelToken;
-use crate::engine::core::Progress;
 use crate::error::Error;
-use crate::model::Scan;
+use crate::CancelToken;
+use crate::Progress;
+use crate::Scan;
 
 /// Passes a progress event to the options' callback, if any; false cancels.
 fn report(options: &exona_scan_options, event: &Progress) -> bool {
@@ -39,7 +39,7 @@ fn run(
     let outcome = unsafe { handle(client, "client") }.and_then(|c| {
         let client = c.client.clone();
         let defaults = exona_scan_options::default();
-        let given = if options.is_null() { &defaults } else { unsafe { &*options } };
+        let given = unsafe { optional_handle(options) }.unwrap_or(&defaults);
         let own = given.wait.cancel.clone().unwrap_or_default();
         let (cancel, _link) = CancelToken::linked(&[&own, &c.closing]);
         let mut options = given.clone();
@@ -47,6 +47,33 @@ fn run(
         call(&client, &options)
     });
     unsafe { deliver(out, exona_result::from_outcome(&outcome)) }
+}
+
+/// What a create call does once the scan exists.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Then {
+    Wait,
+    Return,
+}
+
+/// The body of `exona_scan_and_wait` and `exona_scan_create`.
+fn create(
+    client: *const exona_client,
+    company_name: *const c_char,
+    company_website: *const c_char,
+    options: *const exona_scan_options,
+    out: *mut *mut exona_result,
+    then: Then,
+) -> exona_code {
+    run(client, options, out, |c, o| {
+        let name = unsafe { required_str(company_name, "company_name") }?;
+        let website = unsafe { required_str(company_website, "company_website") }?;
+        let request = o.request_for(name, website);
+        match then {
+            Then::Wait => c.scan_and_wait_with_progress(&request, &o.wait, &mut |p| report(o, p)),
+            Then::Return => c.create_scan_with(&request, &o.wait),
+        }
+    })
 }
 
 /// Creates a scan of a company and blocks until it completes or fails, the deadline passes
@@ -85,13 +112,7 @@ pub extern "C" fn exona_scan_and_wait(
     options: *const exona_scan_options,
     out: *mut *mut exona_result,
 ) -> exona_code {
-    boundary(|| {
-        run(client, options, out, |c, o| {
-            let name = unsafe { required_str(company_name, "company_name") }?;
-            let website = unsafe { required_str(company_website, "company_website") }?;
-            c.scan_and_wait_with_progress(&o.request_for(name, website), &o.wait, &mut |p| report(o, p))
-        })
-    })
+    boundary(|| create(client, company_name, company_website, options, out, Then::Wait))
 }
 
 /// Creates a scan and returns at once, without waiting: `*out` holds the new scan (status
@@ -108,13 +129,7 @@ pub extern "C" fn exona_scan_create(
     options: *const exona_scan_options,
     out: *mut *mut exona_result,
 ) -> exona_code {
-    boundary(|| {
-        run(client, options, out, |c, o| {
-            let name = unsafe { required_str(company_name, "company_name") }?;
-            let website = unsafe { required_str(company_website, "company_website") }?;
-            c.create_scan_with(&o.request_for(name, website), &o.wait)
-        })
-    })
+    boundary(|| create(client, company_name, company_website, options, out, Then::Return))
 }
 
 /// One GET of a scan, whatever its status: `EXONA_OK` with the scan in `*out` (check its

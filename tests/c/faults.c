@@ -2,8 +2,9 @@
  * faults.c: the fault matrix through the C surface, for the memory checkers. One thread per
  * website given on the command line, all on one client, each exona_scan_and_wait with a 4 s
  * deadline; every result is read through every accessor, then freed.
- * Prints "WEBSITE CODE_NAME" per scan. Exit status 0 unless a call returned a code that is
- * not an exona_code.
+ * Prints "WEBSITE CODE_NAME" per scan; the harness (tests/c_examples.rs) checks every outcome
+ * against the fault matrix. Exit status 0 unless a call returned a code that is not an
+ * exona_code.
  */
 #include <pthread.h>
 #include <stdio.h>

@@ -36,3 +36,24 @@ pub fn fast_policy() -> Policy {
 pub fn client(sim: &SimHandle, key: &str) -> Client {
     Client::with_policy(key, Some(&sim.base_url), fast_policy()).expect("client")
 }
+
+/// Records that a check of the running test cannot run because `tool` is missing: a skip,
+/// written to `EXONA_SKIP_LOG` for the suite's summary (scripts/summary.sh) and to stderr.
+/// With `EXONA_REQUIRE_TOOLS` set (CI) a missing tool fails the test instead. `whole_test`:
+/// nothing else of the test runs, so it counts as skipped, not passed.
+pub fn tool_missing(tool: &str, whole_test: bool) {
+    let test = std::thread::current().name().unwrap_or("?").to_owned();
+    assert!(
+        std::env::var_os("EXONA_REQUIRE_TOOLS").is_none(),
+        "{test}: EXONA_REQUIRE_TOOLS is set but {tool} is not available"
+    );
+    let kind = if whole_test { "skip-test" } else { "skip-check" };
+    let line = format!("{kind} {test}: {tool} is not available\n");
+    eprint!("{line}");
+    if let Some(path) = std::env::var_os("EXONA_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).create(true).open(path) {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use exona::engine::clock::{Clock, VirtualClock};
 use exona::transport::{Headers, Method, Request, Response, Transport, TransportError};
+use exona::{Clock, VirtualClock};
 use serde_json::json;
 
 pub struct VirtualApi {

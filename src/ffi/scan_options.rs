@@ -3,15 +3,15 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::time::Duration;
 
-use super::args::{free, handle, into_raw, required_str, update};
+use super::args::{free, handle, into_raw, limit_ms, required_str, update};
 use super::boundary::boundary;
 use super::cancel::exona_cancel_token;
 use super::codes::exona_code;
 use super::progress::{exona_progress_fn, ProgressCallback};
 use crate::client::WaitOptions;
-use crate::engine::schedule::Mode;
 use crate::error::Error;
 use crate::model::{validate_max_age_days, validate_question, Question, ScanRequest};
+use crate::Mode;
 
 /// Options for one scan call (an opaque handle). Defaults: no questionnaire, `max_age_days`
 /// left out (always a new scan), no force refresh, no field citations, a 300 s deadline.
@@ -126,11 +126,10 @@ pub extern "C" fn exona_scan_options_add_question(
 pub extern "C" fn exona_scan_options_set_timeout_ms(options: *mut exona_scan_options, ms: u64) -> exona_code {
     boundary(|| {
         update(options, |o| {
-            o.wait.timeout = match ms {
-                0 => return Err(Error::invalid_argument("timeout_ms is 0; use UINT64_MAX for no deadline")),
-                u64::MAX => None,
-                ms => Some(Duration::from_millis(ms)),
-            };
+            if ms == 0 {
+                return Err(Error::invalid_argument("timeout_ms is 0; use UINT64_MAX for no deadline"));
+            }
+            o.wait.deadline = limit_ms(ms);
             Ok(())
         })
     })

@@ -1,0 +1,209 @@
+//! A client's configuration: the one place where settings are gathered (defaults, then the
+//! environment, then the caller's overrides) and checked, for the Rust API, the C surface and
+//! the bindings alike.
+
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use crate::client::{Client, ConnectOptions, DEFAULT_BASE_URL};
+use crate::error::Error;
+use crate::Policy;
+
+/// Everything a client is made from.
+#[derive(Clone, Default)]
+pub struct ClientConfig {
+    /// `None`: none was given (building then fails, naming `EXONA_API_KEY`).
+    pub api_key: Option<Zeroizing<String>>,
+    /// `None`: the production URL.
+    pub base_url: Option<String>,
+    pub policy: Policy,
+    pub connect: ConnectOptions,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    // Says whether a key is set, never which.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
+            .field("base_url", &self.base_url)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The environment variables a client reads (see the README).
+pub const ENV_API_KEY: &str = "EXONA_API_KEY";
+pub const ENV_BASE_URL: &str = "EXONA_BASE_URL";
+pub const ENV_SCAN_DURATION_MS: &str = "EXONA_SCAN_DURATION_MS";
+pub const ENV_CA_BUNDLE: &str = "EXONA_CA_BUNDLE";
+
+impl ClientConfig {
+    /// The defaults, overlaid with the environment: `EXONA_API_KEY`, `EXONA_BASE_URL`,
+    /// `EXONA_SCAN_DURATION_MS` ("MIN-MAX" in milliseconds) and `EXONA_CA_BUNDLE` (a PEM file
+    /// of extra CAs). A variable that is set but unusable is an error naming it.
+    pub fn from_env() -> Result<ClientConfig, Error> {
+        let mut config = ClientConfig {
+            api_key: env_var(ENV_API_KEY)?.map(Zeroizing::new),
+            base_url: env_var(ENV_BASE_URL)?,
+            ..ClientConfig::default()
+        };
+        if let Some(text) = env_var(ENV_SCAN_DURATION_MS)? {
+            config.policy.expected_duration = parse_duration_range(&text).ok_or_else(|| {
+                Error::invalid_argument(format!(
+                    "{ENV_SCAN_DURATION_MS} is {text:?}: use MIN-MAX in milliseconds, e.g. 30000-120000"
+                ))
+            })?;
+        }
+        if let Some(path) = env_var(ENV_CA_BUNDLE)? {
+            config.connect.extra_ca_pem = Some(read_ca_bundle(&path, ENV_CA_BUNDLE)?);
+        }
+        Ok(config)
+    }
+
+    /// A configuration of `api_key` at `base_url` (`None`: the production URL), no environment.
+    pub fn new(api_key: &str, base_url: Option<&str>) -> ClientConfig {
+        ClientConfig {
+            api_key: Some(Zeroizing::new(api_key.to_owned())),
+            base_url: base_url.map(str::to_owned),
+            ..ClientConfig::default()
+        }
+    }
+
+    /// Checks everything that can be checked before connecting, and returns the key and the
+    /// base URL (without a trailing slash) as the client will use them.
+    pub fn validate(&self) -> Result<(&str, String), Error> {
+        let api_key = self.api_key.as_deref().ok_or_else(|| {
+            Error::invalid_argument(format!("api_key is NULL and {ENV_API_KEY} is not set"))
+        })?;
+        check_api_key(api_key)?;
+        let base_url = check_base_url(self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL))?;
+        if let Some(p) = self.connect.proxy.as_deref().filter(|p| !p.is_empty()) {
+            check_proxy(p)?;
+        }
+        Ok((api_key, base_url))
+    }
+
+    /// The client this configuration describes.
+    pub fn build(self) -> Result<Client, Error> {
+        Client::from_config(self)
+    }
+}
+
+fn env_var(name: &str) -> Result<Option<String>, Error> {
+    match std::env::var(name) {
+        Ok(v) => Ok(Some(v)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(Error::invalid_argument(format!("{name} is not valid UTF-8")))
+        }
+    }
+}
+
+/// Reads a PEM bundle; `what` names where its path came from, for the error.
+pub fn read_ca_bundle(path: &str, what: &str) -> Result<Vec<u8>, Error> {
+    std::fs::read(path)
+        .map_err(|e| Error::invalid_argument(format!("{what} names {path:?}, which cannot be read ({e})")))
+}
+
+/// "MIN-MAX" (or one number for both), in milliseconds, MIN <= MAX.
+pub fn parse_duration_range(text: &str) -> Option<(Duration, Duration)> {
+    let (lo, hi) = text.split_once('-').unwrap_or((text, text));
+    let (lo, hi): (u64, u64) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
+    (lo <= hi).then(|| (Duration::from_millis(lo), Duration::from_millis(hi)))
+}
+
+/// A key must be non-empty and sendable in a header; the message never repeats it.
+pub fn check_api_key(api_key: &str) -> Result<(), Error> {
+    if api_key.is_empty() {
+        return Err(Error::invalid_argument("api_key is empty"));
+    }
+    if api_key.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
+        // Control characters (CR, LF), spaces and non-ASCII cannot be sent in a header.
+        return Err(Error::invalid_argument(
+            "api_key holds a character that cannot go in an HTTP header (space, control or non-ASCII)",
+        ));
+    }
+    Ok(())
+}
+
+/// A proxy URL, checked by the same parser that will use it.
+pub fn check_proxy(proxy: &str) -> Result<(), Error> {
+    reqwest::Proxy::all(proxy)
+        .map(|_| ())
+        .map_err(|e| Error::invalid_argument(format!("proxy {proxy:?} is not a proxy URL ({e})")))
+}
+
+/// Checks the base URL and returns it without a trailing slash.
+pub fn check_base_url(base_url: &str) -> Result<String, Error> {
+    let url = reqwest::Url::parse(base_url)
+        .map_err(|e| Error::invalid_argument(format!("base_url {base_url:?} is not a URL ({e})")))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => {
+            return Err(Error::invalid_argument(format!(
+                "base_url {base_url:?} uses plain http:// to a host that is not loopback; the API key would travel unencrypted"
+            )))
+        }
+        other => return Err(Error::invalid_argument(format!("base_url {base_url:?} has the scheme '{other}'; use https://"))),
+    }
+    if url.host_str().is_none() {
+        return Err(Error::invalid_argument(format!("base_url {base_url:?} has no host")));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::invalid_argument(format!(
+            "base_url {base_url:?} must not have a query or fragment"
+        )));
+    }
+    Ok(base_url.trim_end_matches('/').to_owned())
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_rules() {
+        assert_eq!(check_base_url("https://x.example/api/v1/").unwrap(), "https://x.example/api/v1");
+        assert!(check_base_url("http://127.0.0.1:8080/api/v1").is_ok());
+        assert!(check_base_url("http://localhost/api/v1").is_ok());
+        assert!(check_base_url("http://[::1]:9/api/v1").is_ok());
+        for bad in ["http://example.com/api/v1", "ftp://x/", "not a url", "", "https://x/?a=1"] {
+            assert!(check_base_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn duration_ranges() {
+        assert_eq!(parse_duration_range("3000-8000"), Some((Duration::from_secs(3), Duration::from_secs(8))));
+        assert_eq!(
+            parse_duration_range("500"),
+            Some((Duration::from_millis(500), Duration::from_millis(500)))
+        );
+        assert_eq!(parse_duration_range("8-3"), None);
+        assert_eq!(parse_duration_range("x"), None);
+    }
+
+    #[test]
+    fn a_missing_key_names_the_variable_and_debug_hides_the_key() {
+        let e = ClientConfig::default().validate().unwrap_err();
+        assert!(e.message.contains(ENV_API_KEY), "{}", e.message);
+        let c = ClientConfig::new("exo_test_secret_value_123", None);
+        assert!(!format!("{c:?}").contains("secret_value"));
+        let c = ClientConfig {
+            connect: ConnectOptions { proxy: Some("::not a proxy".into()), ..ConnectOptions::default() },
+            ..ClientConfig::new("k", None)
+        };
+        assert!(c.validate().unwrap_err().message.contains("proxy"));
+    }
+}
