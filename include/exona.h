@@ -7,10 +7,15 @@
  * - Fallible calls return exona_code (EXONA_OK == 0). Scan calls also hand back an
  *   exona_result, on success and failure alike, holding the message, the scan id (whenever a
  *   scan exists), the HTTP status, the API's error code, hint, param and request id.
+ *   An accessor of something the result does not hold returns NULL (0 for numbers): so
+ *   exona_result_message is NULL on success, exona_result_scan_id NULL when no scan exists.
+ * - EXONA_ERR_NOT_FOUND is the API's 404 for scan calls; exona_batch_next returns it when the
+ *   batch has nothing left, and exona_result_get_int when the pointer names nothing.
  * - A NULL or non-UTF-8 argument gives EXONA_ERR_INVALID_ARGUMENT, never a crash.
  *   What cannot be detected: freeing a handle twice, or using it after it was freed.
  * - exona_client is thread-safe; results are immutable and safe to read from any thread.
- * - The API key never appears in messages and is wiped from memory by exona_client_free.
+ * - The API key never appears in messages or log lines (even one a server echoes back) and is
+ *   wiped from memory when the client is freed.
  */
 
 #ifndef EXONA_H
@@ -59,7 +64,8 @@ typedef enum {
    */
   EXONA_ERR_BAD_REQUEST = 4,
   /**
-   * HTTP 404: no scan with this id exists under this key.
+   * HTTP 404: no scan with this id exists under this key. Also: `exona_batch_next` has no
+   * request left, `exona_result_get_int` finds nothing at the pointer.
    */
   EXONA_ERR_NOT_FOUND = 5,
   /**
@@ -142,7 +148,9 @@ typedef enum {
  */
 typedef enum {
   /**
-   * The default: about 1.6 polls per scan, at quantiles of the scan durations seen.
+   * The default: about 1.6 polls per scan once durations are learned (about 2.6 requests
+   * per fresh scan, counting its POST and early scans polled on the prior), at quantiles
+   * of the scan durations seen. BENCHMARKS.md has the measured figures.
    */
   EXONA_POLL_BALANCED = 0,
   /**
@@ -151,7 +159,7 @@ typedef enum {
    */
   EXONA_POLL_LATENCY = 1,
   /**
-   * About 1.1 polls per scan; completion is noticed late.
+   * About 1.1 polls per scan (about 2.1 requests per fresh scan); completion is noticed late.
    */
   EXONA_POLL_FRUGAL = 2,
 } exona_poll_mode;
@@ -360,7 +368,8 @@ void exona_cancel_free(exona_cancel_token *cancel);
 
 /**
  * A new client, or NULL when it cannot be made: the key is missing (NULL and no
- * `EXONA_API_KEY`), empty, or holds characters that cannot go in a header; or the base URL
+ * `EXONA_API_KEY`), empty, or not of the documented shape (`exo_live_` or `exo_test_` and 36
+ * letters and digits: a mistyped key is refused before it costs a request); or the base URL
  * is not a URL, or is plain http:// to a host other than loopback.
  * `api_key` NULL: read `EXONA_API_KEY`. `base_url` NULL: `EXONA_BASE_URL`, else the
  * production URL. Both strings are copied. `EXONA_SCAN_DURATION_MS` ("MIN-MAX", for
@@ -643,7 +652,9 @@ exona_code exona_scan_get(exona_client *client, const char *scan_id, exona_resul
 /**
  * Waits for an existing scan by id, sending no POST: how a program resumes a scan after a
  * timeout, a cancel or a crash. Polls at once, then as the server allows. `options` may be
- * NULL; only its timeout and cancel token apply. Codes, `*out` and threading as for
+ * NULL; what concerns the wait applies (timeout, cancel token, progress callback, poll mode,
+ * expected duration, longest rate-limit wait), what concerns a new scan does not
+ * (max_age_days, force_refresh, citations, questionnaire). Codes, `*out` and threading as for
  * `exona_scan_and_wait`.
  */
 exona_code exona_scan_wait(exona_client *client,

@@ -9,11 +9,17 @@
 //   opts.max_age_days(30).timeout(std::chrono::minutes(5));
 //   exona::result r = client.scan_and_wait("Acme AI Ltd", "https://acme.ai", &opts);
 //   std::cout << r.get_string("/result/risk_assessment/overall_risk_level").value_or("-");
+//
+// Also: exona::client_options (timeouts, proxy, CA bundle, poll mode, expected duration),
+// options::on_progress (a callback before every wait), exona::cancel_token, exona::batch.
 #ifndef EXONA_HPP
 #define EXONA_HPP
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -158,14 +164,77 @@ public:
     options &poll_mode(exona_poll_mode mode) { return check(exona_scan_options_set_poll_mode(o_, mode), "poll mode"); }
     options &cancel(const cancel_token &token) { return check(exona_scan_options_set_cancel(o_, token.get()), "cancel"); }
 
+    /// Called before every wait of scan_and_wait and wait, on the calling thread; returning
+    /// false cancels the call. An exception thrown by it cancels the call too (it never
+    /// crosses the C library). The options own the callback: keep them alive during the call.
+    using progress_fn = std::function<bool(const exona_progress &)>;
+    options &on_progress(progress_fn f) {
+        progress_ = std::make_unique<progress_fn>(std::move(f));
+        return check(exona_scan_options_set_progress(o_, &options::trampoline, progress_.get()), "progress");
+    }
+
     const exona_scan_options *get() const noexcept { return o_; }
 
 private:
+    static int trampoline(const exona_progress *p, void *user) noexcept {
+        try {
+            return (*static_cast<progress_fn *>(user))(*p) ? 0 : 1;
+        } catch (...) {
+            return 1;
+        }
+    }
     options &check(exona_code rc, const char *what) {
         if (rc != EXONA_OK) throw error(rc, what);
         return *this;
     }
     exona_scan_options *o_;
+    // On the heap, so the pointer the C library holds survives a move of the options.
+    std::unique_ptr<progress_fn> progress_;
+};
+
+/// A client's settings beyond its key and URL; setters throw exona::error for refused values.
+class client_options {
+public:
+    client_options() : o_(exona_client_options_new()) {
+        if (!o_) throw std::bad_alloc();
+    }
+    client_options(client_options &&other) noexcept : o_(std::exchange(other.o_, nullptr)) {}
+    client_options &operator=(client_options &&other) noexcept {
+        std::swap(o_, other.o_);
+        return *this;
+    }
+    client_options(const client_options &) = delete;
+    client_options &operator=(const client_options &) = delete;
+    ~client_options() { exona_client_options_free(o_); }
+
+    client_options &connect_timeout(std::chrono::milliseconds t) {
+        return check(exona_client_options_set_connect_timeout_ms(o_, ms(t)), "connect timeout must be positive");
+    }
+    client_options &attempt_timeout(std::chrono::milliseconds t) {
+        return check(exona_client_options_set_attempt_timeout_ms(o_, ms(t)), "attempt timeout must be positive");
+    }
+    client_options &user_agent_suffix(const std::string &s) {
+        return check(exona_client_options_set_user_agent_suffix(o_, s.c_str()), "user agent suffix: printable ASCII");
+    }
+    /// A proxy URL for every request; "" for none at all.
+    client_options &proxy(const std::string &url) { return check(exona_client_options_set_proxy(o_, url.c_str()), "proxy URL"); }
+    client_options &ca_bundle_file(const std::string &path) {
+        return check(exona_client_options_set_ca_bundle_file(o_, path.c_str()), "CA bundle: a readable PEM file");
+    }
+    client_options &poll_mode(exona_poll_mode mode) { return check(exona_client_options_set_poll_mode(o_, mode), "poll mode"); }
+    client_options &expected_duration(std::chrono::milliseconds min, std::chrono::milliseconds max) {
+        return check(exona_client_options_set_expected_duration_ms(o_, ms(min), ms(max)), "expected duration: 0 < min <= max");
+    }
+
+    const exona_client_options *get() const noexcept { return o_; }
+
+private:
+    static std::uint64_t ms(std::chrono::milliseconds t) { return t.count() < 0 ? 0 : static_cast<std::uint64_t>(t.count()); }
+    client_options &check(exona_code rc, const char *what) {
+        if (rc != EXONA_OK) throw error(rc, what);
+        return *this;
+    }
+    exona_client_options *o_;
 };
 
 /// A client of the Exona API; thread-safe. Move-only.
@@ -175,6 +244,13 @@ public:
     explicit client(const char *api_key = nullptr, const char *base_url = nullptr) {
         exona_result *why = nullptr;
         if (exona_client_create(api_key, base_url, &c_, &why) != EXONA_OK) result(why).throw_if_error();
+    }
+    /// With settings; nullptr key and URL as above.
+    explicit client(const client_options &settings, const char *api_key = nullptr, const char *base_url = nullptr) {
+        exona_result *why = nullptr;
+        if (exona_client_create_with_options(api_key, base_url, settings.get(), &c_, &why) != EXONA_OK) {
+            result(why).throw_if_error();
+        }
     }
     client(client &&other) noexcept : c_(std::exchange(other.c_, nullptr)) {}
     client &operator=(client &&other) noexcept {
@@ -223,6 +299,66 @@ private:
         return res;
     }
     exona_client *c_ = nullptr;
+};
+
+/// Many scans on one client, results in finishing order (exona_batch). Move-only; freeing it
+/// cancels what still runs. Not for concurrent use from several threads.
+class batch {
+public:
+    explicit batch(const client &c) : b_(exona_batch_new(c.get())) {
+        if (!b_) throw error(EXONA_ERR_INVALID_ARGUMENT, "batch: the client is not valid");
+    }
+    batch(batch &&other) noexcept : b_(std::exchange(other.b_, nullptr)) {}
+    batch &operator=(batch &&other) noexcept {
+        std::swap(b_, other.b_);
+        return *this;
+    }
+    batch(const batch &) = delete;
+    batch &operator=(const batch &) = delete;
+    ~batch() { exona_batch_free(b_); }
+
+    /// Adds a scan; returns its index (results carry it: result_index). Throws exona::error
+    /// for a request refused before sending.
+    std::size_t add(const std::string &name, const std::string &website, const options *opts = nullptr) {
+        std::size_t index = 0;
+        exona_code rc = exona_batch_add(b_, name.c_str(), website.c_str(), opts ? opts->get() : nullptr, &index);
+        if (rc != EXONA_OK) throw error(rc, "batch add: " + name + " (" + website + ")");
+        return index;
+    }
+
+    /// The next finished scan (success or failure: check result::ok()), waiting up to
+    /// `limit`; std::nullopt when none finished in time or when every result was delivered
+    /// (then finished() is true).
+    std::optional<result> next(std::optional<std::chrono::milliseconds> limit = std::nullopt) {
+        exona_result *r = nullptr;
+        std::uint64_t ms = limit ? static_cast<std::uint64_t>(std::max<std::int64_t>(0, limit->count())) : UINT64_MAX;
+        exona_code rc = exona_batch_next(b_, ms, &r);
+        if (rc == EXONA_OK) return result(r);
+        finished_ = rc == EXONA_ERR_NOT_FOUND;
+        return std::nullopt;
+    }
+    bool finished() const noexcept { return finished_; }
+
+    struct counts_t {
+        std::size_t queued = 0, in_flight = 0, done = 0;
+    };
+    counts_t counts() const noexcept {
+        counts_t c;
+        exona_batch_counts(b_, &c.queued, &c.in_flight, &c.done);
+        return c;
+    }
+    void cancel(std::size_t index) {
+        exona_code rc = exona_batch_cancel(b_, index);
+        if (rc != EXONA_OK) throw error(rc, "batch cancel: no request " + std::to_string(index));
+    }
+    void cancel_all() noexcept { exona_batch_cancel_all(b_); }
+
+    /// The index of a result that came from a batch.
+    static std::size_t result_index(const result &r) noexcept { return exona_result_index(r.get()); }
+
+private:
+    exona_batch *b_;
+    bool finished_ = false;
 };
 
 }  // namespace exona

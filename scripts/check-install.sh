@@ -65,6 +65,13 @@ if cc examples/c/scan.c $(pkg-config --cflags --libs exona) -o "$work/scan-pc"; 
 else
   fail pkg-config-shared "does not build"
 fi
+# The README's line for a prefix outside the loader's path: rpath from the .pc, no LD_LIBRARY_PATH.
+if cc examples/c/scan.c $(pkg-config --cflags --libs exona) -Wl,-rpath,$(pkg-config --variable=rpath exona) \
+    -o "$work/scan-pc-rpath"; then
+  runs pkg-config-rpath "$work/scan-pc-rpath"
+else
+  fail pkg-config-rpath "does not build"
+fi
 if cc examples/c/scan.c $(pkg-config --cflags --libs exona-static) -o "$work/scan-pc-static"; then
   if ldd "$work/scan-pc-static" | grep -q libexona; then
     fail pkg-config-static "the static build still needs libexona.so"

@@ -69,6 +69,19 @@ step "installed tree" '^(--- |cmake not installed)' bash scripts/check-install.s
 echo "== Fuzzing: every parser, ${EXONA_FUZZ_SECONDS:-10} s per target (scripts/fuzz.sh)"
 step "fuzzing" '^fuzz' bash scripts/fuzz.sh "${EXONA_FUZZ_SECONDS:-10}"
 
+# The figures in BENCHMARKS.md name the commit they measured; say so when the engine has
+# changed since (a note, not a failure: re-running them takes minutes of real time).
+bench_commit=$(sed -n 's/^Figures of commit `\([0-9a-f]*\)`.*/\1/p' BENCHMARKS.md | head -n 1)
+if [ -z "$bench_commit" ]; then
+  echo "note: BENCHMARKS.md names no commit"
+elif git rev-parse -q --verify "$bench_commit^{commit}" >/dev/null 2>&1; then
+  if git diff --quiet "$bench_commit" HEAD -- src/engine; then
+    echo "note: BENCHMARKS.md is current (src/engine unchanged since $bench_commit)"
+  else
+    echo "note: BENCHMARKS.md is STALE: src/engine changed since $bench_commit; re-run exona-bench"
+  fi
+fi
+
 echo
 grep -E '^skip-(test|check) ' "$EXONA_SKIP_LOG" || true
 bash scripts/summary.sh "$log" "$EXONA_SKIP_LOG"

@@ -329,7 +329,9 @@ mod tests {
                 assert!(!err.message.contains(bad), "{}", err.message);
             }
         }
-        let c = Client::new("exo_test_secret_value_123", Some("http://127.0.0.1:9/api/v1")).unwrap();
-        assert!(!format!("{c:?}").contains("secret_value"));
+        let c =
+            Client::new("exo_test_secretvalue0000000000000000000000000", Some("http://127.0.0.1:9/api/v1"))
+                .unwrap();
+        assert!(!format!("{c:?}").contains("secretvalue"));
     }
 }

@@ -113,7 +113,13 @@ pub fn parse_duration_range(text: &str) -> Option<(Duration, Duration)> {
     (lo <= hi).then(|| (Duration::from_millis(lo), Duration::from_millis(hi)))
 }
 
-/// A key must be non-empty and sendable in a header; the message never repeats it.
+/// The documented key prefixes and the length of what follows them (exona-api.md §3).
+pub const KEY_PREFIXES: [&str; 2] = ["exo_live_", "exo_test_"];
+pub const KEY_SECRET_CHARS: usize = 36;
+
+/// A key must have the documented shape, `exo_live_` or `exo_test_` and 36 letters and digits,
+/// so a key mistyped or cut short is refused before it costs anything (a batch would otherwise
+/// collect one 401 per row). The message never repeats the key.
 pub fn check_api_key(api_key: &str) -> Result<(), Error> {
     if api_key.is_empty() {
         return Err(Error::invalid_argument("api_key is empty"));
@@ -123,6 +129,17 @@ pub fn check_api_key(api_key: &str) -> Result<(), Error> {
         return Err(Error::invalid_argument(
             "api_key holds a character that cannot go in an HTTP header (space, control or non-ASCII)",
         ));
+    }
+    let secret = KEY_PREFIXES.iter().find_map(|p| api_key.strip_prefix(p));
+    let shaped =
+        secret.is_some_and(|s| s.len() == KEY_SECRET_CHARS && s.bytes().all(|b| b.is_ascii_alphanumeric()));
+    if !shaped {
+        return Err(Error::invalid_argument(format!(
+            "api_key does not have the shape of an Exona key (exo_live_ or exo_test_ followed by \
+             {KEY_SECRET_CHARS} letters and digits; it has {} characters); it was not sent. Keys are \
+             issued in the Developers dashboard of the Exona platform",
+            api_key.len()
+        )));
     }
     Ok(())
 }
@@ -184,6 +201,24 @@ mod tests {
     }
 
     #[test]
+    fn keys_of_the_wrong_shape_are_refused_without_echo() {
+        assert!(check_api_key("exo_live_abcdefghijklmnopqrstuvwxyz0123456789").is_ok());
+        assert!(check_api_key("exo_test_ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789").is_ok());
+        for bad in [
+            "exo_test_bad",
+            "exo_prod_abcdefghijklmnopqrstuvwxyz0123456789",
+            "exo_test_abcdefghijklmnopqrstuvwxyz012345678",
+            "exo_test_abcdefghijklmnopqrstuvwxyz01234567890",
+            "exo_test_abcdefghijklmnopqrstuvwxyz-123456789",
+            "sk-abcdefghijklmnopqrstuvwxyz0123456789",
+        ] {
+            let e = check_api_key(bad).unwrap_err();
+            assert!(e.message.contains("exo_live_"), "{}", e.message);
+            assert!(!e.message.contains(&bad[4..]), "the key is echoed: {}", e.message);
+        }
+    }
+
+    #[test]
     fn duration_ranges() {
         assert_eq!(parse_duration_range("3000-8000"), Some((Duration::from_secs(3), Duration::from_secs(8))));
         assert_eq!(
@@ -202,7 +237,7 @@ mod tests {
         assert!(!format!("{c:?}").contains("secret_value"));
         let c = ClientConfig {
             connect: ConnectOptions { proxy: Some("::not a proxy".into()), ..ConnectOptions::default() },
-            ..ClientConfig::new("k", None)
+            ..ClientConfig::new("exo_test_abcdefghijklmnopqrstuvwxyz0123456789", None)
         };
         assert!(c.validate().unwrap_err().message.contains("proxy"));
     }

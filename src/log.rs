@@ -44,13 +44,26 @@ fn sink() -> &'static RwLock<Option<Sink>> {
 /// The level `EXONA_LOG` asks for on stderr, read once.
 fn env_level() -> Option<Level> {
     static LEVEL: OnceLock<Option<Level>> = OnceLock::new();
-    *LEVEL.get_or_init(|| match std::env::var("EXONA_LOG").ok()?.to_ascii_lowercase().as_str() {
+    *LEVEL.get_or_init(|| {
+        let value = std::env::var("EXONA_LOG").ok()?;
+        let level = parse_level(&value);
+        if level.is_none() && !value.is_empty() && !value.eq_ignore_ascii_case("off") {
+            // Said once, here where the variable is read: a typo should not look like silence.
+            eprintln!("libexona: EXONA_LOG={value:?} is not a level (error, warn, info, debug or off); logging stays off");
+        }
+        level
+    })
+}
+
+/// A level's name as `EXONA_LOG` takes it.
+fn parse_level(value: &str) -> Option<Level> {
+    match value.to_ascii_lowercase().as_str() {
         "error" => Some(Level::Error),
         "warn" | "warning" => Some(Level::Warn),
         "info" => Some(Level::Info),
         "debug" | "trace" | "1" => Some(Level::Debug),
         _ => None,
-    })
+    }
 }
 
 /// Sends log lines up to `max` to `hook` (from any libexona thread) instead of stderr;
@@ -73,6 +86,22 @@ pub fn log(level: Level, message: impl FnOnce() -> String) {
         // One write per line, so lines from several threads do not interleave.
         static STDERR: Mutex<()> = Mutex::new(());
         let _one_at_a_time = STDERR.lock().unwrap_or_else(|p| p.into_inner());
-        eprintln!("libexona[{}]: {}", level.name(), message());
+        // Built whole, then written with one call: eprintln! may split a line into several
+        // writes, which other output on stderr can then land between.
+        let line = format!("libexona[{}]: {}\n", level.name(), message());
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_parse_and_unknown_ones_do_not() {
+        assert_eq!(parse_level("DEBUG"), Some(Level::Debug));
+        assert_eq!(parse_level("warning"), Some(Level::Warn));
+        assert_eq!(parse_level("bogus"), None);
+        assert_eq!(parse_level("off"), None);
     }
 }

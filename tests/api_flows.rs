@@ -96,8 +96,11 @@ fn auth_errors_carry_the_api_code_and_request_id() {
     );
     assert!(e.request_id.as_deref().unwrap().starts_with("req_"));
     assert!(e.scan_id.is_none());
-    let e = client(&sim, "exo_test_malformed").get_scan("scn_test_x").unwrap_err();
-    assert_eq!(e.code, Code::Authentication);
+    // A key of the wrong shape is refused before anything is sent.
+    let e = exona::Client::with_policy("exo_test_malformed", Some(&sim.base_url), common::fast_policy())
+        .unwrap_err();
+    assert_eq!(e.code, Code::InvalidArgument);
+    assert!(e.message.contains("shape"), "{}", e.message);
     let e = client(&sim, &forbidden).scan_and_wait(&request("https://acme.ai"), &within(5_000)).unwrap_err();
     assert_eq!(
         (e.code, e.http_status, e.api_code.as_deref()),

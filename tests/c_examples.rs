@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use common::key;
+use common::{key, sim_with};
 use exona_sim::{Config, SimHandle};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -224,13 +224,22 @@ fn scan_reports_a_failed_scan_with_code_and_request_id() {
 
 #[test]
 fn scan_reports_a_bad_key() {
-    let sim = sim();
-    let o = run(&sim, "exo_test_not-a-real-key", false, &["Acme AI Ltd", "https://acme.ai"]);
+    // A key the server does not know (revoked): its 401, with the request id.
+    let revoked = key(4_404);
+    let sim = sim_with(Config { revoked_keys: vec![revoked.clone()], ..Config::fast() });
+    let o = run(&sim, &revoked, false, &["Acme AI Ltd", "https://acme.ai"]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("EXONA_ERR_AUTHENTICATION") && err.contains("INVALID_API_KEY"), "{err}");
     assert!(err.contains("request id:     req_"), "{err}");
+    assert!(!err.contains(&revoked[9..]), "the key must not be echoed: {err}");
+    // A key of the wrong shape: refused before any request, and not echoed either.
+    let o = run(&sim, "exo_test_not-a-real-key", false, &["Acme AI Ltd", "https://acme.ai"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("EXONA_ERR_INVALID_ARGUMENT") && err.contains("exo_live_"), "{err}");
     assert!(!err.contains("not-a-real-key"), "the key must not be echoed: {err}");
+    assert_eq!(sim.stats("exo_test_not-a-real-key"), Default::default(), "nothing was sent");
 }
 
 #[test]
@@ -268,7 +277,9 @@ fn scan_is_clean_under_valgrind() {
         assert_eq!(o.status.code(), Some(expected), "valgrind {args:?}\nstdout:\n{out}\nstderr:\n{err}");
     }
     let o = run(&sim, "exo_test_bad", true, &["Acme AI Ltd", "https://acme.ai"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o).1);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("EXONA_ERR_INVALID_ARGUMENT"), "a key of the wrong shape is refused: {err}");
 }
 
 #[test]
@@ -520,6 +531,9 @@ fn batch_scans_a_200_line_portfolio() {
     assert!(rows.iter().any(|r| r.starts_with("The \"Best\" Co")), "{out}");
     assert!(rows.iter().any(|r| r.starts_with("Plain Http Ltd") && r.contains("EXONA_ERR_INVALID_ARGUMENT")));
     assert!(rows.iter().any(|r| r.starts_with("Gone Ltd") && r.contains("EXONA_ERR_SCAN_FAILED")));
+    // A row that did not complete but has a scan shows its id, so it can be resumed.
+    assert!(rows.iter().any(|r| r.starts_with("Gone Ltd") && r.contains(" scan scn_test_")), "{out}");
+    assert!(err.contains("progress: ") && err.contains(" done"), "the batch's counts on stderr: {err}");
     let stats = sim.stats(&k);
     assert_eq!(
         (stats.posts, stats.scans_created, stats.rate_limited),
@@ -559,6 +573,38 @@ fn the_cpp_wrapper_builds_with_cpp17_and_runs_clean() {
     assert!(err.contains("EXONA_ERR_SCAN_FAILED") && err.contains("scan id:    scn_test_"), "{err}");
     let o = run_program(exe, check, &sim, "exo_test_bad", &["Acme", "https://acme.ai"], "50-150");
     let (_, err) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "a refused key is a failed scan, not a crash: {err}");
-    assert!(err.contains("EXONA_ERR_AUTHENTICATION") && err.contains("request id: req_"), "{err}");
+    assert_eq!(o.status.code(), Some(1), "a refused key is an error, not a crash: {err}");
+    assert!(err.contains("EXONA_ERR_INVALID_ARGUMENT") && err.contains("exo_live_"), "{err}");
+}
+
+#[test]
+fn the_cpp_settings_progress_and_cancel_example_runs_clean() {
+    let sim = sim();
+    let k = key(151);
+    let exe = build("examples/cpp/settings.cpp", false).unwrap();
+    let check = if valgrind_available() { Check::Valgrind } else { Check::Plain };
+    // Scans of 1.5-2 s: the watchdog cancels 200 ms after the scan exists, before its first poll.
+    let o = run_program(exe, check, &sim, &k, &["Acme AI Ltd", "https://acme.ai"], "1500-2000");
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("progress: scn_test_"), "the progress callback ran: {out}");
+    assert!(out.contains("first wait: EXONA_ERR_CANCELLED"), "{out}");
+    assert!(out.contains("resumed scn_test_") && out.contains("overall risk "), "{out}");
+    let stats = sim.stats(&k);
+    assert_eq!((stats.posts, stats.scans_created), (1, 1), "resuming sent no POST");
+}
+
+#[test]
+fn the_cpp_batch_example_runs_clean() {
+    let sim = sim();
+    let k = key(152);
+    let exe = build("examples/cpp/batch.cpp", false).unwrap();
+    let check = if valgrind_available() { Check::Valgrind } else { Check::Plain };
+    let sites = ["https://a.example", "https://b.example", "https://gone.invalid", "https://c.example"];
+    let o = run_program(exe, check, &sim, &k, &sites, "50-150");
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "one scan fails\nstdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("3 completed, 1 not"), "{out}");
+    assert!(out.contains("https://gone.invalid: EXONA_ERR_SCAN_FAILED scn_test_"), "{out}");
+    assert_eq!(sim.stats(&k).posts, 4);
 }

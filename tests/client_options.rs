@@ -131,3 +131,41 @@ fn settings_are_checked() {
     );
     exona_client_free(client);
 }
+
+/// A server that accepts connections and never answers: only a timeout ends a request to it.
+fn staller() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        // Bounded: a few connections, held until the test process ends.
+        for conn in listener.incoming().take(8) {
+            held.push(conn);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(120));
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn the_attempt_timeout_takes_effect() {
+    // 300 ms per attempt, against a server that never answers. The default (30 s) would
+    // hold this GET for half a minute; the bound below sits far from both, so it only shows
+    // which setting was in force, not how fast the machine is.
+    let options = exona_client_options_new();
+    assert_eq!(exona_client_options_set_attempt_timeout_ms(options, 300), EXONA_OK);
+    let client = client_with(options, &staller());
+    let id = c("scn_test_x");
+    let mut out = null_mut();
+    let started = std::time::Instant::now();
+    let rc = exona_scan_get(client, id.as_ptr(), &mut out);
+    let waited = started.elapsed();
+    assert_eq!(rc, EXONA_ERR_NETWORK);
+    let message =
+        unsafe { std::ffi::CStr::from_ptr(exona_result_message(out)) }.to_string_lossy().into_owned();
+    assert!(message.contains("timed out") || message.contains("timeout"), "{message}");
+    assert!(waited < std::time::Duration::from_secs(15), "the attempt timeout was not applied: {waited:?}");
+    exona_result_free(out);
+    exona_client_free(client);
+    exona_client_options_free(options);
+}

@@ -122,6 +122,8 @@ fn the_total_answer_length_is_checked_at_the_call() {
     exona_client_free(client);
 }
 
+const GOOD_KEY: &[u8] = b"exo_test_abcdefghijklmnopqrstuvwxyz0123456789\0";
+
 #[test]
 fn client_constructors_say_why() {
     let url = c("http://127.0.0.1:9/api/v1");
@@ -129,8 +131,9 @@ fn client_constructors_say_why() {
         (Some(b"\0"), Some(b"http://127.0.0.1:9/api/v1\0"), "api_key is empty"),
         (Some(b"exo_test_a\r\nX: y\0"), Some(b"http://127.0.0.1:9/api/v1\0"), "api_key"),
         (Some(NOT_UTF8), Some(b"http://127.0.0.1:9/api/v1\0"), "api_key is not valid UTF-8"),
-        (Some(b"exo_test_x\0"), Some(b"http://example.com/api/v1\0"), "http://"),
-        (Some(b"exo_test_x\0"), Some(b"not a url\0"), "base_url"),
+        (Some(GOOD_KEY), Some(b"http://example.com/api/v1\0"), "http://"),
+        (Some(GOOD_KEY), Some(b"not a url\0"), "base_url"),
+        (Some(b"exo_test_x\0"), Some(b"http://127.0.0.1:9/api/v1\0"), "shape of an Exona key"),
     ];
     for (key, base, names) in cases {
         let key = key.map_or(null(), |k| k.as_ptr().cast());

@@ -167,14 +167,41 @@ fn efficiency() {
 }
 
 fn pressure() {
-    println!("## Pressure: 20 scans, 30 requests per 60 s window\n");
-    println!("| client | scans | failed | requests per scan | polls per scan | 429s | detection p50 (s) | detection p95 (s) | makespan (s) |");
-    println!("|---|---|---|---|---|---|---|---|---|");
-    let sim_a = sim(30, Duration::from_secs(60), 21);
-    print_row(&run_libexona(&sim_a, &key(10), Mode::Balanced, websites(20, "pb")));
-    let sim_b = sim(30, Duration::from_secs(60), 22);
-    print_row(&run_textbook(&sim_b, &key(11), websites(20, "pt")));
+    println!("## Pressure: 20 scans, 30 requests per 60 s window, seeds 5, 6 and 8\n");
+    println!("| client | seed | scans | failed | requests per scan | polls per scan | 429s | detection p50 (s) | detection p95 (s) | makespan (s) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut spans: Vec<(&str, f64)> = Vec::new();
+    for seed in [5u64, 6, 8] {
+        let sim_a = sim(30, Duration::from_secs(60), seed);
+        let r = run_libexona(&sim_a, &key(10 + seed as u32), Mode::Balanced, websites(20, "pb"));
+        print_seeded_row(&r, seed);
+        spans.push(("libexona balanced", r.makespan.as_secs_f64()));
+        let sim_b = sim(30, Duration::from_secs(60), seed);
+        let r = run_textbook(&sim_b, &key(20 + seed as u32), websites(20, "pt"));
+        print_seeded_row(&r, seed);
+        spans.push(("textbook", r.makespan.as_secs_f64()));
+    }
+    for name in ["libexona balanced", "textbook"] {
+        let m: Vec<f64> = spans.iter().filter(|(n, _)| *n == name).map(|(_, s)| *s).collect();
+        let (lo, hi) = (m.iter().copied().fold(f64::MAX, f64::min), m.iter().copied().fold(0.0, f64::max));
+        println!("\n{name}: makespan {lo:.1}–{hi:.1} s over the three seeds");
+    }
     println!();
+}
+
+fn print_seeded_row(r: &Report, seed: u64) {
+    println!(
+        "| {} | {seed} | {} | {} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {:.1} |",
+        r.name,
+        r.scans,
+        r.failed,
+        r.per_scan(),
+        r.gets as f64 / r.scans as f64,
+        r.rate_limited,
+        r.quantile(0.5),
+        r.quantile(0.95),
+        r.makespan.as_secs_f64()
+    );
 }
 
 /// How soon a blocked `scan_and_wait` returns after `cancel` from another thread.
@@ -299,8 +326,30 @@ fn print_row(r: &Report) {
     );
 }
 
+/// The commit the figures are of (with "+dirty" when the tree has changes), so BENCHMARKS.md
+/// can say which code it measured.
+fn commit() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let hash = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    if dirty {
+        format!("{hash}+dirty")
+    } else {
+        hash
+    }
+}
+
 fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    println!("exona-bench {what} at commit {}\n", commit());
     println!("exona-bench {what}: scans uniform in {SCAN_MIN:?}–{SCAN_MAX:?}, Retry-After 1 s, duration prior set to match\n");
     match what.as_str() {
         "efficiency" => efficiency(),

@@ -1,14 +1,12 @@
 // Package exona is the Go binding of libexona, the client library for the Exona AI-risk
 // scanning API. It calls the C library through cgo.
 //
-// The library is found the way cgo finds any library: set CGO_CFLAGS and CGO_LDFLAGS (or
-// install libexona system-wide); by default it uses the repository's own build in
-// ../../target/release (run `cargo build --release -p exona` there first).
+// Where the C library comes from (see README.md): by default, the repository's own build in
+// ../../target/release (link_checkout.go); with the build tag exona_installed, an installed
+// libexona found through pkg-config (link_installed.go), with no checkout path in the binary.
 package exona
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: -L${SRCDIR}/../../target/release -Wl,-rpath,${SRCDIR}/../../target/release -lexona
 #include <stdlib.h>
 #include "exona.h"
 */
@@ -238,6 +236,10 @@ type Options struct {
 	Questionnaire         []Question
 	Timeout               time.Duration // 0: the library's default (300 s); also bounded by the context
 	Mode                  PollMode
+	// Progress, when set, is called on the calling goroutine before every wait of ScanAndWait
+	// and Wait; returning false cancels the call (it then fails with ErrCancelled and keeps
+	// the scan id).
+	Progress func(Progress) bool
 }
 
 // callOptions builds C options from o and ctx: the context's deadline bounds the wait, and
@@ -293,6 +295,11 @@ func callOptions(ctx context.Context, o *Options) (*C.exona_scan_options, func()
 		C.exona_scan_options_set_timeout_ms(opts, C.uint64_t(ms))
 	}
 	C.exona_scan_options_set_cancel(opts, token)
+	var progress *progressHandle
+	if o.Progress != nil {
+		progress = newProgressHandle(o.Progress)
+		C.exona_scan_options_set_progress(opts, progressFn(), progress.cell)
+	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -308,6 +315,9 @@ func callOptions(ctx context.Context, o *Options) (*C.exona_scan_options, func()
 		close(done)
 		wg.Wait()
 		release()
+		if progress != nil {
+			progress.release()
+		}
 	}, nil
 }
 

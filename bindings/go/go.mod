@@ -1,3 +1,3 @@
-module exona
+module exonalab.com/exona
 
 go 1.19

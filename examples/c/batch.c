@@ -1,7 +1,9 @@
 /*
  * batch.c: screen a portfolio. Reads a CSV of company_name,company_website (a header line,
  * and quoted fields with commas or doubled quotes, are understood), scans every company with
- * one exona_batch, prints a row per company as its result arrives, then a summary.
+ * one exona_batch, prints a row per company as its result arrives (flushed, so a pipe sees it
+ * at once; a row that did not complete shows its scan id when one exists, to resume it), the
+ * batch's counts on stderr every few seconds, then a summary.
  *
  *   EXONA_API_KEY=... EXONA_BASE_URL=... ./batch portfolio.csv
  *
@@ -16,6 +18,14 @@
 #include "csv_line.h"
 
 #define MAX_ROWS 100000
+
+/* One line on stderr: how many rows wait for budget, run, and have ended. */
+static void report_counts(const exona_batch *batch) {
+    size_t queued = 0, in_flight = 0, done = 0;
+    if (exona_batch_counts(batch, &queued, &in_flight, &done) == EXONA_OK) {
+        fprintf(stderr, "progress: %zu queued, %zu in flight, %zu done\n", queued, in_flight, done);
+    }
+}
 
 int main(int argc, char **argv) {
     static struct row rows[MAX_ROWS];
@@ -75,9 +85,19 @@ int main(int argc, char **argv) {
     }
 
     printf("%-32s  %-10s  %s\n", "company", "level", "scan id or error");
-    while (exona_batch_next(batch, UINT64_MAX, &result) == EXONA_OK) {
-        size_t index = exona_result_index(result);
-        const char *company = index < n ? rows[index].name : "?";
+    fflush(stdout);
+    for (;;) {
+        /* Wait up to 5 s for the next row; in between, say on stderr how the batch stands. */
+        exona_code rc = exona_batch_next(batch, 5000, &result);
+        size_t index;
+        const char *company;
+        if (rc == EXONA_ERR_TIMEOUT) {
+            report_counts(batch);
+            continue;
+        }
+        if (rc != EXONA_OK) break; /* EXONA_ERR_NOT_FOUND: every row has ended */
+        index = exona_result_index(result);
+        company = index < n ? rows[index].name : "?";
         if (exona_result_code(result) == EXONA_OK) {
             const char *level = exona_result_get_string(result, "/result/risk_assessment/overall_risk_level");
             int k;
@@ -87,11 +107,15 @@ int main(int argc, char **argv) {
             levels[k]++;
             printf("%-32.32s  %-10s  %s\n", company, level ? level : "-", exona_result_scan_id(result));
         } else {
+            const char *scan_id = exona_result_scan_id(result);
             failed++;
-            printf("%-32.32s  %-10s  %s: %s\n", company, "-", exona_code_name((int)exona_result_code(result)),
-                   exona_result_message(result));
+            /* A row that has a scan id can be resumed (exona_scan_wait) instead of created again. */
+            printf("%-32.32s  %-10s  %s%s%s: %s\n", company, "-", exona_code_name((int)exona_result_code(result)),
+                   scan_id ? " scan " : "", scan_id ? scan_id : "", exona_result_message(result));
         }
+        fflush(stdout); /* each row as it ends, also when stdout is a pipe */
         exona_result_free(result);
+        if ((completed + failed) % 10 == 0) report_counts(batch);
     }
 
     printf("\n%zu companies: %zu completed, %zu not\n", n, completed, failed);

@@ -82,6 +82,7 @@ fn main() {
         },
         rate_limited_retry_after: None,
     };
+    let (lo, hi) = (config.scan_duration_min.as_millis(), config.scan_duration_max.as_millis());
     let sim = match exona_sim::spawn(config) {
         Ok(s) => s,
         Err(e) => {
@@ -91,6 +92,11 @@ fn main() {
     };
     println!("{}", sim.base_url);
     let _ = std::io::stdout().flush();
+    // The client's default expectation is the real API's 30-120 s; against shorter simulated
+    // scans it would wait out that prior before its first poll. Say what matches, once.
+    eprintln!(
+        "exona-sim: scans take {lo}-{hi} ms; clients see them soonest with EXONA_SCAN_DURATION_MS={lo}-{hi}"
+    );
     if a.exit_after > 0 {
         std::thread::sleep(Duration::from_secs(a.exit_after));
     } else {

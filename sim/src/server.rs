@@ -307,8 +307,7 @@ async fn stats(AxumState(state): AxumState<Shared>) -> Response {
         .stats
         .iter()
         .map(|(key, st)| {
-            // Keys are test secrets of the simulator; show only a prefix anyway.
-            let shown = format!("{}…", &key[..key.len().min(13)]);
+            let shown = masked(key);
             (shown, json!({
                 "posts": st.posts, "gets": st.gets, "rate_limited": st.rate_limited,
                 "scans_created": st.scans_created, "cache_hits": st.cache_hits, "credits_used": st.credits_used
@@ -321,8 +320,32 @@ async fn stats(AxumState(state): AxumState<Shared>) -> Response {
         .unwrap_or_default()
 }
 
+/// A key as the stats show it: its prefix, its last four characters and a fingerprint of the
+/// whole key, so two keys never share a row and no key is shown whole.
+fn masked(key: &str) -> String {
+    let hash =
+        key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let prefix: String = key.chars().take(9).collect();
+    let tail: String = key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    format!("{prefix}…{tail} #{:08x}", hash as u32)
+}
+
 async fn not_found(AxumState(state): AxumState<Shared>) -> Response {
     let mut s = lock(&state);
     let meta = Meta::new(&mut s, None);
     error_response(&ApiError::new(404, "NOT_FOUND", "No such endpoint (simulator-only code)."), &meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::masked;
+
+    #[test]
+    fn stats_keep_keys_apart_and_never_show_one_whole() {
+        let a = "exo_test_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1";
+        let b = "exo_test_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab0001";
+        assert_ne!(masked(a), masked(b), "keys that share a long prefix stay apart");
+        assert!(!masked(a).contains(&a[9..20]), "{}", masked(a));
+        assert!(masked(a).starts_with("exo_test_…aaa1 #"));
+    }
 }

@@ -111,6 +111,7 @@ impl Core {
         self.timers.push(Reverse((at, self.seq, id)));
         let budget_left = self.governor.budget(now).0;
         if let Some(e) = self.tasks.get(&id) {
+            log(Level::Debug, || self.describe_wait(&e.task, at.saturating_sub(now), budget_left));
             e.sink.progress(Progress {
                 scan_id: e.task.scan_id().map(str::to_owned),
                 status: e.task.last_status().map(str::to_owned),
@@ -121,6 +122,31 @@ impl Core {
                 creating: false,
             });
         }
+    }
+
+    /// A wait, said so that a user watching `EXONA_LOG=debug` knows why nothing happens.
+    fn describe_wait(&self, task: &Task, wait: Duration, budget_left: u32) -> String {
+        let who = task.scan_id().map_or_else(|| "the create request".to_owned(), |id| format!("scan {id}"));
+        let secs = wait.as_secs_f64();
+        let why = match task.reason() {
+            Reason::Create => "about to create the scan".to_owned(),
+            Reason::Schedule if self.model.samples() == 0 => {
+                let (lo, hi) = task.expected();
+                format!(
+                    "the duration schedule: no scan durations learned yet, prior {:.0}-{:.0} s \
+                     (if your scans are shorter, set EXONA_SCAN_DURATION_MS=MIN-MAX in ms)",
+                    lo.as_secs_f64(),
+                    hi.as_secs_f64()
+                )
+            }
+            Reason::Schedule => format!("the duration schedule ({} durations learned)", self.model.samples()),
+            Reason::RetryAfter => "the server's Retry-After".to_owned(),
+            Reason::Backoff => "backing off after a failed request".to_owned(),
+            Reason::RateLimit => "the server answered 429: the key cools down".to_owned(),
+            Reason::Budget => format!("the key's request budget ({budget_left} left in this window)"),
+            Reason::FinalPoll => "the last poll before the deadline".to_owned(),
+        };
+        format!("{who}: next request in {secs:.1} s: {why}")
     }
 
     /// When the next timer is due, if any task waits.

@@ -87,10 +87,13 @@ pub fn transport_error(what: &str, e: &TransportError) -> Error {
 /// The error for a scan that ended `failed`: its own code, message and hint.
 pub fn scan_failed(scan: Scan) -> Error {
     let (code, message, hint) = scan.failure();
-    let mut e = Error::new(
-        Code::ScanFailed,
-        format!("scan {} failed: {}", scan.id(), message.unwrap_or("no message given")),
-    );
+    // Many callers log only the message: it names the scan's own error code too.
+    let message = message.unwrap_or("no message given");
+    let text = match code {
+        Some(c) => format!("scan {} failed [{c}]: {message}", scan.id()),
+        None => format!("scan {} failed: {message}", scan.id()),
+    };
+    let mut e = Error::new(Code::ScanFailed, text);
     e.api_code = code.map(str::to_owned);
     e.hint = hint.map(str::to_owned);
     e.http_status = Some(scan.http_status);
@@ -126,6 +129,22 @@ mod tests {
         assert_eq!(e.hint.as_deref(), Some("use https"));
         assert_eq!(e.request_id.as_deref(), Some("req_header"));
         assert_eq!(e.http_status, Some(400));
+    }
+
+    #[test]
+    fn a_failed_scan_names_its_error_code_in_the_message() {
+        let scan = Scan::from_body(
+            br#"{"id":"scn_1","status":"failed","error":{"code":"WEBSITE_UNREACHABLE","message":"The company website could not be reached."}}"#,
+            200,
+            None,
+        )
+        .unwrap();
+        let e = scan_failed(scan);
+        assert_eq!(
+            e.message,
+            "scan scn_1 failed [WEBSITE_UNREACHABLE]: The company website could not be reached."
+        );
+        assert_eq!(e.api_code.as_deref(), Some("WEBSITE_UNREACHABLE"));
     }
 
     #[test]

@@ -87,7 +87,7 @@ impl DurationModel {
         self.prior.1.max(Duration::try_from_secs_f64(seen).unwrap_or(Duration::MAX))
     }
 
-    #[cfg(test)]
+    /// Durations learned so far (the schedule uses the prior alone until there are some).
     pub fn samples(&self) -> usize {
         self.samples.len()
     }

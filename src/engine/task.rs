@@ -174,6 +174,11 @@ impl Task {
         self.reason
     }
 
+    /// The prior of this call's scan durations (shortest, longest).
+    pub fn expected(&self) -> (Duration, Duration) {
+        self.expected
+    }
+
     /// The budget class of the next request.
     pub fn kind(&self, policy: &Policy) -> Kind {
         match &self.phase {

@@ -74,7 +74,8 @@ pub(crate) fn build_with(
 }
 
 /// A new client, or NULL when it cannot be made: the key is missing (NULL and no
-/// `EXONA_API_KEY`), empty, or holds characters that cannot go in a header; or the base URL
+/// `EXONA_API_KEY`), empty, or not of the documented shape (`exo_live_` or `exo_test_` and 36
+/// letters and digits: a mistyped key is refused before it costs a request); or the base URL
 /// is not a URL, or is plain http:// to a host other than loopback.
 /// `api_key` NULL: read `EXONA_API_KEY`. `base_url` NULL: `EXONA_BASE_URL`, else the
 /// production URL. Both strings are copied. `EXONA_SCAN_DURATION_MS` ("MIN-MAX", for

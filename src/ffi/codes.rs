@@ -20,7 +20,8 @@ pub enum exona_code {
     EXONA_ERR_PERMISSION = 3,
     /// HTTP 400 (or another 4xx): the API rejected the request; see the error code and param.
     EXONA_ERR_BAD_REQUEST = 4,
-    /// HTTP 404: no scan with this id exists under this key.
+    /// HTTP 404: no scan with this id exists under this key. Also: `exona_batch_next` has no
+    /// request left, `exona_result_get_int` finds nothing at the pointer.
     EXONA_ERR_NOT_FOUND = 5,
     /// HTTP 429 that could not be waited out within the deadline; see the retry-after.
     EXONA_ERR_RATE_LIMITED = 6,

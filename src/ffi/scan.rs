@@ -151,7 +151,9 @@ pub extern "C" fn exona_scan_get(
 
 /// Waits for an existing scan by id, sending no POST: how a program resumes a scan after a
 /// timeout, a cancel or a crash. Polls at once, then as the server allows. `options` may be
-/// NULL; only its timeout and cancel token apply. Codes, `*out` and threading as for
+/// NULL; what concerns the wait applies (timeout, cancel token, progress callback, poll mode,
+/// expected duration, longest rate-limit wait), what concerns a new scan does not
+/// (max_age_days, force_refresh, citations, questionnaire). Codes, `*out` and threading as for
 /// `exona_scan_and_wait`.
 #[no_mangle]
 pub extern "C" fn exona_scan_wait(

@@ -173,12 +173,14 @@ pub extern "C" fn exona_scan_options_set_cancel(
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum exona_poll_mode {
-    /// The default: about 1.6 polls per scan, at quantiles of the scan durations seen.
+    /// The default: about 1.6 polls per scan once durations are learned (about 2.6 requests
+    /// per fresh scan, counting its POST and early scans polled on the prior), at quantiles
+    /// of the scan durations seen. BENCHMARKS.md has the measured figures.
     EXONA_POLL_BALANCED = 0,
     /// Polls as often as Retry-After allows once a scan may be done: notices completion
     /// within one Retry-After, at several times the requests.
     EXONA_POLL_LATENCY = 1,
-    /// About 1.1 polls per scan; completion is noticed late.
+    /// About 1.1 polls per scan (about 2.1 requests per fresh scan); completion is noticed late.
     EXONA_POLL_FRUGAL = 2,
 }
 

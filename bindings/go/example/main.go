@@ -10,7 +10,7 @@ import (
 	"os"
 	"time"
 
-	"exona"
+	exona "exonalab.com/exona"
 )
 
 func main() {

@@ -2,19 +2,57 @@
 
 # libexona for Ruby: the Exona AI-risk scanning API through the C library, with the ffi gem.
 #
-# The library is found at ENV["EXONA_LIB"] (a path), else on the system's library path
-# ("libexona.so"), else in this repository's build (../../target/release).
+# The library is looked for, in order: ENV["EXONA_LIB"] (a path to libexona.so); the libdir
+# that pkg-config names for exona (an installed prefix: make install PREFIX=...; set
+# PKG_CONFIG_PATH=PREFIX/lib/pkgconfig when it is not a system path); the system's library
+# path ("libexona.so.0", "libexona.so"); and this repository's build (../../target/release).
 
 require "ffi"
 require "json"
+require "open3"
 
 module Exona
+  # Where libexona may be, most explicit first.
+  module Locate # :nodoc:
+    REPO_BUILD = File.expand_path("../../../target/release/libexona.so", __dir__)
+
+    def self.pkg_config_libdir
+      out, status = Open3.capture2e("pkg-config", "--variable=libdir", "exona")
+      dir = out.strip
+      status.success? && !dir.empty? ? File.join(dir, "libexona.so") : nil
+    rescue SystemCallError
+      nil # pkg-config is not installed
+    end
+
+    def self.candidates
+      [ENV["EXONA_LIB"], pkg_config_libdir, "libexona.so.0", "exona", REPO_BUILD].compact.reject(&:empty?)
+    end
+
+    HELP = <<~TEXT
+      libexona was not found. Tried: EXONA_LIB, pkg-config's libdir for exona, the system's
+      library path and this repository's build. Point the gem at it with one of:
+        EXONA_LIB=/path/to/libexona.so
+        PKG_CONFIG_PATH=PREFIX/lib/pkgconfig   (after make install PREFIX=...)
+        cargo build --release -p exona         (in a checkout of libexona)
+    TEXT
+  end
+
   # The raw C functions. Blocking calls release the GVL, so other Ruby threads run meanwhile.
   module C
     extend FFI::Library
 
-    REPO_BUILD = File.expand_path("../../../target/release/libexona.so", __dir__)
-    ffi_lib [ENV["EXONA_LIB"], "exona", REPO_BUILD].compact.reject(&:empty?)
+    begin
+      ffi_lib Locate.candidates
+    rescue LoadError => e
+      raise LoadError, "#{Locate::HELP}(#{e.message.lines.first&.strip})"
+    end
+
+    # One progress event (exona_progress in exona.h).
+    class ProgressEvent < FFI::Struct
+      layout :scan_id, :pointer, :status, :pointer, :reason, :int, :wait_ms, :uint64,
+             :requests_used, :uint32, :budget_left, :uint32
+    end
+    callback :progress_fn, %i[pointer pointer], :int
 
     attach_function :exona_version, [], :string
     attach_function :exona_code_name, [:int], :string
@@ -29,6 +67,17 @@ module Exona
     attach_function :exona_scan_options_set_timeout_ms, %i[pointer uint64], :int
     attach_function :exona_scan_options_set_poll_mode, %i[pointer int], :int
     attach_function :exona_scan_options_set_cancel, %i[pointer pointer], :int
+    attach_function :exona_scan_options_set_progress, %i[pointer progress_fn pointer], :int
+    attach_function :exona_client_options_new, [], :pointer
+    attach_function :exona_client_options_free, [:pointer], :void
+    attach_function :exona_client_options_set_connect_timeout_ms, %i[pointer uint64], :int
+    attach_function :exona_client_options_set_attempt_timeout_ms, %i[pointer uint64], :int
+    attach_function :exona_client_options_set_user_agent_suffix, %i[pointer string], :int
+    attach_function :exona_client_options_set_proxy, %i[pointer string], :int
+    attach_function :exona_client_options_set_ca_bundle_file, %i[pointer string], :int
+    attach_function :exona_client_options_set_poll_mode, %i[pointer int], :int
+    attach_function :exona_client_options_set_expected_duration_ms, %i[pointer uint64 uint64], :int
+    attach_function :exona_client_create_with_options, %i[string string pointer pointer pointer], :int
     attach_function :exona_cancel_new, [], :pointer
     attach_function :exona_cancel, [:pointer], :int
     attach_function :exona_cancel_free, [:pointer], :void
@@ -161,15 +210,64 @@ module Exona
       check.call(C.exona_scan_options_set_poll_mode(opts, MODES.fetch(mode) { -1 }), "mode must be one of #{MODES.keys}")
       opts
     end
+
+    REASONS = %i[create schedule retry_after backoff rate_limit budget final_poll].freeze
+
+    # A C callback that hands each event to the block as a Hash; a falsy return cancels.
+    # The caller keeps the returned Proc alive for as long as the options are in use.
+    def self.progress_callback(block)
+      proc do |event_ptr, _user_data|
+        e = C::ProgressEvent.new(event_ptr)
+        event = { scan_id: str(e[:scan_id]), status: str(e[:status]), reason: REASONS[e[:reason]],
+                  wait: e[:wait_ms] / 1000.0, requests_used: e[:requests_used], budget_left: e[:budget_left] }
+        block.call(event) ? 0 : 1
+      rescue StandardError
+        1 # an exception in the block cancels the call rather than crossing into C
+      end
+    end
+
+    # Builds C client options from keyword settings; the caller frees them.
+    def self.client_options(connect_timeout: nil, attempt_timeout: nil, user_agent_suffix: nil, proxy: nil,
+                            ca_bundle: nil, poll_mode: nil, expected_duration: nil)
+      o = C.exona_client_options_new
+      check = lambda do |rc, what|
+        next if rc.zero?
+
+        C.exona_client_options_free(o)
+        raise InvalidArgumentError.new(what, code: :invalid_argument)
+      end
+      ms = ->(secs) { (secs * 1000).ceil }
+      check.call(C.exona_client_options_set_connect_timeout_ms(o, ms.call(connect_timeout)), "connect_timeout must be positive") if connect_timeout
+      check.call(C.exona_client_options_set_attempt_timeout_ms(o, ms.call(attempt_timeout)), "attempt_timeout must be positive") if attempt_timeout
+      check.call(C.exona_client_options_set_user_agent_suffix(o, user_agent_suffix), "user_agent_suffix must be printable ASCII") if user_agent_suffix
+      check.call(C.exona_client_options_set_proxy(o, proxy), "proxy must be a URL (or \"\" for none)") if proxy
+      check.call(C.exona_client_options_set_ca_bundle_file(o, ca_bundle), "ca_bundle must be a readable PEM file") if ca_bundle
+      check.call(C.exona_client_options_set_poll_mode(o, MODES.fetch(poll_mode) { -1 }), "poll_mode must be one of #{MODES.keys}") if poll_mode
+      if expected_duration
+        lo, hi = expected_duration
+        check.call(C.exona_client_options_set_expected_duration_ms(o, ms.call(lo), ms.call(hi)),
+                   "expected_duration must be [min, max] seconds, 0 < min <= max")
+      end
+      o
+    end
   end
 
   # A client of the Exona API, safe to share between threads.
   class Client
     # api_key nil: EXONA_API_KEY; base_url nil: EXONA_BASE_URL, else the production URL.
-    def initialize(api_key: nil, base_url: nil)
+    # Settings (all optional): connect_timeout and attempt_timeout (seconds), proxy (a URL, or
+    # "" for none), ca_bundle (a PEM file), user_agent_suffix, poll_mode (:balanced, :latency,
+    # :frugal) and expected_duration ([min, max] seconds).
+    def initialize(api_key: nil, base_url: nil, **settings)
       client = FFI::MemoryPointer.new(:pointer)
       error = FFI::MemoryPointer.new(:pointer)
-      if C.exona_client_create(api_key, base_url, client, error) != 0
+      opts = Native.client_options(**settings)
+      begin
+        rc = C.exona_client_create_with_options(api_key, base_url, opts, client, error)
+      ensure
+        C.exona_client_options_free(opts)
+      end
+      if rc != 0
         _, err = Native.take(error.read_pointer)
         raise err
       end
@@ -200,8 +298,8 @@ module Exona
     end
 
     # Waits for an existing scan (no new POST): how a program resumes a scan.
-    def wait(scan_id, timeout: nil, mode: :balanced)
-      call({ timeout: timeout, mode: mode }) { |opts, out| C.exona_scan_wait(@ptr, scan_id, opts, out) }
+    def wait(scan_id, timeout: nil, mode: :balanced, progress: nil)
+      call({ timeout: timeout, mode: mode, progress: progress }) { |opts, out| C.exona_scan_wait(@ptr, scan_id, opts, out) }
     end
 
     private
@@ -209,7 +307,12 @@ module Exona
     # Runs a blocking C call on a helper thread, so the calling thread stays interruptible;
     # an interruption cancels the call through its token, and nothing leaks.
     def call(options, &blocking)
+      options = options.dup
+      progress = options.delete(:progress)
       opts = Native.options(**options)
+      # Held in this frame for the whole call: C may call it until the call returns.
+      callback = progress && Native.progress_callback(progress)
+      C.exona_scan_options_set_progress(opts, callback, nil) if callback
       token = C.exona_cancel_new
       C.exona_scan_options_set_cancel(opts, token)
       out = FFI::MemoryPointer.new(:pointer)
