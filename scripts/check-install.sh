@@ -91,7 +91,48 @@ if command -v cmake >/dev/null 2>&1; then
     fail cmake "$(tail -n 20 "$work/cmake.log")"
   fi
 else
-  echo "cmake not installed: CMake checks skipped"
+  echo "--- SKIP: installed-tree/cmake (cmake is not installed)"
+fi
+
+# The Go binding against the installed prefix (build tag exona_installed: pkg-config), with no
+# checkout path in the binary's RUNPATH.
+if command -v go >/dev/null 2>&1; then
+  if (cd bindings/go && GOFLAGS=-mod=mod GOPROXY=off CGO_LDFLAGS="-Wl,-rpath,$(pkg-config --variable=rpath exona)" \
+        go build -tags exona_installed -o "$work/go-scan" ./example) >"$work/go.log" 2>&1; then
+    if readelf -d "$work/go-scan" | grep -E 'R(UN)?PATH' | grep -q "$PWD"; then
+      fail go-installed "the binary's RUNPATH names the checkout: $(readelf -d "$work/go-scan" | grep -E 'R(UN)?PATH')"
+    elif "$work/go-scan" "Acme AI Ltd" https://acme.ai >"$work/go-scan.out" 2>&1; then
+      pass go-installed
+    else
+      fail go-installed "$(cat "$work/go-scan.out")"
+    fi
+  else
+    fail go-installed "$(tail -n 20 "$work/go.log")"
+  fi
+else
+  echo "--- SKIP: installed-tree/go-installed (go is not installed)"
+fi
+
+# The Ruby binding from a copy outside the checkout: it must find the installed library
+# through pkg-config alone (no EXONA_LIB, no repository build to fall back on).
+if command -v ruby >/dev/null 2>&1 && ruby -e 'require "ffi"' 2>/dev/null; then
+  mkdir -p "$work/ruby/lib" && cp bindings/ruby/lib/exona.rb "$work/ruby/lib/"
+  if out=$(cd "$work/ruby" && env -u EXONA_LIB ruby -Ilib -e 'require "exona"; puts Exona::C.ffi_libraries.map(&:name).first' 2>&1) &&
+     echo "$out" | grep -q "^$prefix/lib/"; then
+    pass ruby-installed
+  else
+    fail ruby-installed "the gem did not load the installed library: $out"
+  fi
+  if out=$(cd "$work/ruby" && env -u EXONA_LIB PKG_CONFIG_PATH=/nonexistent LD_LIBRARY_PATH= \
+           ruby -Ilib -e 'require "exona"' 2>&1); then
+    fail ruby-not-found "loaded a library where none should be found: $out"
+  elif echo "$out" | grep -q "EXONA_LIB=/path/to/libexona.so"; then
+    pass ruby-not-found
+  else
+    fail ruby-not-found "the LoadError does not say how to point the gem at the library: $out"
+  fi
+else
+  echo "--- SKIP: installed-tree/ruby-installed (ruby or its ffi gem is not installed)"
 fi
 
 make --no-print-directory uninstall PREFIX="$prefix" >/dev/null 2>&1

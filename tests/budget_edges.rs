@@ -3,27 +3,17 @@
 
 mod common;
 
+use common::Collect;
+
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::virtual_api::VirtualApi;
 use exona::transport::{Method, Request, Response, Transport, TransportError};
 use exona::Outcome;
-use exona::{CancelToken, Client, Code, Goal, Mode, Policy, Progress, ScanRequest, Sink, WaitOptions};
+use exona::{CancelToken, Client, Code, Goal, Mode, Policy, ScanRequest, WaitOptions};
 use exona::{Clock, VirtualClock};
-
-#[derive(Default)]
-struct Collect {
-    outcomes: Mutex<Vec<Outcome>>,
-}
-
-impl Sink for Collect {
-    fn progress(&self, _event: Progress) {}
-    fn finish(&self, outcome: Outcome) {
-        self.outcomes.lock().unwrap().push(outcome);
-    }
-}
 
 /// Submits `n` scans with `options` and drives the client until all have ended.
 fn run_all(client: &Client, n: usize, options: &WaitOptions) -> Vec<Outcome> {

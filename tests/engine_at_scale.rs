@@ -4,27 +4,17 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use common::Collect;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::virtual_api::{Logged, VirtualApi};
 use exona::transport::Method;
 use exona::Limits;
 use exona::Outcome;
-use exona::{CancelToken, Client, Goal, Mode, Policy, Progress, ScanRequest, Sink, WaitOptions};
+use exona::{CancelToken, Client, Goal, Mode, Policy, ScanRequest, WaitOptions};
 use exona::{Clock, VirtualClock};
-
-#[derive(Default)]
-struct Collect {
-    outcomes: Mutex<Vec<Outcome>>,
-}
-
-impl Sink for Collect {
-    fn progress(&self, _event: Progress) {}
-    fn finish(&self, outcome: Outcome) {
-        self.outcomes.lock().unwrap().push(outcome);
-    }
-}
 
 struct Run {
     log: Vec<Logged>,

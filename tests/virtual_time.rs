@@ -270,3 +270,26 @@ fn no_deadline_means_no_deadline() {
     h.client.scan_and_wait(&request(), &options).unwrap();
     assert_eq!(h.clock.now(), Duration::from_secs(30 + 400 * 60));
 }
+
+/// A cache hit whose POST answer has no `result` (the docs leave it open): one GET, at once,
+/// fetches the scan with its result; no second POST.
+#[test]
+fn a_cache_hit_without_its_result_is_fetched_with_one_get() {
+    let bare = serde_json::json!({"id": "scn_test_1", "status": "completed", "cached": true}).to_string().into_bytes();
+    for create_only in [false, true] {
+        let h = harness(vec![reply(200, bare.clone(), None), completed()], None);
+        let scan = if create_only {
+            h.client.create_scan_with(&request(), &timeout(300)).unwrap()
+        } else {
+            h.client.scan_and_wait(&request(), &timeout(300)).unwrap()
+        };
+        assert_eq!(scan.get_str("/result/risk_assessment/overall_risk_level"), Some("Low"));
+        assert_eq!(h.times(), vec![0, 0], "one GET right after the POST");
+        assert_eq!(h.posts(), 1);
+    }
+    // The GET must then carry the result: without it, the answer is a protocol error.
+    let h = harness(vec![reply(200, bare.clone(), None), reply(200, bare, None)], None);
+    let e = h.client.scan_and_wait(&request(), &timeout(300)).unwrap_err();
+    assert_eq!(e.code, Code::Protocol, "{}", e.message);
+    assert_eq!(e.scan_id.as_deref(), Some("scn_test_1"));
+}

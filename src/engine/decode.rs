@@ -22,7 +22,7 @@ pub fn scan(response: &Response) -> Result<Scan, Error> {
 /// A scan reported `completed` must carry its `result` object: one without is not the
 /// documented answer, and returning it as success would hand the caller nothing to read.
 pub fn completed(scan: Scan) -> Result<Scan, Error> {
-    if scan.json().get("result").is_some_and(Value::is_object) {
+    if has_result(&scan) {
         return Ok(scan);
     }
     let mut e = Error::new(
@@ -34,6 +34,11 @@ pub fn completed(scan: Scan) -> Result<Scan, Error> {
     e.scan_id = Some(scan.id().to_owned());
     e.scan = Some(scan);
     Err(e)
+}
+
+/// Whether a scan object carries its `result` object.
+pub fn has_result(scan: &Scan) -> bool {
+    scan.json().get("result").is_some_and(Value::is_object)
 }
 
 /// A GET of scan `asked` answered with another scan: a misrouted or cached response.

@@ -323,7 +323,17 @@ impl Task {
                     Err(e) => return Some(Err(ambiguous(request, e.message, Some(&r)))),
                 };
                 match scan.status() {
-                    ScanStatus::Completed => return Some(decode::completed(scan)),
+                    ScanStatus::Completed if decode::has_result(&scan) => return Some(Ok(scan)),
+                    ScanStatus::Completed => {
+                        // A cache hit whose POST answer leaves the result out (the docs do not
+                        // say it is included): one GET fetches it; that answer must have it.
+                        self.phase = Phase::Wait { id: scan.id().to_owned(), once: true };
+                        self.last_scan = Some(scan);
+                        self.floor = now;
+                        self.desired = now;
+                        self.reason = Reason::Schedule;
+                        return None;
+                    }
                     ScanStatus::Failed => return Some(Err(decode::scan_failed(scan))),
                     _ if *create_only => return Some(Ok(scan)),
                     _ => {}

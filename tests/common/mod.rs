@@ -14,6 +14,19 @@ pub fn key(n: u32) -> String {
 
 pub mod virtual_api;
 
+/// A sink that keeps every outcome of the calls submitted with it.
+#[derive(Default)]
+pub struct Collect {
+    pub outcomes: std::sync::Mutex<Vec<exona::Outcome>>,
+}
+
+impl exona::Sink for Collect {
+    fn progress(&self, _event: exona::Progress) {}
+    fn finish(&self, outcome: exona::Outcome) {
+        self.outcomes.lock().unwrap().push(outcome);
+    }
+}
+
 pub fn sim() -> SimHandle {
     sim_with(Config::fast())
 }
