@@ -1,6 +1,8 @@
 //! A bug inside the engine's threads must not hang a caller: a transport that panics ends the
 //! call with EXONA_ERR_INTERNAL (scan id kept), and the client goes on serving other calls.
 
+#![allow(clippy::result_large_err)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;

@@ -36,7 +36,6 @@ fn wait_on_stuck_scan(client: Shared, website: &str, done: mpsc::Sender<Seen>) {
     // A long deadline: only the free can end this call in time.
     assert_eq!(exona_scan_options_set_timeout_ms(options, 600_000), EXONA_OK);
     let mut result = null_mut();
-    let client = client;
     let code = exona_scan_and_wait(client.0, name.as_ptr(), website.as_ptr(), options, &mut result);
     let seen =
         (code, text(exona_result_message(result)).unwrap_or_default(), text(exona_result_scan_id(result)));

@@ -275,7 +275,9 @@ fn no_deadline_means_no_deadline() {
 /// fetches the scan with its result; no second POST.
 #[test]
 fn a_cache_hit_without_its_result_is_fetched_with_one_get() {
-    let bare = serde_json::json!({"id": "scn_test_1", "status": "completed", "cached": true}).to_string().into_bytes();
+    let bare = serde_json::json!({"id": "scn_test_1", "status": "completed", "cached": true})
+        .to_string()
+        .into_bytes();
     for create_only in [false, true] {
         let h = harness(vec![reply(200, bare.clone(), None), completed()], None);
         let scan = if create_only {
