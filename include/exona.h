@@ -473,6 +473,19 @@ exona_code exona_client_options_set_expected_duration_ms(exona_client_options *o
                                                          uint64_t max_ms);
 
 /**
+ * The state store's directory: a SQLite file there, shared by every process of the host that
+ * uses it, keeps learned scan durations, completed results (a call with `max_age_days` is
+ * answered from it with no request; `exona_result_from_store`) and scans in flight (a second
+ * process waits on the running scan instead of creating a twin). The directory is created if
+ * missing. "off" turns the store off whatever `EXONA_STATE_DIR` says; NULL leaves the
+ * environment's setting (`EXONA_STATE_DIR`; unset: no store, no files written). A store that
+ * cannot be opened or fails later is logged once and bypassed: it never fails a scan.
+ * Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` for NULL options or a path that is not
+ * UTF-8 (options unchanged), or when the library was built without the `store` feature.
+ */
+exona_code exona_client_options_set_state_dir(exona_client_options *options, const char *path);
+
+/**
  * The library version, e.g. "0.1.0". Static storage: never free it. Thread-safe.
  */
 const char *exona_version(void);
@@ -569,10 +582,18 @@ const char *exona_result_param(const exona_result *result);
 const char *exona_result_request_id(const exona_result *result);
 
 /**
- * True when the scan was served from the API's cache (`"cached": true`: no new scan, no
- * credit). False otherwise or when `result` is NULL. Thread-safe.
+ * True when the scan was served from a cache: the API's (`"cached": true`: no new scan, no
+ * credit) or the local state store (see `exona_result_from_store`). False otherwise or when
+ * `result` is NULL. Thread-safe.
  */
 bool exona_result_cached(const exona_result *result);
+
+/**
+ * True when the local state store answered (a completed scan of the same website within
+ * `max_age_days`, stored by this or another process on the host): no request was sent.
+ * False otherwise or when `result` is NULL. Thread-safe.
+ */
+bool exona_result_from_store(const exona_result *result);
 
 /**
  * With `EXONA_ERR_RATE_LIMITED`: how long the server asked to wait, in milliseconds.

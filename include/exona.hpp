@@ -78,6 +78,8 @@ public:
     std::string_view param() const noexcept { return view(exona_result_param(r_)); }
     std::uint16_t http_status() const noexcept { return exona_result_http_status(r_); }
     bool cached() const noexcept { return exona_result_cached(r_); }
+    /// Answered by the local state store, with no request.
+    bool from_store() const noexcept { return exona_result_from_store(r_); }
     std::chrono::milliseconds retry_after() const noexcept {
         return std::chrono::milliseconds(exona_result_retry_after_ms(r_));
     }
@@ -222,6 +224,10 @@ public:
         return check(exona_client_options_set_ca_bundle_file(o_, path.c_str()), "CA bundle: a readable PEM file");
     }
     client_options &poll_mode(exona_poll_mode mode) { return check(exona_client_options_set_poll_mode(o_, mode), "poll mode"); }
+    /// The state store's directory, shared by the processes of the host; "off" for none.
+    client_options &state_dir(const std::string &path) {
+        return check(exona_client_options_set_state_dir(o_, path.c_str()), "state dir");
+    }
     client_options &expected_duration(std::chrono::milliseconds min, std::chrono::milliseconds max) {
         return check(exona_client_options_set_expected_duration_ms(o_, ms(min), ms(max)), "expected duration: 0 < min <= max");
     }

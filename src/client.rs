@@ -88,6 +88,8 @@ pub struct Client {
 struct Inner {
     base_url: String,
     engine: Engine,
+    /// The state store, when a state directory was given (and could be opened).
+    store: Option<crate::store::Guarded>,
     /// Declared after `engine`, so it drops after the engine released the governor.
     _registration: Option<governor::Registration>,
 }
@@ -136,6 +138,10 @@ impl Client {
     pub(crate) fn from_config(config: ClientConfig) -> Result<Client, Error> {
         let (api_key, base_url) = config.validate()?;
         let api_key = Zeroizing::new(api_key.to_owned());
+        let store = config
+            .state_dir
+            .as_deref()
+            .and_then(|dir| crate::store::open(dir, &crate::store::fingerprint(&api_key, &base_url)));
         let ClientConfig { policy, connect, .. } = config;
         let fingerprint = fingerprint(&api_key, &base_url);
         let transport = HttpTransport::new(HttpConfig {
@@ -151,11 +157,15 @@ impl Client {
         })
         .map_err(Error::invalid_argument)?;
         let governor = governor::for_key(fingerprint, &policy.limits);
-        let core = Core::new(policy, governor);
+        let mut core = Core::new(policy, governor);
+        if let Some(store) = &store {
+            // What earlier processes learned: a new process polls on it from its first scan.
+            core.model.seed(&store.durations(512));
+        }
         let engine = Engine::threaded(core, Arc::new(transport), Arc::new(SystemClock::new()))
             .map_err(|e| Error::new(Code::Internal, format!("cannot start the scheduler thread: {e}")))?;
         Ok(Client {
-            inner: Arc::new(Inner { base_url, engine, _registration: Some(governor::Registration) }),
+            inner: Arc::new(Inner { base_url, engine, store, _registration: Some(governor::Registration) }),
         })
     }
 
@@ -173,6 +183,7 @@ impl Client {
             inner: Arc::new(Inner {
                 base_url,
                 engine: Engine::inline(core, transport, clock),
+                store: None,
                 _registration: None,
             }),
         }
@@ -189,7 +200,7 @@ impl Client {
         let core = Core::new(policy, governor);
         let engine = Engine::threaded(core, transport, Arc::new(SystemClock::new()))
             .map_err(|e| Error::new(Code::Internal, format!("cannot start the scheduler thread: {e}")))?;
-        Ok(Client { inner: Arc::new(Inner { base_url, engine, _registration: None }) })
+        Ok(Client { inner: Arc::new(Inner { base_url, engine, store: None, _registration: None }) })
     }
 
     pub fn base_url(&self) -> &str {
@@ -225,6 +236,18 @@ impl Client {
         options: &WaitOptions,
         on_progress: &mut dyn FnMut(&Progress) -> bool,
     ) -> Result<Scan, Error> {
+        match &self.inner.store {
+            Some(store) => self.run_remembered(store, goal, options, on_progress),
+            None => self.run_engine(goal, options, on_progress),
+        }
+    }
+
+    fn run_engine(
+        &self,
+        goal: Goal,
+        options: &WaitOptions,
+        on_progress: &mut dyn FnMut(&Progress) -> bool,
+    ) -> Result<Scan, Error> {
         let engine = &self.inner.engine;
         let task = self.task(goal, options)?;
         let cancel = options.cancel.clone().unwrap_or_default();
@@ -232,6 +255,79 @@ impl Client {
             return Err(Error::new(Code::Cancelled, "the wait was cancelled before it started"));
         }
         engine.run(task, cancel, on_progress)
+    }
+
+    /// A call with the state store: answered from it, joined to another process's scan, or
+    /// sent; what it learns is kept (src/store/calls.rs).
+    fn run_remembered(
+        &self,
+        store: &crate::store::Guarded,
+        goal: Goal,
+        options: &WaitOptions,
+        on_progress: &mut dyn FnMut(&Progress) -> bool,
+    ) -> Result<Scan, Error> {
+        use crate::store::calls::{self, Before};
+        let request = match &goal {
+            Goal::Create { request, .. } => Some(request.normalized()?),
+            _ => None,
+        };
+        let now = std::time::SystemTime::now();
+        let joined = match (&goal, &request) {
+            (Goal::Create { create_only, .. }, Some(request)) => {
+                match calls::before_create(store, request, now) {
+                    Before::Answered(scan) => return Ok(scan),
+                    Before::Join(id) if *create_only => Some(Goal::Get { id }),
+                    Before::Join(id) => Some(Goal::Wait { id }),
+                    Before::Create => None,
+                }
+            }
+            _ => None,
+        };
+        if let Some(join) = joined {
+            let outcome = self.run_engine(join, options, &mut *on_progress);
+            match &outcome {
+                // The scan another process recorded is gone (or never was under this key):
+                // forget it and create as asked.
+                Err(e) if e.code == Code::NotFound => {
+                    if let (Some(r), Some(id)) = (&request, &e.scan_id) {
+                        if let Some(identity) = calls::shareable_identity(r) {
+                            store.clear_in_flight(&identity, id);
+                        }
+                    }
+                }
+                _ => {
+                    calls::after(store, request.as_ref(), &outcome);
+                    return outcome;
+                }
+            }
+        }
+        let mut recorded = false;
+        let outcome = self.run_engine(goal, options, &mut |p: &Progress| {
+            if let (Some(request), Some(id), false) = (&request, &p.scan_id, recorded) {
+                calls::created(store, request, id, std::time::SystemTime::now());
+                recorded = true;
+            }
+            on_progress(p)
+        });
+        if let (Ok(scan), Some(request), false) = (&outcome, &request, recorded) {
+            // A create-only call returns before any progress event: the scan runs on.
+            if !scan.status().is_terminal() {
+                calls::created(store, request, scan.id(), std::time::SystemTime::now());
+            }
+        }
+        calls::after(store, request.as_ref(), &outcome);
+        outcome
+    }
+
+    /// Durations the duration schedule has learned (from this process's scans and, with a
+    /// state store, from earlier ones).
+    pub fn durations_learned(&self) -> usize {
+        self.inner.engine.with_core(|c| c.model.samples())
+    }
+
+    /// Whether the client uses a state store (one was asked for, opened and has not failed).
+    pub fn uses_state_store(&self) -> bool {
+        self.inner.store.as_ref().is_some_and(|s| !s.is_bypassed())
     }
 
     /// Hands a call to the engine without waiting: its progress and outcome go to `sink`.

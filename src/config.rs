@@ -19,6 +19,8 @@ pub struct ClientConfig {
     pub base_url: Option<String>,
     pub policy: Policy,
     pub connect: ConnectOptions,
+    /// Where the state store lives (src/store); `None`: no store, no files written.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -37,11 +39,19 @@ pub const ENV_API_KEY: &str = "EXONA_API_KEY";
 pub const ENV_BASE_URL: &str = "EXONA_BASE_URL";
 pub const ENV_SCAN_DURATION_MS: &str = "EXONA_SCAN_DURATION_MS";
 pub const ENV_CA_BUNDLE: &str = "EXONA_CA_BUNDLE";
+pub const ENV_STATE_DIR: &str = "EXONA_STATE_DIR";
+
+/// The state directory a setting names: `off` (or empty) turns the store off.
+pub fn state_dir_setting(value: &str) -> Option<std::path::PathBuf> {
+    let v = value.trim();
+    (!v.is_empty() && !v.eq_ignore_ascii_case("off")).then(|| std::path::PathBuf::from(v))
+}
 
 impl ClientConfig {
     /// The defaults, overlaid with the environment: `EXONA_API_KEY`, `EXONA_BASE_URL`,
-    /// `EXONA_SCAN_DURATION_MS` ("MIN-MAX" in milliseconds) and `EXONA_CA_BUNDLE` (a PEM file
-    /// of extra CAs). A variable that is set but unusable is an error naming it.
+    /// `EXONA_SCAN_DURATION_MS` ("MIN-MAX" in milliseconds), `EXONA_CA_BUNDLE` (a PEM file of
+    /// extra CAs) and `EXONA_STATE_DIR` (the state store's directory; `off` for none). A
+    /// variable that is set but unusable is an error naming it.
     pub fn from_env() -> Result<ClientConfig, Error> {
         let mut config = ClientConfig {
             api_key: env_var(ENV_API_KEY)?.map(Zeroizing::new),
@@ -57,6 +67,9 @@ impl ClientConfig {
         }
         if let Some(path) = env_var(ENV_CA_BUNDLE)? {
             config.connect.extra_ca_pem = Some(read_ca_bundle(&path, ENV_CA_BUNDLE)?);
+        }
+        if let Some(dir) = env_var(ENV_STATE_DIR)? {
+            config.state_dir = state_dir_setting(&dir);
         }
         Ok(config)
     }
@@ -216,6 +229,14 @@ mod tests {
             assert!(e.message.contains("exo_live_"), "{}", e.message);
             assert!(!e.message.contains(&bad[4..]), "the key is echoed: {}", e.message);
         }
+    }
+
+    #[test]
+    fn state_dir_settings() {
+        assert_eq!(state_dir_setting("/var/lib/exona"), Some(std::path::PathBuf::from("/var/lib/exona")));
+        assert_eq!(state_dir_setting("off"), None);
+        assert_eq!(state_dir_setting("OFF"), None);
+        assert_eq!(state_dir_setting(""), None);
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod log;
 pub mod model;
 pub mod redact;
 pub mod scan;
+pub mod store;
 pub mod transport;
 
 pub mod ffi;

@@ -36,6 +36,8 @@ pub struct Scan {
     /// HTTP status of the response that carried it (201 new, 200 cached or GET).
     pub http_status: u16,
     pub request_id: Option<String>,
+    /// Answered from the local state store, with no request (`cached()` is true too).
+    pub from_store: bool,
 }
 
 impl Scan {
@@ -57,7 +59,7 @@ impl Scan {
             Some(Value::String(s)) => ScanStatus::parse(s),
             _ => return Err(format!("scan {id} has no string 'status'")),
         };
-        Ok(Scan { id, status, json, raw, http_status, request_id })
+        Ok(Scan { id, status, json, raw, http_status, request_id, from_store: false })
     }
 
     pub fn id(&self) -> &str {
@@ -78,9 +80,10 @@ impl Scan {
         &self.raw
     }
 
-    /// True when POST returned an existing completed scan. A missing field means false.
+    /// True when POST returned an existing completed scan (or the local store answered). A
+    /// missing field means false.
     pub fn cached(&self) -> bool {
-        self.json.get("cached").and_then(Value::as_bool).unwrap_or(false)
+        self.from_store || self.json.get("cached").and_then(Value::as_bool).unwrap_or(false)
     }
 
     /// A string inside the scan object, by RFC 6901 JSON pointer.

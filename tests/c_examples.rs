@@ -608,3 +608,51 @@ fn the_cpp_batch_example_runs_clean() {
     assert!(out.contains("https://gone.invalid: EXONA_ERR_SCAN_FAILED scn_test_"), "{out}");
     assert_eq!(sim.stats(&k).posts, 4);
 }
+
+/// Processes of a host sharing a state directory (EXONA_STATE_DIR): after one process scanned
+/// a company, four more asking at once with max_age_days 30 are answered by the store, with
+/// no request; the first runs under valgrind, so the store's SQLite code is checked too.
+#[test]
+fn processes_share_results_through_the_state_dir() {
+    let sim = sim();
+    let k = key(153);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("c-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let exe = example("scan");
+    let run_with_store = |valgrind: bool| {
+        let mut cmd = if valgrind {
+            let mut c = Command::new("valgrind");
+            c.args([
+                "--quiet",
+                "--error-exitcode=99",
+                "--leak-check=full",
+                "--errors-for-leak-kinds=definite,indirect,possible",
+            ]);
+            c.arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        };
+        cmd.args(["Acme AI Ltd", "https://acme.ai", "30"])
+            .env_remove("LD_LIBRARY_PATH")
+            .env("EXONA_API_KEY", &k)
+            .env("EXONA_BASE_URL", &sim.base_url)
+            .env("EXONA_SCAN_DURATION_MS", "50-150")
+            .env("EXONA_STATE_DIR", &dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("scan runs")
+    };
+    let first = run_with_store(valgrind_available()).wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
+    let before = sim.stats(&k);
+    let children: Vec<_> = (0..4).map(|_| run_with_store(false)).collect();
+    for child in children {
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("overall risk:"));
+    }
+    assert_eq!(sim.stats(&k), before, "the four later processes sent no request");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -106,6 +106,7 @@ type Scan struct {
 	ID          string
 	Status      string
 	Cached      bool
+	FromStore   bool // answered by the local state store, with no request
 	HTTPStatus  int
 	RequestID   string
 	JSON        string                 // the scan object as received
@@ -142,6 +143,7 @@ func take(r *C.exona_result) (*Scan, error) {
 		scan = &Scan{
 			ID:         goString(C.exona_result_scan_id(r)),
 			Cached:     bool(C.exona_result_cached(r)),
+			FromStore:  bool(C.exona_result_from_store(r)),
 			HTTPStatus: int(C.exona_result_http_status(r)),
 			RequestID:  goString(C.exona_result_request_id(r)),
 			JSON:       C.GoString(js),

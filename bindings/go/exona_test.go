@@ -292,3 +292,27 @@ func TestClientSettingsApplyAndAreChecked(t *testing.T) {
 		t.Fatalf("min above max must be refused, got %v", err)
 	}
 }
+
+func TestStateDirAnswersARepeatedScanWithNoRequest(t *testing.T) {
+	dir := t.TempDir()
+	key := fmt.Sprintf("exo_test_%036d", 42)
+	ctx := context.Background()
+	a, err := NewClientWith(key, baseURL, &ClientSettings{StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	first, err := a.ScanAndWait(ctx, "Acme", "https://state.example", &Options{MaxAgeDays: 30})
+	if err != nil || first.FromStore {
+		t.Fatalf("first scan: %v %+v", err, first)
+	}
+	b, err := NewClientWith(key, baseURL, &ClientSettings{StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	again, err := b.ScanAndWait(ctx, "Acme", "https://state.example", &Options{MaxAgeDays: 30})
+	if err != nil || !again.FromStore || again.ID != first.ID {
+		t.Fatalf("want the stored scan %s, got %v %+v", first.ID, err, again)
+	}
+}

@@ -26,6 +26,10 @@ type ClientSettings struct {
 	Mode            PollMode      // the client's default poll mode
 	// The expected scan duration (no poll before its minimum): both zero keeps the default.
 	ExpectedMin, ExpectedMax time.Duration
+	// StateDir is the state store's directory, shared by the processes of the host (learned
+	// durations, stored results, scans in flight); "off" turns it off; empty keeps
+	// EXONA_STATE_DIR (unset: no store).
+	StateDir string
 }
 
 // NewClientWith makes a client with settings. An empty apiKey reads EXONA_API_KEY; an empty
@@ -73,6 +77,9 @@ func NewClientWith(apiKey, baseURL string, s *ClientSettings) (*Client, error) {
 		return nil, err
 	}
 	if err := setString(s.CABundleFile, func(v *C.char) C.exona_code { return C.exona_client_options_set_ca_bundle_file(o, v) }, "CABundleFile (a readable PEM file)"); err != nil {
+		return nil, err
+	}
+	if err := setString(s.StateDir, func(v *C.char) C.exona_code { return C.exona_client_options_set_state_dir(o, v) }, "StateDir"); err != nil {
 		return nil, err
 	}
 	if C.exona_client_options_set_poll_mode(o, C.int(s.Mode)) != C.EXONA_OK {

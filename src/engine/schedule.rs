@@ -70,6 +70,17 @@ impl DurationModel {
         }
     }
 
+    /// Durations learned earlier (by this process's predecessors, from the state store): they
+    /// count at once, as their cohorts finished long ago.
+    pub fn seed(&mut self, durations: &[Duration]) {
+        for d in durations.iter().take(MAX_SAMPLES) {
+            if self.samples.len() == MAX_SAMPLES {
+                self.samples.remove(0);
+            }
+            self.samples.push(d.as_secs_f64());
+        }
+    }
+
     /// Counts the samples whose cohort has finished by `now`.
     pub fn settle(&mut self, now: Duration) {
         while self.pending.front().is_some_and(|(at, _)| *at <= now) {

@@ -28,6 +28,8 @@ pub struct exona_client_options {
     pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) mode: Option<Mode>,
     pub(crate) expected: Option<(Duration, Duration)>,
+    /// `Some(None)`: no store, whatever the environment says.
+    pub(crate) state_dir: Option<Option<std::path::PathBuf>>,
 }
 
 impl exona_client_options {
@@ -54,6 +56,9 @@ impl exona_client_options {
         }
         if let Some(e) = self.expected {
             policy.expected_duration = e;
+        }
+        if let Some(dir) = &self.state_dir {
+            config.state_dir = dir.clone();
         }
     }
 }
@@ -192,6 +197,33 @@ pub extern "C" fn exona_client_options_set_expected_duration_ms(
     boundary(|| {
         update(options, |o| {
             o.expected = Some(duration_range(min_ms, max_ms)?);
+            Ok(())
+        })
+    })
+}
+
+/// The state store's directory: a SQLite file there, shared by every process of the host that
+/// uses it, keeps learned scan durations, completed results (a call with `max_age_days` is
+/// answered from it with no request; `exona_result_from_store`) and scans in flight (a second
+/// process waits on the running scan instead of creating a twin). The directory is created if
+/// missing. "off" turns the store off whatever `EXONA_STATE_DIR` says; NULL leaves the
+/// environment's setting (`EXONA_STATE_DIR`; unset: no store, no files written). A store that
+/// cannot be opened or fails later is logged once and bypassed: it never fails a scan.
+/// Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` for NULL options or a path that is not
+/// UTF-8 (options unchanged), or when the library was built without the `store` feature.
+#[no_mangle]
+pub extern "C" fn exona_client_options_set_state_dir(
+    options: *mut exona_client_options,
+    path: *const c_char,
+) -> exona_code {
+    boundary(|| {
+        update(options, |o| {
+            if !cfg!(feature = "store") {
+                return Err(Error::invalid_argument(
+                    "this libexona was built without the state store (feature `store`)",
+                ));
+            }
+            o.state_dir = unsafe { optional_str(path, "path") }?.map(crate::config::state_dir_setting);
             Ok(())
         })
     })

@@ -34,6 +34,7 @@ pub struct exona_result {
     param: Option<CString>,
     request_id: Option<CString>,
     cached: bool,
+    from_store: bool,
     retry_after_ms: u64,
     /// The request's index in its batch, if it came from one.
     index: Option<usize>,
@@ -67,6 +68,7 @@ impl exona_result {
             param: None,
             request_id: scan.and_then(|s| s.request_id.as_deref()).and_then(c_string),
             cached: scan.is_some_and(Scan::cached),
+            from_store: scan.is_some_and(|s| s.from_store),
             retry_after_ms: 0,
             index: None,
             lookups: Mutex::new(HashMap::new()),
@@ -256,11 +258,20 @@ pub extern "C" fn exona_result_request_id(result: *const exona_result) -> *const
     boundary(|| with(result, std::ptr::null(), |r| ptr(&r.request_id)))
 }
 
-/// True when the scan was served from the API's cache (`"cached": true`: no new scan, no
-/// credit). False otherwise or when `result` is NULL. Thread-safe.
+/// True when the scan was served from a cache: the API's (`"cached": true`: no new scan, no
+/// credit) or the local state store (see `exona_result_from_store`). False otherwise or when
+/// `result` is NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn exona_result_cached(result: *const exona_result) -> bool {
     boundary(|| with(result, false, |r| r.cached))
+}
+
+/// True when the local state store answered (a completed scan of the same website within
+/// `max_age_days`, stored by this or another process on the host): no request was sent.
+/// False otherwise or when `result` is NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn exona_result_from_store(result: *const exona_result) -> bool {
+    boundary(|| with(result, false, |r| r.from_store))
 }
 
 /// With `EXONA_ERR_RATE_LIMITED`: how long the server asked to wait, in milliseconds.

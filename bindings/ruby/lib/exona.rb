@@ -77,6 +77,7 @@ module Exona
     attach_function :exona_client_options_set_ca_bundle_file, %i[pointer string], :int
     attach_function :exona_client_options_set_poll_mode, %i[pointer int], :int
     attach_function :exona_client_options_set_expected_duration_ms, %i[pointer uint64 uint64], :int
+    attach_function :exona_client_options_set_state_dir, %i[pointer string], :int
     attach_function :exona_client_create_with_options, %i[string string pointer pointer pointer], :int
     attach_function :exona_cancel_new, [], :pointer
     attach_function :exona_cancel, [:pointer], :int
@@ -95,6 +96,7 @@ module Exona
     attach_function :exona_result_param, [:pointer], :pointer
     attach_function :exona_result_request_id, [:pointer], :pointer
     attach_function :exona_result_cached, [:pointer], :bool
+    attach_function :exona_result_from_store, [:pointer], :bool
     attach_function :exona_result_retry_after_ms, [:pointer], :uint64
     attach_function :exona_result_index, [:pointer], :size_t
     attach_function :exona_result_free, [:pointer], :void
@@ -143,7 +145,8 @@ module Exona
   class Result
     attr_reader :scan_id, :json, :http_status, :request_id
 
-    def initialize(scan_id:, json:, cached:, http_status:, request_id:)
+    def initialize(scan_id:, json:, cached:, http_status:, request_id:, from_store: false)
+      @from_store = from_store
       @scan_id = scan_id
       @json = json
       @cached = cached
@@ -153,6 +156,8 @@ module Exona
     end
 
     def cached? = @cached
+    # Answered by the local state store, with no request.
+    def from_store? = @from_store
     def [](key) = @data[key]
     def dig(*keys) = @data.dig(*keys)
     def to_h = @data
@@ -170,7 +175,8 @@ module Exona
       code = CODES[C.exona_result_code(ptr)] || :internal
       json = str(C.exona_result_json(ptr))
       result = json && Result.new(scan_id: str(C.exona_result_scan_id(ptr)), json: json,
-                                  cached: C.exona_result_cached(ptr), http_status: C.exona_result_http_status(ptr),
+                                  cached: C.exona_result_cached(ptr), from_store: C.exona_result_from_store(ptr),
+                                  http_status: C.exona_result_http_status(ptr),
                                   request_id: str(C.exona_result_request_id(ptr)))
       return [result, nil] if code == :ok
 
@@ -228,7 +234,7 @@ module Exona
 
     # Builds C client options from keyword settings; the caller frees them.
     def self.client_options(connect_timeout: nil, attempt_timeout: nil, user_agent_suffix: nil, proxy: nil,
-                            ca_bundle: nil, poll_mode: nil, expected_duration: nil)
+                            ca_bundle: nil, poll_mode: nil, expected_duration: nil, state_dir: nil)
       o = C.exona_client_options_new
       check = lambda do |rc, what|
         next if rc.zero?
@@ -242,6 +248,7 @@ module Exona
       check.call(C.exona_client_options_set_user_agent_suffix(o, user_agent_suffix), "user_agent_suffix must be printable ASCII") if user_agent_suffix
       check.call(C.exona_client_options_set_proxy(o, proxy), "proxy must be a URL (or \"\" for none)") if proxy
       check.call(C.exona_client_options_set_ca_bundle_file(o, ca_bundle), "ca_bundle must be a readable PEM file") if ca_bundle
+      check.call(C.exona_client_options_set_state_dir(o, state_dir.to_s), "state_dir must be a path (or \"off\")") if state_dir
       check.call(C.exona_client_options_set_poll_mode(o, MODES.fetch(poll_mode) { -1 }), "poll_mode must be one of #{MODES.keys}") if poll_mode
       if expected_duration
         lo, hi = expected_duration
@@ -257,7 +264,8 @@ module Exona
     # api_key nil: EXONA_API_KEY; base_url nil: EXONA_BASE_URL, else the production URL.
     # Settings (all optional): connect_timeout and attempt_timeout (seconds), proxy (a URL, or
     # "" for none), ca_bundle (a PEM file), user_agent_suffix, poll_mode (:balanced, :latency,
-    # :frugal) and expected_duration ([min, max] seconds).
+    # :frugal), expected_duration ([min, max] seconds) and state_dir (the state store shared by
+    # the processes of the host; "off" for none).
     def initialize(api_key: nil, base_url: nil, **settings)
       client = FFI::MemoryPointer.new(:pointer)
       error = FFI::MemoryPointer.new(:pointer)

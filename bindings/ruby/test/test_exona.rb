@@ -147,5 +147,17 @@ class ExonaTest < Minitest::Test
       refute_match(/WARNING/, out)
     end
   end
-end
 
+  def test_state_dir_answers_a_repeated_scan_with_no_request
+    Dir.mktmpdir do |dir|
+      key = format("exo_test_%036d", 42)
+      first = Exona::Client.new(api_key: key, base_url: SimServer.url, state_dir: dir)
+                           .scan_and_wait("Acme", "https://rb-state.example", max_age_days: 30)
+      refute first.from_store?
+      again = Exona::Client.new(api_key: key, base_url: SimServer.url, state_dir: dir)
+                           .scan_and_wait("Acme", "https://rb-state.example", max_age_days: 30)
+      assert again.from_store?
+      assert_equal first.scan_id, again.scan_id
+    end
+  end
+end

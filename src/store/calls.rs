@@ -1,0 +1,96 @@
+//! How a call uses the store: before a create (answer from a stored result, or join a scan
+//! another process is running), when the scan id is known (record it in flight), and after
+//! the call (record the result and the duration, clear the in-flight entry).
+
+use std::time::{Duration, SystemTime};
+
+use super::{identity, Guarded, StoredResult, IN_FLIGHT_TTL};
+use crate::error::Error;
+use crate::model::ScanRequest;
+use crate::scan::{Scan, ScanStatus};
+
+/// What the store says before a create request is sent.
+pub enum Before {
+    /// A completed scan of this identity, recent enough: no request at all.
+    Answered(Scan),
+    /// Another process is running a scan of this identity: wait on it instead of a twin.
+    Join(String),
+    /// Nothing to reuse: create.
+    Create,
+}
+
+/// The identity a request may share with others, when it may share at all: the API's own
+/// rules (a questionnaire or `force_refresh` never reuses; `max_age_days` 0 or absent means
+/// "always new").
+pub fn shareable_identity(request: &ScanRequest) -> Option<String> {
+    let reuses = request.max_age_days.is_some_and(|d| d > 0)
+        && !request.force_refresh
+        && request.questionnaire.is_empty();
+    reuses.then(|| identity(&request.company_website, request.include_field_citations))
+}
+
+pub fn before_create(store: &Guarded, request: &ScanRequest, now: SystemTime) -> Before {
+    let Some(id) = shareable_identity(request) else { return Before::Create };
+    let days = u64::from(request.max_age_days.unwrap_or(0));
+    let since = now.checked_sub(Duration::from_secs(days * 86_400)).unwrap_or(SystemTime::UNIX_EPOCH);
+    if let Some(stored) = store.result(&id, since) {
+        if let Ok(mut scan) = Scan::from_body(stored.json.as_bytes(), 200, None) {
+            scan.from_store = true;
+            return Before::Answered(scan);
+        }
+    }
+    match store.in_flight(&id, now.checked_sub(IN_FLIGHT_TTL).unwrap_or(SystemTime::UNIX_EPOCH)) {
+        Some(scan_id) => Before::Join(scan_id),
+        None => Before::Create,
+    }
+}
+
+/// A scan of this request exists now (its create was answered).
+pub fn created(store: &Guarded, request: &ScanRequest, scan_id: &str, now: SystemTime) {
+    if let Some(id) = shareable_identity(request) {
+        store.record_in_flight(&id, scan_id, now);
+    }
+}
+
+/// After a call: a completed scan is kept (for reuse by identity, when it may be reused) and
+/// teaches its duration; an ended scan is no longer in flight.
+pub fn after(store: &Guarded, request: Option<&ScanRequest>, outcome: &Result<Scan, Error>) {
+    let scan = match outcome {
+        Ok(scan) => Some(scan),
+        Err(e) => e.scan.as_ref().filter(|s| s.status().is_terminal()),
+    };
+    let Some(scan) = scan else { return };
+    if scan.from_store {
+        return;
+    }
+    // The identity its result may serve: any scan without a questionnaire (whose answers
+    // shaped its result); a resumed scan's from its own company website.
+    let identity = match request {
+        Some(r) if r.questionnaire.is_empty() => {
+            Some(identity(&r.company_website, r.include_field_citations))
+        }
+        Some(_) => None,
+        None => scan
+            .get_str("/company/website")
+            .map(|site| identity(site, scan.json().pointer("/result/field_citations").is_some())),
+    };
+    if !scan.status().is_terminal() {
+        return; // still running (a create-only call, a timeout): it stays in flight
+    }
+    if let Some(id) = &identity {
+        store.clear_in_flight(id, scan.id());
+    }
+    if *scan.status() != ScanStatus::Completed || scan.cached() {
+        return;
+    }
+    let parse = |p: &str| scan.get_str(p).and_then(|t| humantime::parse_rfc3339_weak(t).ok());
+    let completed_at = parse("/completed_at").unwrap_or_else(SystemTime::now);
+    if let (Some(created), Some(completed)) = (parse("/created_at"), parse("/completed_at")) {
+        if let Ok(d) = completed.duration_since(created) {
+            store.record_duration(d, completed);
+        }
+    }
+    if let Some(id) = &identity {
+        store.record_result(id, &StoredResult { json: scan.raw_json().to_owned(), completed_at });
+    }
+}

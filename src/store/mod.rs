@@ -1,0 +1,195 @@
+//! The optional state store: what one process learns that the other processes of the host,
+//! and later runs, can use (DESIGN.md 7.1). Enabled only when asked (a state directory);
+//! everything in it is keyed by a fingerprint of the key and base URL, never the key.
+//!
+//! What it holds today: observed scan durations (so a new process polls on learned
+//! quantiles), completed results (a request with `max_age_days` answered with no request),
+//! and scans in flight (a second process asking for the same scan waits on it instead of
+//! creating a twin). The shared budget ledger is not here yet (docs/store.md).
+//!
+//! The store never fails a scan: [`Guarded`] turns every error into "not known", logs the
+//! first one and bypasses the store from then on.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use crate::log::{log, Level};
+
+pub mod calls;
+#[cfg(feature = "store")]
+mod sqlite;
+
+/// A completed scan as the store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredResult {
+    /// The scan object as received.
+    pub json: String,
+    pub completed_at: SystemTime,
+}
+
+/// What a store does; the SQLite file is the embedded implementation, a server-backed one
+/// (PostgreSQL, for a fleet of hosts) can come later behind the same calls.
+pub trait Store: Send + Sync {
+    /// The most recent observed durations (at most `limit`), newest first.
+    fn durations(&self, limit: usize) -> Result<Vec<Duration>, String>;
+    fn record_duration(&self, duration: Duration, at: SystemTime) -> Result<(), String>;
+    /// The newest completed result of this identity that finished at or after `since`.
+    fn result(&self, identity: &str, since: SystemTime) -> Result<Option<StoredResult>, String>;
+    fn record_result(&self, identity: &str, result: &StoredResult) -> Result<(), String>;
+    /// The scan id of a scan of this identity created at or after `since` and not ended.
+    fn in_flight(&self, identity: &str, since: SystemTime) -> Result<Option<String>, String>;
+    fn record_in_flight(&self, identity: &str, scan_id: &str, at: SystemTime) -> Result<(), String>;
+    fn clear_in_flight(&self, identity: &str, scan_id: &str) -> Result<(), String>;
+}
+
+/// Opens the store in `dir` for the key and URL that `fingerprint` stands for. `None` (with a
+/// log line) when it cannot be opened: the client then works without it.
+pub fn open(dir: &std::path::Path, fingerprint: &str) -> Option<Guarded> {
+    #[cfg(feature = "store")]
+    {
+        match sqlite::SqliteStore::open(dir, fingerprint) {
+            Ok(s) => Some(Guarded::new(Box::new(s))),
+            Err(e) => {
+                log(Level::Warn, || format!("state store in {} not used: {e}", dir.display()));
+                None
+            }
+        }
+    }
+    #[cfg(not(feature = "store"))]
+    {
+        let _ = (dir, fingerprint);
+        None
+    }
+}
+
+/// A store whose failures cost nothing: the first error is logged and the store is bypassed
+/// for the rest of the process's life (the in-memory engine goes on alone).
+pub struct Guarded {
+    inner: Box<dyn Store>,
+    broken: AtomicBool,
+}
+
+impl Guarded {
+    pub fn new(inner: Box<dyn Store>) -> Guarded {
+        Guarded { inner, broken: AtomicBool::new(false) }
+    }
+
+    fn run<T>(&self, what: &str, f: impl FnOnce(&dyn Store) -> Result<T, String>) -> Option<T> {
+        if self.broken.load(Ordering::Relaxed) {
+            return None;
+        }
+        match f(&*self.inner) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                if !self.broken.swap(true, Ordering::Relaxed) {
+                    log(Level::Warn, || format!("state store bypassed from now on: {what} failed: {e}"));
+                }
+                None
+            }
+        }
+    }
+
+    pub fn durations(&self, limit: usize) -> Vec<Duration> {
+        self.run("reading durations", |s| s.durations(limit)).unwrap_or_default()
+    }
+    pub fn record_duration(&self, duration: Duration, at: SystemTime) {
+        self.run("recording a duration", |s| s.record_duration(duration, at));
+    }
+    pub fn result(&self, identity: &str, since: SystemTime) -> Option<StoredResult> {
+        self.run("reading a result", |s| s.result(identity, since)).flatten()
+    }
+    pub fn record_result(&self, identity: &str, result: &StoredResult) {
+        self.run("recording a result", |s| s.record_result(identity, result));
+    }
+    pub fn in_flight(&self, identity: &str, since: SystemTime) -> Option<String> {
+        self.run("reading scans in flight", |s| s.in_flight(identity, since)).flatten()
+    }
+    pub fn record_in_flight(&self, identity: &str, scan_id: &str, at: SystemTime) {
+        self.run("recording a scan in flight", |s| s.record_in_flight(identity, scan_id, at));
+    }
+    pub fn clear_in_flight(&self, identity: &str, scan_id: &str) {
+        self.run("clearing a scan in flight", |s| s.clear_in_flight(identity, scan_id));
+    }
+
+    /// Whether an error has switched the store off.
+    pub fn is_bypassed(&self) -> bool {
+        self.broken.load(Ordering::Relaxed)
+    }
+}
+
+/// The store's name for a key at a base URL: a SHA-256 of both (with a label), so the store
+/// can keep every key of the host apart without ever holding one.
+pub fn fingerprint(api_key: &str, base_url: &str) -> String {
+    #[cfg(feature = "store")]
+    {
+        let mut input = Vec::with_capacity(api_key.len() + base_url.len() + 32);
+        input.extend_from_slice(b"libexona state store v1\0");
+        input.extend_from_slice(api_key.as_bytes());
+        input.push(0);
+        input.extend_from_slice(base_url.as_bytes());
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input);
+        zeroize::Zeroize::zeroize(&mut input);
+        digest.as_ref().iter().take(16).map(|b| format!("{b:02x}")).collect()
+    }
+    #[cfg(not(feature = "store"))]
+    {
+        let _ = (api_key, base_url);
+        String::new()
+    }
+}
+
+/// A scan's identity by the API's cache rules (exona-api.md "cached or new"): the website,
+/// lower-cased without trailing slashes, and whether field citations were asked for.
+pub fn identity(website: &str, citations: bool) -> String {
+    let site = website.trim_end_matches('/').to_ascii_lowercase();
+    format!("{site}|citations={}", citations as u8)
+}
+
+/// How long a scan recorded in flight is trusted to still be running: scans take minutes, so
+/// an entry older than this belongs to a process that died before clearing it.
+pub const IN_FLIGHT_TTL: Duration = Duration::from_secs(30 * 60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Failing;
+    impl Store for Failing {
+        fn durations(&self, _: usize) -> Result<Vec<Duration>, String> {
+            Err("disk I/O error".into())
+        }
+        fn record_duration(&self, _: Duration, _: SystemTime) -> Result<(), String> {
+            Err("disk I/O error".into())
+        }
+        fn result(&self, _: &str, _: SystemTime) -> Result<Option<StoredResult>, String> {
+            Err("disk I/O error".into())
+        }
+        fn record_result(&self, _: &str, _: &StoredResult) -> Result<(), String> {
+            Err("disk I/O error".into())
+        }
+        fn in_flight(&self, _: &str, _: SystemTime) -> Result<Option<String>, String> {
+            Err("disk I/O error".into())
+        }
+        fn record_in_flight(&self, _: &str, _: &str, _: SystemTime) -> Result<(), String> {
+            Err("disk I/O error".into())
+        }
+        fn clear_in_flight(&self, _: &str, _: &str) -> Result<(), String> {
+            Err("disk I/O error".into())
+        }
+    }
+
+    #[test]
+    fn a_failing_store_is_bypassed_not_fatal() {
+        let g = Guarded::new(Box::new(Failing));
+        assert!(g.durations(10).is_empty());
+        assert!(g.is_bypassed());
+        assert_eq!(g.result("x", SystemTime::UNIX_EPOCH), None);
+        g.record_duration(Duration::from_secs(1), SystemTime::now());
+    }
+
+    #[test]
+    fn identity_follows_the_api_cache_rules() {
+        assert_eq!(identity("https://acme.ai/", false), identity("https://ACME.ai", false));
+        assert_ne!(identity("https://acme.ai", false), identity("https://acme.ai", true));
+    }
+}

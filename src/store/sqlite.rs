@@ -1,0 +1,225 @@
+//! The embedded store: one SQLite file (`exona-state.sqlite3`) in the state directory, in WAL
+//! mode so the processes of a host read while one writes, each write one short transaction.
+//! Rows carry the fingerprint of their key and URL, so one file serves every key of the host.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{Store, StoredResult};
+
+/// The schema this version writes; a file of a newer one is left alone (not used).
+const SCHEMA_VERSION: i64 = 1;
+/// How long a write waits for another process's transaction before giving up (the store is
+/// then bypassed: a scan never waits on the disk for long).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Durations kept per key (the most recent).
+const KEEP_DURATIONS: i64 = 500;
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    fingerprint: String,
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis().min(i64::MAX as u128) as i64)
+}
+
+fn from_unix_ms(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+impl SqliteStore {
+    pub fn open(dir: &Path, fingerprint: &str) -> Result<SqliteStore, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the directory ({e})"))?;
+        let conn = Connection::open(dir.join("exona-state.sqlite3")).map_err(err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
+        if version > SCHEMA_VERSION {
+            return Err(format!(
+                "its schema is version {version}, newer than this library's {SCHEMA_VERSION}"
+            ));
+        }
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             CREATE TABLE IF NOT EXISTS durations (
+                 fingerprint TEXT NOT NULL, seconds REAL NOT NULL, observed_ms INTEGER NOT NULL);
+             CREATE INDEX IF NOT EXISTS durations_by_key ON durations (fingerprint, observed_ms);
+             CREATE TABLE IF NOT EXISTS results (
+                 fingerprint TEXT NOT NULL, identity TEXT NOT NULL, json TEXT NOT NULL,
+                 completed_ms INTEGER NOT NULL, PRIMARY KEY (fingerprint, identity));
+             CREATE TABLE IF NOT EXISTS in_flight (
+                 fingerprint TEXT NOT NULL, identity TEXT NOT NULL, scan_id TEXT NOT NULL,
+                 since_ms INTEGER NOT NULL, PRIMARY KEY (fingerprint, identity));
+             PRAGMA user_version = 1;
+             COMMIT;",
+        )
+        .map_err(err)?;
+        Ok(SqliteStore { conn: Mutex::new(conn), fingerprint: fingerprint.to_owned() })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Store for SqliteStore {
+    fn durations(&self, limit: usize) -> Result<Vec<Duration>, String> {
+        let conn = self.conn();
+        let mut q = conn
+            .prepare_cached(
+                "SELECT seconds FROM durations WHERE fingerprint = ?1 ORDER BY observed_ms DESC LIMIT ?2",
+            )
+            .map_err(err)?;
+        let rows =
+            q.query_map(params![self.fingerprint, limit as i64], |r| r.get::<_, f64>(0)).map_err(err)?;
+        rows.map(|r| r.map_err(err).map(|s| Duration::from_secs_f64(s.max(0.0)))).collect()
+    }
+
+    fn record_duration(&self, duration: Duration, at: SystemTime) -> Result<(), String> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+        tx.execute(
+            "INSERT INTO durations (fingerprint, seconds, observed_ms) VALUES (?1, ?2, ?3)",
+            params![self.fingerprint, duration.as_secs_f64(), unix_ms(at)],
+        )
+        .map_err(err)?;
+        // Keep the most recent few hundred: the schedule wants today's durations, not history.
+        tx.execute(
+            "DELETE FROM durations WHERE fingerprint = ?1 AND rowid NOT IN (
+                 SELECT rowid FROM durations WHERE fingerprint = ?1 ORDER BY observed_ms DESC LIMIT ?2)",
+            params![self.fingerprint, KEEP_DURATIONS],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    fn result(&self, identity: &str, since: SystemTime) -> Result<Option<StoredResult>, String> {
+        self.conn()
+            .query_row(
+                "SELECT json, completed_ms FROM results
+                 WHERE fingerprint = ?1 AND identity = ?2 AND completed_ms >= ?3",
+                params![self.fingerprint, identity, unix_ms(since)],
+                |r| Ok(StoredResult { json: r.get(0)?, completed_at: from_unix_ms(r.get(1)?) }),
+            )
+            .optional()
+            .map_err(err)
+    }
+
+    fn record_result(&self, identity: &str, result: &StoredResult) -> Result<(), String> {
+        self.conn()
+            .execute(
+                "INSERT INTO results (fingerprint, identity, json, completed_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (fingerprint, identity) DO UPDATE SET json = excluded.json,
+                     completed_ms = excluded.completed_ms WHERE excluded.completed_ms >= results.completed_ms",
+                params![self.fingerprint, identity, result.json, unix_ms(result.completed_at)],
+            )
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    fn in_flight(&self, identity: &str, since: SystemTime) -> Result<Option<String>, String> {
+        self.conn()
+            .query_row(
+                "SELECT scan_id FROM in_flight WHERE fingerprint = ?1 AND identity = ?2 AND since_ms >= ?3",
+                params![self.fingerprint, identity, unix_ms(since)],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)
+    }
+
+    fn record_in_flight(&self, identity: &str, scan_id: &str, at: SystemTime) -> Result<(), String> {
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO in_flight (fingerprint, identity, scan_id, since_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![self.fingerprint, identity, scan_id, unix_ms(at)],
+            )
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    fn clear_in_flight(&self, identity: &str, scan_id: &str) -> Result<(), String> {
+        self.conn()
+            .execute(
+                "DELETE FROM in_flight WHERE fingerprint = ?1 AND identity = ?2 AND scan_id = ?3",
+                params![self.fingerprint, identity, scan_id],
+            )
+            .map(|_| ())
+            .map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("exona-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn what_one_handle_writes_another_reads() {
+        let d = dir("share");
+        let a = SqliteStore::open(&d, "fp1").unwrap();
+        let b = SqliteStore::open(&d, "fp1").unwrap();
+        let other_key = SqliteStore::open(&d, "fp2").unwrap();
+        a.record_duration(Duration::from_secs(4), SystemTime::now()).unwrap();
+        assert_eq!(b.durations(10).unwrap(), vec![Duration::from_secs(4)]);
+        assert!(other_key.durations(10).unwrap().is_empty(), "keys do not share rows");
+        let r = StoredResult { json: "{\"id\":\"scn_1\"}".into(), completed_at: SystemTime::now() };
+        a.record_result("acme|citations=0", &r).unwrap();
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        assert_eq!(b.result("acme|citations=0", hour_ago).unwrap().map(|r| r.json), Some(r.json.clone()));
+        assert!(b.result("acme|citations=0", SystemTime::now() + Duration::from_secs(60)).unwrap().is_none());
+        a.record_in_flight("x", "scn_2", SystemTime::now()).unwrap();
+        assert_eq!(b.in_flight("x", hour_ago).unwrap().as_deref(), Some("scn_2"));
+        b.clear_in_flight("x", "scn_2").unwrap();
+        assert!(a.in_flight("x", hour_ago).unwrap().is_none());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn only_the_most_recent_durations_are_kept() {
+        let d = dir("keep");
+        let s = SqliteStore::open(&d, "fp").unwrap();
+        let t0 = SystemTime::now();
+        for i in 0..(KEEP_DURATIONS + 20) {
+            s.record_duration(Duration::from_secs(i as u64), t0 + Duration::from_millis(i as u64)).unwrap();
+        }
+        let kept = s.durations(10_000).unwrap();
+        assert_eq!(kept.len(), KEEP_DURATIONS as usize);
+        assert_eq!(kept[0], Duration::from_secs((KEEP_DURATIONS + 19) as u64), "newest first");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn corrupt_newer_and_unwritable_stores_are_refused_with_a_reason() {
+        let d = dir("bad");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("exona-state.sqlite3"), b"this is not a database, just some bytes....")
+            .unwrap();
+        assert!(SqliteStore::open(&d, "fp").is_err(), "a corrupt file is refused");
+        std::fs::remove_file(d.join("exona-state.sqlite3")).unwrap();
+        {
+            let c = Connection::open(d.join("exona-state.sqlite3")).unwrap();
+            c.pragma_update(None, "user_version", 99).unwrap();
+        }
+        let e = SqliteStore::open(&d, "fp").err().unwrap();
+        assert!(e.contains("newer"), "{e}");
+        let file = d.join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(SqliteStore::open(&file.join("sub"), "fp").is_err(), "a path that cannot be a directory");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
