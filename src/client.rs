@@ -89,7 +89,7 @@ struct Inner {
     base_url: String,
     engine: Engine,
     /// The state store, when a state directory was given (and could be opened).
-    store: Option<crate::store::Guarded>,
+    store: Option<Arc<crate::store::Guarded>>,
     /// Declared after `engine`, so it drops after the engine released the governor.
     _registration: Option<governor::Registration>,
 }
@@ -141,7 +141,8 @@ impl Client {
         let store = config
             .state_dir
             .as_deref()
-            .and_then(|dir| crate::store::open(dir, &crate::store::fingerprint(&api_key, &base_url)));
+            .and_then(|dir| crate::store::open(dir, &crate::store::fingerprint(&api_key, &base_url)))
+            .map(Arc::new);
         let ClientConfig { policy, connect, .. } = config;
         let fingerprint = fingerprint(&api_key, &base_url);
         let transport = HttpTransport::new(HttpConfig {
@@ -157,12 +158,17 @@ impl Client {
         })
         .map_err(Error::invalid_argument)?;
         let governor = governor::for_key(fingerprint, &policy.limits);
+        let clock = Arc::new(SystemClock::new());
+        if let Some(store) = &store {
+            // The key's window as every process of the host sees it.
+            governor.share(store.clone(), clock.now());
+        }
         let mut core = Core::new(policy, governor);
         if let Some(store) = &store {
             // What earlier processes learned: a new process polls on it from its first scan.
             core.model.seed(&store.durations(512));
         }
-        let engine = Engine::threaded(core, Arc::new(transport), Arc::new(SystemClock::new()))
+        let engine = Engine::threaded(core, Arc::new(transport), clock)
             .map_err(|e| Error::new(Code::Internal, format!("cannot start the scheduler thread: {e}")))?;
         Ok(Client {
             inner: Arc::new(Inner { base_url, engine, store, _registration: Some(governor::Registration) }),
@@ -271,14 +277,13 @@ impl Client {
             Goal::Create { request, .. } => Some(request.normalized()?),
             _ => None,
         };
-        let now = std::time::SystemTime::now();
         let joined = match (&goal, &request) {
             (Goal::Create { create_only, .. }, Some(request)) => {
-                match calls::before_create(store, request, now) {
+                match await_claim(Some(store), request, options, std::time::Instant::now())? {
                     Before::Answered(scan) => return Ok(scan),
                     Before::Join(id) if *create_only => Some(Goal::Get { id }),
                     Before::Join(id) => Some(Goal::Wait { id }),
-                    Before::Create => None,
+                    Before::Create | Before::Claimed => None,
                 }
             }
             _ => None,
@@ -331,8 +336,49 @@ impl Client {
     }
 
     /// Hands a call to the engine without waiting: its progress and outcome go to `sink`.
-    /// This is how many scans run at once (see also [`Client::drive`]).
+    /// This is how many scans run at once (see also [`Client::drive`]). With a state store, a
+    /// create is answered from it, or joined to another process's scan, as a blocking call is.
     pub fn submit(&self, goal: Goal, options: &WaitOptions, sink: Arc<dyn Sink>) -> Result<(), Error> {
+        let Some(store) = &self.inner.store else { return self.submit_engine(goal, options, sink) };
+        use crate::store::calls::{self, Before, Remembering};
+        let Goal::Create { request, create_only } = &goal else {
+            let sink = Arc::new(Remembering::new(store.clone(), None, false, sink));
+            return self.submit_engine(goal, options, sink);
+        };
+        let request = request.normalized()?;
+        let (goal, joined) = match calls::before_create(store, &request, std::time::SystemTime::now()) {
+            Before::Answered(scan) => {
+                sink.finish(Ok(scan));
+                return Ok(());
+            }
+            Before::Join(id) if *create_only => (Goal::Get { id }, true),
+            Before::Join(id) => (Goal::Wait { id }, true),
+            Before::Create => (goal, false),
+            Before::Claimed => {
+                // Another process is creating this scan: learn its id off the caller's thread
+                // (a batch adds rows without blocking), then go on as if just submitted.
+                let (client, options) = (Arc::downgrade(&self.inner), options.clone());
+                let started = std::time::Instant::now();
+                let waiter = std::thread::Builder::new().name("exona-claim".into()).spawn(move || {
+                    let resolved = await_claim(store_of(&client).as_deref(), &request, &options, started);
+                    match (resolved, client.upgrade()) {
+                        (Err(e), _) => sink.finish(Err(e)),
+                        (Ok(_), None) => sink.finish(Err(Error::new(Code::Cancelled, "the client was freed"))),
+                        (Ok(_), Some(inner)) => {
+                            if let Err(e) = (Client { inner }).submit(goal, &options, sink.clone()) {
+                                sink.finish(Err(e));
+                            }
+                        }
+                    }
+                });
+                return waiter.map(|_| ()).map_err(|e| Error::new(Code::Internal, format!("cannot start a thread: {e}")));
+            }
+        };
+        let sink = Arc::new(Remembering::new(store.clone(), Some(request), joined, sink));
+        self.submit_engine(goal, options, sink)
+    }
+
+    fn submit_engine(&self, goal: Goal, options: &WaitOptions, sink: Arc<dyn Sink>) -> Result<(), Error> {
         let task = self.task(goal, options)?;
         self.inner.engine.submit(task, sink, options.cancel.clone().unwrap_or_default());
         Ok(())
@@ -401,6 +447,39 @@ impl Client {
     ) -> Result<Scan, Error> {
         let goal = Goal::Create { request: request.clone(), create_only: false };
         self.run(goal, options, on_progress)
+    }
+}
+
+/// The store of a client that may have been freed.
+fn store_of(inner: &std::sync::Weak<Inner>) -> Option<Arc<crate::store::Guarded>> {
+    inner.upgrade().and_then(|i| i.store.clone())
+}
+
+/// Asks the store what to do for a create until no other process is creating the same scan:
+/// its answer then (a stored result, a scan to join, or create), or the call's deadline or
+/// cancellation while another process's create is still unanswered.
+fn await_claim(
+    store: Option<&crate::store::Guarded>,
+    request: &ScanRequest,
+    options: &WaitOptions,
+    started: std::time::Instant,
+) -> Result<crate::store::calls::Before, Error> {
+    use crate::store::calls::{before_create, Before, CLAIM_POLL};
+    let Some(store) = store else { return Ok(Before::Create) };
+    let cancel = options.cancel.clone().unwrap_or_default();
+    loop {
+        match before_create(store, request, std::time::SystemTime::now()) {
+            Before::Claimed => {}
+            decided => return Ok(decided),
+        }
+        let why = "another process of this host is creating a scan of the same company (a claim in the \
+                   state store); none was created twice";
+        if options.deadline.is_some_and(|d| started.elapsed() >= d) {
+            return Err(Error::new(Code::Timeout, format!("the deadline passed while {why}")));
+        }
+        if cancel.wait_timeout(CLAIM_POLL) {
+            return Err(Error::new(Code::Cancelled, format!("cancelled while {why}")));
+        }
     }
 }
 

@@ -656,3 +656,44 @@ fn processes_share_results_through_the_state_dir() {
     assert_eq!(sim.stats(&k), before, "the four later processes sent no request");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Three processes on one key under a tight window, sharing a state directory: the budget
+/// ledger makes them spend one budget, so none meets a 429 and every scan completes (without
+/// it, each would spend the whole window believing it alone).
+#[test]
+fn processes_on_one_key_share_its_budget_through_the_state_dir() {
+    let sim = sim_with(Config { rate_limit: 12, rate_window: std::time::Duration::from_secs(4), ..Config::fast() });
+    let k = key(154);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("c-ledger-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let children: Vec<_> = (0..3)
+        .map(|p| {
+            let csv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("ledger-{p}.csv"));
+            let rows: String = (0..6).map(|i| format!("Co {p}-{i},https://ledger-{p}-{i}.example\n")).collect();
+            std::fs::write(&csv, format!("company_name,company_website\n{rows}")).unwrap();
+            Command::new(example("batch"))
+                .arg(&csv)
+                .env_remove("LD_LIBRARY_PATH")
+                .env("EXONA_API_KEY", &k)
+                .env("EXONA_BASE_URL", &sim.base_url)
+                .env("EXONA_SCAN_DURATION_MS", "50-150")
+                .env("EXONA_STATE_DIR", &dir)
+                .env("EXONA_LOG", "info")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("batch runs")
+        })
+        .collect();
+    let mut logs = String::new();
+    for child in children {
+        let o = child.wait_with_output().unwrap();
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+        assert!(out.contains("6 companies: 6 completed, 0 not"), "{out}");
+        logs += &err;
+    }
+    let stats = sim.stats(&k);
+    assert_eq!((stats.scans_created, stats.rate_limited), (18, 0), "{stats:?}\nthe processes' logs:\n{logs}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{fast_policy, key};
-use exona::{Client, ClientConfig, Code, ScanRequest, WaitOptions};
+use exona::{Batch, Client, ClientConfig, Code, Next, ScanRequest, WaitOptions};
 use exona_sim::SimHandle;
 
 fn state_dir(name: &str) -> PathBuf {
@@ -113,4 +113,118 @@ fn a_broken_store_costs_no_scan() {
     std::fs::remove_dir_all(&gone).unwrap();
     c.scan_and_wait(&reusing("https://gone-dir.example"), &within(10_000)).unwrap();
     let _ = std::fs::remove_file(&dir);
+}
+
+/// A batch row is answered from the store, or joined to a scan in flight, as a single call is.
+#[test]
+fn a_batch_uses_the_store_as_a_single_call_does() {
+    let sim = common::sim();
+    let (k, dir) = (key(11_007), state_dir("batch"));
+    let a = client(&sim, &k, &dir);
+    let stored = a.scan_and_wait(&reusing("https://stored.batch.example"), &within(10_000)).unwrap();
+    let running = a.create_scan_with(&reusing("https://stuck.batch.example"), &within(10_000)).unwrap();
+    let before = sim.stats(&k);
+    let b = client(&sim, &k, &dir);
+    let batch = Batch::new(&b);
+    let stored_row = batch.add(reusing("https://STORED.batch.example/"), &within(500));
+    let joined_row = batch.add(reusing("https://stuck.batch.example"), &within(500));
+    let mut seen = 0;
+    while let Next::Ready(index, outcome) = batch.next(Some(Duration::from_secs(10))) {
+        seen += 1;
+        if index == stored_row {
+            let scan = outcome.unwrap();
+            assert!(scan.from_store && scan.id() == stored.id());
+        } else {
+            assert_eq!(index, joined_row);
+            let e = outcome.unwrap_err();
+            assert_eq!((e.code, e.scan_id.as_deref()), (Code::Timeout, Some(running.id())), "{}", e.message);
+        }
+    }
+    assert_eq!(seen, 2);
+    let after = sim.stats(&k);
+    assert_eq!((after.posts, after.scans_created), (before.posts, before.scans_created), "no POST, no twin");
+}
+
+/// Two callers asking at once for the same companies (two batches, and two blocking calls):
+/// one creates each scan, the other waits on it; no twin.
+#[test]
+fn callers_asking_at_once_create_each_scan_once() {
+    let sim = common::sim();
+    let (k, dir) = (key(11_008), state_dir("at-once"));
+    let (a, b) = (client(&sim, &k, &dir), client(&sim, &k, &dir));
+    let sites: Vec<String> = (0..4).map(|i| format!("https://same-{i}.example")).collect();
+    let (batch_a, batch_b) = (Batch::new(&a), Batch::new(&b));
+    for site in &sites {
+        batch_a.add(reusing(site), &within(10_000));
+        batch_b.add(reusing(site), &within(10_000));
+    }
+    for batch in [&batch_a, &batch_b] {
+        let mut ids = Vec::new();
+        while let Next::Ready(_, outcome) = batch.next(Some(Duration::from_secs(20))) {
+            ids.push(outcome.unwrap().id().to_owned());
+        }
+        assert_eq!(ids.len(), 4);
+    }
+    assert_eq!(sim.stats(&k).scans_created, 4, "{:?}", sim.stats(&k));
+    let calls: Vec<_> = [a, b]
+        .into_iter()
+        .map(|c| std::thread::spawn(move || c.scan_and_wait(&reusing("https://once.example"), &within(10_000))))
+        .collect();
+    let ids: Vec<String> = calls.into_iter().map(|t| t.join().unwrap().unwrap().id().to_owned()).collect();
+    assert_eq!(ids[0], ids[1], "both calls have the one scan");
+    assert_eq!(sim.stats(&k).scans_created, 5);
+}
+
+/// Set in the child process of the test below: the directory whose store it locks.
+const HOLD_TRANSACTION_IN: &str = "EXONA_TEST_HOLD_TRANSACTION_IN";
+
+/// A process killed (SIGKILL) in the middle of a store transaction: what it began writing is
+/// gone, its lock with it, and the next process finds the store whole and usable. The child is
+/// this same test binary, run for this one test with the variable above set.
+#[test]
+fn a_process_killed_mid_transaction_leaves_the_store_whole() {
+    if let Some(dir) = std::env::var_os(HOLD_TRANSACTION_IN) {
+        let conn = rusqlite::Connection::open(PathBuf::from(dir).join("exona-state.sqlite3")).unwrap();
+        conn.execute_batch(
+            "BEGIN IMMEDIATE; UPDATE ledger SET remaining = 0; DELETE FROM results; DELETE FROM durations;",
+        )
+        .unwrap();
+        println!("holding the write lock");
+        std::thread::sleep(Duration::from_secs(60));
+        panic!("the parent did not kill this process");
+    }
+    let sim = common::sim();
+    let (k, dir) = (key(11_006), state_dir("killed"));
+    let first = client(&sim, &k, &dir);
+    let scan = first.scan_and_wait(&reusing("https://killed.example"), &within(10_000)).unwrap();
+    drop(first);
+
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "a_process_killed_mid_transaction_leaves_the_store_whole", "--nocapture"])
+        .env(HOLD_TRANSACTION_IN, &dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    while !line.contains("holding the write lock") {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert!(n > 0, "the child ended before taking the lock");
+    }
+    child.kill().unwrap(); // SIGKILL: no destructor, no rollback by the child
+    child.wait().unwrap();
+
+    let next = client(&sim, &k, &dir);
+    assert!(next.uses_state_store());
+    assert_eq!(next.durations_learned(), 1, "the killed transaction's delete did not happen");
+    let before = sim.stats(&k);
+    let again = next.scan_and_wait(&reusing("https://killed.example"), &within(10_000)).unwrap();
+    assert!(again.from_store && again.id() == scan.id(), "the stored result survived");
+    assert_eq!(sim.stats(&k), before);
+    // The budget is as the last committed transaction left it: a new scan goes at once.
+    next.scan_and_wait(&reusing("https://after-kill.example"), &within(10_000)).unwrap();
+    assert!(next.uses_state_store(), "the store was never bypassed");
+    let _ = std::fs::remove_dir_all(&dir);
 }

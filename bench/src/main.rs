@@ -6,8 +6,10 @@
 //!   cargo run --release -p exona-bench -- pressure     # 20 scans, 30 requests per 60 s
 //!   cargo run --release -p exona-bench -- cancel       # how soon a cancelled wait returns
 //!   cargo run --release -p exona-bench -- scale        # 100, 1,000, 10,000 scans in flight
+//!   cargo run --release -p exona-bench -- store        # processes sharing a key (state store)
 //!   cargo run --release -p exona-bench -- all
 
+mod store;
 mod textbook;
 
 use std::sync::{Arc, Mutex};
@@ -343,6 +345,11 @@ fn commit() -> String {
 
 fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    if what == "store-worker" {
+        // A child process of the store scenario: no header, one report line.
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        return store::worker(&args);
+    }
     println!("exona-bench {what} at commit {}\n", commit());
     println!("exona-bench {what}: scans uniform in {SCAN_MIN:?}–{SCAN_MAX:?}, Retry-After 1 s, duration prior set to match\n");
     match what.as_str() {
@@ -350,14 +357,16 @@ fn main() {
         "pressure" => pressure(),
         "cancel" => cancel_latency(),
         "scale" => scale(),
+        "store" => store::run(),
         "all" => {
             efficiency();
             pressure();
             cancel_latency();
             scale();
+            store::run();
         }
         other => {
-            eprintln!("exona-bench: unknown scenario {other:?} (efficiency, pressure, all)");
+            eprintln!("exona-bench: unknown scenario {other:?} (efficiency, pressure, cancel, scale, store, all)");
             std::process::exit(2);
         }
     }

@@ -16,13 +16,18 @@ pub trait Clock: Send + Sync {
 }
 
 /// The real clock. Sleeps wake on cancellation at once.
+///
+/// Every `SystemClock` of the process counts from one origin: the governor of a key is shared
+/// by every client on that key, and the times it keeps (a 429's cooldown, a window's end) must
+/// mean the same to all of them.
 pub struct SystemClock {
     origin: Instant,
 }
 
 impl SystemClock {
     pub fn new() -> SystemClock {
-        SystemClock { origin: Instant::now() }
+        static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        SystemClock { origin: *ORIGIN.get_or_init(Instant::now) }
     }
 }
 
@@ -100,5 +105,21 @@ impl Clock for VirtualClock {
             *now = until;
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_clocks_of_one_process_share_their_origin() {
+        // Clients made minutes apart share their key's governor: a cooldown one of them
+        // recorded must end at the same moment for the other.
+        let early = SystemClock::new();
+        std::thread::sleep(Duration::from_millis(30));
+        let late = SystemClock::new();
+        let (a, b) = (early.now(), late.now());
+        assert!(b >= a && b - a < Duration::from_millis(5), "{a:?} vs {b:?}");
     }
 }

@@ -12,10 +12,16 @@
 //! - caps retries (a request after a failure) per window, so a failing server cannot eat the
 //!   budget.
 //!
+//! With a ledger attached ([`Governor::share`]), the same decisions are made on the key's
+//! window as every process of the host sees it, in one ledger transaction per decision
+//! (src/engine/ledger.rs); if the ledger fails, the governor decides on what it knows alone.
+//!
 //! It takes time as arguments and never sleeps: the scheduler acts on its answers.
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
+
+use super::ledger::{Holds, Ledger, SharedWindow, WallAnchor};
 
 /// What a request is, for the budget.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,9 +107,19 @@ struct State {
     informed: bool,
 }
 
-#[derive(Debug)]
 pub struct Governor {
     state: Mutex<State>,
+    /// The key's window shared with the other processes of the host, when there is a store.
+    shared: OnceLock<(Arc<dyn Ledger>, WallAnchor)>,
+}
+
+impl std::fmt::Debug for Governor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Governor")
+            .field("state", &self.state)
+            .field("shared", &self.shared.get().is_some())
+            .finish()
+    }
 }
 
 impl Governor {
@@ -128,6 +144,7 @@ impl Governor {
                 informed: false,
                 limits,
             }),
+            shared: OnceLock::new(),
         }
     }
 
@@ -135,9 +152,72 @@ impl Governor {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Shares the key's window with the other processes of the host through `ledger`, from
+    /// now on (`now` anchors the engine's clock to the wall clock). The first ledger attached
+    /// stays: one process has one view of a key.
+    pub fn share(&self, ledger: Arc<dyn Ledger>, now: Duration) {
+        let _ = self.shared.set((ledger, WallAnchor::now(now)));
+    }
+
+    /// Runs a decision on the key's state: the shared window when a ledger is attached (in one
+    /// ledger transaction), else, or when the ledger fails, this process's own.
+    /// `now` is the engine's time when the caller has it (it dates this process's holds).
+    fn decide<R>(&self, now: Option<Duration>, mut f: impl FnMut(&mut State) -> R) -> R {
+        let mut s = self.lock();
+        let Some((ledger, anchor)) = self.shared.get() else { return f(&mut s) };
+        let wall_ms = now.map_or_else(|| WallAnchor::now(Duration::ZERO).wall_ms, |n| anchor.to_wall(n));
+        let mut out = None;
+        let _ = ledger.transact(wall_ms, &mut |window, mine| {
+            s.load(window, anchor);
+            out = Some(f(&mut s));
+            s.store(window, mine, anchor);
+        });
+        // A transaction that failed before deciding: decide alone (the store logs and steps
+        // aside; one that failed after deciding keeps its decision, the holds are local).
+        out.unwrap_or_else(|| f(&mut s))
+    }
+
     /// Asks to send a request of `kind` at `now`.
     pub fn request(&self, now: Duration, kind: Kind) -> Grant {
-        let mut s = self.lock();
+        self.decide(Some(now), |s| s.request(now, kind))
+    }
+
+    /// Returns reservations a scan no longer needs (it ended before using them).
+    pub fn release(&self, unused: u32) {
+        if unused > 0 {
+            self.decide(None, |s| s.reserved = s.reserved.saturating_sub(unused));
+        }
+    }
+
+    /// A granted request ended without a response (network error): it may or may not count.
+    pub fn lost(&self) {
+        self.decide(None, |s| s.outstanding = s.outstanding.saturating_sub(1));
+    }
+
+    /// Learns from a response: its rate-limit headers, and a 429's wait.
+    /// `reset_in` is the time to `X-RateLimit-Reset` measured on the server's clock.
+    pub fn observe(&self, now: Duration, seen: Observed) {
+        self.decide(Some(now), |s| s.observe(now, seen));
+    }
+
+    /// The longest a server's word holds the key: the learned window, at most an hour.
+    pub fn server_wait_cap(&self) -> Duration {
+        self.lock().server_wait_cap()
+    }
+
+    /// Requests the budget allows now (`Remaining` less what is still out), and how many it
+    /// has granted in all. With a ledger, what every process on the key left.
+    pub fn budget(&self, now: Duration) -> (u32, u64) {
+        self.decide(Some(now), |s| {
+            s.roll(now);
+            (s.remaining.saturating_sub(s.outstanding), s.granted)
+        })
+    }
+}
+
+impl State {
+    fn request(&mut self, now: Duration, kind: Kind) -> Grant {
+        let s = self;
         s.roll(now);
         if now < s.cooldown_until {
             s.to_release += 1;
@@ -205,22 +285,8 @@ impl Governor {
         Grant::Now
     }
 
-    /// Returns reservations a scan no longer needs (it ended before using them).
-    pub fn release(&self, unused: u32) {
-        let mut s = self.lock();
-        s.reserved = s.reserved.saturating_sub(unused);
-    }
-
-    /// A granted request ended without a response (network error): it may or may not count.
-    pub fn lost(&self) {
-        let mut s = self.lock();
-        s.outstanding = s.outstanding.saturating_sub(1);
-    }
-
-    /// Learns from a response: its rate-limit headers, and a 429's wait.
-    /// `reset_in` is the time to `X-RateLimit-Reset` measured on the server's clock.
-    pub fn observe(&self, now: Duration, seen: Observed) {
-        let mut s = self.lock();
+    fn observe(&mut self, now: Duration, seen: Observed) {
+        let s = self;
         s.outstanding = s.outstanding.saturating_sub(1);
         s.roll(now);
         if let Some(limit) = seen.limit {
@@ -268,21 +334,49 @@ impl Governor {
         }
     }
 
-    /// The longest a server's word holds the key: the learned window, at most an hour.
-    pub fn server_wait_cap(&self) -> Duration {
-        self.lock().server_wait_cap()
+    /// Takes the key's window as the ledger has it, and counts the other processes' holds as
+    /// if they were this process's own (undone by [`State::store`]).
+    fn load(&mut self, w: &SharedWindow, anchor: &WallAnchor) {
+        if w.known {
+            self.started = true;
+            self.limit = w.limit.max(1);
+            self.remaining = w.remaining;
+            self.reset_at = anchor.to_monotonic(w.reset_wall_ms);
+            self.reset_unix = w.reset_unix;
+            self.ended_unix = w.ended_unix;
+            self.window = Duration::from_millis(w.window_ms.max(1));
+            self.informed = w.informed;
+            self.cooldown_until = self.cooldown_until.max(anchor.to_monotonic(w.cooldown_wall_ms));
+            self.last_grant = match (self.last_grant, w.last_grant_wall_ms) {
+                (mine, Some(any)) => Some(mine.unwrap_or_default().max(anchor.to_monotonic(any))),
+                (mine, None) => mine,
+            };
+        }
+        self.outstanding += w.others_outstanding;
+        self.reserved += w.others_reserved;
     }
 
-    /// Requests the budget allows now (`Remaining` less what is still out), and how many it
-    /// has granted in all.
-    pub fn budget(&self, now: Duration) -> (u32, u64) {
-        let mut s = self.lock();
-        s.roll(now);
-        (s.remaining.saturating_sub(s.outstanding), s.granted)
+    /// Writes the key's window back to the ledger, and keeps this process's holds apart.
+    fn store(&mut self, w: &mut SharedWindow, mine: &mut Holds, anchor: &WallAnchor) {
+        self.outstanding = self.outstanding.saturating_sub(w.others_outstanding);
+        self.reserved = self.reserved.saturating_sub(w.others_reserved);
+        *mine = Holds { outstanding: self.outstanding, reserved: self.reserved };
+        *w = SharedWindow {
+            known: true,
+            limit: self.limit,
+            remaining: self.remaining,
+            reset_wall_ms: anchor.to_wall(self.reset_at),
+            reset_unix: self.reset_unix,
+            ended_unix: self.ended_unix,
+            window_ms: self.window.as_millis() as u64,
+            informed: self.informed,
+            cooldown_wall_ms: anchor.to_wall(self.cooldown_until),
+            last_grant_wall_ms: self.last_grant.map(|t| anchor.to_wall(t)),
+            others_outstanding: w.others_outstanding,
+            others_reserved: w.others_reserved,
+        };
     }
-}
 
-impl State {
     /// Opens a new local window when the known one has passed. Its length is the one learned
     /// from the server (the documented hour until then); nothing is known of its budget yet,
     /// so its first request is a probe, as at the very start.
@@ -503,5 +597,96 @@ mod tests {
         let c = for_key(43, &Limits::default());
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &c));
+    }
+
+    /// The ledger as a store keeps it, in memory: one window, each holder's holds.
+    #[derive(Default)]
+    struct Memory {
+        window: SharedWindow,
+        holds: std::collections::HashMap<usize, Holds>,
+    }
+
+    struct MemoryLedger {
+        memory: Arc<Mutex<Memory>>,
+        holder: usize,
+    }
+
+    impl Ledger for MemoryLedger {
+        fn transact(&self, _: i64, decide: &mut dyn FnMut(&mut SharedWindow, &mut Holds)) -> Result<(), String> {
+            let mut m = self.memory.lock().unwrap();
+            let mut w = m.window.clone();
+            let others = m.holds.iter().filter(|(h, _)| **h != self.holder).map(|(_, h)| *h);
+            (w.others_outstanding, w.others_reserved) =
+                others.fold((0, 0), |(o, r), h| (o + h.outstanding, r + h.reserved));
+            let mut mine = Holds::default();
+            decide(&mut w, &mut mine);
+            m.window = w;
+            m.holds.insert(self.holder, mine);
+            Ok(())
+        }
+    }
+
+    /// Governors of `n` processes on one key, sharing one ledger.
+    fn processes(n: usize, limits: Limits) -> Vec<Governor> {
+        let memory = Arc::new(Mutex::new(Memory::default()));
+        (0..n)
+            .map(|holder| {
+                let g = Governor::new(limits.clone());
+                g.share(Arc::new(MemoryLedger { memory: memory.clone(), holder }), S(0));
+                g
+            })
+            .collect()
+    }
+
+    fn ten_left(reset_in: u64) -> Observed {
+        Observed { limit: Some(10), ..headers(10, 5000, reset_in) }
+    }
+
+    #[test]
+    fn processes_sharing_a_ledger_grant_one_budget() {
+        let gs = processes(3, Limits { default_limit: 10, low_water: 0.0, ..Limits::default() });
+        assert_eq!(gs[0].request(S(0), Kind::Poll { reserved: false }), Grant::Now);
+        // The other processes hold back behind the first one's probe, as threads of one would.
+        assert!(matches!(gs[1].request(S(0), Kind::Poll { reserved: false }), Grant::At(_)));
+        gs[0].observe(S(0), ten_left(600));
+        let mut granted = 0;
+        for round in 0..10 {
+            for g in &gs {
+                if g.request(S(1 + round), Kind::Poll { reserved: false }) == Grant::Now {
+                    granted += 1;
+                }
+            }
+        }
+        assert_eq!(granted, 10, "three processes together spend the window's ten, not thirty");
+        assert_eq!(gs[2].request(S(20), Kind::Poll { reserved: false }), Grant::At(S(600)));
+        // Answers come back to each process: the window is spent, and says so to all.
+        gs[1].observe(S(21), Observed { limit: Some(10), ..headers(0, 5000, 579) });
+        assert_eq!(gs[0].budget(S(21)).0, 0);
+    }
+
+    #[test]
+    fn one_process_reservations_hold_back_another_admission() {
+        let gs = processes(2, Limits { default_limit: 10, low_water: 0.0, ..Limits::default() });
+        gs[0].request(S(0), Kind::Poll { reserved: false });
+        gs[0].observe(S(0), ten_left(600));
+        for _ in 0..3 {
+            assert_eq!(gs[0].request(S(1), Kind::Create { reserve: 2 }), Grant::Now);
+        }
+        // Nine of ten promised in process 0: process 1 cannot admit a scan needing three.
+        assert_eq!(gs[1].request(S(1), Kind::Create { reserve: 2 }), Grant::At(S(600)));
+        // When process 0's scans end early and return their polls, process 1 may go.
+        for _ in 0..3 {
+            gs[0].observe(S(2), Observed { limit: Some(10), ..headers(7, 5000, 598) });
+        }
+        gs[0].release(6);
+        assert_eq!(gs[1].request(S(3), Kind::Create { reserve: 2 }), Grant::Now);
+    }
+
+    #[test]
+    fn a_429_met_by_one_process_holds_the_others() {
+        let gs = processes(2, Limits::default());
+        gs[0].request(S(0), Kind::Poll { reserved: false });
+        gs[0].observe(S(0), Observed { rate_limited_for: Some(S(30)), ..headers(0, 5000, 30) });
+        assert_eq!(gs[1].request(S(5), Kind::Poll { reserved: false }), Grant::At(S(30)));
     }
 }

@@ -1,6 +1,7 @@
 //! The waiting engine: how requests are budgeted, scheduled, retried and bounded in time.
 //!
 //! - [`governor`]: one budget per API key in the process; grants every request.
+//! - [`ledger`]: what the governor needs to share a key's window with other processes.
 //! - [`schedule`]: when a scan is worth polling (duration quantiles, poll modes).
 //! - [`task`]: one scan call (create, then wait) as a state machine.
 //! - [`core`]: all tasks of a client, a timer heap, and the rules for sending.
@@ -15,6 +16,7 @@ pub mod core;
 pub mod decode;
 pub mod driver;
 pub mod governor;
+pub mod ledger;
 pub mod policy;
 pub mod retry_after;
 pub mod schedule;

@@ -49,16 +49,24 @@ pub struct DurationModel {
     samples: Vec<f64>,
     /// (monotonic time the sample may count, duration in seconds), oldest first.
     pending: std::collections::VecDeque<(Duration, f64)>,
+    /// How many samples weigh as much as the prior: [`PRIOR_WEIGHT`], or less once the key's
+    /// own record has been loaded.
+    prior_weight: f64,
 }
 
 /// How many samples weigh as much as the prior.
 const PRIOR_WEIGHT: f64 = 20.0;
+/// The prior's weight once at least [`TRUSTED_RECORD`] durations of the key were loaded from
+/// the state store: the prior is a guess made before anything was known, the record is what
+/// this key's scans took (a new process should not wait 84 s for a 3 s scan).
+const SEEDED_PRIOR_WEIGHT: f64 = 2.0;
+const TRUSTED_RECORD: usize = 10;
 /// Samples kept (the most recent): durations drift, and memory stays bounded.
 const MAX_SAMPLES: usize = 512;
 
 impl DurationModel {
     pub fn new(prior: (Duration, Duration)) -> DurationModel {
-        DurationModel { prior, samples: Vec::new(), pending: Default::default() }
+        DurationModel { prior, samples: Vec::new(), pending: Default::default(), prior_weight: PRIOR_WEIGHT }
     }
 
     /// A scan created at `created` (monotonic) took `duration`; it counts from `settle` on,
@@ -73,6 +81,9 @@ impl DurationModel {
     /// Durations learned earlier (by this process's predecessors, from the state store): they
     /// count at once, as their cohorts finished long ago.
     pub fn seed(&mut self, durations: &[Duration]) {
+        if durations.len() >= TRUSTED_RECORD {
+            self.prior_weight = SEEDED_PRIOR_WEIGHT;
+        }
         for d in durations.iter().take(MAX_SAMPLES) {
             if self.samples.len() == MAX_SAMPLES {
                 self.samples.remove(0);
@@ -116,7 +127,7 @@ impl DurationModel {
         let rank = p * (sorted.len() - 1) as f64;
         let (i, frac) = (rank.floor() as usize, rank.fract());
         let empirical = sorted[i] + (sorted[(i + 1).min(sorted.len() - 1)] - sorted[i]) * frac;
-        let w = sorted.len() as f64 / (sorted.len() as f64 + PRIOR_WEIGHT);
+        let w = sorted.len() as f64 / (sorted.len() as f64 + self.prior_weight);
         secs(from_prior * (1.0 - w) + empirical * w)
     }
 }
@@ -174,6 +185,18 @@ mod tests {
         m.settle(Duration::from_secs(144));
         let q = m.quantile(0.9, PRIOR).as_secs_f64();
         assert!((40.0..45.0).contains(&q), "{q}");
+    }
+
+    #[test]
+    fn a_loaded_record_of_the_key_outweighs_the_prior() {
+        let three_secs = vec![Duration::from_secs(3); 36];
+        let mut few = DurationModel::new(PRIOR);
+        few.seed(&three_secs[..5]);
+        let mut record = DurationModel::new(PRIOR);
+        record.seed(&three_secs);
+        assert!(few.quantile(0.5, PRIOR) > Duration::from_secs(50), "five durations are not a record");
+        let q = record.quantile(0.5, PRIOR).as_secs_f64();
+        assert!((3.0..8.0).contains(&q), "36 loaded 3 s durations put the median at {q} s");
     }
 
     /// The ages at which a scan is polled, if every poll finds it still processing.

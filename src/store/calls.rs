@@ -2,10 +2,14 @@
 //! another process is running), when the scan id is known (record it in flight), and after
 //! the call (record the result and the duration, clear the in-flight entry).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::{identity, Guarded, StoredResult, IN_FLIGHT_TTL};
-use crate::error::Error;
+use super::{identity, Claim, Guarded, StoredResult, CLAIM_TTL, IN_FLIGHT_TTL};
+use crate::engine::core::{Progress, Sink};
+use crate::engine::task::Outcome;
+use crate::error::{Code, Error};
 use crate::model::ScanRequest;
 use crate::scan::{Scan, ScanStatus};
 
@@ -15,9 +19,15 @@ pub enum Before {
     Answered(Scan),
     /// Another process is running a scan of this identity: wait on it instead of a twin.
     Join(String),
-    /// Nothing to reuse: create.
+    /// Another process is creating a scan of this identity: ask again shortly (its scan id
+    /// will be there), instead of creating a twin.
+    Claimed,
+    /// Nothing to reuse: create (the call holds the claim, when the request may be shared).
     Create,
 }
+
+/// How often a call waiting on another process's create asks the store again.
+pub const CLAIM_POLL: Duration = Duration::from_millis(100);
 
 /// The identity a request may share with others, when it may share at all: the API's own
 /// rules (a questionnaire or `force_refresh` never reuses; `max_age_days` 0 or absent means
@@ -39,9 +49,11 @@ pub fn before_create(store: &Guarded, request: &ScanRequest, now: SystemTime) ->
             return Before::Answered(scan);
         }
     }
-    match store.in_flight(&id, now.checked_sub(IN_FLIGHT_TTL).unwrap_or(SystemTime::UNIX_EPOCH)) {
-        Some(scan_id) => Before::Join(scan_id),
-        None => Before::Create,
+    let ago = |d: Duration| now.checked_sub(d).unwrap_or(SystemTime::UNIX_EPOCH);
+    match store.claim(&id, ago(IN_FLIGHT_TTL), ago(CLAIM_TTL), now) {
+        Claim::Running(scan_id) => Before::Join(scan_id),
+        Claim::Creating => Before::Claimed,
+        Claim::Mine => Before::Create,
     }
 }
 
@@ -55,6 +67,14 @@ pub fn created(store: &Guarded, request: &ScanRequest, scan_id: &str, now: Syste
 /// After a call: a completed scan is kept (for reuse by identity, when it may be reused) and
 /// teaches its duration; an ended scan is no longer in flight.
 pub fn after(store: &Guarded, request: Option<&ScanRequest>, outcome: &Result<Scan, Error>) {
+    if let (Some(request), Err(e)) = (request, outcome) {
+        if e.scan_id.is_none() {
+            // The create ended without a scan: give up the claim, so others need not wait.
+            if let Some(id) = shareable_identity(request) {
+                store.clear_in_flight(&id, "");
+            }
+        }
+    }
     let scan = match outcome {
         Ok(scan) => Some(scan),
         Err(e) => e.scan.as_ref().filter(|s| s.status().is_terminal()),
@@ -92,5 +112,60 @@ pub fn after(store: &Guarded, request: Option<&ScanRequest>, outcome: &Result<Sc
     }
     if let Some(id) = &identity {
         store.record_result(id, &StoredResult { json: scan.raw_json().to_owned(), completed_at });
+    }
+}
+
+/// A submitted call's sink, for a client with a store (a batch row): records the scan in
+/// flight when its id is known and what it ended with, then hands every event on.
+pub struct Remembering {
+    pub store: Arc<Guarded>,
+    /// The normalized request of a create; `None` for a call on an existing scan.
+    pub request: Option<ScanRequest>,
+    /// True when the call waits on a scan another process recorded in flight.
+    pub joined: bool,
+    pub inner: Arc<dyn Sink>,
+    recorded: AtomicBool,
+}
+
+impl Remembering {
+    pub fn new(store: Arc<Guarded>, request: Option<ScanRequest>, joined: bool, inner: Arc<dyn Sink>) -> Self {
+        Remembering { store, request, joined, inner, recorded: AtomicBool::new(joined) }
+    }
+}
+
+impl Sink for Remembering {
+    fn progress(&self, event: Progress) {
+        if let (Some(request), Some(id)) = (&self.request, &event.scan_id) {
+            if !self.recorded.swap(true, Ordering::Relaxed) {
+                created(&self.store, request, id, SystemTime::now());
+            }
+        }
+        self.inner.progress(event)
+    }
+
+    fn finish(&self, mut outcome: Outcome) {
+        match &mut outcome {
+            // The scan another process recorded is gone: forget it. (A blocking call creates
+            // anew at once; a submitted one cannot from inside the engine, so it says so.)
+            Err(e) if self.joined && e.code == Code::NotFound => {
+                if let (Some(r), Some(id)) = (&self.request, &e.scan_id) {
+                    if let Some(identity) = shareable_identity(r) {
+                        self.store.clear_in_flight(&identity, id);
+                    }
+                }
+                e.message = format!(
+                    "{} (the scan was joined from the state store, where another process recorded it; \
+                     submitting the request again creates a new one)",
+                    e.message
+                );
+            }
+            Ok(scan) if !scan.status().is_terminal() && !self.recorded.load(Ordering::Relaxed) => {
+                if let Some(request) = &self.request {
+                    created(&self.store, request, scan.id(), SystemTime::now());
+                }
+            }
+            _ => after(&self.store, self.request.as_ref(), &outcome),
+        }
+        self.inner.finish(outcome)
     }
 }

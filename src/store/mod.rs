@@ -5,7 +5,8 @@
 //! What it holds today: observed scan durations (so a new process polls on learned
 //! quantiles), completed results (a request with `max_age_days` answered with no request),
 //! and scans in flight (a second process asking for the same scan waits on it instead of
-//! creating a twin). The shared budget ledger is not here yet (docs/store.md).
+//! creating a twin), and the budget ledger (the key's window shared by the host's processes,
+//! so that they never 429 each other; the engine's [`Ledger`]).
 //!
 //! The store never fails a scan: [`Guarded`] turns every error into "not known", logs the
 //! first one and bypasses the store from then on.
@@ -13,6 +14,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use crate::engine::ledger::{Holds, Ledger, SharedWindow};
 use crate::log::{log, Level};
 
 pub mod calls;
@@ -27,9 +29,21 @@ pub struct StoredResult {
     pub completed_at: SystemTime,
 }
 
+/// Who creates a scan of an identity (see [`Store::claim`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// A scan of it runs: its id.
+    Running(String),
+    /// Another process is creating it (its create has not been answered yet).
+    Creating,
+    /// This caller creates it; others wait for its scan id.
+    Mine,
+}
+
 /// What a store does; the SQLite file is the embedded implementation, a server-backed one
-/// (PostgreSQL, for a fleet of hosts) can come later behind the same calls.
-pub trait Store: Send + Sync {
+/// (PostgreSQL, for a fleet of hosts) can come later behind the same calls. The budget ledger
+/// is the engine's [`Ledger`]: one transaction on the key's window per grant.
+pub trait Store: Ledger + Send + Sync {
     /// The most recent observed durations (at most `limit`), newest first.
     fn durations(&self, limit: usize) -> Result<Vec<Duration>, String>;
     fn record_duration(&self, duration: Duration, at: SystemTime) -> Result<(), String>;
@@ -38,6 +52,11 @@ pub trait Store: Send + Sync {
     fn record_result(&self, identity: &str, result: &StoredResult) -> Result<(), String>;
     /// The scan id of a scan of this identity created at or after `since` and not ended.
     fn in_flight(&self, identity: &str, since: SystemTime) -> Result<Option<String>, String>;
+    /// In one transaction: the scan of this identity in flight (recorded since `since`), else
+    /// another process's claim to be creating it (made since `claimed_since`), else a claim of
+    /// our own, made at `at`. Claims are in-flight entries without a scan id yet.
+    fn claim(&self, identity: &str, since: SystemTime, claimed_since: SystemTime, at: SystemTime)
+        -> Result<Claim, String>;
     fn record_in_flight(&self, identity: &str, scan_id: &str, at: SystemTime) -> Result<(), String>;
     fn clear_in_flight(&self, identity: &str, scan_id: &str) -> Result<(), String>;
 }
@@ -104,6 +123,10 @@ impl Guarded {
     pub fn in_flight(&self, identity: &str, since: SystemTime) -> Option<String> {
         self.run("reading scans in flight", |s| s.in_flight(identity, since)).flatten()
     }
+    /// A store that fails lets the caller create (as without a store).
+    pub fn claim(&self, identity: &str, since: SystemTime, claimed_since: SystemTime, at: SystemTime) -> Claim {
+        self.run("claiming a scan to create", |s| s.claim(identity, since, claimed_since, at)).unwrap_or(Claim::Mine)
+    }
     pub fn record_in_flight(&self, identity: &str, scan_id: &str, at: SystemTime) {
         self.run("recording a scan in flight", |s| s.record_in_flight(identity, scan_id, at));
     }
@@ -114,6 +137,18 @@ impl Guarded {
     /// Whether an error has switched the store off.
     pub fn is_bypassed(&self) -> bool {
         self.broken.load(Ordering::Relaxed)
+    }
+}
+
+/// The ledger bypassed like the rest: an error (a lock held too long, a full disk) is logged
+/// once and the governor decides alone from then on.
+impl Ledger for Guarded {
+    fn transact(
+        &self,
+        wall_ms: i64,
+        decide: &mut dyn FnMut(&mut SharedWindow, &mut Holds),
+    ) -> Result<(), String> {
+        self.run("the budget ledger", |s| s.transact(wall_ms, decide)).ok_or_else(|| "bypassed".to_owned())
     }
 }
 
@@ -148,12 +183,20 @@ pub fn identity(website: &str, citations: bool) -> String {
 /// How long a scan recorded in flight is trusted to still be running: scans take minutes, so
 /// an entry older than this belongs to a process that died before clearing it.
 pub const IN_FLIGHT_TTL: Duration = Duration::from_secs(30 * 60);
+/// How long a claim to create a scan holds without its scan id: a create may wait for budget
+/// for minutes; a claim older than this belongs to a process that died first.
+pub const CLAIM_TTL: Duration = Duration::from_secs(15 * 60);
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     struct Failing;
+    impl Ledger for Failing {
+        fn transact(&self, _: i64, _: &mut dyn FnMut(&mut SharedWindow, &mut Holds)) -> Result<(), String> {
+            Err("database is locked".into())
+        }
+    }
     impl Store for Failing {
         fn durations(&self, _: usize) -> Result<Vec<Duration>, String> {
             Err("disk I/O error".into())
@@ -173,6 +216,9 @@ mod tests {
         fn record_in_flight(&self, _: &str, _: &str, _: SystemTime) -> Result<(), String> {
             Err("disk I/O error".into())
         }
+        fn claim(&self, _: &str, _: SystemTime, _: SystemTime, _: SystemTime) -> Result<Claim, String> {
+            Err("disk I/O error".into())
+        }
         fn clear_in_flight(&self, _: &str, _: &str) -> Result<(), String> {
             Err("disk I/O error".into())
         }
@@ -185,6 +231,9 @@ mod tests {
         assert!(g.is_bypassed());
         assert_eq!(g.result("x", SystemTime::UNIX_EPOCH), None);
         g.record_duration(Duration::from_secs(1), SystemTime::now());
+        let t = SystemTime::now();
+        assert_eq!(g.claim("x", t, t, t), Claim::Mine, "a broken store lets the caller create");
+        assert!(g.transact(0, &mut |_, _| ()).is_err(), "the governor decides alone");
     }
 
     #[test]

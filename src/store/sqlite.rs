@@ -8,10 +8,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Store, StoredResult};
+use super::{Claim, Store, StoredResult};
+use crate::engine::ledger::{Holds, Ledger, SharedWindow, OUTSTANDING_TTL, RESERVED_TTL};
 
 /// The schema this version writes; a file of a newer one is left alone (not used).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 /// How long a write waits for another process's transaction before giving up (the store is
 /// then bypassed: a scan never waits on the disk for long).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -21,6 +22,9 @@ const KEEP_DURATIONS: i64 = 500;
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     fingerprint: String,
+    /// This store's name in the `holds` table: one per open store (one per process and key,
+    /// as the governor is).
+    holder: String,
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -59,15 +63,127 @@ impl SqliteStore {
              CREATE TABLE IF NOT EXISTS in_flight (
                  fingerprint TEXT NOT NULL, identity TEXT NOT NULL, scan_id TEXT NOT NULL,
                  since_ms INTEGER NOT NULL, PRIMARY KEY (fingerprint, identity));
-             PRAGMA user_version = 1;
+             CREATE TABLE IF NOT EXISTS ledger (
+                 fingerprint TEXT PRIMARY KEY, budget_limit INTEGER NOT NULL,
+                 remaining INTEGER NOT NULL, reset_ms INTEGER NOT NULL, reset_unix INTEGER,
+                 ended_unix INTEGER, window_ms INTEGER NOT NULL, informed INTEGER NOT NULL,
+                 cooldown_ms INTEGER NOT NULL, last_grant_ms INTEGER);
+             CREATE TABLE IF NOT EXISTS holds (
+                 fingerprint TEXT NOT NULL, holder TEXT NOT NULL,
+                 outstanding INTEGER NOT NULL, outstanding_until_ms INTEGER NOT NULL,
+                 reserved INTEGER NOT NULL, reserved_until_ms INTEGER NOT NULL,
+                 PRIMARY KEY (fingerprint, holder));
+             PRAGMA user_version = 2;
              COMMIT;",
         )
         .map_err(err)?;
-        Ok(SqliteStore { conn: Mutex::new(conn), fingerprint: fingerprint.to_owned() })
+        Ok(SqliteStore { conn: Mutex::new(conn), fingerprint: fingerprint.to_owned(), holder: holder_name() })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A name no other open store on the host has: the process id, the time, a counter.
+fn holder_name() -> String {
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos:x}-{n}", std::process::id())
+}
+
+impl Ledger for SqliteStore {
+    fn transact(
+        &self,
+        wall_ms: i64,
+        decide: &mut dyn FnMut(&mut SharedWindow, &mut Holds),
+    ) -> Result<(), String> {
+        let mut conn = self.conn();
+        // IMMEDIATE: the write lock is taken before the read, so no other process decides on
+        // the same window in between (two processes never take the last request together).
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+        let mut window = tx
+            .prepare_cached(
+                "SELECT budget_limit, remaining, reset_ms, reset_unix, ended_unix, window_ms,
+                        informed, cooldown_ms, last_grant_ms FROM ledger WHERE fingerprint = ?1",
+            )
+            .map_err(err)?
+            .query_row(params![self.fingerprint], |r| {
+                Ok(SharedWindow {
+                    known: true,
+                    limit: r.get(0)?,
+                    remaining: r.get(1)?,
+                    reset_wall_ms: r.get(2)?,
+                    reset_unix: r.get::<_, Option<i64>>(3)?.map(|v| v.max(0) as u64),
+                    ended_unix: r.get::<_, Option<i64>>(4)?.map(|v| v.max(0) as u64),
+                    window_ms: r.get::<_, i64>(5)?.max(1) as u64,
+                    informed: r.get(6)?,
+                    cooldown_wall_ms: r.get(7)?,
+                    last_grant_wall_ms: r.get(8)?,
+                    others_outstanding: 0,
+                    others_reserved: 0,
+                })
+            })
+            .optional()
+            .map_err(err)?
+            .unwrap_or_default();
+        // Other processes' holds, as long as they are fresh: a killed process's lapse.
+        let (outstanding, reserved): (i64, i64) = tx
+            .prepare_cached(
+                "SELECT COALESCE(SUM(CASE WHEN outstanding_until_ms > ?3 THEN outstanding ELSE 0 END), 0),
+                        COALESCE(SUM(CASE WHEN reserved_until_ms > ?3 THEN reserved ELSE 0 END), 0)
+                 FROM holds WHERE fingerprint = ?1 AND holder <> ?2",
+            )
+            .map_err(err)?
+            .query_row(params![self.fingerprint, self.holder, wall_ms], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(err)?;
+        window.others_outstanding = outstanding.clamp(0, u32::MAX as i64) as u32;
+        window.others_reserved = reserved.clamp(0, u32::MAX as i64) as u32;
+        let mut mine = Holds::default();
+        decide(&mut window, &mut mine);
+        let w = &window;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO ledger (fingerprint, budget_limit, remaining, reset_ms, reset_unix,
+                 ended_unix, window_ms, informed, cooldown_ms, last_grant_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .map_err(err)?
+        .execute(params![
+            self.fingerprint,
+            w.limit,
+            w.remaining,
+            w.reset_wall_ms,
+            w.reset_unix.map(|v| v.min(i64::MAX as u64) as i64),
+            w.ended_unix.map(|v| v.min(i64::MAX as u64) as i64),
+            w.window_ms.min(i64::MAX as u64) as i64,
+            w.informed,
+            w.cooldown_wall_ms,
+            w.last_grant_wall_ms,
+        ])
+        .map_err(err)?;
+        if mine == Holds::default() {
+            tx.prepare_cached("DELETE FROM holds WHERE fingerprint = ?1 AND holder = ?2")
+                .map_err(err)?
+                .execute(params![self.fingerprint, self.holder])
+                .map_err(err)?;
+        } else {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO holds (fingerprint, holder, outstanding, outstanding_until_ms,
+                     reserved, reserved_until_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .map_err(err)?
+            .execute(params![
+                self.fingerprint,
+                self.holder,
+                mine.outstanding,
+                wall_ms + OUTSTANDING_TTL.as_millis() as i64,
+                mine.reserved,
+                wall_ms + RESERVED_TTL.as_millis() as i64,
+            ])
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
     }
 }
 
@@ -129,12 +245,46 @@ impl Store for SqliteStore {
     fn in_flight(&self, identity: &str, since: SystemTime) -> Result<Option<String>, String> {
         self.conn()
             .query_row(
-                "SELECT scan_id FROM in_flight WHERE fingerprint = ?1 AND identity = ?2 AND since_ms >= ?3",
+                "SELECT scan_id FROM in_flight
+                 WHERE fingerprint = ?1 AND identity = ?2 AND since_ms >= ?3 AND scan_id <> ''",
                 params![self.fingerprint, identity, unix_ms(since)],
                 |r| r.get(0),
             )
             .optional()
             .map_err(err)
+    }
+
+    fn claim(
+        &self,
+        identity: &str,
+        since: SystemTime,
+        claimed_since: SystemTime,
+        at: SystemTime,
+    ) -> Result<Claim, String> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+        let row: Option<(String, i64)> = tx
+            .query_row(
+                "SELECT scan_id, since_ms FROM in_flight WHERE fingerprint = ?1 AND identity = ?2",
+                params![self.fingerprint, identity],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(err)?;
+        let claim = match row {
+            Some((id, at)) if !id.is_empty() && at >= unix_ms(since) => Claim::Running(id),
+            Some((id, at)) if id.is_empty() && at >= unix_ms(claimed_since) => Claim::Creating,
+            _ => {
+                tx.execute(
+                    "INSERT OR REPLACE INTO in_flight (fingerprint, identity, scan_id, since_ms) VALUES (?1, ?2, '', ?3)",
+                    params![self.fingerprint, identity, unix_ms(at)],
+                )
+                .map_err(err)?;
+                Claim::Mine
+            }
+        };
+        tx.commit().map_err(err)?;
+        Ok(claim)
     }
 
     fn record_in_flight(&self, identity: &str, scan_id: &str, at: SystemTime) -> Result<(), String> {
@@ -220,6 +370,52 @@ mod tests {
         let file = d.join("not-a-dir");
         std::fs::write(&file, b"x").unwrap();
         assert!(SqliteStore::open(&file.join("sub"), "fp").is_err(), "a path that cannot be a directory");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn the_ledger_shares_a_window_and_lets_a_silent_process_holds_lapse() {
+        let d = dir("holds");
+        let (a, b) = (SqliteStore::open(&d, "fp").unwrap(), SqliteStore::open(&d, "fp").unwrap());
+        let t = 1_700_000_000_000;
+        a.transact(t, &mut |w, mine| {
+            assert!(!w.known, "no window before the first write");
+            (w.limit, w.remaining, w.window_ms, w.reset_wall_ms) = (10, 7, 60_000, t + 60_000);
+            *mine = Holds { outstanding: 3, reserved: 4 };
+        })
+        .unwrap();
+        let seen_by_b = |at: i64| {
+            let mut seen = None;
+            b.transact(at, &mut |w, _| seen = Some(w.clone())).unwrap();
+            seen.unwrap()
+        };
+        let w = seen_by_b(t + 1_000);
+        assert!(w.known);
+        assert_eq!((w.limit, w.remaining, w.reset_wall_ms), (10, 7, t + 60_000));
+        assert_eq!((w.others_outstanding, w.others_reserved), (3, 4));
+        // a stops writing (killed): its grants lapse first, its reservations later.
+        let w = seen_by_b(t + OUTSTANDING_TTL.as_millis() as i64 + 1);
+        assert_eq!((w.others_outstanding, w.others_reserved), (0, 4));
+        let w = seen_by_b(t + RESERVED_TTL.as_millis() as i64 + 1);
+        assert_eq!((w.others_outstanding, w.others_reserved), (0, 0));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn one_claimant_creates_and_the_others_learn_its_scan_id() {
+        let d = dir("claim");
+        let (a, b) = (SqliteStore::open(&d, "fp").unwrap(), SqliteStore::open(&d, "fp").unwrap());
+        let now = SystemTime::now();
+        let long_ago = now - Duration::from_secs(3600);
+        assert_eq!(a.claim("acme", long_ago, long_ago, now).unwrap(), Claim::Mine);
+        assert_eq!(b.claim("acme", long_ago, long_ago, now).unwrap(), Claim::Creating);
+        assert_eq!(b.in_flight("acme", long_ago).unwrap(), None, "a claim is not a scan");
+        a.record_in_flight("acme", "scn_1", now).unwrap();
+        assert_eq!(b.claim("acme", long_ago, long_ago, now).unwrap(), Claim::Running("scn_1".into()));
+        // A claim older than the caller's patience (its claimant died) is taken over.
+        a.clear_in_flight("acme", "scn_1").unwrap();
+        assert_eq!(a.claim("acme", long_ago, long_ago, long_ago).unwrap(), Claim::Mine);
+        assert_eq!(b.claim("acme", now, now, now).unwrap(), Claim::Mine);
         let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -1,0 +1,251 @@
+//! The `store` scenario: processes of one host sharing a key through the state store (issue
+//! 11). Every "process" is a real child process (this binary, run as `store-worker`), so the
+//! only thing they share is the state directory, as separate services would.
+//!
+//! - three processes × 12 scans under 20 requests per 40 s, with the store and without;
+//! - a fourth process asking again for 12 completed companies (max_age_days 30);
+//! - two processes asking at once for the same 6 companies, with the store and without;
+//! - a fresh process with no duration hint, after a run that learned 2–4 s scans;
+//! - the ledger's cost per request (one transaction to grant, one to observe).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use exona::{Batch, ClientConfig, Next, Policy, ScanRequest, WaitOptions};
+use exona_sim::{Config, SimHandle};
+
+/// What a worker process prints on its last line.
+struct WorkerReport {
+    completed: usize,
+    failed: usize,
+    from_store: usize,
+    elapsed: f64,
+}
+
+/// `exona-bench store-worker BASE_URL STATE_DIR|off HINT|none SITE...`, the key in
+/// `EXONA_API_KEY`: scans every site in one batch (max_age_days 30), prints one line.
+pub fn worker(args: &[String]) {
+    let [base_url, state, hint, sites @ ..] = args else {
+        eprintln!("store-worker: BASE_URL STATE_DIR|off HINT|none SITE...");
+        std::process::exit(2);
+    };
+    let key = std::env::var("EXONA_API_KEY").expect("EXONA_API_KEY");
+    let mut policy = Policy::default();
+    if let Some((lo, hi)) = hint.split_once('-') {
+        let secs = |s: &str| Duration::from_secs_f64(s.parse().expect("hint seconds"));
+        policy.expected_duration = (secs(lo), secs(hi));
+    }
+    let config = ClientConfig {
+        policy,
+        state_dir: (state != "off").then(|| PathBuf::from(state)),
+        ..ClientConfig::new(&key, Some(base_url))
+    };
+    let client = config.build().expect("client");
+    let started = Instant::now();
+    let batch = Batch::new(&client);
+    let options = WaitOptions { deadline: Some(Duration::from_secs(1800)), ..WaitOptions::default() };
+    for site in sites {
+        batch.add(ScanRequest { max_age_days: Some(30), ..ScanRequest::new("Bench Co", site) }, &options);
+    }
+    let (mut completed, mut failed, mut from_store) = (0, 0, 0);
+    while let Next::Ready(_, outcome) = batch.next(None) {
+        match outcome {
+            Ok(scan) => {
+                completed += 1;
+                from_store += scan.from_store as usize;
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("store-worker: {e}");
+            }
+        }
+    }
+    println!("report {completed} {failed} {from_store} {:.3}", started.elapsed().as_secs_f64());
+}
+
+fn spawn_worker(sim: &SimHandle, key: &str, state: &Path, hint: &str, sites: &[String]) -> Child {
+    Command::new(std::env::current_exe().expect("own path"))
+        .arg("store-worker")
+        .arg(&sim.base_url)
+        .arg(state)
+        .arg(hint)
+        .args(sites)
+        .env("EXONA_API_KEY", key)
+        .env_remove("EXONA_STATE_DIR")
+        .env_remove("EXONA_SCAN_DURATION_MS")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("worker starts")
+}
+
+fn collect(child: Child) -> WorkerReport {
+    let out = child.wait_with_output().expect("worker ends");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("report ")).expect("worker report");
+    let f: Vec<&str> = line.split_whitespace().collect();
+    WorkerReport {
+        completed: f[1].parse().unwrap(),
+        failed: f[2].parse().unwrap(),
+        from_store: f[3].parse().unwrap(),
+        elapsed: f[4].parse().unwrap(),
+    }
+}
+
+fn state_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("exona-bench-store-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn sites(tag: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("https://{tag}-{i}.example")).collect()
+}
+
+fn sim_with(limit: u32, window: Duration, min: Duration, max: Duration) -> SimHandle {
+    exona_sim::spawn(Config {
+        scan_duration_min: min,
+        scan_duration_max: max,
+        retry_after_secs: 1.0,
+        rate_limit: limit,
+        rate_window: window,
+        seed: 11,
+        ..Config::default()
+    })
+    .expect("simulator")
+}
+
+/// Three processes × 12 scans on one key, 20 requests per 40 s; then a fourth asking again.
+fn three_processes() {
+    println!("### Three processes × 12 scans on one key, 20 requests per 40 s\n");
+    println!("Scans 3–12 s, each process's duration hint set to match; every process is a batch of 12.\n");
+    println!("| state store | processes | scans | completed | failed | requests | 429s | slowest process (s) |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut shared = None;
+    for (label, with_store) in [("shared (ledger)", true), ("none (each process alone)", false)] {
+        let sim = sim_with(20, Duration::from_secs(40), super::SCAN_MIN, super::SCAN_MAX);
+        let key = super::key(if with_store { 1101 } else { 1102 });
+        let dir = if with_store { state_dir("three") } else { PathBuf::from("off") };
+        let groups: Vec<Vec<String>> = (0..3).map(|p| sites(&format!("p{p}"), 12)).collect();
+        let children: Vec<Child> = groups.iter().map(|g| spawn_worker(&sim, &key, &dir, "3-12", g)).collect();
+        let reports: Vec<WorkerReport> = children.into_iter().map(collect).collect();
+        let stats = sim.stats(&key);
+        println!(
+            "| {label} | 3 | 36 | {} | {} | {} | {} | {:.1} |",
+            reports.iter().map(|r| r.completed).sum::<usize>(),
+            reports.iter().map(|r| r.failed).sum::<usize>(),
+            stats.posts + stats.gets,
+            stats.rate_limited,
+            reports.iter().map(|r| r.elapsed).fold(0.0, f64::max),
+        );
+        if with_store {
+            shared = Some((sim, key, dir, groups));
+        }
+    }
+    let (sim, key, dir, groups) = shared.expect("the shared run");
+    let before = sim.stats(&key);
+    let again = collect(spawn_worker(&sim, &key, &dir, "3-12", &groups[0]));
+    let after = sim.stats(&key);
+    println!(
+        "\nA fourth process asking again for the first process's 12 companies (max_age_days 30): \
+         {} completed, {} of them from the state store, {} requests sent, in {:.3} s.\n",
+        again.completed,
+        again.from_store,
+        (after.posts + after.gets) - (before.posts + before.gets),
+        again.elapsed
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Two processes asking at once for the same six companies.
+fn twins() {
+    println!("### Two processes asking at once for the same 6 companies\n");
+    println!("| state store | scans asked for | scans created | completed | failed |");
+    println!("|---|---|---|---|---|");
+    for (label, with_store) in [("shared (claims)", true), ("none", false)] {
+        let sim = sim_with(1000, Duration::from_secs(3600), super::SCAN_MIN, super::SCAN_MAX);
+        let key = super::key(if with_store { 1103 } else { 1104 });
+        let dir = if with_store { state_dir("twins") } else { PathBuf::from("off") };
+        let same = sites("same", 6);
+        let children: Vec<Child> = (0..2).map(|_| spawn_worker(&sim, &key, &dir, "3-12", &same)).collect();
+        let reports: Vec<WorkerReport> = children.into_iter().map(collect).collect();
+        println!(
+            "| {label} | 12 | {} | {} | {} |",
+            sim.stats(&key).scans_created,
+            reports.iter().map(|r| r.completed).sum::<usize>(),
+            reports.iter().map(|r| r.failed).sum::<usize>(),
+        );
+        if with_store {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    println!();
+}
+
+/// A fresh process with no duration hint, after a run that learned 2–4 s scans.
+fn fresh_process() {
+    println!("### A fresh process with no duration hint, after a run that learned 2–4 s scans\n");
+    println!("The learning run: 36 scans with a 2–4 s hint. Then one process, default prior (30–120 s), 3 new scans.\n");
+    println!("| state store | durations loaded | 3 scans done in (s) |");
+    println!("|---|---|---|");
+    for (label, with_store) in [("shared", true), ("none", false)] {
+        let sim = sim_with(1000, Duration::from_secs(3600), Duration::from_secs(2), Duration::from_secs(4));
+        let key = super::key(if with_store { 1105 } else { 1106 });
+        let dir = if with_store { state_dir("fresh") } else { PathBuf::from("off") };
+        collect(spawn_worker(&sim, &key, &dir, "2-4", &sites("learn", 36)));
+        let loaded = if with_store {
+            let config = ClientConfig { state_dir: Some(dir.clone()), ..ClientConfig::new(&key, Some(&sim.base_url)) };
+            config.build().expect("client").durations_learned()
+        } else {
+            0
+        };
+        let fresh = collect(spawn_worker(&sim, &key, &dir, "none", &sites("fresh", 3)));
+        println!("| {label} | {loaded} | {:.1} |", fresh.elapsed);
+        if with_store {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    println!();
+}
+
+/// The ledger's cost: the time a request's two ledger transactions (grant, observe) take,
+/// measured through the governor of a client with a store, against one without.
+fn ledger_overhead() {
+    println!("### The ledger's cost per request\n");
+    let sim = sim_with(1_000_000, Duration::from_secs(3600), Duration::from_millis(1), Duration::from_millis(2));
+    let n = 2000;
+    let mut rows = Vec::new();
+    for (label, with_store) in [("with the ledger", true), ("without", false)] {
+        let key = super::key(if with_store { 1107 } else { 1108 });
+        let dir = state_dir("overhead");
+        let config = ClientConfig {
+            state_dir: with_store.then(|| dir.clone()),
+            ..ClientConfig::new(&key, Some(&sim.base_url))
+        };
+        let client = config.build().expect("client");
+        // Warm up: the first exchange informs the governor of the window.
+        client.get_scan("scn_missing").ok();
+        let started = Instant::now();
+        for _ in 0..n {
+            let _ = client.get_scan("scn_missing");
+        }
+        let per = started.elapsed().as_secs_f64() * 1e3 / n as f64;
+        rows.push((label, per));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    println!("{n} sequential GETs (answered 404 by the simulator on 127.0.0.1), one client:\n");
+    println!("| client | ms per request |");
+    println!("|---|---|");
+    for (label, per) in &rows {
+        println!("| {label} | {per:.3} |");
+    }
+    println!("\nThe ledger's share: {:.3} ms per request (two transactions in WAL mode).\n", rows[0].1 - rows[1].1);
+}
+
+pub fn run() {
+    println!("## State store: processes sharing a key\n");
+    three_processes();
+    twins();
+    fresh_process();
+    ledger_overhead();
+}

@@ -1,0 +1,103 @@
+//! The budget ledger: a key's window shared by every process that uses the key, so that the
+//! governors of several processes grant from one budget instead of each spending it blind
+//! (DESIGN.md 7.1). The engine says what it needs here; the state store implements it
+//! (src/store/ledger.rs), and a server-backed store could later.
+//!
+//! The governor runs its usual decision inside one ledger transaction: it reads the shared
+//! window, decides, and writes the window back together with its own holds (grants still out,
+//! polls promised to its admitted scans). Other processes' holds count against the budget until
+//! they expire, so a process killed between a grant and its answer holds nothing for long.
+
+use std::time::Duration;
+
+/// The shared state of a key's window, in wall-clock milliseconds since the Unix epoch (the
+/// one clock the processes of a host have in common).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SharedWindow {
+    /// False until some process has written the key's window: the governor then starts from
+    /// its own state.
+    pub known: bool,
+    pub limit: u32,
+    /// The smallest `Remaining` seen for the current window.
+    pub remaining: u32,
+    /// When the current window ends.
+    pub reset_wall_ms: i64,
+    /// The server's `X-RateLimit-Reset` of the current window, and of the last one that ended.
+    pub reset_unix: Option<u64>,
+    pub ended_unix: Option<u64>,
+    /// The window's length as learned (the documented hour until then).
+    pub window_ms: u64,
+    /// Whether a response has told the budget of the current window.
+    pub informed: bool,
+    /// The key is held until then after a 429.
+    pub cooldown_wall_ms: i64,
+    /// The last grant by any process (low-budget pacing spaces grants host-wide).
+    pub last_grant_wall_ms: Option<i64>,
+    /// Holds of the other processes that have not expired (read only).
+    pub others_outstanding: u32,
+    pub others_reserved: u32,
+}
+
+/// A store of shared windows. `transact` runs `decide` in one transaction on the key's row:
+/// no other process reads or writes the row between the read and the write.
+pub trait Ledger: Send + Sync {
+    /// Reads the window at `wall_ms`, lets `decide` change it, writes it back with this
+    /// process's holds as `decide` left them (`mine`). Returns an error (and writes nothing)
+    /// when the transaction cannot be made; the governor then decides alone.
+    fn transact(
+        &self,
+        wall_ms: i64,
+        decide: &mut dyn FnMut(&mut SharedWindow, &mut Holds),
+    ) -> Result<(), String>;
+}
+
+/// One process's holds on a key's budget.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Holds {
+    /// Grants whose response has not been seen.
+    pub outstanding: u32,
+    /// Polls promised to this process's admitted scans.
+    pub reserved: u32,
+}
+
+/// How long another process's grants count without news from it: longer than any request's
+/// attempt timeout, so a live process's grants never lapse while their answers are out.
+pub const OUTSTANDING_TTL: Duration = Duration::from_secs(120);
+/// How long another process's reservations count without news from it. A live process writes
+/// at each of its requests; one killed holds its scans' polls for this long at most.
+pub const RESERVED_TTL: Duration = Duration::from_secs(900);
+
+/// Maps the engine's monotonic time to the wall clock the ledger uses, from one anchor taken
+/// when the ledger was attached (drift over a process's life is far below a window's length).
+#[derive(Clone, Copy, Debug)]
+pub struct WallAnchor {
+    pub monotonic: Duration,
+    pub wall_ms: i64,
+}
+
+impl WallAnchor {
+    pub fn now(monotonic: Duration) -> WallAnchor {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        WallAnchor { monotonic, wall_ms: wall }
+    }
+
+    pub fn to_wall(&self, monotonic: Duration) -> i64 {
+        if monotonic >= self.monotonic {
+            self.wall_ms + (monotonic - self.monotonic).as_millis() as i64
+        } else {
+            self.wall_ms - (self.monotonic - monotonic).as_millis() as i64
+        }
+    }
+
+    /// The monotonic time of `wall_ms` (never before zero).
+    pub fn to_monotonic(&self, wall_ms: i64) -> Duration {
+        let delta = wall_ms - self.wall_ms;
+        if delta >= 0 {
+            self.monotonic + Duration::from_millis(delta as u64)
+        } else {
+            self.monotonic.saturating_sub(Duration::from_millis(delta.unsigned_abs()))
+        }
+    }
+}
