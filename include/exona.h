@@ -216,6 +216,48 @@ typedef struct exona_result exona_result;
 typedef struct exona_scan_options exona_scan_options;
 
 /**
+ * Where a batch stands (`exona_batch_get_status`, and the batch progress callback).
+ */
+typedef struct {
+  /**
+   * Rows not created yet (waiting for the key's budget, or their create in flight).
+   */
+  size_t queued;
+  /**
+   * Rows created and being waited for.
+   */
+  size_t in_flight;
+  /**
+   * Rows whose scan completed.
+   */
+  size_t completed;
+  /**
+   * Rows that ended without completing (a failed scan, or an error).
+   */
+  size_t failed;
+  /**
+   * Requests this process sent on the key since the batch was made.
+   */
+  uint64_t requests;
+  /**
+   * Requests the key's budget allows now.
+   */
+  uint32_t budget_left;
+  /**
+   * Seconds until the last row should end, from the key's budget and the rows left; -1
+   * when nothing is left to estimate.
+   */
+  double eta_seconds;
+} exona_batch_status;
+
+/**
+ * Called on the thread of `exona_batch_next` or `exona_batch_run` with where the batch
+ * stands: when a result is handed out, and about once a second while they wait. The status
+ * is valid during the call only. It must not free the batch.
+ */
+typedef void (*exona_batch_progress_fn)(const exona_batch_status *status, void *user_data);
+
+/**
  * Called by `exona_batch_run` on the calling thread for each finished request. The result
  * is owned by the library and freed when the callback returns: copy what you keep. Return 0
  * to go on; non-zero stops `exona_batch_run` (the other requests keep running).
@@ -285,8 +327,53 @@ exona_batch *exona_batch_new(exona_client *client);
 void exona_batch_free(exona_batch *batch);
 
 /**
+ * Journals the batch's rows in the SQLite file at `path` (created, with its directory, if
+ * need be): every row's state is written before and after each step (queued, creating,
+ * created with its scan id, completed, failed, error). A batch made again on the same journal,
+ * with the same rows added in the same order, resumes: rows that completed or failed come
+ * back at once with no request, created rows are waited for by scan id (no new scan), and
+ * only rows that never began their create are created. A row whose create was sent but not
+ * answered before the process stopped ends `EXONA_ERR_AMBIGUOUS_CREATE` (its scan may exist),
+ * unless `exona_batch_set_reconcile` is on. A row journaled for another request ends
+ * `EXONA_ERR_INVALID_ARGUMENT`.
+ *
+ * Call it before the first `exona_batch_add`. `path` is copied. Returns `EXONA_OK`;
+ * `EXONA_ERR_INVALID_ARGUMENT` when `batch` or `path` is NULL, `path` is not UTF-8, rows were
+ * added already, a journal is set already, or the file cannot be opened as one (the reason is
+ * logged at warn level: `exona_set_log_callback`, `EXONA_LOG`). A journal that fails later is
+ * logged and left; the batch goes on.
+ */
+exona_code exona_batch_set_journal(exona_batch *batch, const char *path);
+
+/**
+ * With `on` non-zero, rows a crash left between sending their create and journaling its
+ * answer are created again with `max_age_days` of at least 1, so that the API returns the
+ * scan if it completed, instead of ending `EXONA_ERR_AMBIGUOUS_CREATE`. (A twin still
+ * processing is not found that way: the API reuses completed scans only.) Returns
+ * `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` when `batch` is NULL.
+ */
+exona_code exona_batch_set_reconcile(exona_batch *batch, int on);
+
+/**
+ * Sets (or, with a NULL `callback`, removes) the batch's progress callback: see
+ * `exona_batch_progress_fn`. `user_data` is passed as is. Returns `EXONA_OK`, or
+ * `EXONA_ERR_INVALID_ARGUMENT` when `batch` is NULL.
+ */
+exona_code exona_batch_set_progress(exona_batch *batch,
+                                    exona_batch_progress_fn callback,
+                                    void *user_data);
+
+/**
+ * Writes where the batch stands to `*out` (counts, requests used, budget left, an estimate of
+ * the end). Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT` when `batch` or `out` is NULL.
+ */
+exona_code exona_batch_get_status(const exona_batch *batch, exona_batch_status *out);
+
+/**
  * Adds a scan of a company (create, then wait, with `options`: NULL for the defaults; their
- * progress callback is not used in a batch). Its index (0, 1, 2, ... in the order added) is
+ * progress callback is not used in a batch). The options' deadline counts from the row's
+ * scan's creation: a row waiting for the key's budget waits as long as the batch lives, and
+ * never fails merely for its turn. Its index (0, 1, 2, ... in the order added) is
  * written to `*index_out` when that is not NULL. A request the API would refuse (an http://
  * website, say) is still added: its result says why. Returns `EXONA_OK`, or
  * `EXONA_ERR_INVALID_ARGUMENT` (nothing added) when `batch`, `company_name` or

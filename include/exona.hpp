@@ -323,6 +323,24 @@ public:
     batch &operator=(const batch &) = delete;
     ~batch() { exona_batch_free(b_); }
 
+    /// Journals the rows in the SQLite file at `path`, before the first add(): a batch made
+    /// again on the same journal with the same rows in the same order resumes (finished rows
+    /// cost no request, no company is created twice). With `reconcile`, rows a crash left in
+    /// their create are created again with max_age_days instead of ending
+    /// EXONA_ERR_AMBIGUOUS_CREATE. Throws exona::error when the journal cannot be used.
+    void set_journal(const std::string &path, bool reconcile = false) {
+        exona_code rc = exona_batch_set_journal(b_, path.c_str());
+        if (rc != EXONA_OK) throw error(rc, "batch journal: " + path + " cannot be used (EXONA_LOG=warn says why)");
+        exona_batch_set_reconcile(b_, reconcile ? 1 : 0);
+    }
+
+    /// Where the batch stands: counts, requests used, budget left, eta_seconds (-1: unknown).
+    exona_batch_status status() const noexcept {
+        exona_batch_status s{};
+        exona_batch_get_status(b_, &s);
+        return s;
+    }
+
     /// Adds a scan; returns its index (results carry it: result_index). Throws exona::error
     /// for a request refused before sending.
     std::size_t add(const std::string &name, const std::string &website, const options *opts = nullptr) {

@@ -40,6 +40,9 @@ pub struct WaitOptions {
     pub mode: Option<Mode>,
     /// The longest 429 wait worth sleeping through; `None`: the client's (15 minutes).
     pub max_rate_limit_wait: Option<Duration>,
+    /// Count `deadline` from the scan's creation rather than from the call's start: a create
+    /// then waits for the key's budget as long as it must (how batch rows wait their turn).
+    pub deadline_from_creation: bool,
 }
 
 impl Default for WaitOptions {
@@ -50,6 +53,7 @@ impl Default for WaitOptions {
             expected_duration: None,
             mode: None,
             max_rate_limit_wait: None,
+            deadline_from_creation: false,
         }
     }
 }
@@ -224,11 +228,30 @@ impl Client {
         self.inner.engine.with_core(|c| c.governor.budget(now))
     }
 
+    /// The key's window now, and the median scan duration learned (for estimates of when a
+    /// batch ends).
+    pub(crate) fn outlook(&self) -> (crate::engine::governor::Outlook, Duration) {
+        let now = self.inner.engine.clock().now();
+        self.inner
+            .engine
+            .with_core(|c| (c.governor.outlook(now), c.model.quantile(0.5, c.policy.expected_duration)))
+    }
+
+    /// Requests one scan needs when nothing is known yet: its create and the polls the mode
+    /// reserves.
+    pub(crate) fn requests_per_scan_planned(&self) -> u32 {
+        self.inner.engine.with_core(|c| 1 + c.policy.polls_to_reserve(c.policy.mode))
+    }
+
     fn task(&self, goal: Goal, options: &WaitOptions) -> Result<Task, Error> {
         let engine = &self.inner.engine;
         let now = engine.clock().now();
         let settings = engine.with_core(|c| Settings {
-            deadline: options.deadline.map(|t| now.saturating_add(t)),
+            deadline: options
+                .deadline
+                .map(|t| now.saturating_add(t))
+                .filter(|_| !options.deadline_from_creation),
+            deadline_after_create: options.deadline.filter(|_| options.deadline_from_creation),
             mode: options.mode.unwrap_or(c.policy.mode),
             expected: options.expected_duration.unwrap_or(c.policy.expected_duration),
             max_rate_limit_wait: options.max_rate_limit_wait.unwrap_or(c.policy.max_rate_limit_wait),
@@ -363,7 +386,9 @@ impl Client {
                     let resolved = await_claim(store_of(&client).as_deref(), &request, &options, started);
                     match (resolved, client.upgrade()) {
                         (Err(e), _) => sink.finish(Err(e)),
-                        (Ok(_), None) => sink.finish(Err(Error::new(Code::Cancelled, "the client was freed"))),
+                        (Ok(_), None) => {
+                            sink.finish(Err(Error::new(Code::Cancelled, "the client was freed")))
+                        }
                         (Ok(_), Some(inner)) => {
                             if let Err(e) = (Client { inner }).submit(goal, &options, sink.clone()) {
                                 sink.finish(Err(e));
@@ -371,7 +396,9 @@ impl Client {
                         }
                     }
                 });
-                return waiter.map(|_| ()).map_err(|e| Error::new(Code::Internal, format!("cannot start a thread: {e}")));
+                return waiter
+                    .map(|_| ())
+                    .map_err(|e| Error::new(Code::Internal, format!("cannot start a thread: {e}")));
             }
         };
         let sink = Arc::new(Remembering::new(store.clone(), Some(request), joined, sink));
@@ -474,7 +501,7 @@ fn await_claim(
         }
         let why = "another process of this host is creating a scan of the same company (a claim in the \
                    state store); none was created twice";
-        if options.deadline.is_some_and(|d| started.elapsed() >= d) {
+        if options.deadline.is_some_and(|d| !options.deadline_from_creation && started.elapsed() >= d) {
             return Err(Error::new(Code::Timeout, format!("the deadline passed while {why}")));
         }
         if cancel.wait_timeout(CLAIM_POLL) {

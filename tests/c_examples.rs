@@ -662,14 +662,16 @@ fn processes_share_results_through_the_state_dir() {
 /// it, each would spend the whole window believing it alone).
 #[test]
 fn processes_on_one_key_share_its_budget_through_the_state_dir() {
-    let sim = sim_with(Config { rate_limit: 12, rate_window: std::time::Duration::from_secs(4), ..Config::fast() });
+    let sim =
+        sim_with(Config { rate_limit: 12, rate_window: std::time::Duration::from_secs(4), ..Config::fast() });
     let k = key(154);
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("c-ledger-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let children: Vec<_> = (0..3)
         .map(|p| {
             let csv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("ledger-{p}.csv"));
-            let rows: String = (0..6).map(|i| format!("Co {p}-{i},https://ledger-{p}-{i}.example\n")).collect();
+            let rows: String =
+                (0..6).map(|i| format!("Co {p}-{i},https://ledger-{p}-{i}.example\n")).collect();
             std::fs::write(&csv, format!("company_name,company_website\n{rows}")).unwrap();
             Command::new(example("batch"))
                 .arg(&csv)
@@ -696,4 +698,58 @@ fn processes_on_one_key_share_its_budget_through_the_state_dir() {
     let stats = sim.stats(&k);
     assert_eq!((stats.scans_created, stats.rate_limited), (18, 0), "{stats:?}\nthe processes' logs:\n{logs}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A portfolio run with a journal, killed (SIGKILL) halfway and run again: the second run
+/// ends every row, creates no company twice, and runs clean under valgrind.
+#[test]
+fn a_journaled_batch_killed_halfway_resumes() {
+    let sim =
+        sim_with(Config { rate_limit: 10, rate_window: std::time::Duration::from_secs(2), ..Config::fast() });
+    let k = key(155);
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("c-journal-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).unwrap();
+    let csv = base.join("portfolio.csv");
+    let rows: String = (0..12).map(|i| format!("Co {i},https://journal-{i}.example\n")).collect();
+    std::fs::write(&csv, format!("company_name,company_website\n{rows}")).unwrap();
+    let journal = base.join("portfolio.journal");
+    let args = [csv.to_str().unwrap(), journal.to_str().unwrap()];
+    let mut first = Command::new(example("batch"))
+        .args(args)
+        .env_remove("LD_LIBRARY_PATH")
+        .env("EXONA_API_KEY", &k)
+        .env("EXONA_BASE_URL", &sim.base_url)
+        .env("EXONA_SCAN_DURATION_MS", "50-150")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once some scans exist and some rows still wait for the budget.
+    let started = std::time::Instant::now();
+    while sim.stats(&k).scans_created < 4 && started.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let created_by_first = sim.stats(&k).scans_created;
+    assert!((4..12).contains(&created_by_first), "killed halfway: {created_by_first} created");
+
+    let check = if valgrind_available() { Check::Valgrind } else { Check::Plain };
+    let o = run_program(example("batch"), check, &sim, &k, &args, "50-150");
+    let (out, err) = text(&o);
+    let completed: Vec<&str> =
+        out.lines().filter(|l| l.contains(" scn_test_") && !l.contains("EXONA_ERR")).collect();
+    let ambiguous = out.lines().filter(|l| l.contains("EXONA_ERR_AMBIGUOUS_CREATE")).count();
+    assert_eq!(completed.len() + ambiguous, 12, "every row ends\nstdout:\n{out}\nstderr:\n{err}");
+    assert!(ambiguous <= 1, "only a create in flight at the kill can be ambiguous\n{out}");
+    let stats = sim.stats(&k);
+    assert!(stats.scans_created <= 12, "no company was created twice: {stats:?}");
+    assert_eq!(stats.rate_limited, 0);
+    let mut ids: Vec<&str> = completed.iter().filter_map(|l| l.split_whitespace().last()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), completed.len(), "one scan per row");
+    assert!(o.status.code() == Some(0) || (ambiguous == 1 && o.status.code() == Some(1)), "{err}");
+    let _ = std::fs::remove_dir_all(&base);
 }

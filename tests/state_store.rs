@@ -168,7 +168,9 @@ fn callers_asking_at_once_create_each_scan_once() {
     assert_eq!(sim.stats(&k).scans_created, 4, "{:?}", sim.stats(&k));
     let calls: Vec<_> = [a, b]
         .into_iter()
-        .map(|c| std::thread::spawn(move || c.scan_and_wait(&reusing("https://once.example"), &within(10_000))))
+        .map(|c| {
+            std::thread::spawn(move || c.scan_and_wait(&reusing("https://once.example"), &within(10_000)))
+        })
         .collect();
     let ids: Vec<String> = calls.into_iter().map(|t| t.join().unwrap().unwrap().id().to_owned()).collect();
     assert_eq!(ids[0], ids[1], "both calls have the one scan");

@@ -366,7 +366,9 @@ fn main() {
             store::run();
         }
         other => {
-            eprintln!("exona-bench: unknown scenario {other:?} (efficiency, pressure, cancel, scale, store, all)");
+            eprintln!(
+                "exona-bench: unknown scenario {other:?} (efficiency, pressure, cancel, scale, store, all)"
+            );
             std::process::exit(2);
         }
     }

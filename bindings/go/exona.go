@@ -457,6 +457,57 @@ func (b *Batch) Next(ctx context.Context) (item Item, ok bool, err error) {
 	}
 }
 
+// SetJournal journals the batch's rows in the SQLite file at path, before the first Add: a
+// batch made again on the same journal, with the same rows added in the same order, resumes
+// (finished rows cost no request, created rows are waited for by id, no company is created
+// twice). A row whose create was sent but not answered before the process stopped ends with
+// CodeAmbiguousCreate unless reconcile is on (it is then created again with MaxAgeDays, so a
+// completed twin is returned instead of a new scan).
+func (b *Batch) SetJournal(path string, reconcile bool) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.b == nil {
+		return &Error{Code: CodeInvalidArgument, Message: "the batch is closed"}
+	}
+	p := C.CString(path)
+	defer C.free(unsafe.Pointer(p))
+	if rc := C.exona_batch_set_journal(b.b, p); rc != C.EXONA_OK {
+		return &Error{Code: Code(rc), Message: fmt.Sprintf("%s cannot be used as the batch's journal (set before the first Add; EXONA_LOG=warn says why)", path)}
+	}
+	on := C.int(0)
+	if reconcile {
+		on = 1
+	}
+	C.exona_batch_set_reconcile(b.b, on)
+	return nil
+}
+
+// BatchStatus is where a batch stands.
+type BatchStatus struct {
+	Queued, InFlight, Completed, Failed int
+	Requests                            uint64        // sent on the key by this process since the batch began
+	BudgetLeft                          uint32        // requests the key's budget allows now
+	ETA                                 time.Duration // until the last row should end; -1 when unknown
+}
+
+// Status says where the batch stands: counts, requests used, budget left, an estimate of the end.
+func (b *Batch) Status() BatchStatus {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var s C.exona_batch_status
+	if b.b == nil || C.exona_batch_get_status(b.b, &s) != C.EXONA_OK {
+		return BatchStatus{ETA: -1}
+	}
+	eta := time.Duration(-1)
+	if s.eta_seconds >= 0 {
+		eta = time.Duration(float64(s.eta_seconds) * float64(time.Second))
+	}
+	return BatchStatus{
+		Queued: int(s.queued), InFlight: int(s.in_flight), Completed: int(s.completed), Failed: int(s.failed),
+		Requests: uint64(s.requests), BudgetLeft: uint32(s.budget_left), ETA: eta,
+	}
+}
+
 // Counts says how many requests are queued, in flight and done.
 func (b *Batch) Counts() (queued, inFlight, done int) {
 	b.mu.RLock()

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -238,6 +239,50 @@ func TestBatch(t *testing.T) {
 	}
 	if q, f, d := b.Counts(); q != 0 || f != 0 || d != 30 {
 		t.Fatalf("counts %d %d %d", q, f, d)
+	}
+}
+
+// A journaled batch run twice: the second run hands every row back with no new scan.
+func TestBatchJournalResumes(t *testing.T) {
+	c := newClient(t, 41)
+	journal := filepath.Join(t.TempDir(), "rows.journal")
+	run := func() (ids []string) {
+		b := c.NewBatch()
+		defer b.Close()
+		if err := b.SetJournal(journal, false); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 3; i++ {
+			if _, err := b.Add("Co", fmt.Sprintf("https://journal-%d.example", i), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for {
+			item, ok, err := b.Next(context.Background())
+			if err != nil || !ok {
+				break
+			}
+			if item.Err != nil {
+				t.Fatal(item.Err)
+			}
+			ids = append(ids, item.Scan.ID)
+		}
+		if s := b.Status(); s.Completed != 3 || s.Queued != 0 || s.Failed != 0 {
+			t.Fatalf("status %+v", s)
+		}
+		return ids
+	}
+	first, second := run(), run()
+	sort.Strings(first)
+	sort.Strings(second)
+	if len(second) != 3 || strings.Join(first, ",") != strings.Join(second, ",") {
+		t.Fatalf("the second run was not the first one's rows: %v then %v", first, second)
+	}
+	late := c.NewBatch()
+	defer late.Close()
+	late.Add("Co", "https://late.example", nil)
+	if err := late.SetJournal(journal, false); err == nil {
+		t.Fatal("a journal set after Add was accepted")
 	}
 }
 

@@ -2,10 +2,12 @@
  * batch.c: screen a portfolio. Reads a CSV of company_name,company_website (a header line,
  * and quoted fields with commas or doubled quotes, are understood), scans every company with
  * one exona_batch, prints a row per company as its result arrives (flushed, so a pipe sees it
- * at once; a row that did not complete shows its scan id when one exists, to resume it), the
- * batch's counts on stderr every few seconds, then a summary.
+ * at once; a row that did not complete shows its scan id when one exists, to resume it), where
+ * the batch stands on stderr every few seconds (counts, requests, budget, an estimate of the
+ * end), then a summary. With a journal file, a run stopped halfway (Ctrl-C, a crash) and run
+ * again resumes: finished rows cost no request and no company is created twice.
  *
- *   EXONA_API_KEY=... EXONA_BASE_URL=... ./batch portfolio.csv
+ *   EXONA_API_KEY=... EXONA_BASE_URL=... ./batch portfolio.csv [journal.sqlite3]
  *
  * Exit status: 0 when every scan completed, 1 when some did not, 2 for input errors (which
  * name the line).
@@ -19,11 +21,16 @@
 
 #define MAX_ROWS 100000
 
-/* One line on stderr: how many rows wait for budget, run, and have ended. */
-static void report_counts(const exona_batch *batch) {
-    size_t queued = 0, in_flight = 0, done = 0;
-    if (exona_batch_counts(batch, &queued, &in_flight, &done) == EXONA_OK) {
-        fprintf(stderr, "progress: %zu queued, %zu in flight, %zu done\n", queued, in_flight, done);
+/* One line on stderr: how many rows wait for budget, run, and have ended; the requests spent,
+ * the budget left and when the batch should end. */
+static void report_status(const exona_batch *batch) {
+    exona_batch_status s;
+    if (exona_batch_get_status(batch, &s) == EXONA_OK) {
+        fprintf(stderr, "progress: %zu queued, %zu in flight, %zu done (%zu completed, %zu not), %llu requests, %u left",
+                s.queued, s.in_flight, s.completed + s.failed, s.completed, s.failed,
+                (unsigned long long)s.requests, (unsigned)s.budget_left);
+        if (s.eta_seconds >= 0) fprintf(stderr, ", about %.0f s to go", s.eta_seconds);
+        fputc('\n', stderr);
     }
 }
 
@@ -38,8 +45,8 @@ int main(int argc, char **argv) {
     size_t levels[5] = {0, 0, 0, 0, 0};
     const char *level_names[4] = {"Low", "Medium", "High", "Very High"};
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s PORTFOLIO.csv\n", argv[0]);
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr, "usage: %s PORTFOLIO.csv [JOURNAL]\n", argv[0]);
         return 2;
     }
     f = fopen(argv[1], "r");
@@ -78,6 +85,12 @@ int main(int argc, char **argv) {
         return 1;
     }
     batch = exona_batch_new(client);
+    if (argc == 3 && exona_batch_set_journal(batch, argv[2]) != EXONA_OK) {
+        fprintf(stderr, "error: %s cannot be used as a journal (EXONA_LOG=warn says why)\n", argv[2]);
+        exona_batch_free(batch);
+        exona_client_free(client);
+        return 2;
+    }
     for (i = 0; i < n; i++) {
         if (exona_batch_add(batch, rows[i].name, rows[i].website, NULL, NULL) != EXONA_OK) {
             fprintf(stderr, "error: cannot add %s\n", rows[i].name);
@@ -92,7 +105,7 @@ int main(int argc, char **argv) {
         size_t index;
         const char *company;
         if (rc == EXONA_ERR_TIMEOUT) {
-            report_counts(batch);
+            report_status(batch);
             continue;
         }
         if (rc != EXONA_OK) break; /* EXONA_ERR_NOT_FOUND: every row has ended */
@@ -115,7 +128,7 @@ int main(int argc, char **argv) {
         }
         fflush(stdout); /* each row as it ends, also when stdout is a pipe */
         exona_result_free(result);
-        if ((completed + failed) % 10 == 0) report_counts(batch);
+        if ((completed + failed) % 10 == 0) report_status(batch);
     }
 
     printf("\n%zu companies: %zu completed, %zu not\n", n, completed, failed);

@@ -24,8 +24,10 @@ int main(int argc, char **argv) {
         while (!batch.finished()) {
             std::optional<exona::result> r = batch.next(std::chrono::seconds(5));
             if (!r) {
-                auto c = batch.counts();
-                std::cerr << "progress: " << c.queued << " queued, " << c.in_flight << " in flight, " << c.done << " done\n";
+                exona_batch_status s = batch.status();
+                std::cerr << "progress: " << s.queued << " queued, " << s.in_flight << " in flight, "
+                          << s.completed + s.failed << " done, " << s.requests << " requests, " << s.budget_left
+                          << " left\n";
                 continue;
             }
             std::size_t i = exona::batch::result_index(*r);
@@ -40,6 +42,7 @@ int main(int argc, char **argv) {
             }
         }
         std::cout << completed << " completed, " << failed << " not\n";
+        std::cerr << batch.status().requests << " requests\n";
         return failed == 0 ? 0 : 1;
     } catch (const exona::error &e) {
         std::cerr << "error: " << e.what() << "\n";

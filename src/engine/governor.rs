@@ -200,6 +200,20 @@ impl Governor {
         self.decide(Some(now), |s| s.observe(now, seen));
     }
 
+    /// The key's window as the governor sees it now: what an estimate of a long batch's end
+    /// needs (the budget binds a portfolio, not the scans' durations).
+    pub fn outlook(&self, now: Duration) -> Outlook {
+        self.decide(Some(now), |s| {
+            s.roll(now);
+            Outlook {
+                limit: s.limit,
+                available: s.remaining.saturating_sub(s.outstanding),
+                reset_in: s.reset_at.saturating_sub(now).max(s.cooldown_until.saturating_sub(now)),
+                window: s.window,
+            }
+        })
+    }
+
     /// The longest a server's word holds the key: the learned window, at most an hour.
     pub fn server_wait_cap(&self) -> Duration {
         self.lock().server_wait_cap()
@@ -414,6 +428,17 @@ impl State {
     }
 }
 
+/// See [`Governor::outlook`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outlook {
+    pub limit: u32,
+    /// Requests the window still allows (less those in flight).
+    pub available: u32,
+    /// Until the window ends (or a 429's cooldown does, if later).
+    pub reset_in: Duration,
+    pub window: Duration,
+}
+
 /// What one response said about the budget.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Observed {
@@ -612,7 +637,11 @@ mod tests {
     }
 
     impl Ledger for MemoryLedger {
-        fn transact(&self, _: i64, decide: &mut dyn FnMut(&mut SharedWindow, &mut Holds)) -> Result<(), String> {
+        fn transact(
+            &self,
+            _: i64,
+            decide: &mut dyn FnMut(&mut SharedWindow, &mut Holds),
+        ) -> Result<(), String> {
             let mut m = self.memory.lock().unwrap();
             let mut w = m.window.clone();
             let others = m.holds.iter().filter(|(h, _)| **h != self.holder).map(|(_, h)| *h);

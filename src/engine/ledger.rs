@@ -83,7 +83,7 @@ impl WallAnchor {
         WallAnchor { monotonic, wall_ms: wall }
     }
 
-    pub fn to_wall(&self, monotonic: Duration) -> i64 {
+    pub fn to_wall(self, monotonic: Duration) -> i64 {
         if monotonic >= self.monotonic {
             self.wall_ms + (monotonic - self.monotonic).as_millis() as i64
         } else {
@@ -92,7 +92,7 @@ impl WallAnchor {
     }
 
     /// The monotonic time of `wall_ms` (never before zero).
-    pub fn to_monotonic(&self, wall_ms: i64) -> Duration {
+    pub fn to_monotonic(self, wall_ms: i64) -> Duration {
         let delta = wall_ms - self.wall_ms;
         if delta >= 0 {
             self.monotonic + Duration::from_millis(delta as u64)

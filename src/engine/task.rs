@@ -67,6 +67,9 @@ pub struct Ctx<'a> {
 pub struct Task {
     phase: Phase,
     deadline: Option<Duration>,
+    /// A deadline that starts when the scan is created (a batch row waiting for its turn
+    /// waits as long as it must): set, relative, when the create is answered.
+    deadline_after_create: Option<Duration>,
     mode: Mode,
     expected: (Duration, Duration),
     max_rate_limit_wait: Duration,
@@ -107,6 +110,8 @@ pub type Outcome = Result<Scan, Error>;
 pub struct Settings {
     /// Absolute monotonic deadline; `None` waits without limit.
     pub deadline: Option<Duration>,
+    /// A deadline counted from the scan's creation instead (then `deadline` is `None`).
+    pub deadline_after_create: Option<Duration>,
     pub mode: Mode,
     /// The prior of scan durations (shortest, longest).
     pub expected: (Duration, Duration),
@@ -116,7 +121,7 @@ pub struct Settings {
 
 impl Task {
     pub fn new(goal: Goal, now: Duration, settings: Settings) -> Result<Task, Error> {
-        let Settings { deadline, mode, expected, max_rate_limit_wait } = settings;
+        let Settings { deadline, deadline_after_create, mode, expected, max_rate_limit_wait } = settings;
         let resumed = matches!(goal, Goal::Wait { .. });
         let (phase, reason) = match goal {
             Goal::Create { request, create_only } => {
@@ -128,9 +133,15 @@ impl Task {
             Goal::Wait { id } => (Phase::Wait { id: check_id(&id)?, once: false }, Reason::Schedule),
             Goal::Get { id } => (Phase::Wait { id: check_id(&id)?, once: true }, Reason::Schedule),
         };
+        let (deadline, deadline_after_create) = match (&phase, deadline_after_create) {
+            (Phase::Create { .. }, Some(after)) => (None, Some(after)),
+            (_, Some(after)) => (Some(now.saturating_add(after)), None),
+            (_, None) => (deadline, None),
+        };
         Ok(Task {
             phase,
             deadline,
+            deadline_after_create,
             mode,
             expected,
             max_rate_limit_wait,
@@ -340,6 +351,10 @@ impl Task {
                 }
                 // Created: from now on, wait for it.
                 self.phase = Phase::Wait { id: scan.id().to_owned(), once: false };
+                if let Some(after) = self.deadline_after_create.take() {
+                    self.deadline = Some(now.saturating_add(after));
+                    self.started = now;
+                }
                 (self.age_then, self.then) = (Duration::ZERO, now);
                 self.failures = 0;
                 self.rate_limited = 0;

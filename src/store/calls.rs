@@ -128,7 +128,12 @@ pub struct Remembering {
 }
 
 impl Remembering {
-    pub fn new(store: Arc<Guarded>, request: Option<ScanRequest>, joined: bool, inner: Arc<dyn Sink>) -> Self {
+    pub fn new(
+        store: Arc<Guarded>,
+        request: Option<ScanRequest>,
+        joined: bool,
+        inner: Arc<dyn Sink>,
+    ) -> Self {
         Remembering { store, request, joined, inner, recorded: AtomicBool::new(joined) }
     }
 }

@@ -55,8 +55,13 @@ pub trait Store: Ledger + Send + Sync {
     /// In one transaction: the scan of this identity in flight (recorded since `since`), else
     /// another process's claim to be creating it (made since `claimed_since`), else a claim of
     /// our own, made at `at`. Claims are in-flight entries without a scan id yet.
-    fn claim(&self, identity: &str, since: SystemTime, claimed_since: SystemTime, at: SystemTime)
-        -> Result<Claim, String>;
+    fn claim(
+        &self,
+        identity: &str,
+        since: SystemTime,
+        claimed_since: SystemTime,
+        at: SystemTime,
+    ) -> Result<Claim, String>;
     fn record_in_flight(&self, identity: &str, scan_id: &str, at: SystemTime) -> Result<(), String>;
     fn clear_in_flight(&self, identity: &str, scan_id: &str) -> Result<(), String>;
 }
@@ -124,8 +129,15 @@ impl Guarded {
         self.run("reading scans in flight", |s| s.in_flight(identity, since)).flatten()
     }
     /// A store that fails lets the caller create (as without a store).
-    pub fn claim(&self, identity: &str, since: SystemTime, claimed_since: SystemTime, at: SystemTime) -> Claim {
-        self.run("claiming a scan to create", |s| s.claim(identity, since, claimed_since, at)).unwrap_or(Claim::Mine)
+    pub fn claim(
+        &self,
+        identity: &str,
+        since: SystemTime,
+        claimed_since: SystemTime,
+        at: SystemTime,
+    ) -> Claim {
+        self.run("claiming a scan to create", |s| s.claim(identity, since, claimed_since, at))
+            .unwrap_or(Claim::Mine)
     }
     pub fn record_in_flight(&self, identity: &str, scan_id: &str, at: SystemTime) {
         self.run("recording a scan in flight", |s| s.record_in_flight(identity, scan_id, at));

@@ -107,6 +107,15 @@ module Exona
     attach_function :exona_batch_cancel, %i[pointer size_t], :int
     attach_function :exona_batch_cancel_all, [:pointer], :int
     attach_function :exona_batch_counts, %i[pointer pointer pointer pointer], :int
+    attach_function :exona_batch_set_journal, %i[pointer string], :int
+    attach_function :exona_batch_set_reconcile, %i[pointer int], :int
+    attach_function :exona_batch_get_status, %i[pointer pointer], :int
+
+    # exona_batch_status, as include/exona.h declares it.
+    class BatchStatus < FFI::Struct
+      layout :queued, :size_t, :in_flight, :size_t, :completed, :size_t, :failed, :size_t,
+             :requests, :uint64, :budget_left, :uint32, :eta_seconds, :double
+    end
   end
 
   CODES = %i[ok invalid_argument authentication permission bad_request not_found rate_limited server
@@ -349,9 +358,32 @@ module Exona
   class Batch
     include Enumerable
 
-    def initialize(client)
+    # With `journal:` (a file path), the rows are journaled: a batch made again on the same
+    # journal, with the same rows added in the same order, resumes (finished rows cost no
+    # request, created rows are waited for by id, no company is created twice). A row whose
+    # create was sent but not answered before the process stopped ends with
+    # AmbiguousCreateError unless `reconcile: true` (created again with max_age_days, so a
+    # completed twin is returned instead of a new scan).
+    def initialize(client, journal: nil, reconcile: false)
       @client = client
       @ptr = FFI::AutoPointer.new(C.exona_batch_new(client.ptr), C.method(:exona_batch_free))
+      return unless journal
+
+      unless C.exona_batch_set_journal(@ptr, journal.to_s).zero?
+        raise InvalidArgumentError.new("#{journal} cannot be used as the batch's journal (EXONA_LOG=warn says why)",
+                                       code: :invalid_argument)
+      end
+      C.exona_batch_set_reconcile(@ptr, reconcile ? 1 : 0)
+    end
+
+    # Where the batch stands: counts, requests used, budget left, and `eta` (seconds until the
+    # last row should end, nil when unknown).
+    def status
+      s = C::BatchStatus.new
+      raise Error, "exona_batch_get_status failed" unless C.exona_batch_get_status(@ptr, s).zero?
+
+      { queued: s[:queued], in_flight: s[:in_flight], completed: s[:completed], failed: s[:failed],
+        requests: s[:requests], budget_left: s[:budget_left], eta: s[:eta_seconds].negative? ? nil : s[:eta_seconds] }
     end
 
     # Adds a scan request; returns its index (0, 1, 2, ... in order of addition).

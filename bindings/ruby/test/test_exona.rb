@@ -114,6 +114,20 @@ class ExonaTest < Minitest::Test
     b.close
   end
 
+  def test_a_journaled_batch_resumes_with_its_rows
+    c = client(42)
+    journal = File.join(Dir.mktmpdir, "rows.journal")
+    run = lambda do
+      b = Exona::Batch.new(c, journal: journal)
+      3.times { |i| b.add("Co", "https://rb-journal-#{i}.example") }
+      ids = b.to_a.map { |_, result, error| error ? raise(error) : result.scan_id }.sort
+      assert_equal 3, b.status[:completed]
+      b.close
+      ids
+    end
+    assert_equal run.call, run.call
+  end
+
   def test_progress_events_arrive_and_a_falsy_return_cancels
     c = client(40)
     events = []

@@ -1,0 +1,236 @@
+//! A batch's journal (DESIGN.md 7.2): every row's state, written before and after each step,
+//! in a SQLite file of its own, so that a batch reopened after a crash, a deploy or Ctrl-C
+//! picks up where it was: finished rows cost nothing, created rows are resumed by scan id
+//! (GET only), and only rows that never reached "creating" are created.
+//!
+//! Row states: queued → creating (written before the POST leaves) → created (scan id) →
+//! completed | failed (the scan object kept) | error (code, message, scan id if any).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::engine::core::{Progress, Sink};
+use crate::engine::task::Outcome;
+use crate::error::{Code, Error};
+use crate::log::{log, Level};
+use crate::scan::{Scan, ScanStatus};
+
+/// What the journal says of a row when the batch is reopened.
+#[derive(Debug)]
+pub enum Resume {
+    /// Not seen, or never reached "creating": create it.
+    Create,
+    /// A crash may have left a scan of it on the server (its create was sent, no answer was
+    /// recorded): create again only when reconciling.
+    Ambiguous,
+    /// Created: wait for this scan, by id.
+    Wait(String),
+    /// Ended as a scan (completed or failed): its outcome again, with no request.
+    Finished(Box<Outcome>),
+    /// The row was journaled for another request: the rows were not added in the same order.
+    Mismatch(String),
+}
+
+pub struct Journal {
+    #[cfg(feature = "store")]
+    conn: Mutex<rusqlite::Connection>,
+    /// The first write error is logged; the batch goes on without its journal after it.
+    broken: AtomicBool,
+}
+
+#[cfg(feature = "store")]
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+#[cfg(feature = "store")]
+impl Journal {
+    pub fn open(path: &Path) -> Result<Journal, Error> {
+        use std::time::Duration;
+        let fail = |e: String| {
+            Error::invalid_argument(format!("the batch journal {} cannot be used: {e}", path.display()))
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+        }
+        let conn = rusqlite::Connection::open(path).map_err(|e| fail(err(e)))?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(|e| fail(err(e)))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| fail(err(e)))?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| fail(err(e)))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS batch_rows (
+                 row INTEGER PRIMARY KEY, request TEXT NOT NULL, state TEXT NOT NULL,
+                 scan_id TEXT, code INTEGER, message TEXT, scan_json TEXT);",
+        )
+        .map_err(|e| fail(err(e)))?;
+        Ok(Journal { conn: Mutex::new(conn), broken: AtomicBool::new(false) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What to do with row `row` of `request` (its normalized body), recording it as queued
+    /// when it is new.
+    pub fn resume(&self, row: u64, request: &str) -> Resume {
+        use rusqlite::OptionalExtension;
+        let found = self
+            .conn()
+            .query_row(
+                "SELECT request, state, scan_id, code, message, scan_json FROM batch_rows WHERE row = ?1",
+                [row as i64],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<i64>>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                    ))
+                },
+            )
+            .optional();
+        let found = match found {
+            Ok(f) => f,
+            Err(e) => {
+                self.failed("reading a row", &err(e));
+                return Resume::Create;
+            }
+        };
+        let Some((journaled, state, scan_id, code, message, scan_json)) = found else {
+            self.write(row, Some(request), "queued", None, None, None);
+            return Resume::Create;
+        };
+        if journaled != request {
+            return Resume::Mismatch(journaled);
+        }
+        let scan = scan_json.and_then(|j| Scan::from_body(j.as_bytes(), 200, None).ok());
+        match (state.as_str(), scan_id, scan) {
+            ("completed", _, Some(scan)) => Resume::Finished(Box::new(Ok(scan))),
+            ("failed", _, Some(scan)) => {
+                Resume::Finished(Box::new(Err(crate::engine::decode::scan_failed(scan))))
+            }
+            ("creating", _, _) => Resume::Ambiguous,
+            ("error", None, _) if code == Some(Code::AmbiguousCreate as i64) => Resume::Ambiguous,
+            ("created" | "error", Some(id), _) => Resume::Wait(id),
+            // Queued, or an error before any scan existed (cancelled while waiting for its
+            // turn, refused input): create.
+            _ => {
+                let _ = message;
+                Resume::Create
+            }
+        }
+    }
+
+    /// The row's create is about to be sent.
+    pub fn creating(&self, row: u64) {
+        self.write(row, None, "creating", None, None, None);
+    }
+
+    pub fn created(&self, row: u64, scan_id: &str) {
+        self.write(row, None, "created", Some(scan_id), None, None);
+    }
+
+    pub fn ended(&self, row: u64, outcome: &Outcome) {
+        match outcome {
+            Ok(scan) if *scan.status() == ScanStatus::Completed => {
+                self.write(row, None, "completed", Some(scan.id()), None, Some(scan.raw_json()))
+            }
+            Ok(scan) => self.write(row, None, "created", Some(scan.id()), None, None),
+            Err(e) if e.code == Code::ScanFailed && e.scan.is_some() => {
+                let scan = e.scan.as_ref().expect("checked");
+                self.write(row, None, "failed", Some(scan.id()), None, Some(scan.raw_json()))
+            }
+            Err(e) => self.write(row, None, "error", e.scan_id.as_deref(), Some(e), None),
+        }
+    }
+
+    fn write(
+        &self,
+        row: u64,
+        request: Option<&str>,
+        state: &str,
+        scan_id: Option<&str>,
+        error: Option<&Error>,
+        scan_json: Option<&str>,
+    ) {
+        if self.broken.load(Ordering::Relaxed) {
+            return;
+        }
+        let conn = self.conn();
+        let done = match request {
+            Some(request) => conn.execute(
+                "INSERT INTO batch_rows (row, request, state) VALUES (?1, ?2, ?3)",
+                rusqlite::params![row as i64, request, state],
+            ),
+            // A scan id once known is kept (an error after creation still names its scan).
+            None => conn.execute(
+                "UPDATE batch_rows SET state = ?2, scan_id = COALESCE(?3, scan_id), code = ?4,
+                     message = ?5, scan_json = ?6 WHERE row = ?1",
+                rusqlite::params![
+                    row as i64,
+                    state,
+                    scan_id,
+                    error.map(|e| e.code as i64),
+                    error.map(|e| e.message.as_str()),
+                    scan_json
+                ],
+            ),
+        };
+        drop(conn);
+        if let Err(e) = done {
+            self.failed("writing a row", &err(e));
+        }
+    }
+}
+
+#[cfg(not(feature = "store"))]
+impl Journal {
+    pub fn open(_: &Path) -> Result<Journal, Error> {
+        Err(Error::invalid_argument(
+            "this build of libexona has no SQLite (feature \"store\"): no batch journal",
+        ))
+    }
+    pub fn resume(&self, _: u64, _: &str) -> Resume {
+        Resume::Create
+    }
+    pub fn creating(&self, _: u64) {}
+    pub fn created(&self, _: u64, _: &str) {}
+    pub fn ended(&self, _: u64, _: &Outcome) {}
+}
+
+impl Journal {
+    fn failed(&self, what: &str, why: &str) {
+        if !self.broken.swap(true, Ordering::Relaxed) {
+            log(Level::Warn, || format!("batch journal not written from now on: {what} failed: {why}"));
+        }
+    }
+}
+
+/// A row's sink with a journal: records each step, then hands the event on.
+pub struct Journaled {
+    pub journal: Arc<Journal>,
+    pub row: u64,
+    pub inner: Arc<dyn Sink>,
+    pub created: AtomicBool,
+}
+
+impl Sink for Journaled {
+    fn progress(&self, event: Progress) {
+        if event.creating {
+            self.journal.creating(self.row);
+        } else if let Some(id) = &event.scan_id {
+            if !self.created.swap(true, Ordering::Relaxed) {
+                self.journal.created(self.row, id);
+            }
+        }
+        self.inner.progress(event)
+    }
+
+    fn finish(&self, outcome: Outcome) {
+        self.journal.ended(self.row, &outcome);
+        self.inner.finish(outcome)
+    }
+}

@@ -1,0 +1,331 @@
+//! Many scans at once: add requests, collect results as they finish (in finishing order),
+//! cancel one or all, count what is queued, in flight and done.
+//!
+//! Every request goes through the client's engine like any other call: the key's governor
+//! admits a create only when its polls can be afforded, so a batch of thousands never outruns
+//! the budget; the scheduler thread drives them all. Every added request ends with exactly one
+//! result, carrying its index (order of addition) and its scan id whenever a scan exists.
+//!
+//! A row's deadline counts from its scan's creation, so a portfolio longer than the key's
+//! budget waits its turn instead of failing. With a journal ([`journal`]), a batch reopened
+//! after a crash resumes instead of starting over.
+
+mod eta;
+pub mod journal;
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use journal::{Journal, Journaled, Resume};
+
+use crate::client::{Client, WaitOptions};
+use crate::engine::cancel::CancelToken;
+use crate::engine::core::{Progress, Sink};
+use crate::engine::task::{Goal, Outcome};
+use crate::error::{Code, Error};
+use crate::model::ScanRequest;
+
+/// Where an added request stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Not created yet (waiting for the budget, or its create in flight).
+    Queued,
+    /// Created: the engine waits for it.
+    InFlight,
+    /// Ended (completed, or not): its result is ready or was collected.
+    Done { completed: bool },
+}
+
+/// How many requests are at each stage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub queued: usize,
+    pub in_flight: usize,
+    pub done: usize,
+}
+
+#[derive(Default)]
+struct State {
+    stages: Vec<Stage>,
+    cancels: Vec<CancelToken>,
+    ready: VecDeque<(usize, Outcome)>,
+    collected: usize,
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    ready: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One added request's sink: tells the batch its stage and its end.
+struct Item {
+    index: usize,
+    shared: Arc<Shared>,
+}
+
+impl Sink for Item {
+    fn progress(&self, event: Progress) {
+        if event.scan_id.is_some() {
+            let mut st = self.shared.lock();
+            if st.stages[self.index] == Stage::Queued {
+                st.stages[self.index] = Stage::InFlight;
+            }
+        }
+    }
+
+    fn finish(&self, outcome: Outcome) {
+        let mut st = self.shared.lock();
+        st.stages[self.index] = Stage::Done { completed: outcome.is_ok() };
+        st.ready.push_back((self.index, outcome));
+        self.shared.ready.notify_all();
+    }
+}
+
+/// A set of scans running on one client.
+pub struct Batch {
+    client: Client,
+    shared: Arc<Shared>,
+    journal: OnceLock<Arc<Journal>>,
+    /// Re-create rows a crash left in "creating" (with `max_age_days`, so a completed twin
+    /// is reused) instead of reporting them `AmbiguousCreate`.
+    reconcile: AtomicBool,
+    /// Requests the client's governor had granted when the batch began.
+    granted_at_start: u64,
+}
+
+/// Where a batch stands, for a progress display.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Status {
+    pub queued: usize,
+    pub in_flight: usize,
+    pub completed: usize,
+    /// Ended without completing (a failed scan or an error).
+    pub failed: usize,
+    /// Requests sent on the key by this process since the batch began.
+    pub requests: u64,
+    /// Requests the key's budget allows now.
+    pub budget_left: u32,
+    /// When the last row should end, from the key's budget and the rows left; `None` before
+    /// anything is known, or when nothing is left.
+    pub eta: Option<Duration>,
+}
+
+/// What `next` found.
+#[derive(Debug)]
+pub enum Next {
+    /// A finished request: its index and outcome.
+    Ready(usize, Outcome),
+    /// Nothing finished within the timeout; some are still running.
+    Pending,
+    /// Every added request's result has been collected.
+    Empty,
+}
+
+impl Batch {
+    pub fn new(client: &Client) -> Batch {
+        Batch {
+            client: client.clone(),
+            shared: Arc::default(),
+            journal: OnceLock::new(),
+            reconcile: AtomicBool::new(false),
+            granted_at_start: client.budget().1,
+        }
+    }
+
+    /// Journals the batch's rows in the SQLite file at `path` (created if need be), before any
+    /// row is added. A batch reopened on the same journal with the same rows in the same
+    /// order resumes: see [`journal`].
+    pub fn set_journal(&self, path: &Path) -> Result<(), Error> {
+        if !self.is_empty() {
+            return Err(Error::invalid_argument("a journal must be set before the first row is added"));
+        }
+        let journal = Arc::new(Journal::open(path)?);
+        self.journal.set(journal).map_err(|_| Error::invalid_argument("the batch already has a journal"))
+    }
+
+    /// Rows a crash left in "creating" are created again with `max_age_days` (at least 1, so
+    /// a twin that completed meanwhile is returned instead of a new scan), instead of ending
+    /// with `AmbiguousCreate`.
+    pub fn set_reconcile(&self, on: bool) {
+        self.reconcile.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Adds a scan request (create, then wait) and returns its index. Invalid input is not an
+    /// error here: it becomes that index's result, like every other outcome. With a journal,
+    /// the row is journaled under its index.
+    pub fn add(&self, request: ScanRequest, options: &WaitOptions) -> usize {
+        let row = self.len() as u64;
+        self.add_row(row, request, options)
+    }
+
+    /// [`Batch::add`], journaled under `row` (the caller's own numbering, say a line of its
+    /// input) instead of the index: a caller resuming may leave out rows it has finished.
+    pub fn add_row(&self, row: u64, request: ScanRequest, options: &WaitOptions) -> usize {
+        let cancel = options.cancel.clone().unwrap_or_default();
+        let index = {
+            let mut st = self.shared.lock();
+            st.stages.push(Stage::Queued);
+            st.cancels.push(cancel.clone());
+            st.stages.len() - 1
+        };
+        let item: Arc<dyn Sink> = Arc::new(Item { index, shared: Arc::clone(&self.shared) });
+        // A row's deadline counts from its scan's creation: waiting for its turn at the key's
+        // budget is not a failure, however long the portfolio is.
+        let options = WaitOptions { cancel: Some(cancel), deadline_from_creation: true, ..options.clone() };
+        let (goal, sink) = match self.journal.get() {
+            None => (Goal::Create { request, create_only: false }, item),
+            Some(journal) => match self.resume(journal, row, request) {
+                Ok(goal) => {
+                    let created = AtomicBool::new(matches!(goal, Goal::Wait { .. }));
+                    let journal = journal.clone();
+                    (goal, Arc::new(Journaled { journal, row, inner: item, created }) as Arc<dyn Sink>)
+                }
+                Err(outcome) => {
+                    item.finish(outcome);
+                    return index;
+                }
+            },
+        };
+        if let Err(e) = self.client.submit(goal, &options, sink.clone()) {
+            sink.finish(Err(e));
+        }
+        index
+    }
+
+    /// What a journaled row needs: a goal to run, or its outcome at once (no request).
+    fn resume(&self, journal: &Journal, row: u64, request: ScanRequest) -> Result<Goal, Outcome> {
+        let normalized = match request.normalized() {
+            Ok(r) => r,
+            Err(e) => return Err(Err(e)),
+        };
+        let body = normalized.to_json().to_string();
+        match journal.resume(row, &body) {
+            Resume::Create => Ok(Goal::Create { request, create_only: false }),
+            Resume::Wait(id) => Ok(Goal::Wait { id }),
+            Resume::Finished(outcome) => Err(*outcome),
+            Resume::Ambiguous if self.reconcile.load(std::sync::atomic::Ordering::Relaxed) => {
+                let request = ScanRequest {
+                    max_age_days: Some(request.max_age_days.unwrap_or(0).max(1)),
+                    force_refresh: false,
+                    ..request
+                };
+                Ok(Goal::Create { request, create_only: false })
+            }
+            Resume::Ambiguous => Err(Err(Error::new(
+                Code::AmbiguousCreate,
+                format!(
+                    "row {row}: its create was sent before the batch stopped, and no answer was \
+                     journaled; a scan may exist. Not created again: reconcile to re-create it with \
+                     max_age_days (a completed twin is then returned, not duplicated)"
+                ),
+            ))),
+            Resume::Mismatch(journaled) => Err(Err(Error::invalid_argument(format!(
+                "row {row} of the journal was another request ({journaled}); a journal resumes the same \
+                 rows in the same order"
+            )))),
+        }
+    }
+
+    /// Waits up to `limit` (`None`: without limit) for the next finished request, in
+    /// finishing order.
+    pub fn next(&self, limit: Option<Duration>) -> Next {
+        let deadline = limit.and_then(|l| Instant::now().checked_add(l));
+        let mut st = self.shared.lock();
+        loop {
+            if let Some((index, outcome)) = st.ready.pop_front() {
+                st.collected += 1;
+                return Next::Ready(index, outcome);
+            }
+            if st.collected == st.stages.len() {
+                return Next::Empty;
+            }
+            let left = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => Duration::from_secs(3600),
+            };
+            if left.is_zero() {
+                return Next::Pending;
+            }
+            st = self.shared.ready.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
+    /// Cancels one request (its result becomes `Cancelled`, with its scan id if it has one).
+    pub fn cancel(&self, index: usize) -> Result<(), Error> {
+        let token = self.shared.lock().cancels.get(index).cloned();
+        match token {
+            Some(t) => {
+                t.cancel();
+                self.client.wake();
+                Ok(())
+            }
+            None => Err(Error::invalid_argument(format!("index {index} was never added to this batch"))),
+        }
+    }
+
+    /// Cancels every request still running.
+    pub fn cancel_all(&self) {
+        let tokens = self.shared.lock().cancels.clone();
+        for t in tokens {
+            t.cancel();
+        }
+        self.client.wake();
+    }
+
+    pub fn counts(&self) -> Counts {
+        let s = self.status_counts();
+        Counts { queued: s.queued, in_flight: s.in_flight, done: s.completed + s.failed }
+    }
+
+    fn status_counts(&self) -> Status {
+        let st = self.shared.lock();
+        let mut c = Status::default();
+        for s in &st.stages {
+            match s {
+                Stage::Queued => c.queued += 1,
+                Stage::InFlight => c.in_flight += 1,
+                Stage::Done { completed: true } => c.completed += 1,
+                Stage::Done { completed: false } => c.failed += 1,
+            }
+        }
+        c
+    }
+
+    /// Counts, requests, budget and an estimate of the end (see [`Status`]).
+    pub fn status(&self) -> Status {
+        let mut status = self.status_counts();
+        let (budget_left, granted) = self.client.budget();
+        status.budget_left = budget_left;
+        status.requests = granted.saturating_sub(self.granted_at_start);
+        let (outlook, median) = self.client.outlook();
+        status.eta = eta::estimate(&status, outlook, median, self.client.requests_per_scan_planned());
+        status
+    }
+
+    /// Requests added so far.
+    pub fn len(&self) -> usize {
+        self.shared.lock().stages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for Batch {
+    /// A batch dropped with requests still running cancels them: nothing keeps polling for
+    /// results nobody will collect.
+    fn drop(&mut self) {
+        self.cancel_all();
+    }
+}

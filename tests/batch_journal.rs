@@ -1,0 +1,160 @@
+//! Durable batches (DESIGN.md 7.2): a row's deadline counts from its scan's creation, and a
+//! batch reopened on its journal resumes: finished rows cost nothing, created rows are waited
+//! for by id, a row a crash left in "creating" is reported ambiguous unless reconciling.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{fast_policy, key};
+use exona::{Batch, Client, Code, Next, Outcome, ScanRequest, WaitOptions};
+use exona_sim::{Config, SimHandle};
+
+fn journal(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("journal-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d.join("batch.journal")
+}
+
+fn client(sim: &SimHandle, k: &str) -> Client {
+    Client::with_policy(k, Some(&sim.base_url), fast_policy()).unwrap()
+}
+
+fn rows() -> Vec<ScanRequest> {
+    ["https://a.journal.example", "https://b.journal.example", "https://stuck.journal.example"]
+        .iter()
+        .map(|w| ScanRequest { max_age_days: Some(30), ..ScanRequest::new("Journal Co", *w) })
+        .collect()
+}
+
+fn within(ms: u64) -> WaitOptions {
+    WaitOptions { deadline: Some(Duration::from_millis(ms)), ..WaitOptions::default() }
+}
+
+/// Runs `rows` in a batch on `path`; returns (index, outcome) in finishing order, after
+/// `collect` of them have finished (the rest are cancelled when the batch is dropped).
+fn run(
+    client: &Client,
+    path: &std::path::Path,
+    reconcile: bool,
+    collect: usize,
+    options: &WaitOptions,
+) -> Vec<(usize, Outcome)> {
+    let batch = Batch::new(client);
+    batch.set_journal(path).unwrap();
+    batch.set_reconcile(reconcile);
+    for r in rows() {
+        batch.add(r, options);
+    }
+    let mut out = Vec::new();
+    while out.len() < collect {
+        match batch.next(Some(Duration::from_secs(20))) {
+            Next::Ready(i, o) => out.push((i, o)),
+            other => panic!("{other:?}"),
+        }
+    }
+    out
+}
+
+#[test]
+fn a_reopened_journal_resumes_without_creating_again() {
+    let sim = common::sim();
+    let k = key(12_001);
+    let path = journal("resume");
+    // First run: two rows complete, the stuck one is left running when the batch stops.
+    let first = run(&client(&sim, &k), &path, false, 2, &within(60_000));
+    assert!(first.iter().all(|(_, o)| o.is_ok()));
+    std::thread::sleep(Duration::from_millis(300));
+    let before = sim.stats(&k);
+    assert_eq!(before.posts, 3);
+    // Second run, same journal, same rows: the finished rows come back with no request; the
+    // stuck one is waited for by its id (GETs only) until its short deadline.
+    let second = run(&client(&sim, &k), &path, false, 3, &within(500));
+    let after = sim.stats(&k);
+    assert_eq!(after.posts, 3, "no row was created again");
+    for (index, outcome) in &second {
+        match index {
+            0 | 1 => assert!(outcome.is_ok(), "{outcome:?}"),
+            _ => {
+                let e = outcome.as_ref().unwrap_err();
+                assert_eq!(e.code, Code::Timeout, "{}", e.message);
+                assert!(e.scan_id.is_some());
+            }
+        }
+    }
+    assert!(after.gets > before.gets, "the stuck row was polled by id");
+}
+
+#[test]
+fn a_row_left_creating_is_ambiguous_unless_reconciled() {
+    let sim = common::sim();
+    let k = key(12_002);
+    let path = journal("ambiguous");
+    run(&client(&sim, &k), &path, false, 2, &within(60_000));
+    // What a crash between sending a create and journaling its answer leaves behind.
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.execute(
+        "UPDATE batch_rows SET state = 'creating', scan_id = NULL, scan_json = NULL WHERE row = 0",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    let posts = sim.stats(&k).posts;
+    let again = run(&client(&sim, &k), &path, false, 2, &within(60_000));
+    let row0 = &again.iter().find(|(i, _)| *i == 0).unwrap().1;
+    assert_eq!(row0.as_ref().unwrap_err().code, Code::AmbiguousCreate);
+    assert_eq!(sim.stats(&k).posts, posts, "nothing is created blind");
+    // Reconciling re-creates it with max_age_days: the API returns the scan that completed.
+    let created = sim.stats(&k).scans_created;
+    let reconciled = run(&client(&sim, &k), &path, true, 2, &within(60_000));
+    let row0 = reconciled.iter().find(|(i, _)| *i == 0).unwrap().1.as_ref().unwrap();
+    assert!(row0.cached(), "the completed twin was reused");
+    assert_eq!(sim.stats(&k).scans_created, created, "no new scan");
+}
+
+#[test]
+fn a_journal_of_other_rows_is_refused_row_by_row() {
+    let sim = common::sim();
+    let k = key(12_003);
+    let path = journal("mismatch");
+    run(&client(&sim, &k), &path, false, 2, &within(60_000));
+    let batch = Batch::new(&client(&sim, &k));
+    batch.set_journal(&path).unwrap();
+    batch.add(ScanRequest::new("Other Co", "https://other.example"), &within(1000));
+    match batch.next(Some(Duration::from_secs(5))) {
+        Next::Ready(0, Err(e)) => {
+            assert_eq!(e.code, Code::InvalidArgument);
+            assert!(e.message.contains("row 0 of the journal was another request"), "{}", e.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    let late = Batch::new(&client(&sim, &k));
+    late.add(ScanRequest::new("A", "https://a.example"), &within(1000));
+    assert!(late.set_journal(&path).is_err(), "a journal is set before the first row");
+}
+
+/// Rows waiting for the key's budget are not failed by their deadline: it counts from each
+/// scan's creation (here 3 s, while the whole batch needs several 2 s windows).
+#[test]
+fn a_row_waits_its_turn_beyond_its_deadline() {
+    let sim =
+        common::sim_with(Config { rate_limit: 6, rate_window: Duration::from_secs(2), ..Config::fast() });
+    let k = key(12_004);
+    let c = client(&sim, &k);
+    let batch = Batch::new(&c);
+    for i in 0..8 {
+        batch.add(ScanRequest::new("Turn Co", format!("https://turn-{i}.example")), &within(3000));
+    }
+    let mut completed = 0;
+    while let Next::Ready(_, outcome) = batch.next(Some(Duration::from_secs(60))) {
+        let scan = outcome.unwrap_or_else(|e| panic!("{:?}: {}", e.code, e.message));
+        assert!(scan.id().starts_with("scn_"));
+        completed += 1;
+    }
+    assert_eq!(completed, 8);
+    let status = batch.status();
+    assert_eq!((status.completed, status.failed, status.queued), (8, 0, 0));
+    assert!(status.requests >= 16, "{status:?}");
+    assert_eq!(sim.stats(&k).rate_limited, 0);
+}
