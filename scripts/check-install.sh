@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests of the installed tree: `make install` into a temporary prefix, then build
 # examples/c/scan.c through pkg-config and through CMake, shared and static, run each against
-# the simulator, check the static-link flags against rustc's, and `make uninstall`.
+# the simulator, run the installed `exona` command, check the static-link flags against
+# rustc's, and `make uninstall`.
 # Prints "--- PASS: installed-tree/NAME" or "--- FAIL: installed-tree/NAME" per check.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -111,6 +112,14 @@ if command -v go >/dev/null 2>&1; then
   fi
 else
   echo "--- SKIP: installed-tree/go-installed (go is not installed)"
+fi
+
+# The installed command, with no state left in the user's home.
+if EXONA_STATE_DIR=off "$prefix/bin/exona" scan "Acme AI Ltd" https://acme.ai >"$work/cli.out" 2>&1 &&
+   grep -q "overall risk:" "$work/cli.out"; then
+  pass exona-command
+else
+  fail exona-command "$(cat "$work/cli.out")"
 fi
 
 # The Ruby binding from a copy outside the checkout: it must find the installed library

@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 name=${1:-Acme AI Ltd}
 website=${2:-https://acme.ai}
 
-echo "==> building libexona and exona-sim (release; the first build takes about a minute)"
-cargo build --release --quiet -p exona -p exona-sim
+echo "==> building libexona, the exona command and exona-sim (release; the first build takes about a minute)"
+cargo build --release --quiet -p exona -p exona-cli -p exona-sim
 mkdir -p target/demo
 cc -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude examples/c/scan.c \
    -Ltarget/release -lexona -Wl,-rpath,"$PWD/target/release" -o target/demo/scan
@@ -27,8 +27,20 @@ echo "==> exona-sim listening at $base_url"
 echo "==> scanning \"$name\" ($website) through libexona"
 echo
 
-# A test key of the documented shape; the simulator accepts any such key.
+# A test key of the documented shape; the simulator accepts any such key. A fresh state
+# directory per demo (the simulator is fresh too): the C program records the result there.
+rm -rf target/demo/state
 EXONA_API_KEY=exo_test_demo00000000000000000000000000000000 \
 EXONA_BASE_URL="$base_url" \
+EXONA_STATE_DIR="$PWD/target/demo/state" \
 EXONA_SCAN_DURATION_MS=3000-8000 \
-  target/demo/scan "$name" "$website"
+  target/demo/scan "$name" "$website" 30
+
+echo
+echo "==> the same company through the exona command (answered from its state store: no request)"
+echo
+EXONA_API_KEY=exo_test_demo00000000000000000000000000000000 \
+EXONA_BASE_URL="$base_url" \
+EXONA_STATE_DIR="$PWD/target/demo/state" \
+EXONA_SCAN_DURATION_MS=3000-8000 \
+  target/release/exona scan "$name" "$website" --max-age-days 30

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make install / make uninstall: PREFIX (default /usr/local), LIBDIR (default PREFIX/lib),
 # DESTDIR (staging root). Installs the shared library with its SONAME (libexona.so.MAJOR) and
-# links, the static library, the header, pkg-config files (exona, exona-static) and a CMake
-# package; uninstall removes exactly those files.
+# links, the static library, the headers, pkg-config files (exona, exona-static), a CMake
+# package and the `exona` command (PREFIX/bin); uninstall removes exactly those files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +28,7 @@ files=(
   "$LIBDIR/pkgconfig/exona-static.pc"
   "$LIBDIR/cmake/exona/exonaConfig.cmake"
   "$LIBDIR/cmake/exona/exonaConfigVersion.cmake"
+  "$PREFIX/bin/exona"
 )
 
 if [ "$action" = uninstall ]; then
@@ -41,7 +42,7 @@ fi
 
 # A separate target dir: the SONAME build must not replace the one the tests link.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/install}
-EXONA_SONAME=1 cargo build --release --locked -p exona
+EXONA_SONAME=1 cargo build --release --locked -p exona -p exona-cli
 built="$CARGO_TARGET_DIR/release"
 
 fill() {
@@ -50,7 +51,8 @@ fill() {
       -e "s|@STATIC_LIBS_CMAKE@|$(echo "$STATIC_LIBS" | sed 's/-l//g; s/ /;/g')|g" "$1"
 }
 
-install -d "$DESTDIR$LIBDIR/pkgconfig" "$DESTDIR$LIBDIR/cmake/exona" "$DESTDIR$PREFIX/include"
+install -d "$DESTDIR$LIBDIR/pkgconfig" "$DESTDIR$LIBDIR/cmake/exona" "$DESTDIR$PREFIX/include" "$DESTDIR$PREFIX/bin"
+install -m 755 "$built/exona" "$DESTDIR$PREFIX/bin/exona"
 install -m 755 "$built/libexona.so" "$DESTDIR$LIBDIR/libexona.so.$VERSION"
 ln -sf "libexona.so.$VERSION" "$DESTDIR$LIBDIR/libexona.so.$MAJOR"
 ln -sf "libexona.so.$MAJOR" "$DESTDIR$LIBDIR/libexona.so"

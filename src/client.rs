@@ -43,6 +43,9 @@ pub struct WaitOptions {
     /// Count `deadline` from the scan's creation rather than from the call's start: a create
     /// then waits for the key's budget as long as it must (how batch rows wait their turn).
     pub deadline_from_creation: bool,
+    /// Send the first request no sooner than this (a reconciled batch row waits until a twin a
+    /// crash may have created would have completed).
+    pub start_after: Option<Duration>,
 }
 
 impl Default for WaitOptions {
@@ -54,6 +57,7 @@ impl Default for WaitOptions {
             mode: None,
             max_rate_limit_wait: None,
             deadline_from_creation: false,
+            start_after: None,
         }
     }
 }
@@ -252,6 +256,7 @@ impl Client {
                 .map(|t| now.saturating_add(t))
                 .filter(|_| !options.deadline_from_creation),
             deadline_after_create: options.deadline.filter(|_| options.deadline_from_creation),
+            start_after: options.start_after,
             mode: options.mode.unwrap_or(c.policy.mode),
             expected: options.expected_duration.unwrap_or(c.policy.expected_duration),
             max_rate_limit_wait: options.max_rate_limit_wait.unwrap_or(c.policy.max_rate_limit_wait),

@@ -28,7 +28,7 @@ pub mod ffi;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 
-pub use batch::{Batch, Counts, Next};
+pub use batch::{Batch, Counts, Next, Status};
 pub use client::{Client, ConnectOptions, WaitOptions, DEFAULT_BASE_URL, DEFAULT_DEADLINE};
 pub use config::ClientConfig;
 pub use engine::cancel::CancelToken;

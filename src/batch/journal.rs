@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::engine::core::{Progress, Sink};
 use crate::engine::task::Outcome;
@@ -21,9 +22,9 @@ use crate::scan::{Scan, ScanStatus};
 pub enum Resume {
     /// Not seen, or never reached "creating": create it.
     Create,
-    /// A crash may have left a scan of it on the server (its create was sent, no answer was
-    /// recorded): create again only when reconciling.
-    Ambiguous,
+    /// A crash may have left a scan of it on the server (its create was sent `age` ago, no
+    /// answer was recorded): create again only when reconciling.
+    Ambiguous { age: Duration },
     /// Created: wait for this scan, by id.
     Wait(String),
     /// Ended as a scan (completed or failed): its outcome again, with no request.
@@ -45,9 +46,19 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 #[cfg(feature = "store")]
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// How long ago a row was written (at `ms`); unknown counts as long ago.
+#[cfg(feature = "store")]
+fn age(ms: Option<i64>) -> Duration {
+    ms.map_or(Duration::MAX, |ms| Duration::from_millis((now_ms() - ms).max(0) as u64))
+}
+
+#[cfg(feature = "store")]
 impl Journal {
     pub fn open(path: &Path) -> Result<Journal, Error> {
-        use std::time::Duration;
         let fail = |e: String| {
             Error::invalid_argument(format!("the batch journal {} cannot be used: {e}", path.display()))
         };
@@ -61,7 +72,7 @@ impl Journal {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS batch_rows (
                  row INTEGER PRIMARY KEY, request TEXT NOT NULL, state TEXT NOT NULL,
-                 scan_id TEXT, code INTEGER, message TEXT, scan_json TEXT);",
+                 scan_id TEXT, code INTEGER, message TEXT, scan_json TEXT, updated_ms INTEGER);",
         )
         .map_err(|e| fail(err(e)))?;
         Ok(Journal { conn: Mutex::new(conn), broken: AtomicBool::new(false) })
@@ -78,7 +89,7 @@ impl Journal {
         let found = self
             .conn()
             .query_row(
-                "SELECT request, state, scan_id, code, message, scan_json FROM batch_rows WHERE row = ?1",
+                "SELECT request, state, scan_id, code, updated_ms, scan_json FROM batch_rows WHERE row = ?1",
                 [row as i64],
                 |r| {
                     Ok((
@@ -86,7 +97,7 @@ impl Journal {
                         r.get::<_, String>(1)?,
                         r.get::<_, Option<String>>(2)?,
                         r.get::<_, Option<i64>>(3)?,
-                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, Option<i64>>(4)?,
                         r.get::<_, Option<String>>(5)?,
                     ))
                 },
@@ -99,7 +110,7 @@ impl Journal {
                 return Resume::Create;
             }
         };
-        let Some((journaled, state, scan_id, code, message, scan_json)) = found else {
+        let Some((journaled, state, scan_id, code, updated_ms, scan_json)) = found else {
             self.write(row, Some(request), "queued", None, None, None);
             return Resume::Create;
         };
@@ -112,15 +123,14 @@ impl Journal {
             ("failed", _, Some(scan)) => {
                 Resume::Finished(Box::new(Err(crate::engine::decode::scan_failed(scan))))
             }
-            ("creating", _, _) => Resume::Ambiguous,
-            ("error", None, _) if code == Some(Code::AmbiguousCreate as i64) => Resume::Ambiguous,
+            ("creating", _, _) => Resume::Ambiguous { age: age(updated_ms) },
+            ("error", None, _) if code == Some(Code::AmbiguousCreate as i64) => {
+                Resume::Ambiguous { age: age(updated_ms) }
+            }
             ("created" | "error", Some(id), _) => Resume::Wait(id),
             // Queued, or an error before any scan existed (cancelled while waiting for its
             // turn, refused input): create.
-            _ => {
-                let _ = message;
-                Resume::Create
-            }
+            _ => Resume::Create,
         }
     }
 
@@ -162,20 +172,21 @@ impl Journal {
         let conn = self.conn();
         let done = match request {
             Some(request) => conn.execute(
-                "INSERT INTO batch_rows (row, request, state) VALUES (?1, ?2, ?3)",
-                rusqlite::params![row as i64, request, state],
+                "INSERT INTO batch_rows (row, request, state, updated_ms) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![row as i64, request, state, now_ms()],
             ),
             // A scan id once known is kept (an error after creation still names its scan).
             None => conn.execute(
                 "UPDATE batch_rows SET state = ?2, scan_id = COALESCE(?3, scan_id), code = ?4,
-                     message = ?5, scan_json = ?6 WHERE row = ?1",
+                     message = ?5, scan_json = ?6, updated_ms = ?7 WHERE row = ?1",
                 rusqlite::params![
                     row as i64,
                     state,
                     scan_id,
                     error.map(|e| e.code as i64),
                     error.map(|e| e.message.as_str()),
-                    scan_json
+                    scan_json,
+                    now_ms()
                 ],
             ),
         };

@@ -181,11 +181,13 @@ impl Batch {
         let item: Arc<dyn Sink> = Arc::new(Item { index, shared: Arc::clone(&self.shared) });
         // A row's deadline counts from its scan's creation: waiting for its turn at the key's
         // budget is not a failure, however long the portfolio is.
-        let options = WaitOptions { cancel: Some(cancel), deadline_from_creation: true, ..options.clone() };
+        let mut options =
+            WaitOptions { cancel: Some(cancel), deadline_from_creation: true, ..options.clone() };
         let (goal, sink) = match self.journal.get() {
             None => (Goal::Create { request, create_only: false }, item),
-            Some(journal) => match self.resume(journal, row, request) {
-                Ok(goal) => {
+            Some(journal) => match self.resume(journal, row, request, &options) {
+                Ok((goal, start_after)) => {
+                    options.start_after = start_after;
                     let created = AtomicBool::new(matches!(goal, Goal::Wait { .. }));
                     let journal = journal.clone();
                     (goal, Arc::new(Journaled { journal, row, inner: item, created }) as Arc<dyn Sink>)
@@ -203,25 +205,37 @@ impl Batch {
     }
 
     /// What a journaled row needs: a goal to run, or its outcome at once (no request).
-    fn resume(&self, journal: &Journal, row: u64, request: ScanRequest) -> Result<Goal, Outcome> {
+    /// The goal comes with how long to hold its first request back, if at all.
+    fn resume(
+        &self,
+        journal: &Journal,
+        row: u64,
+        request: ScanRequest,
+        options: &WaitOptions,
+    ) -> Result<(Goal, Option<Duration>), Outcome> {
         let normalized = match request.normalized() {
             Ok(r) => r,
             Err(e) => return Err(Err(e)),
         };
         let body = normalized.to_json().to_string();
         match journal.resume(row, &body) {
-            Resume::Create => Ok(Goal::Create { request, create_only: false }),
-            Resume::Wait(id) => Ok(Goal::Wait { id }),
+            Resume::Create => Ok((Goal::Create { request, create_only: false }, None)),
+            Resume::Wait(id) => Ok((Goal::Wait { id }, None)),
             Resume::Finished(outcome) => Err(*outcome),
-            Resume::Ambiguous if self.reconcile.load(std::sync::atomic::Ordering::Relaxed) => {
+            Resume::Ambiguous { age } if self.reconcile.load(std::sync::atomic::Ordering::Relaxed) => {
+                // The API reuses completed scans only: wait until a twin the crash may have
+                // created would have completed (the longest expected duration, and a fifth
+                // more), so that the create finds it instead of starting another.
+                let longest = options.expected_duration.unwrap_or(self.client.policy().expected_duration).1;
+                let wait = longest.mul_f64(1.2).saturating_sub(age);
                 let request = ScanRequest {
                     max_age_days: Some(request.max_age_days.unwrap_or(0).max(1)),
                     force_refresh: false,
                     ..request
                 };
-                Ok(Goal::Create { request, create_only: false })
+                Ok((Goal::Create { request, create_only: false }, (!wait.is_zero()).then_some(wait)))
             }
-            Resume::Ambiguous => Err(Err(Error::new(
+            Resume::Ambiguous { .. } => Err(Err(Error::new(
                 Code::AmbiguousCreate,
                 format!(
                     "row {row}: its create was sent before the batch stopped, and no answer was \

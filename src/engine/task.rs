@@ -112,6 +112,8 @@ pub struct Settings {
     pub deadline: Option<Duration>,
     /// A deadline counted from the scan's creation instead (then `deadline` is `None`).
     pub deadline_after_create: Option<Duration>,
+    /// Send the first request no sooner than this after the call begins.
+    pub start_after: Option<Duration>,
     pub mode: Mode,
     /// The prior of scan durations (shortest, longest).
     pub expected: (Duration, Duration),
@@ -121,7 +123,9 @@ pub struct Settings {
 
 impl Task {
     pub fn new(goal: Goal, now: Duration, settings: Settings) -> Result<Task, Error> {
-        let Settings { deadline, deadline_after_create, mode, expected, max_rate_limit_wait } = settings;
+        let Settings { deadline, deadline_after_create, start_after, mode, expected, max_rate_limit_wait } =
+            settings;
+        let first = now.saturating_add(start_after.unwrap_or_default());
         let resumed = matches!(goal, Goal::Wait { .. });
         let (phase, reason) = match goal {
             Goal::Create { request, create_only } => {
@@ -145,8 +149,8 @@ impl Task {
             mode,
             expected,
             max_rate_limit_wait,
-            desired: now,
-            floor: now,
+            desired: first,
+            floor: first,
             reason,
             is_final: false,
             age_then: Duration::ZERO,

@@ -93,6 +93,19 @@ fn holder_name() -> String {
     format!("{}-{nanos:x}-{n}", std::process::id())
 }
 
+/// Whether the process that wrote `holder` (its name begins with its process id) has ended.
+fn holder_is_dead(holder: &str) -> bool {
+    let Some(pid) = holder.split('-').next().and_then(|p| p.parse::<libc::pid_t>().ok()) else {
+        return false;
+    };
+    if pid <= 0 || pid as u32 == std::process::id() {
+        return false;
+    }
+    // Signal 0 checks that the process exists; EPERM means it exists under another user.
+    let signalled = unsafe { libc::kill(pid, 0) };
+    signalled == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
 impl Ledger for SqliteStore {
     fn transact(
         &self,
@@ -128,7 +141,23 @@ impl Ledger for SqliteStore {
             .optional()
             .map_err(err)?
             .unwrap_or_default();
-        // Other processes' holds, as long as they are fresh: a killed process's lapse.
+        // A process of this host that has died holds nothing: its holds go at once (a command
+        // killed and run again must not wait out its own reservations). Holds of a process
+        // whose id was reused meanwhile lapse with their expiry.
+        let holders: Vec<String> = tx
+            .prepare_cached("SELECT holder FROM holds WHERE fingerprint = ?1 AND holder <> ?2")
+            .map_err(err)?
+            .query_map(params![self.fingerprint, self.holder], |r| r.get(0))
+            .map_err(err)?
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
+        for dead in holders.iter().filter(|h| holder_is_dead(h)) {
+            tx.prepare_cached("DELETE FROM holds WHERE fingerprint = ?1 AND holder = ?2")
+                .map_err(err)?
+                .execute(params![self.fingerprint, dead])
+                .map_err(err)?;
+        }
+        // Other processes' holds, as long as they are fresh: a silent process's lapse.
         let (outstanding, reserved): (i64, i64) = tx
             .prepare_cached(
                 "SELECT COALESCE(SUM(CASE WHEN outstanding_until_ms > ?3 THEN outstanding ELSE 0 END), 0),
@@ -416,6 +445,28 @@ mod tests {
         a.clear_in_flight("acme", "scn_1").unwrap();
         assert_eq!(a.claim("acme", long_ago, long_ago, long_ago).unwrap(), Claim::Mine);
         assert_eq!(b.claim("acme", now, now, now).unwrap(), Claim::Mine);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_dead_process_holds_nothing() {
+        let d = dir("dead");
+        let b = SqliteStore::open(&d, "fp").unwrap();
+        // A child that has ended: its pid names a holder with budget held.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let dead = SqliteStore { holder: format!("{pid}-0-0"), ..SqliteStore::open(&d, "fp").unwrap() };
+        let t = 1_700_000_000_000;
+        dead.transact(t, &mut |w, mine| {
+            (w.limit, w.remaining, w.window_ms, w.reset_wall_ms) = (10, 10, 60_000, t + 60_000);
+            *mine = Holds { outstanding: 2, reserved: 6 };
+        })
+        .unwrap();
+        let mut seen = None;
+        b.transact(t + 1, &mut |w, _| seen = Some((w.others_outstanding, w.others_reserved))).unwrap();
+        assert_eq!(seen, Some((0, 0)), "the dead process's holds were dropped at once");
+        assert!(!holder_is_dead(&format!("{}-0-0", std::process::id())));
         let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -1,0 +1,113 @@
+//! `exona batch INPUT --output OUTPUT`: a portfolio through one journaled batch. Rows already
+//! in OUTPUT are neither run nor written again; the journal (`--state`, default OUTPUT.state)
+//! makes a resumed run wait on created scans by id instead of creating them again.
+
+mod input;
+mod output;
+mod progress;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use exona::{Batch, Client, Code, Next, ScanRequest, WaitOptions};
+
+use crate::interrupt::Interrupt;
+use crate::Failure;
+use output::RowStatus;
+
+pub struct BatchArgs {
+    pub input: PathBuf,
+    pub output: PathBuf,
+    pub state: Option<PathBuf>,
+    pub max_age_days: Option<u32>,
+    pub reconcile: bool,
+    pub timeout: Duration,
+}
+
+pub fn run(client: &Client, a: BatchArgs, interrupt: &Interrupt) -> Result<(), Failure> {
+    let input = input::read(&a.input)?;
+    let (mut out, written) = output::open(&a.output, &input.extra_columns)?;
+    let state = a.state.clone().unwrap_or_else(|| {
+        let mut s = a.output.clone().into_os_string();
+        s.push(".state");
+        PathBuf::from(s)
+    });
+    let batch = Batch::new(client);
+    batch.set_journal(&state).map_err(|e| Failure::usage(format!("the state file: {}", e.message)))?;
+    batch.set_reconcile(a.reconcile);
+
+    let options = WaitOptions { deadline: Some(a.timeout), ..WaitOptions::default() };
+    let mut rows_of = HashMap::new();
+    for row in input.rows.iter().filter(|r| !written.contains_key(&r.number)) {
+        let request = ScanRequest {
+            max_age_days: a.max_age_days,
+            ..ScanRequest::new(&row.company_name, &row.company_website)
+        };
+        rows_of.insert(batch.add_row(row.number, request, &options), row);
+    }
+    let mut errors = written.values().filter(|s| **s == RowStatus::Error).count();
+    let mut progress = progress::Progress::new(input.rows.len() as u64, written.len() as u64);
+    let mut stopping = false;
+    let mut unfinished = 0;
+    let mut ambiguous = 0;
+    loop {
+        if interrupt.happened() && !stopping {
+            stopping = true;
+            batch.cancel_all();
+        }
+        match batch.next(Some(Duration::from_millis(200))) {
+            Next::Ready(index, outcome) => {
+                let row = rows_of[&index];
+                if stopping && matches!(&outcome, Err(e) if e.code == Code::Cancelled) {
+                    // Not ended: the next run resumes it (by scan id when it has one).
+                    unfinished += 1;
+                    continue;
+                }
+                if matches!(&outcome, Err(e) if e.code == Code::AmbiguousCreate) {
+                    // Its create was sent before a crash, unanswered: left out of OUTPUT, for
+                    // a run with --reconcile to settle.
+                    ambiguous += 1;
+                    continue;
+                }
+                let status = out.write(row, &outcome).map_err(|e| {
+                    Failure::usage(format!(
+                        "cannot write {}: {e} (the journal keeps the row for the next run)",
+                        a.output.display()
+                    ))
+                })?;
+                errors += (status == RowStatus::Error) as usize;
+                progress.update(&batch.status());
+            }
+            Next::Pending => progress.update(&batch.status()),
+            Next::Empty => break,
+        }
+    }
+    let status = batch.status();
+    progress.finish();
+    let total = input.rows.len();
+    let done = written.len() + status.completed + status.failed - ambiguous;
+    if stopping {
+        return Err(Failure::interrupted(format!(
+            "stopped: {done} of {total} rows in {}, {unfinished} to go; run the same command again to resume",
+            a.output.display()
+        )));
+    }
+    let summary =
+        format!("{done} of {total} rows in {}: {}", a.output.display(), progress::describe(&status));
+    if ambiguous > 0 {
+        return Err(Failure::failed(format!(
+            "{summary}; {ambiguous} row(s) had their create sent when an earlier run stopped, with no answer \
+             kept: a scan may exist for each. Run the same command with --reconcile to settle them (each is \
+             created again with max_age_days once a twin would have completed, so a twin is reused, not \
+             duplicated)"
+        )));
+    }
+    if errors > 0 {
+        return Err(Failure::failed(format!(
+            "{summary}; {errors} row(s) ended in error (status \"error\" in the output)"
+        )));
+    }
+    eprintln!("exona: {summary}");
+    Ok(())
+}

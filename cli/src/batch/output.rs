@@ -1,0 +1,240 @@
+//! OUTPUT: one line per input row, written (and flushed) as the row ends, in the format of
+//! DESIGN.md 7.3: JSON Lines, or CSV for a `.csv` path. Opened again after a crash, it tells
+//! which rows are written already (they are not run or written again), and loses only a line
+//! the crash cut short.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
+
+use exona::{Code, Outcome};
+use serde_json::{json, Map, Value};
+
+use super::input::Row;
+use crate::summary::DIMENSIONS;
+use crate::Failure;
+
+/// How a row ended, as OUTPUT says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowStatus {
+    Completed,
+    /// The scan failed (the API's verdict on the company).
+    Failed,
+    /// The row ended in an error (input refused, time out, ...).
+    Error,
+}
+
+impl RowStatus {
+    pub fn of(outcome: &Outcome) -> RowStatus {
+        match outcome {
+            Ok(_) => RowStatus::Completed,
+            Err(e) if e.code == Code::ScanFailed => RowStatus::Failed,
+            Err(_) => RowStatus::Error,
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            RowStatus::Completed => "completed",
+            RowStatus::Failed => "failed",
+            RowStatus::Error => "error",
+        }
+    }
+
+    fn parse(word: &str) -> Option<RowStatus> {
+        match word {
+            "completed" => Some(RowStatus::Completed),
+            "failed" => Some(RowStatus::Failed),
+            "error" => Some(RowStatus::Error),
+            _ => None,
+        }
+    }
+}
+
+const FIXED_CSV_COLUMNS: [&str; 7] =
+    ["row", "company_name", "company_website", "status", "scan_id", "code", "message"];
+
+pub struct Output {
+    file: File,
+    csv: bool,
+    extra_columns: Vec<String>,
+}
+
+/// Opens OUTPUT for appending, and returns the rows it holds already (row number → status).
+pub fn open(path: &Path, extra_columns: &[String]) -> Result<(Output, BTreeMap<u64, RowStatus>), Failure> {
+    let name = path.display();
+    let csv = path.extension().and_then(|e| e.to_str()) == Some("csv");
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| Failure::usage(format!("cannot open {name} for writing: {e}")))?;
+    let text = std::fs::read(path).map_err(|e| Failure::usage(format!("cannot read {name}: {e}")))?;
+    let (written, good_len) = if csv { written_csv(&text) } else { written_json_lines(&text) };
+    if good_len < text.len() as u64 {
+        // A line cut short by a crash (or a stray end): dropped, its row runs again.
+        file.set_len(good_len).map_err(|e| Failure::usage(format!("cannot repair {name}: {e}")))?;
+    }
+    file.seek(SeekFrom::End(0)).map_err(|e| Failure::usage(format!("cannot write {name}: {e}")))?;
+    let mut out = Output { file, csv, extra_columns: extra_columns.to_vec() };
+    if csv && good_len == 0 {
+        let header: Vec<String> = FIXED_CSV_COLUMNS
+            .iter()
+            .map(|c| c.to_string())
+            .chain(std::iter::once("overall_risk_level".to_owned()))
+            .chain(DIMENSIONS.iter().map(|d| d.to_string()))
+            .chain(extra_columns.iter().cloned())
+            .collect();
+        out.write_csv_record(&header).map_err(|e| Failure::usage(format!("cannot write {name}: {e}")))?;
+    }
+    Ok((out, written))
+}
+
+/// Rows in a JSON Lines OUTPUT, and the length of its whole lines that parse.
+fn written_json_lines(text: &[u8]) -> (BTreeMap<u64, RowStatus>, u64) {
+    let mut rows = BTreeMap::new();
+    let mut good = 0u64;
+    let mut start = 0usize;
+    while let Some(nl) = text[start..].iter().position(|b| *b == b'\n') {
+        let line = &text[start..start + nl];
+        let Some((row, status)) = serde_json::from_slice::<Value>(line)
+            .ok()
+            .and_then(|v| Some((v.get("row")?.as_u64()?, RowStatus::parse(v.get("status")?.as_str()?)?)))
+        else {
+            break;
+        };
+        rows.insert(row, status);
+        start += nl + 1;
+        good = start as u64;
+    }
+    (rows, good)
+}
+
+/// Rows in a CSV OUTPUT (after its header), and the length of its whole records.
+fn written_csv(text: &[u8]) -> (BTreeMap<u64, RowStatus>, u64) {
+    let mut rows = BTreeMap::new();
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text);
+    let mut good = 0u64;
+    let mut record = csv::ByteRecord::new();
+    let mut first = true;
+    while let Ok(true) = reader.read_byte_record(&mut record) {
+        let end = reader.position().byte();
+        // A record counts only when its line ended (the crash may have cut the last one).
+        if end == 0 || text.get(end as usize - 1) != Some(&b'\n') {
+            break;
+        }
+        if !first {
+            let row = std::str::from_utf8(&record[0]).ok().and_then(|r| r.parse::<u64>().ok());
+            let status = record.get(3).and_then(|s| std::str::from_utf8(s).ok()).and_then(RowStatus::parse);
+            match (row, status) {
+                (Some(row), Some(status)) => {
+                    rows.insert(row, status);
+                }
+                _ => break,
+            }
+        }
+        first = false;
+        good = end;
+    }
+    (rows, good)
+}
+
+impl Output {
+    /// Writes the row's line and flushes it (a `kill -9` right after loses nothing).
+    pub fn write(&mut self, row: &Row, outcome: &Outcome) -> std::io::Result<RowStatus> {
+        let status = RowStatus::of(outcome);
+        let (scan, scan_id, code, message) = match outcome {
+            Ok(scan) => (Some(scan), Some(scan.id().to_owned()), Code::Ok, None),
+            Err(e) => (e.scan.as_ref(), e.scan_id.clone(), e.code, Some(e.message.clone())),
+        };
+        let result =
+            scan.filter(|_| status == RowStatus::Completed).and_then(|s| s.json().get("result").cloned());
+        if self.csv {
+            let risk = |p: &str| {
+                result.as_ref().and_then(|r| r.pointer(&format!("/risk_assessment/{p}"))).map_or(
+                    String::new(),
+                    |v| match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    },
+                )
+            };
+            let mut record = vec![
+                row.number.to_string(),
+                row.company_name.clone(),
+                row.company_website.clone(),
+                status.word().to_owned(),
+                scan_id.unwrap_or_default(),
+                code.name().to_owned(),
+                message.unwrap_or_default(),
+                risk("overall_risk_level"),
+            ];
+            record.extend(DIMENSIONS.iter().map(|d| risk(&format!("{d}/score"))));
+            record.extend(self.extra_columns.iter().map(|c| match row.extra.get(c) {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            }));
+            self.write_csv_record(&record)?;
+        } else {
+            let mut line = Map::new();
+            // Carried columns first, so the contract's fields win a clash of names.
+            for (k, v) in &row.extra {
+                line.insert(k.clone(), v.clone());
+            }
+            let fixed = json!({
+                "row": row.number,
+                "company_name": row.company_name,
+                "company_website": row.company_website,
+                "status": status.word(),
+                "scan_id": scan_id,
+                "code": code.name(),
+                "message": message,
+                "result": result,
+            });
+            if let Value::Object(fixed) = fixed {
+                line.extend(fixed);
+            }
+            let mut text = serde_json::to_string(&Value::Object(line)).map_err(std::io::Error::other)?;
+            text.push('\n');
+            self.file.write_all(text.as_bytes())?;
+        }
+        self.file.flush()?;
+        Ok(status)
+    }
+
+    fn write_csv_record(&mut self, fields: &[String]) -> std::io::Result<()> {
+        let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+        w.write_record(fields).map_err(std::io::Error::other)?;
+        let bytes = w.into_inner().map_err(|e| std::io::Error::other(e.to_string()))?;
+        // One write per line: a crash leaves whole lines and at most one cut short.
+        self.file.write_all(&bytes)?;
+        self.file.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_cut_short_is_dropped_and_written_rows_are_known() {
+        let text =
+            b"{\"row\":1,\"status\":\"completed\"}\n{\"row\":3,\"status\":\"error\"}\n{\"row\":2,\"sta";
+        let (rows, good) = written_json_lines(text);
+        assert_eq!(
+            rows.into_iter().collect::<Vec<_>>(),
+            vec![(1, RowStatus::Completed), (3, RowStatus::Error)]
+        );
+        assert_eq!(good, 58);
+        let csv = b"row,company_name,company_website,status\n1,\"A, Inc.\",https://a.example,completed\n2,\"B\nLtd\",https://b.example,failed\n3,C,https://c";
+        let (rows, good) = written_csv(csv);
+        assert_eq!(
+            rows.into_iter().collect::<Vec<_>>(),
+            vec![(1, RowStatus::Completed), (2, RowStatus::Failed)]
+        );
+        assert_eq!(&csv[..good as usize], &csv[..csv.len() - b"3,C,https://c".len()]);
+    }
+}

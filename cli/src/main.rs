@@ -1,0 +1,72 @@
+//! `exona`: the command line of libexona (DESIGN.md 7.3), written on the Rust API.
+//!
+//!   exona scan NAME WEBSITE [--max-age-days N] [--force-refresh] [--citations] [--timeout 5m] [--json]
+//!   exona get SCAN_ID [--json]
+//!   exona wait SCAN_ID [--timeout 5m] [--json]
+//!   exona batch INPUT --output OUTPUT [--state FILE] [--max-age-days N] [--reconcile]
+
+mod args;
+mod batch;
+mod commands;
+mod interrupt;
+mod setup;
+mod summary;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+
+/// Why the command did not end with status 0, and what it says about it on stderr.
+#[derive(Debug)]
+pub struct Failure {
+    pub status: u8,
+    pub message: String,
+}
+
+impl Failure {
+    /// Status 1: a scan failed, or a request or row ended in error.
+    pub fn failed(message: impl Into<String>) -> Failure {
+        Failure { status: 1, message: message.into() }
+    }
+    /// Status 2: the command cannot run as given (arguments, input, key, files).
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure { status: 2, message: message.into() }
+    }
+    /// Status 130: stopped by Ctrl-C.
+    pub fn interrupted(message: impl Into<String>) -> Failure {
+        Failure { status: 130, message: message.into() }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let interrupt = interrupt::Interrupt::install();
+    let client = setup::client(&cli.connection)?;
+    match cli.command {
+        Command::Scan { name, website, max_age_days, force_refresh, citations, timeout, json } => {
+            let a =
+                commands::ScanArgs { name, website, max_age_days, force_refresh, citations, timeout, json };
+            commands::scan(&client, a, &interrupt)
+        }
+        Command::Get { scan_id, json } => commands::get(&client, &scan_id, json, &interrupt),
+        Command::Wait { scan_id, timeout, json } => {
+            commands::wait(&client, &scan_id, timeout, json, &interrupt)
+        }
+        Command::Batch { input, output, state, max_age_days, reconcile, timeout } => {
+            let a = batch::BatchArgs { input, output, state, max_age_days, reconcile, timeout };
+            batch::run(&client, a, &interrupt)
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(f) => {
+            if !f.message.is_empty() {
+                eprintln!("exona: {}", f.message);
+            }
+            std::process::ExitCode::from(f.status)
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The `exona` command as a user runs it, against the simulator: summaries and JSON, exit
+//! codes, errors a person can act on, CSV edge cases, and a portfolio resumed after SIGKILL
+//! and after Ctrl-C with no row created or written twice.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use exona_sim::{Config, SimHandle};
+use serde_json::Value;
+
+fn key(n: u32) -> String {
+    format!("exo_test_{n:036}")
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn sim_with(config: Config) -> SimHandle {
+    exona_sim::spawn(config).unwrap()
+}
+
+fn fast() -> Config {
+    Config::fast()
+}
+
+/// The command with the simulator's URL, `key`, and a state directory of its own.
+fn exona(sim: &SimHandle, key: &str, state: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_exona"));
+    c.env("EXONA_API_KEY", key)
+        .env("EXONA_BASE_URL", &sim.base_url)
+        .env("EXONA_STATE_DIR", state)
+        .env("EXONA_SCAN_DURATION_MS", "50-150")
+        .env_remove("EXONA_LOG")
+        .stdin(Stdio::null());
+    c
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+#[test]
+fn scan_prints_a_summary_or_json_and_says_how_it_ended() {
+    let sim = sim_with(fast());
+    let (k, d) = (key(1), dir("scan"));
+    let o = exona(&sim, &k, &d)
+        .args(["scan", "Acme AI Ltd", "https://acme.ai", "--max-age-days", "30"])
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(out.contains("overall risk: "), "{out}");
+    for dim in [
+        "ai_intensity",
+        "autonomy",
+        "domain_risk",
+        "blast_radius",
+        "data_content_ip_risk",
+        "control_governance",
+    ] {
+        assert!(out.contains(dim), "{dim} in {out}");
+    }
+    // Again, as JSON: answered from the state store with no request.
+    let before = sim.stats(&k);
+    let o = exona(&sim, &k, &d)
+        .args(["scan", "Acme AI Ltd", "https://acme.ai", "--max-age-days", "30", "--json"])
+        .output()
+        .unwrap();
+    let scan: Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    assert_eq!(scan["status"], "completed");
+    assert_eq!(sim.stats(&k), before);
+    let id = scan["id"].as_str().unwrap().to_owned();
+    // get and wait by id.
+    let o = exona(&sim, &k, &d).args(["get", &id]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o).0.contains(&id));
+    let o = exona(&sim, &k, &d).args(["wait", &id, "--json"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    // A failed scan: its summary, and status 1.
+    let o = exona(&sim, &k, &d).args(["scan", "Gone", "https://gone.invalid"]).output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(out.contains("failed: ") && err.contains("EXONA_ERR_SCAN_FAILED"), "{out}\n{err}");
+    // A scan still running at the timeout says how to resume it.
+    let o = exona(&sim, &k, &d)
+        .args(["scan", "Stuck", "https://stuck.cli.example", "--timeout", "1s"])
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.contains("EXONA_ERR_TIMEOUT") && err.contains("resume with: exona wait scn_"), "{err}");
+}
+
+#[test]
+fn errors_a_person_can_act_on() {
+    let sim = sim_with(fast());
+    let d = dir("errors");
+    let o = exona(&sim, "", &d)
+        .env_remove("EXONA_API_KEY")
+        .args(["scan", "A", "https://a.example"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("set EXONA_API_KEY") && text(&o).1.contains("exo_live_"), "{}", text(&o).1);
+    let o = exona(&sim, "exo_live_short", &d).args(["scan", "A", "https://a.example"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("shape"), "{}", text(&o).1);
+    assert_eq!(sim.stats("exo_live_short").posts, 0, "refused before any request");
+    let o = exona(&sim, &key(2), &d).args(["scan", "A"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "usage");
+    let csv = d.join("in.csv");
+    std::fs::write(&csv, "name,site\nA,https://a.example\n").unwrap();
+    let o = exona(&sim, &key(2), &d)
+        .args(["batch", csv.to_str().unwrap(), "--output", d.join("o.jsonl").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("in.csv:1: no company_name column"), "{}", text(&o).1);
+    // A state file that is not a database.
+    std::fs::write(&csv, "company_name,company_website\nA,https://a.example\n").unwrap();
+    let state = d.join("bad.state");
+    std::fs::write(&state, vec![0x42u8; 4096]).unwrap();
+    let o = exona(&sim, &key(2), &d)
+        .args([
+            "batch",
+            csv.to_str().unwrap(),
+            "--output",
+            d.join("o.jsonl").to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
+    assert!(text(&o).1.contains("the state file"), "{}", text(&o).1);
+    assert_eq!(sim.stats(&key(2)).posts, 0);
+}
+
+fn portfolio(d: &Path, n: usize) -> PathBuf {
+    let p = d.join("portfolio.csv");
+    let mut csv = String::from("policy,company_name,company_website\n");
+    for i in 0..n {
+        csv += &match i {
+            0 => "P0,\"Quoted, Inc.\",https://quoted.example\n".to_owned(),
+            1 => "P1,\"The \"\"Best\"\" Co\",https://best.example\n".to_owned(),
+            2 => "P2,Plain Http Ltd,http://insecure.example\n".to_owned(),
+            3 => "P3,Gone Ltd,https://gone.invalid\n".to_owned(),
+            _ => format!("P{i},Co {i},https://co-{i}.example\n"),
+        };
+    }
+    std::fs::write(&p, csv).unwrap();
+    p
+}
+
+fn rows_of(output: &Path) -> Vec<Value> {
+    std::fs::read_to_string(output).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn a_batch_writes_every_row_once_with_its_columns() {
+    let sim = sim_with(fast());
+    let (k, d) = (key(3), dir("batch"));
+    let input = portfolio(&d, 8);
+    let out = d.join("out.jsonl");
+    let o = exona(&sim, &k, &d)
+        .args(["batch", input.to_str().unwrap(), "--output", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "one row is an error (http://)\n{}", text(&o).1);
+    let rows = rows_of(&out);
+    assert_eq!(rows.len(), 8);
+    let by_row = |n: u64| rows.iter().find(|r| r["row"] == n).unwrap();
+    assert_eq!(by_row(1)["company_name"], "Quoted, Inc.");
+    assert_eq!(by_row(1)["policy"], "P0", "other columns are carried");
+    assert_eq!(by_row(2)["company_name"], "The \"Best\" Co");
+    assert_eq!(
+        (by_row(3)["status"].as_str(), by_row(3)["code"].as_str()),
+        (Some("error"), Some("EXONA_ERR_INVALID_ARGUMENT"))
+    );
+    assert_eq!(by_row(4)["status"], "failed");
+    assert!(by_row(4)["scan_id"].as_str().unwrap().starts_with("scn_"));
+    assert_eq!(by_row(5)["status"], "completed");
+    assert!(by_row(5)["result"]["risk_assessment"]["overall_risk_level"].is_string());
+    // CSV out, by extension: a header, the level and the six scores.
+    let out_csv = d.join("out.csv");
+    let o = exona(&sim, &k, &d)
+        .args(["batch", input.to_str().unwrap(), "--output", out_csv.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let text = std::fs::read_to_string(&out_csv).unwrap();
+    let header = text.lines().next().unwrap();
+    assert!(
+        header.starts_with(
+            "row,company_name,company_website,status,scan_id,code,message,overall_risk_level,ai_intensity"
+        ),
+        "{header}"
+    );
+    assert!(header.ends_with(",policy"), "{header}");
+    assert_eq!(text.lines().count(), 9);
+    // Running it again writes nothing twice and sends nothing.
+    let before = sim.stats(&k);
+    exona(&sim, &k, &d)
+        .args(["batch", input.to_str().unwrap(), "--output", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(rows_of(&out).len(), 8);
+    assert_eq!(sim.stats(&k), before);
+}
+
+/// Starts the batch, waits until `enough` scans exist, then sends `signal`.
+fn interrupted_run(
+    sim: &SimHandle,
+    k: &str,
+    d: &Path,
+    input: &Path,
+    out: &Path,
+    enough: u64,
+    signal: i32,
+) -> Option<i32> {
+    let mut child = exona(sim, k, d)
+        .args(["batch", input.to_str().unwrap(), "--output", out.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while sim.stats(k).scans_created < enough && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unsafe { libc::kill(child.id() as i32, signal) };
+    child.wait().unwrap().code()
+}
+
+#[test]
+fn a_batch_killed_halfway_resumes_without_twins_or_repeats() {
+    let sim = sim_with(Config { rate_limit: 30, rate_window: Duration::from_secs(3), ..fast() });
+    let (k, d) = (key(4), dir("kill"));
+    let mut csv = String::from("company_name,company_website\n");
+    for i in 0..40 {
+        csv += &format!("Co {i},https://kill-{i}.example\n");
+    }
+    let input = d.join("in.csv");
+    std::fs::write(&input, csv).unwrap();
+    let out = d.join("out.jsonl");
+    assert_eq!(interrupted_run(&sim, &k, &d, &input, &out, 12, libc::SIGKILL), None, "killed by the signal");
+    let created = sim.stats(&k).scans_created;
+    assert!(created < 40, "killed halfway ({created} created)");
+    let run = |reconcile: bool| {
+        let mut c = exona(&sim, &k, &d);
+        c.args(["batch", input.to_str().unwrap(), "--output", out.to_str().unwrap()]);
+        if reconcile {
+            c.arg("--reconcile");
+        }
+        c.output().unwrap()
+    };
+    // Rows whose create was in flight at the kill are left out, for --reconcile.
+    let o = run(false);
+    let written = rows_of(&out).len();
+    let (_, err) = text(&o);
+    if written < 40 {
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("--reconcile"), "{err}");
+    }
+    let o = run(true);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
+    let rows = rows_of(&out);
+    let mut numbers: Vec<u64> = rows.iter().map(|r| r["row"].as_u64().unwrap()).collect();
+    numbers.sort();
+    assert_eq!(numbers, (1..=40).collect::<Vec<_>>(), "every row exactly once");
+    assert!(rows.iter().all(|r| r["status"] == "completed"));
+    let stats = sim.stats(&k);
+    assert_eq!((stats.scans_created, stats.rate_limited), (40, 0), "one scan per company: {stats:?}");
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_with_status_130_and_the_next_run_finishes() {
+    let sim = sim_with(Config { rate_limit: 20, rate_window: Duration::from_secs(3), ..fast() });
+    let (k, d) = (key(5), dir("ctrl-c"));
+    let mut csv = String::from("company_name,company_website\n");
+    for i in 0..30 {
+        csv += &format!("Co {i},https://int-{i}.example\n");
+    }
+    let input = d.join("in.csv");
+    std::fs::write(&input, csv).unwrap();
+    let out = d.join("out.jsonl");
+    assert_eq!(interrupted_run(&sim, &k, &d, &input, &out, 6, libc::SIGINT), Some(130));
+    let after_first = rows_of(&out).len();
+    assert!(after_first < 30);
+    assert!(
+        rows_of(&out).iter().all(|r| r["code"] != "EXONA_ERR_CANCELLED"),
+        "a stopped row is not an ended one"
+    );
+    let o = exona(&sim, &k, &d)
+        .args(["batch", input.to_str().unwrap(), "--output", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
+    assert_eq!(rows_of(&out).len(), 30);
+    let stats = sim.stats(&k);
+    assert_eq!((stats.scans_created, stats.rate_limited), (30, 0), "{stats:?}");
+}
