@@ -7,8 +7,10 @@
 //!   cargo run --release -p exona-bench -- cancel       # how soon a cancelled wait returns
 //!   cargo run --release -p exona-bench -- scale        # 100, 1,000, 10,000 scans in flight
 //!   cargo run --release -p exona-bench -- store        # processes sharing a key (state store)
+//!   cargo run --release -p exona-bench -- portfolio    # the exona command: kill -9 and resume, 1,000 rows
 //!   cargo run --release -p exona-bench -- all
 
+mod portfolio;
 mod store;
 mod textbook;
 
@@ -358,16 +360,18 @@ fn main() {
         "cancel" => cancel_latency(),
         "scale" => scale(),
         "store" => store::run(),
+        "portfolio" => portfolio::run(),
         "all" => {
             efficiency();
             pressure();
             cancel_latency();
             scale();
             store::run();
+            portfolio::run();
         }
         other => {
             eprintln!(
-                "exona-bench: unknown scenario {other:?} (efficiency, pressure, cancel, scale, store, all)"
+                "exona-bench: unknown scenario {other:?} (efficiency, pressure, cancel, scale, store, portfolio, all)"
             );
             std::process::exit(2);
         }
