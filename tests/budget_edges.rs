@@ -135,3 +135,28 @@ fn no_request_is_sent_whose_answer_cannot_arrive_before_the_deadline() {
     let methods: Vec<Method> = api.log().iter().map(|l| l.method).collect();
     assert_eq!(methods, vec![Method::Post], "a GET went out after the deadline had passed");
 }
+
+/// A portfolio ten times the key's hourly budget, at the real limit's shape (100 per hour,
+/// scans of 30–120 s): rows wait their turn (deadlines count from creation), every one
+/// completes (before polls of scans under way went before new scans and were never paced,
+/// 344 of 1,000 failed `RateLimited` at their deadline), no 429, and the windows are used: the
+/// run takes at most a quarter more windows than its requests strictly need.
+#[test]
+fn a_portfolio_many_windows_long_completes_row_by_row() {
+    let clock = Arc::new(VirtualClock::new());
+    let api = VirtualApi::new(clock.clone(), (30.0, 120.0), 10, 100, Duration::from_secs(3600));
+    let client =
+        Client::with_transport("http://v/api/v1".into(), api.clone(), clock.clone(), Policy::default());
+    let options = WaitOptions { deadline_from_creation: true, ..WaitOptions::default() };
+    let outcomes = run_all(&client, 1000, &options);
+    assert_eq!(outcomes.len(), 1000);
+    let failed = failures(&outcomes);
+    assert!(failed.is_empty(), "{} failed, e.g. {:#?}", failed.len(), &failed[..failed.len().min(3)]);
+    let log = api.log();
+    assert_eq!(log.iter().filter(|l| l.status == 429).count(), 0);
+    let per_row = log.len() as f64 / 1000.0;
+    let windows = clock.now().as_secs_f64() / 3600.0;
+    let needed = (log.len() as f64 / 100.0).ceil();
+    assert!(windows <= needed * 1.25 + 1.0, "{windows:.1} windows for {} requests", log.len());
+    assert!(per_row < 3.0, "{per_row:.2} requests per row");
+}

@@ -89,7 +89,11 @@ fn killed_and_resumed() {
     let after_second = output_rows(&output).len();
     // Rows whose create was in flight at the kill are settled by a run with --reconcile.
     let third = (after_second < 40).then(|| {
-        command(&sim, &key, &dir, &input, &output, hint).arg("--reconcile").stderr(Stdio::null()).status().unwrap()
+        command(&sim, &key, &dir, &input, &output, hint)
+            .arg("--reconcile")
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
     });
     let total = started.elapsed();
     let mut rows = output_rows(&output);
@@ -101,7 +105,12 @@ fn killed_and_resumed() {
     println!("| killed at 20 s | {} | {} | SIGKILL |", after_kill.0, after_kill.1);
     println!("| run again | {after_second} | {} | {} |", stats.scans_created, second.code().unwrap_or(-1));
     if let Some(third) = third {
-        println!("| run again with --reconcile | {} | {} | {} |", rows.len(), stats.scans_created, third.code().unwrap_or(-1));
+        println!(
+            "| run again with --reconcile | {} | {} | {} |",
+            rows.len(),
+            stats.scans_created,
+            third.code().unwrap_or(-1)
+        );
     }
     println!(
         "\nEvery row exactly once in OUTPUT: {}; scans created: {}; requests: {} ({} POST, {} GET); 429s: {}; {:.1} s in all.\n",
@@ -152,7 +161,8 @@ fn thousand_rows() {
     let input = write_csv(&dir, n, "big");
     let output = dir.join("out.jsonl");
     let started = Instant::now();
-    let mut child = command(&sim, &key, &dir, &input, &output, &hint).stderr(Stdio::piped()).spawn().expect("exona runs");
+    let mut child =
+        command(&sim, &key, &dir, &input, &output, &hint).stderr(Stdio::piped()).spawn().expect("exona runs");
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let mut etas: Vec<(f64, String)> = Vec::new();
     for line in stderr.lines().map_while(Result::ok) {
@@ -172,10 +182,14 @@ fn thousand_rows() {
     let sim2 = compressed_sim(21);
     let key2 = super::key(1203);
     let policy = Policy {
-        expected_duration: (Duration::from_secs_f64(30.0 / COMPRESSION), Duration::from_secs_f64(120.0 / COMPRESSION)),
+        expected_duration: (
+            Duration::from_secs_f64(30.0 / COMPRESSION),
+            Duration::from_secs_f64(120.0 / COMPRESSION),
+        ),
         ..Policy::default()
     };
-    let client = ClientConfig { policy, ..ClientConfig::new(&key2, Some(&sim2.base_url)) }.build().expect("client");
+    let client =
+        ClientConfig { policy, ..ClientConfig::new(&key2, Some(&sim2.base_url)) }.build().expect("client");
     let batch = Batch::new(&client);
     let options = WaitOptions { deadline: Some(Duration::from_secs(600)), ..WaitOptions::default() };
     let started2 = Instant::now();

@@ -180,6 +180,12 @@ impl Core {
     /// The requests whose time has come and that the governor grants.
     pub fn dispatch_due(&mut self, now: Duration) -> Vec<Job> {
         let mut jobs = Vec::new();
+        if self.timers.peek().is_some_and(|Reverse((at, _, _))| *at <= now) {
+            // Scans under way whose reserved polls are spent go before new scans.
+            let unreserved =
+                self.tasks.values().filter(|e| !e.task.is_creating() && e.task.reserved == 0).count();
+            self.governor.set_running_unreserved(unreserved.min(u32::MAX as usize) as u32);
+        }
         while let Some(Reverse((at, _, id))) = self.timers.peek().copied() {
             if at > now {
                 break;

@@ -105,6 +105,8 @@ struct State {
     started: bool,
     /// Whether any response has told us the key's budget yet.
     informed: bool,
+    /// Running scans of this process with no reserved poll left (see `set_running_unreserved`).
+    running_unreserved: u32,
 }
 
 pub struct Governor {
@@ -142,6 +144,7 @@ impl Governor {
                 granted: 0,
                 started: false,
                 informed: false,
+                running_unreserved: 0,
                 limits,
             }),
             shared: OnceLock::new(),
@@ -175,6 +178,12 @@ impl Governor {
         // A transaction that failed before deciding: decide alone (the store logs and steps
         // aside; one that failed after deciding keeps its decision, the holds are local).
         out.unwrap_or_else(|| f(&mut s))
+    }
+
+    /// How many of this process's running scans have no reserved poll left: a new scan is
+    /// admitted only with room for one more poll of each.
+    pub fn set_running_unreserved(&self, n: u32) {
+        self.lock().running_unreserved = n;
     }
 
     /// Asks to send a request of `kind` at `now`.
@@ -254,9 +263,11 @@ impl State {
         let free = available.saturating_sub(s.reserved);
         match kind {
             Kind::Create { reserve } => {
-                // The scan and the polls it will need must fit beside what is promised already
-                // (capped by the limit itself, or a tiny limit would admit nothing, ever).
-                if free < (1 + reserve).min(s.limit) {
+                // The scan and the polls it will need must fit beside what is promised already,
+                // and beside one more poll for each running scan that has spent its
+                // reservation (a scan under way goes before a new one); capped by the limit
+                // itself, or a tiny limit would admit nothing, ever.
+                if free < (1 + reserve + s.running_unreserved).min(s.limit) {
                     return Grant::At(s.reset_at.max(now + Duration::from_millis(1)));
                 }
             }
@@ -276,8 +287,11 @@ impl State {
                 }
             }
         }
-        // Low on budget: spread what is left over the rest of the window.
-        if (available as f64) < s.limit as f64 * s.limits.low_water {
+        // Low on budget: spread what is left over the rest of the window. Only new scans and
+        // retries are paced: a poll of a scan under way is what the budget was kept for, and
+        // delaying it only delays noticing the scan's end (or fails it at its deadline).
+        let paced = matches!(kind, Kind::Create { .. } | Kind::Retry);
+        if paced && (available as f64) < s.limit as f64 * s.limits.low_water {
             if let Some(last) = s.last_grant {
                 let left = s.reset_at.saturating_sub(now);
                 let gap = left / available.max(1);
@@ -555,16 +569,33 @@ mod tests {
     }
 
     #[test]
-    fn low_budget_is_paced_over_the_rest_of_the_window() {
+    fn low_budget_paces_new_scans_but_never_polls() {
         let g = Governor::new(Limits::default());
         g.request(S(0), Kind::Poll { reserved: false });
         g.observe(S(0), headers(10, 5000, 1000));
-        // Ten requests left for 1000 s: one per ~100 s after the last grant (at 0).
-        match g.request(S(50), Kind::Poll { reserved: false }) {
+        // Ten requests left for 1000 s: a new scan waits for one per ~100 s after the last
+        // grant (at 0)...
+        match g.request(S(50), Kind::Create { reserve: 1 }) {
             Grant::At(t) => assert!(t >= S(95) && t <= S(100), "{t:?}"),
             other => panic!("{other:?}"),
         }
-        assert_eq!(g.request(S(100), Kind::Poll { reserved: false }), Grant::Now);
+        // ...while a scan under way polls when its schedule says, reserved or not.
+        assert_eq!(g.request(S(50), Kind::Poll { reserved: false }), Grant::Now);
+        assert_eq!(g.request(S(51), Kind::Poll { reserved: true }), Grant::Now);
+        assert_eq!(g.request(S(160), Kind::Create { reserve: 1 }), Grant::Now);
+    }
+
+    #[test]
+    fn a_new_scan_leaves_room_for_the_polls_of_scans_under_way() {
+        let g = Governor::new(Limits { default_limit: 10, ..Limits::default() });
+        g.request(S(0), Kind::Poll { reserved: false });
+        g.observe(S(0), Observed { limit: Some(10), remaining: Some(10), ..Observed::default() });
+        // Six scans have spent their reservations and still run: a scan needing 1 + 2 fits
+        // beside six more polls in ten, a second one does not.
+        g.set_running_unreserved(6);
+        assert_eq!(g.request(S(1), Kind::Create { reserve: 2 }), Grant::Now);
+        assert!(matches!(g.request(S(1), Kind::Create { reserve: 2 }), Grant::At(_)));
+        assert_eq!(g.request(S(1), Kind::Poll { reserved: false }), Grant::Now);
     }
 
     #[test]
