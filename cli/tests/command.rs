@@ -157,6 +157,17 @@ fn portfolio(d: &Path, n: usize) -> PathBuf {
     p
 }
 
+/// `company_name,company_website` and `n` rows of distinct websites under `tag`.
+fn numbered_csv(d: &Path, n: usize, tag: &str) -> PathBuf {
+    let mut csv = String::from("company_name,company_website\n");
+    for i in 0..n {
+        csv += &format!("Co {i},https://{tag}-{i}.example\n");
+    }
+    let input = d.join("in.csv");
+    std::fs::write(&input, csv).unwrap();
+    input
+}
+
 fn rows_of(output: &Path) -> Vec<Value> {
     std::fs::read_to_string(output).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
@@ -241,12 +252,7 @@ fn interrupted_run(
 fn a_batch_killed_halfway_resumes_without_twins_or_repeats() {
     let sim = sim_with(Config { rate_limit: 30, rate_window: Duration::from_secs(3), ..fast() });
     let (k, d) = (key(4), dir("kill"));
-    let mut csv = String::from("company_name,company_website\n");
-    for i in 0..40 {
-        csv += &format!("Co {i},https://kill-{i}.example\n");
-    }
-    let input = d.join("in.csv");
-    std::fs::write(&input, csv).unwrap();
+    let input = numbered_csv(&d, 40, "kill");
     let out = d.join("out.jsonl");
     assert_eq!(interrupted_run(&sim, &k, &d, &input, &out, 12, libc::SIGKILL), None, "killed by the signal");
     let created = sim.stats(&k).scans_created;
@@ -282,12 +288,7 @@ fn a_batch_killed_halfway_resumes_without_twins_or_repeats() {
 fn ctrl_c_stops_cleanly_with_status_130_and_the_next_run_finishes() {
     let sim = sim_with(Config { rate_limit: 20, rate_window: Duration::from_secs(3), ..fast() });
     let (k, d) = (key(5), dir("ctrl-c"));
-    let mut csv = String::from("company_name,company_website\n");
-    for i in 0..30 {
-        csv += &format!("Co {i},https://int-{i}.example\n");
-    }
-    let input = d.join("in.csv");
-    std::fs::write(&input, csv).unwrap();
+    let input = numbered_csv(&d, 30, "int");
     let out = d.join("out.jsonl");
     assert_eq!(interrupted_run(&sim, &k, &d, &input, &out, 6, libc::SIGINT), Some(130));
     let after_first = rows_of(&out).len();

@@ -61,6 +61,8 @@ pub struct Core {
     rng: fastrand::Rng,
     tasks: HashMap<TaskId, Entry>,
     timers: BinaryHeap<Reverse<(Duration, u64, TaskId)>>,
+    /// The key's budget as last asked for a progress event, and when.
+    budget_seen: Option<(Duration, u32)>,
     next_id: TaskId,
     seq: u64,
 }
@@ -75,6 +77,7 @@ impl Core {
             rng: fastrand::Rng::with_seed(jitter_seed()),
             tasks: HashMap::new(),
             timers: BinaryHeap::new(),
+            budget_seen: None,
             next_id: 1,
             seq: 0,
         }
@@ -109,7 +112,16 @@ impl Core {
     fn schedule(&mut self, id: TaskId, at: Duration, now: Duration) {
         self.seq += 1;
         self.timers.push(Reverse((at, self.seq, id)));
-        let budget_left = self.governor.budget(now).0;
+        // Once per instant: a dispatch that holds back a thousand creates asks the key's
+        // budget (a ledger transaction, with a store) once, not a thousand times.
+        let budget_left = match self.budget_seen {
+            Some((at, left)) if at == now => left,
+            _ => {
+                let left = self.governor.budget(now).0;
+                self.budget_seen = Some((now, left));
+                left
+            }
+        };
         if let Some(e) = self.tasks.get(&id) {
             log(Level::Debug, || self.describe_wait(&e.task, at.saturating_sub(now), budget_left));
             e.sink.progress(Progress {
@@ -180,6 +192,10 @@ impl Core {
     /// The requests whose time has come and that the governor grants.
     pub fn dispatch_due(&mut self, now: Duration) -> Vec<Job> {
         let mut jobs = Vec::new();
+        // Within one dispatch, a create the budget holds back answers for every other create
+        // due: they are held to the same time without asking again (each ask is a ledger
+        // transaction with a store, and there may be thousands).
+        let mut creates_held_until: Option<Duration> = None;
         if self.timers.peek().is_some_and(|Reverse((at, _, _))| *at <= now) {
             // Scans under way whose reserved polls are spent go before new scans.
             let unreserved =
@@ -206,7 +222,17 @@ impl Core {
                 continue;
             }
             let kind = entry.task.kind(&self.policy);
-            match self.governor.request(now, kind) {
+            let grant = match (kind, creates_held_until) {
+                (Kind::Create { .. }, Some(t)) => {
+                    self.governor.held_without_asking(now);
+                    Grant::At(t)
+                }
+                _ => self.governor.request(now, kind),
+            };
+            if let (Kind::Create { .. }, Grant::At(t)) = (kind, grant) {
+                creates_held_until = Some(t);
+            }
+            match grant {
                 Grant::Now => {
                     let entry = self.tasks.get_mut(&id).expect("present");
                     entry.task.requests += 1;

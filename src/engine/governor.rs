@@ -46,6 +46,10 @@ pub enum Grant {
 
 /// How soon a request held behind the first probe asks again.
 const PROBE_WAIT: Duration = Duration::from_millis(20);
+/// How soon a new scan held behind the probe asks again: creates are not urgent, and a
+/// portfolio of thousands asking every 20 ms would keep the scheduler from reading the
+/// probe's answer.
+const PROBE_WAIT_CREATE: Duration = Duration::from_millis(250);
 
 /// The longest the key is held on a server's word alone (a `Retry-After` or
 /// `X-RateLimit-Reset` far ahead): after this, or after the learned window if shorter, one
@@ -186,6 +190,15 @@ impl Governor {
         self.lock().running_unreserved = n;
     }
 
+    /// A request held back without asking (the scheduler already knows a create will be held
+    /// to the same time): counted among those a 429's cooldown releases one by one.
+    pub fn held_without_asking(&self, now: Duration) {
+        let mut s = self.lock();
+        if now < s.cooldown_until {
+            s.to_release += 1;
+        }
+    }
+
     /// Asks to send a request of `kind` at `now`.
     pub fn request(&self, now: Duration, kind: Kind) -> Grant {
         self.decide(Some(now), |s| s.request(now, kind))
@@ -249,7 +262,8 @@ impl State {
         if !s.informed && s.outstanding > 0 {
             // Nothing known of the key yet (another process may have spent it): one request
             // probes, the rest follow its answer instead of meeting a 429 together.
-            return Grant::At(now + PROBE_WAIT);
+            let wait = if matches!(kind, Kind::Create { .. }) { PROBE_WAIT_CREATE } else { PROBE_WAIT };
+            return Grant::At(now + wait);
         }
         if s.to_release > 0 {
             if let Some(last) = s.last_grant {
