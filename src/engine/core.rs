@@ -193,9 +193,10 @@ impl Core {
     pub fn dispatch_due(&mut self, now: Duration) -> Vec<Job> {
         let mut jobs = Vec::new();
         // Within one dispatch, a create the budget holds back answers for every other create
-        // due: they are held to the same time without asking again (each ask is a ledger
-        // transaction with a store, and there may be thousands).
-        let mut creates_held_until: Option<Duration> = None;
+        // due that would reserve as much or more: they are held to the same time without
+        // asking again (each ask is a ledger transaction with a store, and a portfolio may
+        // have a thousand creates due at once).
+        let mut creates_held: Option<(u32, Duration)> = None;
         if self.timers.peek().is_some_and(|Reverse((at, _, _))| *at <= now) {
             // Scans under way whose reserved polls are spent go before new scans.
             let unreserved =
@@ -222,18 +223,21 @@ impl Core {
                 continue;
             }
             let kind = entry.task.kind(&self.policy);
-            let grant = match (kind, creates_held_until) {
-                (Kind::Create { .. }, Some(t)) => {
+            let grant = match (kind, creates_held) {
+                (Kind::Create { reserve }, Some((held, t))) if reserve >= held => {
                     self.governor.held_without_asking(now);
                     Grant::At(t)
                 }
                 _ => self.governor.request(now, kind),
             };
-            if let (Kind::Create { .. }, Grant::At(t)) = (kind, grant) {
-                creates_held_until = Some(t);
+            if let (Kind::Create { reserve }, Grant::At(t)) = (kind, grant) {
+                if creates_held.is_none_or(|(held, _)| reserve < held) {
+                    creates_held = Some((reserve, t));
+                }
             }
             match grant {
                 Grant::Now => {
+                    self.budget_seen = None;
                     let entry = self.tasks.get_mut(&id).expect("present");
                     entry.task.requests += 1;
                     entry.kind = kind;
@@ -395,5 +399,81 @@ fn observed(r: &Response, wall: SystemTime) -> Observed {
         reset_unix: num(&h.rate_limit_reset),
         reset_in: h.rate_limit_reset.as_deref().and_then(|v| parse_reset(v, date, wall)),
         rate_limited_for,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::governor::Limits;
+    use crate::engine::ledger::{Holds, Ledger, SharedWindow};
+    use crate::engine::schedule::Mode;
+    use crate::engine::task::{Goal, Settings};
+    use crate::model::ScanRequest;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    /// A ledger that keeps one window in memory and counts its transactions (each one is a
+    /// `BEGIN IMMEDIATE` on the store's file).
+    #[derive(Default)]
+    struct CountingLedger {
+        window: Mutex<SharedWindow>,
+        transactions: AtomicUsize,
+    }
+
+    impl Ledger for CountingLedger {
+        fn transact(
+            &self,
+            _: i64,
+            decide: &mut dyn FnMut(&mut SharedWindow, &mut Holds),
+        ) -> Result<(), String> {
+            self.transactions.fetch_add(1, Ordering::Relaxed);
+            let mut w = self.window.lock().unwrap();
+            decide(&mut w, &mut Holds::default());
+            Ok(())
+        }
+    }
+
+    struct Quiet;
+    impl Sink for Quiet {
+        fn progress(&self, _: Progress) {}
+        fn finish(&self, _: Outcome) {}
+    }
+
+    fn create(n: usize) -> Task {
+        let request = ScanRequest::new(format!("Row {n}"), format!("https://row{n}.example"));
+        let settings = Settings {
+            deadline: None,
+            deadline_after_create: Some(Duration::from_secs(300)),
+            start_after: None,
+            mode: Mode::Balanced,
+            expected: (Duration::from_secs(30), Duration::from_secs(120)),
+            max_rate_limit_wait: Duration::from_secs(3600),
+        };
+        Task::new(Goal::Create { request, create_only: false }, Duration::ZERO, settings).unwrap()
+    }
+
+    /// A portfolio's thousand creates due at once, behind the first one's probe: the dispatch
+    /// asks the ledger a bounded number of times, not once (or twice) per create. Before the
+    /// fix it made ~2,000 transactions every 20 ms, and with a store the scheduler never got
+    /// round to reading the probe's answer (a 1,000-row command stalled at a window's start).
+    #[test]
+    fn creates_held_back_together_ask_the_ledger_a_bounded_number_of_times() {
+        let ledger = Arc::new(CountingLedger::default());
+        let governor = Arc::new(Governor::new(Limits::default()));
+        governor.share(ledger.clone(), Duration::ZERO);
+        let mut core = Core::new(Policy::default(), governor);
+        for n in 0..1000 {
+            core.submit(create(n), Arc::new(Quiet), CancelToken::new(), Duration::ZERO);
+        }
+        let before = ledger.transactions.load(Ordering::Relaxed);
+        for tick in 0..10u64 {
+            let now = Duration::from_millis(tick * 20);
+            let jobs = core.dispatch_due(now);
+            assert!(jobs.len() <= 1, "only the probe goes before the key's budget is known");
+        }
+        let spent = ledger.transactions.load(Ordering::Relaxed) - before;
+        assert!(spent <= 10 * 4, "{spent} ledger transactions for 10 dispatches of 1,000 held creates");
+        assert_eq!(core.len(), 1000, "no create is lost while held");
     }
 }

@@ -46,10 +46,6 @@ pub enum Grant {
 
 /// How soon a request held behind the first probe asks again.
 const PROBE_WAIT: Duration = Duration::from_millis(20);
-/// How soon a new scan held behind the probe asks again: creates are not urgent, and a
-/// portfolio of thousands asking every 20 ms would keep the scheduler from reading the
-/// probe's answer.
-const PROBE_WAIT_CREATE: Duration = Duration::from_millis(250);
 
 /// The longest the key is held on a server's word alone (a `Retry-After` or
 /// `X-RateLimit-Reset` far ahead): after this, or after the learned window if shorter, one
@@ -262,8 +258,7 @@ impl State {
         if !s.informed && s.outstanding > 0 {
             // Nothing known of the key yet (another process may have spent it): one request
             // probes, the rest follow its answer instead of meeting a 429 together.
-            let wait = if matches!(kind, Kind::Create { .. }) { PROBE_WAIT_CREATE } else { PROBE_WAIT };
-            return Grant::At(now + wait);
+            return Grant::At(now + PROBE_WAIT);
         }
         if s.to_release > 0 {
             if let Some(last) = s.last_grant {
