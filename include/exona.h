@@ -148,9 +148,9 @@ typedef enum {
  */
 typedef enum {
   /**
-   * The default: about 1.6 polls per scan once durations are learned (about 2.6 requests
-   * per fresh scan, counting its POST and early scans polled on the prior), at quantiles
-   * of the scan durations seen. BENCHMARKS.md has the measured figures.
+   * About 1.6 polls per scan once durations are learned (about 2.6 requests per fresh
+   * scan, counting its POST and early scans polled on the prior), at quantiles of the scan
+   * durations seen, whatever the budget.
    */
   EXONA_POLL_BALANCED = 0,
   /**
@@ -162,6 +162,15 @@ typedef enum {
    * About 1.1 polls per scan (about 2.1 requests per fresh scan); completion is noticed late.
    */
   EXONA_POLL_FRUGAL = 2,
+  /**
+   * The default: polls like `EXONA_POLL_LATENCY` while the key's rate-limit window has
+   * requests to spare (after the polls promised to admitted scans, the scans waiting to be
+   * created, and a tenth of the limit kept for other processes), moving continuously
+   * toward `EXONA_POLL_FRUGAL` as it tightens. A window's unspent requests are lost at its
+   * reset; this mode spends them on noticing completions sooner. The progress callback's
+   * `regime` and `thrift_permille` say where a wait stands.
+   */
+  EXONA_POLL_ADAPTIVE = 3,
 } exona_poll_mode;
 
 /**
@@ -300,6 +309,19 @@ typedef struct {
    * Requests the API key's budget allows now (its rate-limit window, less requests in flight).
    */
   uint32_t budget_left;
+  /**
+   * The poll mode this wait was planned in. For an `EXONA_POLL_ADAPTIVE` scan, the regime
+   * the budget put it in: `EXONA_POLL_LATENCY` (the window has requests to spare),
+   * `EXONA_POLL_FRUGAL` (it has none beyond the scan's reservation) or `EXONA_POLL_ADAPTIVE`
+   * (in between; see `thrift_permille`). While the scan is being created, its call's mode.
+   */
+  exona_poll_mode regime;
+  /**
+   * How thrifty the wait's plan is: 0 polls like latency mode, 1000 like frugal mode. An
+   * adaptive scan's place between them; the fixed modes report 0 (latency), 600 (balanced,
+   * whose plan is close to adaptive's at 600) and 1000 (frugal).
+   */
+  uint32_t thrift_permille;
 } exona_progress;
 
 /**

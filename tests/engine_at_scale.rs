@@ -169,7 +169,8 @@ fn a_deadline_bounds_every_scan_of_a_crowd() {
     );
     let sink = Arc::new(Collect::default());
     let options = WaitOptions { deadline: Some(Duration::from_secs(60)), ..WaitOptions::default() };
-    for i in 0..30 {
+    // 20 scans: each reserves 3 polls besides its POST, so all fit the window at once.
+    for i in 0..20 {
         let request = ScanRequest::new("C", format!("https://d{i}.example"));
         client.submit(Goal::Create { request, create_only: false }, &options, sink.clone()).unwrap();
     }
@@ -177,16 +178,16 @@ fn a_deadline_bounds_every_scan_of_a_crowd() {
     while client.drive(&idle) {}
     assert!(clock.now() <= Duration::from_secs(60));
     let outcomes = sink.outcomes.lock().unwrap();
-    assert_eq!(outcomes.len(), 30);
+    assert_eq!(outcomes.len(), 20);
     let timed_out = outcomes.iter().filter_map(|o| o.as_ref().err()).collect::<Vec<_>>();
     for e in &timed_out {
         assert_eq!(e.code, exona::Code::Timeout, "{}", e.message);
         assert!(e.scan_id.is_some(), "a timed-out scan keeps its id");
     }
     // Scans of 30-120 s polled frugally cannot mostly finish within 60 s: most time out
-    // (21 of 30 with this seed), and the ones that complete do so within the deadline.
-    assert!(timed_out.len() >= 15, "only {} of 30 timed out", timed_out.len());
-    assert!(timed_out.len() < 30, "none completed");
+    // (most of them with this seed), and the ones that complete do so within the deadline.
+    assert!(timed_out.len() >= 10, "only {} of 20 timed out", timed_out.len());
+    assert!(timed_out.len() < 20, "none completed");
     assert!(
         api.log().iter().all(|l| l.at <= Duration::from_secs(60)),
         "a request went out past the deadline"

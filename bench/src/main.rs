@@ -8,8 +8,12 @@
 //!   cargo run --release -p exona-bench -- scale        # 100, 1,000, 10,000 scans in flight
 //!   cargo run --release -p exona-bench -- store        # processes sharing a key (state store)
 //!   cargo run --release -p exona-bench -- portfolio    # the exona command: kill -9 and resume, 1,000 rows
+//!   cargo run --release -p exona-bench -- adaptive     # the adaptive mode at issue 13's three figures
+//!   cargo run --release -p exona-bench -- curve        # virtual time: requests per scan against delay
 //!   cargo run --release -p exona-bench -- all
 
+mod adaptive;
+mod curve;
 mod portfolio;
 mod store;
 mod textbook;
@@ -86,6 +90,12 @@ impl Report {
 /// All scans through one libexona client (its scheduler thread and workers).
 fn run_libexona(sim: &SimHandle, k: &str, mode: Mode, sites: Vec<String>) -> Report {
     let policy = Policy { mode, expected_duration: (SCAN_MIN, SCAN_MAX), ..Policy::default() };
+    run_libexona_with(sim, k, policy, sites)
+}
+
+/// As `run_libexona`, with the whole policy given (the mode, the duration prior).
+fn run_libexona_with(sim: &SimHandle, k: &str, policy: Policy, sites: Vec<String>) -> Report {
+    let mode = policy.mode;
     let client = Client::with_policy(k, Some(&sim.base_url), policy).expect("client");
     let sink = Arc::new(Collect::default());
     let options = WaitOptions { deadline: Some(Duration::from_secs(1800)), ..WaitOptions::default() };
@@ -361,6 +371,8 @@ fn main() {
         "scale" => scale(),
         "store" => store::run(),
         "portfolio" => portfolio::run(),
+        "adaptive" => adaptive::run(),
+        "curve" => curve::run(),
         "all" => {
             efficiency();
             pressure();
@@ -368,10 +380,12 @@ fn main() {
             scale();
             store::run();
             portfolio::run();
+            adaptive::run();
+            curve::run();
         }
         other => {
             eprintln!(
-                "exona-bench: unknown scenario {other:?} (efficiency, pressure, cancel, scale, store, portfolio, all)"
+                "exona-bench: unknown scenario {other:?} (efficiency, pressure, cancel, scale, store, portfolio, adaptive, curve, all)"
             );
             std::process::exit(2);
         }

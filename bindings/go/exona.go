@@ -218,14 +218,41 @@ func (c *Client) Close() {
 	}
 }
 
-// PollMode trades requests against how soon completion is noticed.
+// PollMode trades requests against how soon completion is noticed. Its zero value,
+// DefaultMode, keeps the client's mode (for Options) or the library's (for Settings), which is
+// Adaptive.
 type PollMode int
 
 const (
-	Balanced PollMode = C.EXONA_POLL_BALANCED
-	Latency  PollMode = C.EXONA_POLL_LATENCY
-	Frugal   PollMode = C.EXONA_POLL_FRUGAL
+	DefaultMode PollMode = iota
+	// Adaptive polls like Latency while the key's window has requests to spare, moving toward
+	// Frugal as it tightens.
+	Adaptive
+	Balanced
+	Latency
+	Frugal
 )
+
+// setPollMode applies m through set (the scan's or the client's setter); DefaultMode sets
+// nothing.
+func setPollMode(m PollMode, set func(C.int) C.exona_code) bool {
+	var c C.int
+	switch m {
+	case DefaultMode:
+		return true
+	case Adaptive:
+		c = C.EXONA_POLL_ADAPTIVE
+	case Balanced:
+		c = C.EXONA_POLL_BALANCED
+	case Latency:
+		c = C.EXONA_POLL_LATENCY
+	case Frugal:
+		c = C.EXONA_POLL_FRUGAL
+	default:
+		return false
+	}
+	return set(c) == C.EXONA_OK
+}
 
 // Question is one questionnaire item.
 type Question struct{ Question, Answer string }
@@ -237,7 +264,7 @@ type Options struct {
 	IncludeFieldCitations bool
 	Questionnaire         []Question
 	Timeout               time.Duration // 0: the library's default (300 s); also bounded by the context
-	Mode                  PollMode
+	Mode                  PollMode // DefaultMode: the client's
 	// Progress, when set, is called on the calling goroutine before every wait of ScanAndWait
 	// and Wait; returning false cancels the call (it then fails with ErrCancelled and keeps
 	// the scan id).
@@ -276,7 +303,7 @@ func callOptions(ctx context.Context, o *Options) (*C.exona_scan_options, func()
 			return bad(fmt.Sprintf("questionnaire item %d is over the documented limits (50 items, 5000 characters per answer)", i+1))
 		}
 	}
-	if C.exona_scan_options_set_poll_mode(opts, C.int(o.Mode)) != C.EXONA_OK {
+	if !setPollMode(o.Mode, func(m C.int) C.exona_code { return C.exona_scan_options_set_poll_mode(opts, m) }) {
 		return bad(fmt.Sprintf("poll mode %d is not a PollMode", o.Mode))
 	}
 	timeout := o.Timeout

@@ -302,6 +302,15 @@ func TestProgressCallbackReportsWaitsAndCanCancel(t *testing.T) {
 	if !seen {
 		t.Fatalf("no progress event named the scan: %+v", events)
 	}
+	// The default mode is adaptive: each wait says its regime and thrift.
+	for _, e := range events {
+		if e.ScanID == "" {
+			continue
+		}
+		if e.Regime != Adaptive && e.Regime != Latency && e.Regime != Frugal || e.Thrift < 0 || e.Thrift > 1 {
+			t.Fatalf("an adaptive wait reported regime %v, thrift %v", e.Regime, e.Thrift)
+		}
+	}
 	// Returning false from the callback cancels the call; the scan id is kept.
 	_, err = c.ScanAndWait(context.Background(), "Stuck", "https://stuck.progress.example", &Options{
 		Progress: func(p Progress) bool { return p.ScanID == "" },
@@ -327,8 +336,16 @@ func TestClientSettingsApplyAndAreChecked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.ScanAndWait(context.Background(), "Acme", "https://settings.example", nil); err != nil {
+	// Options with no Mode keep the client's (a zero Mode used to force balanced).
+	var regimes []PollMode
+	opts := &Options{Progress: func(p Progress) bool { regimes = append(regimes, p.Regime); return true }}
+	if _, err := c.ScanAndWait(context.Background(), "Acme", "https://settings.example", opts); err != nil {
 		t.Fatal(err)
+	}
+	for _, r := range regimes {
+		if r != Frugal {
+			t.Fatalf("the client's frugal mode was overridden: regimes %v", regimes)
+		}
 	}
 	if _, err := NewClientWith(key, baseURL, &ClientSettings{CABundleFile: "/nonexistent/ca.pem"}); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("an unreadable CA bundle must be refused, got %v", err)

@@ -34,6 +34,26 @@ type Progress struct {
 	Wait         time.Duration
 	RequestsUsed int // requests this call has sent so far
 	BudgetLeft   int // requests the API key's budget allows now
+	// Regime is the mode the wait was planned in; for an Adaptive scan, where the budget put
+	// it: Latency (requests to spare), Frugal (none beyond its reservation) or Adaptive.
+	Regime PollMode
+	// Thrift places the wait between latency-like (0) and frugal-like (1) polling.
+	Thrift float64
+}
+
+// modeOf maps a C exona_poll_mode to a PollMode.
+func modeOf(m C.exona_poll_mode) PollMode {
+	switch m {
+	case C.EXONA_POLL_ADAPTIVE:
+		return Adaptive
+	case C.EXONA_POLL_BALANCED:
+		return Balanced
+	case C.EXONA_POLL_LATENCY:
+		return Latency
+	case C.EXONA_POLL_FRUGAL:
+		return Frugal
+	}
+	return DefaultMode
 }
 
 // progressHandle keeps a callback reachable from C for the length of one call: the C side
@@ -66,6 +86,8 @@ func exonaGoProgress(p *C.exona_progress, userData unsafe.Pointer) C.int {
 		Wait:         time.Duration(p.wait_ms) * time.Millisecond,
 		RequestsUsed: int(p.requests_used),
 		BudgetLeft:   int(p.budget_left),
+		Regime:       modeOf(p.regime),
+		Thrift:       float64(p.thrift_permille) / 1000,
 	}
 	if p.scan_id != nil {
 		event.ScanID = C.GoString(p.scan_id)

@@ -23,7 +23,7 @@ type ClientSettings struct {
 	Proxy           string        // a proxy URL for every request
 	NoProxy         bool          // no proxy at all, whatever the environment says
 	CABundleFile    string        // PEM certificates to trust besides the system's
-	Mode            PollMode      // the client's default poll mode
+	Mode            PollMode      // the client's default poll mode (DefaultMode: Adaptive)
 	// The expected scan duration (no poll before its minimum): both zero keeps the default.
 	ExpectedMin, ExpectedMax time.Duration
 	// StateDir is the state store's directory, shared by the processes of the host (learned
@@ -82,7 +82,7 @@ func NewClientWith(apiKey, baseURL string, s *ClientSettings) (*Client, error) {
 	if err := setString(s.StateDir, func(v *C.char) C.exona_code { return C.exona_client_options_set_state_dir(o, v) }, "StateDir"); err != nil {
 		return nil, err
 	}
-	if C.exona_client_options_set_poll_mode(o, C.int(s.Mode)) != C.EXONA_OK {
+	if !setPollMode(s.Mode, func(m C.int) C.exona_code { return C.exona_client_options_set_poll_mode(o, m) }) {
 		return nil, invalid(fmt.Sprintf("poll mode %d is not a PollMode", s.Mode))
 	}
 	if s.ExpectedMin > 0 || s.ExpectedMax > 0 {

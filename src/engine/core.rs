@@ -8,11 +8,12 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::adaptive::{thrift, Demand, LatencyPolls};
 use super::cancel::CancelToken;
-use super::governor::{Governor, Grant, Kind, Observed};
+use super::governor::{Governor, Grant, Kind, Observed, Outlook};
 use super::policy::Policy;
-use super::retry_after::{parse_reset, rate_limit_wait};
-use super::schedule::DurationModel;
+use super::retry_after::{parse_reset, parse_retry_after, rate_limit_wait};
+use super::schedule::{DurationModel, Mode};
 use super::task::{Ctx, Outcome, Reason, Task};
 use crate::log::{log, Level};
 use crate::transport::{Request, Response, TransportError};
@@ -36,9 +37,16 @@ pub struct Progress {
     pub budget_left: u32,
     /// True while the create request may be in flight (its answer carries the scan id).
     pub creating: bool,
+    /// The scan's poll mode, and for an adaptive scan the thrift its wait was planned at
+    /// (0: latency, 1: frugal).
+    pub mode: Mode,
+    pub thrift: Option<f64>,
 }
 
 pub type TaskId = u64;
+
+/// How often the latency-poll table of the adaptive thrift is rebuilt.
+const MODEL_REFRESH: Duration = Duration::from_secs(1);
 
 struct Entry {
     task: Task,
@@ -46,6 +54,8 @@ struct Entry {
     cancel: CancelToken,
     in_flight: bool,
     kind: Kind,
+    /// When its timer is set for: older timers of the task are stale and skipped.
+    due: Duration,
 }
 
 /// A request to send for a task.
@@ -63,13 +73,22 @@ pub struct Core {
     timers: BinaryHeap<Reverse<(Duration, u64, TaskId)>>,
     /// The key's budget as last asked for a progress event, and when.
     budget_seen: Option<(Duration, u32)>,
+    /// The key's window as the last response left it (for the adaptive thrift).
+    outlook_seen: Option<Outlook>,
+    /// When the latency-poll table was last built, and the table (with the poll gap it assumed).
+    refreshed: Option<Duration>,
+    latency: Option<(Duration, LatencyPolls)>,
+    /// Polls were given back since the last dispatch (see `wake_held_creates`).
+    budget_freed: bool,
+    /// The last `Retry-After` of a processing scan.
+    gap_seen: Option<Duration>,
     next_id: TaskId,
     seq: u64,
 }
 
 impl Core {
     pub fn new(policy: Policy, governor: Arc<Governor>) -> Core {
-        let model = DurationModel::new(policy.expected_duration);
+        let model = DurationModel::new();
         Core {
             policy,
             governor,
@@ -78,6 +97,11 @@ impl Core {
             tasks: HashMap::new(),
             timers: BinaryHeap::new(),
             budget_seen: None,
+            outlook_seen: None,
+            refreshed: None,
+            latency: None,
+            budget_freed: false,
+            gap_seen: None,
             next_id: 1,
             seq: 0,
         }
@@ -101,7 +125,7 @@ impl Core {
         match task.next_send(&self.policy) {
             Ok(at) => {
                 let kind = task.kind(&self.policy);
-                self.tasks.insert(id, Entry { task, sink, cancel, in_flight: false, kind });
+                self.tasks.insert(id, Entry { task, sink, cancel, in_flight: false, kind, due: at });
                 self.schedule(id, at, now);
             }
             Err(e) => sink.finish(Err(e)),
@@ -110,8 +134,7 @@ impl Core {
     }
 
     fn schedule(&mut self, id: TaskId, at: Duration, now: Duration) {
-        self.seq += 1;
-        self.timers.push(Reverse((at, self.seq, id)));
+        self.arm(id, at);
         // Once per instant: a dispatch that holds back a thousand creates asks the key's
         // budget (a ledger transaction, with a store) once, not a thousand times.
         let budget_left = match self.budget_seen {
@@ -132,7 +155,36 @@ impl Core {
                 requests: e.task.requests,
                 budget_left,
                 creating: false,
+                mode: e.task.mode(),
+                thrift: e.task.thrift(),
             });
+        }
+    }
+
+    /// Sets the task's timer to `at` (a timer set before is then stale).
+    fn arm(&mut self, id: TaskId, at: Duration) {
+        if let Some(e) = self.tasks.get_mut(&id) {
+            e.due = at;
+        }
+        self.seq += 1;
+        self.timers.push(Reverse((at, self.seq, id)));
+    }
+
+    /// Polls went back to the window (a scan ended before spending its reservation): the
+    /// creates the budget held until the reset ask again now, so the window is spent on new
+    /// scans rather than lost at its reset.
+    fn wake_held_creates(&mut self) {
+        let policy = &self.policy;
+        let woken: Vec<(TaskId, Duration)> = self
+            .tasks
+            .iter_mut()
+            .filter_map(|(id, e)| {
+                let woke = !e.in_flight && e.task.wake();
+                woke.then(|| e.task.next_send(policy).ok().map(|at| (*id, at))).flatten()
+            })
+            .collect();
+        for (id, at) in woken {
+            self.arm(id, at);
         }
     }
 
@@ -182,8 +234,10 @@ impl Core {
             .map(|(id, _)| *id)
             .collect();
         for id in gone {
+            self.model.ended(id);
             if let Some(e) = self.tasks.remove(&id) {
                 self.governor.release(e.task.reserved);
+                self.budget_freed |= e.task.reserved > 0;
                 e.sink.finish(Err(e.task.cancelled(e.cancel.reason())));
             }
         }
@@ -197,6 +251,9 @@ impl Core {
         // asking again (each ask is a ledger transaction with a store, and a portfolio may
         // have a thousand creates due at once).
         let mut creates_held: Option<(u32, Duration)> = None;
+        if std::mem::take(&mut self.budget_freed) {
+            self.wake_held_creates();
+        }
         if self.timers.peek().is_some_and(|Reverse((at, _, _))| *at <= now) {
             // Scans under way whose reserved polls are spent go before new scans.
             let unreserved =
@@ -211,7 +268,7 @@ impl Core {
             let Some(entry) = self.tasks.get_mut(&id) else {
                 continue;
             };
-            if entry.in_flight {
+            if entry.in_flight || entry.due != at {
                 continue;
             }
             if entry.cancel.is_cancelled() {
@@ -257,6 +314,8 @@ impl Core {
                             requests: entry.task.requests,
                             budget_left: 0,
                             creating: true,
+                            mode: entry.task.mode(),
+                            thrift: None,
                         });
                     }
                     jobs.push(Job { task: id, request: entry.task.request(now, &self.policy) });
@@ -300,26 +359,54 @@ impl Core {
                         )
                     });
                 }
-                self.governor.observe(now, seen)
+                self.outlook_seen = Some(self.governor.observe(now, seen));
+                if r.status == 200 {
+                    // A processing scan's Retry-After: the gap latency polling keeps (one
+                    // server, one gap; the first polls of every scan plan with it).
+                    let h = &r.headers;
+                    if let Some(ra) =
+                        h.retry_after.as_deref().and_then(|v| parse_retry_after(v, h.date.as_deref(), wall))
+                    {
+                        self.gap_seen = Some(ra);
+                    }
+                }
             }
             Err(_) => self.governor.lost(),
         }
-        self.model.settle(now);
-        let Some(entry) = self.tasks.get_mut(&id) else {
-            return;
+        self.refresh_latency_table(now);
+        let thrift = match self.tasks.get(&id) {
+            Some(e) if e.task.mode() == Mode::Adaptive => {
+                let gap = self.gap_seen.unwrap_or_else(|| e.task.poll_gap(&self.policy));
+                self.thrift(now, id, gap)
+            }
+            Some(_) => 0.0,
+            None => return,
         };
+        let entry = self.tasks.get_mut(&id).expect("present");
         entry.in_flight = false;
         let server_wait_cap = self.governor.server_wait_cap();
-        let mut ctx =
-            Ctx { policy: &self.policy, model: &mut self.model, rng: &mut self.rng, wall, server_wait_cap };
+        let mut ctx = Ctx {
+            policy: &self.policy,
+            model: &mut self.model,
+            rng: &mut self.rng,
+            wall,
+            server_wait_cap,
+            thrift,
+        };
         let outcome = entry.task.on_reply(reply, now, &mut ctx);
         if let Some(outcome) = outcome {
             self.end(id, Some(outcome));
             return;
         }
+        if !entry.task.is_creating() {
+            // Still running at the age its last poll saw: the duration model censors it there.
+            self.model.running(id, entry.task.seen_running_for());
+        }
         if entry.task.is_creating() {
             // The create will be sent again (after a 429 or a failed connect): it reserves anew.
-            self.governor.release(std::mem::take(&mut entry.task.reserved));
+            let reserved = std::mem::take(&mut entry.task.reserved);
+            self.governor.release(reserved);
+            self.budget_freed |= reserved > 0;
         }
         if entry.cancel.is_cancelled() {
             self.end(id, None);
@@ -329,6 +416,52 @@ impl Core {
             Ok(at) => self.schedule(id, at, now),
             Err(e) => self.end(id, Some(Err(e))),
         }
+    }
+
+    /// The latency-poll table moves with the duration model: rebuilt at most once a second
+    /// (it takes a few hundred quantiles, and a thousand replies may come at once).
+    fn refresh_latency_table(&mut self, now: Duration) {
+        if self.refreshed.is_some_and(|t| now < t + MODEL_REFRESH) {
+            return;
+        }
+        self.refreshed = Some(now);
+        self.latency = None;
+    }
+
+    /// How thrifty adaptive polling must be now (see engine/adaptive.rs): the key's window
+    /// against the creates waiting and the latency polls the running adaptive scans would send.
+    /// `replying`: the task whose reply is in (if it was its create, its scan now runs).
+    fn thrift(&mut self, now: Duration, replying: TaskId, gap: Duration) -> f64 {
+        let Some(outlook) = self.outlook_seen else {
+            // No response has told of the window yet: the documented budget, untouched.
+            return 0.0;
+        };
+        let prior = self.policy.expected_duration;
+        if self.latency.as_ref().is_none_or(|(g, _)| *g != gap) {
+            self.latency = Some((gap, LatencyPolls::new(&self.model, prior, gap)));
+        }
+        let latency = &self.latency.as_ref().expect("just set").1;
+        let longest = self.model.quantile(1.0, prior);
+        let mut demand = Demand {
+            queued: 0,
+            reserve_per_create: self.policy.polls_to_reserve(Mode::Adaptive),
+            latency_extra: 0.0,
+            horizon: Duration::ZERO,
+        };
+        for (id, e) in &self.tasks {
+            if e.task.is_creating() && *id != replying {
+                demand.queued += !e.in_flight as u32;
+            } else if e.task.mode() == Mode::Adaptive {
+                let age = if e.task.is_creating() { Duration::ZERO } else { e.task.age(now) };
+                // Beyond the one poll frugal would send: a reservation is a promise to the
+                // scan, not budget to spend fast (what it leaves goes to new scans).
+                demand.latency_extra += (latency.left(age) - 1.0).max(0.0);
+                demand.horizon = demand.horizon.max(longest.saturating_sub(age));
+            }
+        }
+        // The scans waiting to be created will want latency polls too, from their start.
+        demand.latency_extra += demand.queued as f64 * (latency.left(Duration::ZERO) - 1.0).max(0.0);
+        thrift(outlook, demand)
     }
 
     /// Ends a task after a bug (a caught panic) with `EXONA_ERR_INTERNAL`, keeping its scan id.
@@ -350,8 +483,10 @@ impl Core {
 
     /// Ends a task: with its outcome, or (None) as cancelled.
     fn end(&mut self, id: TaskId, outcome: Option<Outcome>) {
+        self.model.ended(id);
         if let Some(e) = self.tasks.remove(&id) {
             self.governor.release(e.task.reserved);
+            self.budget_freed |= e.task.reserved > 0;
             log(Level::Info, || match &outcome {
                 Some(Ok(scan)) => format!(
                     "scan {} ended {} after {} request(s)",

@@ -91,6 +91,10 @@ struct State {
     ended_unix: Option<u64>,
     /// The window's length: the documented hour until two successive resets show the real one.
     window: Duration,
+    /// A window's length read from its first response (see `observe`): for estimates only,
+    /// until two resets show the real one. Never caps a server's wait: if windows are aligned
+    /// to the clock rather than to their first request, it is too short.
+    window_guess: Option<Duration>,
     /// Grants whose response has not been observed yet.
     outstanding: u32,
     /// Poll budget promised to admitted scans.
@@ -135,6 +139,7 @@ impl Governor {
                 reset_unix: None,
                 ended_unix: None,
                 window: limits.default_window,
+                window_guess: None,
                 outstanding: 0,
                 reserved: 0,
                 cooldown_until: Duration::ZERO,
@@ -159,7 +164,13 @@ impl Governor {
     /// now on (`now` anchors the engine's clock to the wall clock). The first ledger attached
     /// stays: one process has one view of a key.
     pub fn share(&self, ledger: Arc<dyn Ledger>, now: Duration) {
-        let _ = self.shared.set((ledger, WallAnchor::now(now)));
+        self.share_anchored(ledger, WallAnchor::now(now));
+    }
+
+    /// As [`Governor::share`], with the wall clock's anchor given (tests give every "process"
+    /// the same one: anchors taken a millisecond apart shift times by a millisecond).
+    fn share_anchored(&self, ledger: Arc<dyn Ledger>, anchor: WallAnchor) {
+        let _ = self.shared.set((ledger, anchor));
     }
 
     /// Runs a decision on the key's state: the shared window when a ledger is attached (in one
@@ -214,22 +225,19 @@ impl Governor {
 
     /// Learns from a response: its rate-limit headers, and a 429's wait.
     /// `reset_in` is the time to `X-RateLimit-Reset` measured on the server's clock.
-    pub fn observe(&self, now: Duration, seen: Observed) {
-        self.decide(Some(now), |s| s.observe(now, seen));
+    /// Takes in what a response said; returns the window as it stands after it (in the same
+    /// transaction, with a ledger).
+    pub fn observe(&self, now: Duration, seen: Observed) -> Outlook {
+        self.decide(Some(now), |s| {
+            s.observe(now, seen);
+            s.outlook(now)
+        })
     }
 
     /// The key's window as the governor sees it now: what an estimate of a long batch's end
     /// needs (the budget binds a portfolio, not the scans' durations).
     pub fn outlook(&self, now: Duration) -> Outlook {
-        self.decide(Some(now), |s| {
-            s.roll(now);
-            Outlook {
-                limit: s.limit,
-                available: s.remaining.saturating_sub(s.outstanding),
-                reset_in: s.reset_at.saturating_sub(now).max(s.cooldown_until.saturating_sub(now)),
-                window: s.window,
-            }
-        })
+        self.decide(Some(now), |s| s.outlook(now))
     }
 
     /// The longest a server's word holds the key: the learned window, at most an hour.
@@ -248,6 +256,23 @@ impl Governor {
 }
 
 impl State {
+    fn outlook(&mut self, now: Duration) -> Outlook {
+        self.roll(now);
+        let window = self.window_estimate();
+        let mut reset_in = self.reset_at.saturating_sub(now);
+        if !self.informed {
+            // A window no response has told of yet ends within a window at the most.
+            reset_in = reset_in.min(window);
+        }
+        Outlook {
+            limit: self.limit,
+            available: self.remaining.saturating_sub(self.outstanding),
+            reserved: self.reserved,
+            reset_in: reset_in.max(self.cooldown_until.saturating_sub(now)),
+            window,
+        }
+    }
+
     fn request(&mut self, now: Duration, kind: Kind) -> Grant {
         let s = self;
         s.roll(now);
@@ -341,6 +366,12 @@ impl State {
                 (Some(unix), Some(reset_in)) => {
                     if s.reset_unix != Some(unix) {
                         s.learn_window(unix);
+                        if seen.remaining == Some(s.limit.saturating_sub(1)) {
+                            // The window's first request was this one: with windows that start
+                            // at their first request (the simulator's model, the likely one),
+                            // it lasts until the reset. Known an hour before two resets are.
+                            s.window_guess = Some(reset_in);
+                        }
                         s.reset_unix = Some(unix);
                         s.remaining = seen.remaining.unwrap_or(s.limit);
                         s.retries = 0;
@@ -446,6 +477,14 @@ impl State {
         }
     }
 
+    /// The window's length for estimates: the learned one, else the first response's guess.
+    fn window_estimate(&self) -> Duration {
+        match self.window_guess {
+            Some(guess) if self.window >= self.limits.default_window => guess,
+            _ => self.window,
+        }
+    }
+
     fn server_wait_cap(&self) -> Duration {
         self.window.min(MAX_SERVER_WAIT)
     }
@@ -457,6 +496,8 @@ pub struct Outlook {
     pub limit: u32,
     /// Requests the window still allows (less those in flight).
     pub available: u32,
+    /// Polls promised to admitted scans (every process's, with a ledger).
+    pub reserved: u32,
     /// Until the window ends (or a 429's cooldown does, if later).
     pub reset_in: Duration,
     pub window: Duration,
@@ -698,10 +739,11 @@ mod tests {
     /// Governors of `n` processes on one key, sharing one ledger.
     fn processes(n: usize, limits: Limits) -> Vec<Governor> {
         let memory = Arc::new(Mutex::new(Memory::default()));
+        let anchor = WallAnchor::now(S(0));
         (0..n)
             .map(|holder| {
                 let g = Governor::new(limits.clone());
-                g.share(Arc::new(MemoryLedger { memory: memory.clone(), holder }), S(0));
+                g.share_anchored(Arc::new(MemoryLedger { memory: memory.clone(), holder }), anchor);
                 g
             })
             .collect()
@@ -757,5 +799,26 @@ mod tests {
         gs[0].request(S(0), Kind::Poll { reserved: false });
         gs[0].observe(S(0), Observed { rate_limited_for: Some(S(30)), ..headers(0, 5000, 30) });
         assert_eq!(gs[1].request(S(5), Kind::Poll { reserved: false }), Grant::At(S(30)));
+    }
+
+    #[test]
+    fn a_windows_first_response_tells_estimates_its_length_but_not_the_wait_cap() {
+        let g = Governor::new(Limits::default());
+        assert_eq!(g.request(S(0), Kind::Poll { reserved: false }), Grant::Now);
+        // Remaining 99 of 100: this request opened a window that resets 10 s later.
+        g.observe(S(0), headers(99, 1_000_010, 10));
+        let o = g.outlook(S(1));
+        assert_eq!((o.window, o.reset_in), (S(10), S(9)));
+        assert_eq!(g.server_wait_cap(), S(3600), "a guess never shortens a server's wait");
+        // Past the reset, before any response of the next window: it ends within the guess.
+        assert_eq!(g.outlook(S(10) + Duration::from_millis(200)).reset_in, S(10));
+    }
+
+    #[test]
+    fn a_response_that_did_not_open_its_window_says_nothing_of_its_length() {
+        let g = Governor::new(Limits::default());
+        assert_eq!(g.request(S(0), Kind::Poll { reserved: false }), Grant::Now);
+        g.observe(S(0), headers(40, 1_000_010, 10));
+        assert_eq!(g.outlook(S(1)).window, S(3600));
     }
 }

@@ -9,6 +9,7 @@
 //!
 //! Everything reads time through [`clock::Clock`], so tests drive it on virtual time.
 
+pub mod adaptive;
 pub mod backoff;
 pub mod cancel;
 pub mod clock;

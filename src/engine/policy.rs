@@ -45,7 +45,7 @@ impl Default for Policy {
             backoff_base: backoff::BASE,
             backoff_cap: backoff::CAP,
             expected_duration: (Duration::from_secs(30), Duration::from_secs(120)),
-            mode: Mode::Balanced,
+            mode: Mode::Adaptive,
             limits: Limits::default(),
             workers: 4,
         }
@@ -53,12 +53,25 @@ impl Default for Policy {
 }
 
 impl Policy {
-    /// Polls a scan of this mode is expected to need: reserved from the budget at admission.
+    /// Polls reserved from the key's budget when a scan of this mode is admitted: enough for
+    /// its plan to reach the longest plausible duration, so a scan under way rarely needs a
+    /// poll the window has no room for (once a window's budget is spent, the next poll waits
+    /// for the reset, often past the deadline). What a scan leaves unspent goes back to the
+    /// window when it ends, and the creates held for budget ask again at once.
     pub fn polls_to_reserve(&self, mode: Mode) -> u32 {
         match mode {
-            Mode::Latency => 4,
-            Mode::Balanced => 2,
-            Mode::Frugal => 1,
+            Mode::Latency => {
+                // One poll per gap across the spread of durations, the first, and one spare.
+                let (lo, hi) = self.expected_duration;
+                let gap = self.default_poll_interval.max(Duration::from_millis(1));
+                let across = (hi.saturating_sub(lo).as_secs_f64() / gap.as_secs_f64()).ceil() as u32;
+                (across + 2).min(MAX_RESERVE)
+            }
+            Mode::Balanced => 4,
+            Mode::Adaptive | Mode::Frugal => 3,
         }
     }
 }
+
+/// No scan reserves more than this: a tiny poll gap must not make one scan hold the window.
+const MAX_RESERVE: u32 = 12;

@@ -61,6 +61,8 @@ pub struct Ctx<'a> {
     pub wall: SystemTime,
     /// The longest wait a server's word may impose (the governor's cap).
     pub server_wait_cap: Duration,
+    /// How tight the key's budget is for an adaptive plan (0: latency, 1: frugal).
+    pub thrift: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -101,6 +103,12 @@ pub struct Task {
     pub requests: u32,
     /// Polls still reserved for it in the governor.
     pub reserved: u32,
+    /// The thrift its last adaptive plan was made at.
+    thrift: Option<f64>,
+    /// The scan's age when a poll last found it still processing (zero before any).
+    seen_running_for: Duration,
+    /// While the budget holds it back: its floor and desired time from before the hold.
+    held: Option<(Duration, Duration)>,
 }
 
 pub type Outcome = Result<Scan, Error>;
@@ -167,6 +175,9 @@ impl Task {
             started: now,
             requests: 0,
             reserved: 0,
+            thrift: None,
+            seen_running_for: Duration::ZERO,
+            held: None,
         })
     }
 
@@ -175,6 +186,32 @@ impl Task {
             Phase::Wait { id, .. } => Some(id),
             Phase::Create { .. } => None,
         }
+    }
+
+    /// How old the scan is at `now` (zero while it is being created).
+    pub fn age(&self, now: Duration) -> Duration {
+        self.age_then + now.saturating_sub(self.then)
+    }
+
+    /// The thrift (0: latency, 1: frugal) of its last adaptive plan; `None` in a fixed mode.
+    pub fn thrift(&self) -> Option<f64> {
+        self.thrift
+    }
+
+    /// The gap polls of this scan keep: the server's last `Retry-After`, or the default.
+    pub fn poll_gap(&self, policy: &Policy) -> Duration {
+        self.last_retry_after.unwrap_or(policy.default_poll_interval)
+    }
+
+    /// How long the scan is known to have run: its age when a poll last found it processing.
+    /// (Its age now says nothing more: it may have finished since, unseen.)
+    pub fn seen_running_for(&self) -> Duration {
+        self.seen_running_for
+    }
+
+    /// The poll mode this scan follows.
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     pub fn is_creating(&self) -> bool {
@@ -255,10 +292,29 @@ impl Task {
             e.scan = self.last_scan.clone();
             return Err(e);
         }
+        if self.held.is_none() {
+            self.held = Some((self.floor, self.desired));
+        }
         self.floor = self.floor.max(at);
         self.desired = self.desired.max(at);
         self.reason = if self.reason == Reason::RateLimit { Reason::RateLimit } else { Reason::Budget };
         Ok(())
+    }
+
+    /// A create held back by the budget may ask again now: polls were given back to the
+    /// window (a scan ended early), so it need not wait for the reset. False when it is not
+    /// such a create.
+    pub fn wake(&mut self) -> bool {
+        if !self.is_creating() || self.reason != Reason::Budget {
+            return false;
+        }
+        match self.held.take() {
+            Some((floor, desired)) => {
+                (self.floor, self.desired) = (floor, desired);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The governor refused a retry: this window's retries are spent.
@@ -282,6 +338,7 @@ impl Task {
     /// The request goes out now: its round trip is measured from here.
     pub fn mark_sent(&mut self, now: Duration) {
         self.sent_at = now;
+        self.held = None;
     }
 
     /// Whether the deadline has passed for a task that waits on a scan (a late timer): it
@@ -426,8 +483,7 @@ impl Task {
                         ScanStatus::Completed => {
                             let outcome = decode::completed(scan);
                             if let Ok(scan) = &outcome {
-                                let age = self.age_then + now.saturating_sub(self.then);
-                                learn(scan, now.saturating_sub(age), ctx);
+                                learn(scan, ctx);
                             }
                             return Some(outcome.map_err(|e| e.with_scan_id(Some(&id))));
                         }
@@ -442,6 +498,7 @@ impl Task {
                             (self.age_then, self.then) = (age, now);
                         }
                     }
+                    self.seen_running_for = self.age(now);
                     let ra = server_delay(&r, ctx.wall);
                     self.last_retry_after = ra;
                     self.server_wait = ra;
@@ -497,9 +554,10 @@ impl Task {
     /// The next poll on the duration schedule: the plan's next point past the scan's age.
     /// After a poll, the next keeps at least the poll gap; the first poll is the plan's alone.
     fn plan_next_poll(&mut self, now: Duration, after_poll: bool, ctx: &mut Ctx) {
-        let gap = self.last_retry_after.unwrap_or(ctx.policy.default_poll_interval);
-        let age = self.age_then + now.saturating_sub(self.then);
-        let next = next_poll_age(self.mode, age, ctx.model, self.expected, gap);
+        let gap = self.poll_gap(ctx.policy);
+        let age = self.age(now);
+        let next = next_poll_age(self.mode, age, ctx.model, self.expected, gap, ctx.thrift);
+        self.thrift = (self.mode == Mode::Adaptive).then_some(ctx.thrift);
         self.desired = now + (next - age);
         if after_poll {
             // Never two polls closer than the server's Retry-After, or the documented 10 s without one.
@@ -617,15 +675,14 @@ fn rate_limit_wait(response: &Response, attempt: u32, ctx: &mut Ctx) -> Duration
 }
 
 /// A completed scan's duration (`completed_at - created_at`) teaches the schedule.
-/// `created` is its creation on the monotonic clock.
-fn learn(scan: &Scan, created_mono: Duration, ctx: &mut Ctx) {
+fn learn(scan: &Scan, ctx: &mut Ctx) {
     if scan.cached() {
         return;
     }
     let parse = |p: &str| scan.get_str(p).and_then(|t| humantime::parse_rfc3339_weak(t).ok());
     if let (Some(created), Some(completed)) = (parse("/created_at"), parse("/completed_at")) {
         if let Ok(d) = completed.duration_since(created) {
-            ctx.model.observe(created_mono, d);
+            ctx.model.observe(d);
         }
     }
 }

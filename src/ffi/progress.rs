@@ -2,6 +2,8 @@
 
 use std::ffi::{c_char, c_int, c_void, CString};
 
+use super::scan_options::exona_poll_mode;
+use crate::Mode;
 use crate::Progress;
 use crate::Reason;
 
@@ -56,6 +58,15 @@ pub struct exona_progress {
     pub requests_used: u32,
     /// Requests the API key's budget allows now (its rate-limit window, less requests in flight).
     pub budget_left: u32,
+    /// The poll mode this wait was planned in. For an `EXONA_POLL_ADAPTIVE` scan, the regime
+    /// the budget put it in: `EXONA_POLL_LATENCY` (the window has requests to spare),
+    /// `EXONA_POLL_FRUGAL` (it has none beyond the scan's reservation) or `EXONA_POLL_ADAPTIVE`
+    /// (in between; see `thrift_permille`). While the scan is being created, its call's mode.
+    pub regime: exona_poll_mode,
+    /// How thrifty the wait's plan is: 0 polls like latency mode, 1000 like frugal mode. An
+    /// adaptive scan's place between them; the fixed modes report 0 (latency), 600 (balanced,
+    /// whose plan is close to adaptive's at 600) and 1000 (frugal).
+    pub thrift_permille: u32,
 }
 
 /// Called before every wait of a scan call, on the thread that called it, with `user_data`
@@ -83,8 +94,33 @@ impl ProgressCallback {
             wait_ms: u64::try_from(event.wait.as_millis()).unwrap_or(u64::MAX),
             requests_used: event.requests,
             budget_left: event.budget_left,
+            regime: regime(event.mode, event.thrift),
+            thrift_permille: (thrift_of(event.mode, event.thrift) * 1000.0).round() as u32,
         };
         // SAFETY: the caller gave this function for this purpose; the event outlives the call.
         unsafe { (self.f)(&progress, self.user_data) == 0 }
+    }
+}
+
+/// Where a wait of `mode` stands between latency (0) and frugal (1).
+fn thrift_of(mode: Mode, thrift: Option<f64>) -> f64 {
+    match mode {
+        Mode::Latency => 0.0,
+        Mode::Balanced => 0.6,
+        Mode::Frugal => 1.0,
+        Mode::Adaptive => thrift.unwrap_or(0.0).clamp(0.0, 1.0),
+    }
+}
+
+/// The regime a wait of `mode` is in (see `exona_progress::regime`).
+fn regime(mode: Mode, thrift: Option<f64>) -> exona_poll_mode {
+    use exona_poll_mode::*;
+    match (mode, thrift) {
+        (Mode::Latency, _) => EXONA_POLL_LATENCY,
+        (Mode::Balanced, _) => EXONA_POLL_BALANCED,
+        (Mode::Frugal, _) => EXONA_POLL_FRUGAL,
+        (Mode::Adaptive, Some(t)) if t <= 0.0 => EXONA_POLL_LATENCY,
+        (Mode::Adaptive, Some(t)) if t >= 1.0 => EXONA_POLL_FRUGAL,
+        (Mode::Adaptive, _) => EXONA_POLL_ADAPTIVE,
     }
 }

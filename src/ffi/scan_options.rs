@@ -173,15 +173,22 @@ pub extern "C" fn exona_scan_options_set_cancel(
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum exona_poll_mode {
-    /// The default: about 1.6 polls per scan once durations are learned (about 2.6 requests
-    /// per fresh scan, counting its POST and early scans polled on the prior), at quantiles
-    /// of the scan durations seen. BENCHMARKS.md has the measured figures.
+    /// About 1.6 polls per scan once durations are learned (about 2.6 requests per fresh
+    /// scan, counting its POST and early scans polled on the prior), at quantiles of the scan
+    /// durations seen, whatever the budget.
     EXONA_POLL_BALANCED = 0,
     /// Polls as often as Retry-After allows once a scan may be done: notices completion
     /// within one Retry-After, at several times the requests.
     EXONA_POLL_LATENCY = 1,
     /// About 1.1 polls per scan (about 2.1 requests per fresh scan); completion is noticed late.
     EXONA_POLL_FRUGAL = 2,
+    /// The default: polls like `EXONA_POLL_LATENCY` while the key's rate-limit window has
+    /// requests to spare (after the polls promised to admitted scans, the scans waiting to be
+    /// created, and a tenth of the limit kept for other processes), moving continuously
+    /// toward `EXONA_POLL_FRUGAL` as it tightens. A window's unspent requests are lost at its
+    /// reset; this mode spends them on noticing completions sooner. The progress callback's
+    /// `regime` and `thrift_permille` say where a wait stands.
+    EXONA_POLL_ADAPTIVE = 3,
 }
 
 /// The mode an `exona_poll_mode` integer names (shared with the client options).
@@ -190,6 +197,7 @@ pub(crate) fn poll_mode(raw: c_int) -> Result<Mode, Error> {
         0 => Ok(Mode::Balanced),
         1 => Ok(Mode::Latency),
         2 => Ok(Mode::Frugal),
+        3 => Ok(Mode::Adaptive),
         other => Err(Error::invalid_argument(format!("mode {other} is not an exona_poll_mode"))),
     }
 }

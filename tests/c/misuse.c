@@ -124,7 +124,8 @@ static void options(void) {
     CHECK(exona_scan_options_set_expected_duration_ms(o, UINT64_MAX, UINT64_MAX) == EXONA_OK);
     CHECK(exona_scan_options_set_poll_mode(NULL, EXONA_POLL_FRUGAL) == EXONA_ERR_INVALID_ARGUMENT);
     CHECK(exona_scan_options_set_poll_mode(o, -1) == EXONA_ERR_INVALID_ARGUMENT);
-    CHECK(exona_scan_options_set_poll_mode(o, 3) == EXONA_ERR_INVALID_ARGUMENT);
+    CHECK(exona_scan_options_set_poll_mode(o, 4) == EXONA_ERR_INVALID_ARGUMENT);
+    CHECK(exona_scan_options_set_poll_mode(o, EXONA_POLL_ADAPTIVE) == EXONA_OK);
     CHECK(exona_scan_options_set_poll_mode(o, INT_MIN) == EXONA_ERR_INVALID_ARGUMENT);
     CHECK(exona_scan_options_set_max_rate_limit_wait_ms(NULL, 1) == EXONA_ERR_INVALID_ARGUMENT);
     CHECK(exona_scan_options_set_max_rate_limit_wait_ms(o, UINT64_MAX) == EXONA_OK);

@@ -45,6 +45,18 @@ impl VirtualApi {
         limit: u32,
         window: Duration,
     ) -> Arc<VirtualApi> {
+        Self::seeded(clock, durations_secs, retry_after, limit, window, 7)
+    }
+
+    /// As `new`, with the seed of the scans' durations.
+    pub fn seeded(
+        clock: Arc<VirtualClock>,
+        durations_secs: (f64, f64),
+        retry_after: u64,
+        limit: u32,
+        window: Duration,
+        seed: u64,
+    ) -> Arc<VirtualApi> {
         Arc::new(VirtualApi {
             clock,
             state: Mutex::new(State {
@@ -55,7 +67,7 @@ impl VirtualApi {
                 window_start: None,
                 used: 0,
                 scans: HashMap::new(),
-                rng: fastrand::Rng::with_seed(7),
+                rng: fastrand::Rng::with_seed(seed),
                 log: Vec::new(),
                 detections: Vec::new(),
             }),

@@ -50,7 +50,7 @@ module Exona
     # One progress event (exona_progress in exona.h).
     class ProgressEvent < FFI::Struct
       layout :scan_id, :pointer, :status, :pointer, :reason, :int, :wait_ms, :uint64,
-             :requests_used, :uint32, :budget_left, :uint32
+             :requests_used, :uint32, :budget_left, :uint32, :regime, :int, :thrift_permille, :uint32
     end
     callback :progress_fn, %i[pointer pointer], :int
 
@@ -202,11 +202,11 @@ module Exona
       C.exona_result_free(ptr) unless ptr.null?
     end
 
-    MODES = { balanced: 0, latency: 1, frugal: 2 }.freeze
+    MODES = { balanced: 0, latency: 1, frugal: 2, adaptive: 3 }.freeze
 
     # Builds C scan options; the caller frees them with exona_scan_options_free.
     def self.options(max_age_days: nil, force_refresh: false, include_field_citations: false,
-                     questionnaire: [], timeout: nil, mode: :balanced)
+                     questionnaire: [], timeout: nil, mode: nil)
       opts = C.exona_scan_options_new
       check = lambda do |rc, what|
         next if rc.zero?
@@ -222,7 +222,7 @@ module Exona
                    "questionnaire item #{i + 1} is over the limits (50 items, 5000 characters per answer)")
       end
       check.call(C.exona_scan_options_set_timeout_ms(opts, (timeout * 1000).ceil), "timeout must be positive") if timeout
-      check.call(C.exona_scan_options_set_poll_mode(opts, MODES.fetch(mode) { -1 }), "mode must be one of #{MODES.keys}")
+      check.call(C.exona_scan_options_set_poll_mode(opts, MODES.fetch(mode) { -1 }), "mode must be one of #{MODES.keys}") if mode
       opts
     end
 
@@ -234,7 +234,8 @@ module Exona
       proc do |event_ptr, _user_data|
         e = C::ProgressEvent.new(event_ptr)
         event = { scan_id: str(e[:scan_id]), status: str(e[:status]), reason: REASONS[e[:reason]],
-                  wait: e[:wait_ms] / 1000.0, requests_used: e[:requests_used], budget_left: e[:budget_left] }
+                  wait: e[:wait_ms] / 1000.0, requests_used: e[:requests_used], budget_left: e[:budget_left],
+                  regime: MODES.key(e[:regime]), thrift: e[:thrift_permille] / 1000.0 }
         block.call(event) ? 0 : 1
       rescue StandardError
         1 # an exception in the block cancels the call rather than crossing into C
@@ -272,8 +273,8 @@ module Exona
   class Client
     # api_key nil: EXONA_API_KEY; base_url nil: EXONA_BASE_URL, else the production URL.
     # Settings (all optional): connect_timeout and attempt_timeout (seconds), proxy (a URL, or
-    # "" for none), ca_bundle (a PEM file), user_agent_suffix, poll_mode (:balanced, :latency,
-    # :frugal), expected_duration ([min, max] seconds) and state_dir (the state store shared by
+    # "" for none), ca_bundle (a PEM file), user_agent_suffix, poll_mode (:adaptive, the default,
+    # :balanced, :latency, :frugal), expected_duration ([min, max] seconds) and state_dir (the state store shared by
     # the processes of the host; "off" for none).
     def initialize(api_key: nil, base_url: nil, **settings)
       client = FFI::MemoryPointer.new(:pointer)
@@ -315,7 +316,7 @@ module Exona
     end
 
     # Waits for an existing scan (no new POST): how a program resumes a scan.
-    def wait(scan_id, timeout: nil, mode: :balanced, progress: nil)
+    def wait(scan_id, timeout: nil, mode: nil, progress: nil)
       call({ timeout: timeout, mode: mode, progress: progress }) { |opts, out| C.exona_scan_wait(@ptr, scan_id, opts, out) }
     end
 

@@ -134,6 +134,8 @@ class ExonaTest < Minitest::Test
     r = c.scan_and_wait("Acme", "https://rb-progress.example", progress: ->(e) { events << e; true })
     assert(events.any? { |e| e[:scan_id] == r.scan_id && e[:requests_used] >= 1 }, events.inspect)
     assert(events.all? { |e| Exona::Native::REASONS.include?(e[:reason]) }, events.inspect)
+    # The default mode is adaptive: each wait says its regime and thrift.
+    assert(events.all? { |e| %i[adaptive latency frugal].include?(e[:regime]) && e[:thrift].between?(0, 1) }, events.inspect)
     e = assert_raises(Exona::CancelledError) do
       c.scan_and_wait("Stuck", "https://stuck.rb-progress.example", progress: ->(ev) { ev[:scan_id].nil? })
     end

@@ -1,0 +1,144 @@
+//! The adaptive poll mode (the default) on virtual time, at the bounds issue 13 sets for it:
+//! a plentiful window is spent on noticing completions soon, a tight one on completing more
+//! scans, and the key never meets a 429. Hours of traffic run in milliseconds.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::virtual_api::VirtualApi;
+use common::Collect;
+use exona::{CancelToken, Client, Clock, Goal, Mode, Policy, ScanRequest, VirtualClock, WaitOptions};
+
+struct Run {
+    scans: usize,
+    requests: usize,
+    rate_limited: usize,
+    failed: usize,
+    detections: Vec<f64>,
+    makespan: f64,
+}
+
+impl Run {
+    fn per_scan(&self) -> f64 {
+        self.requests as f64 / self.scans as f64
+    }
+    fn mean_detection(&self) -> f64 {
+        self.detections.iter().sum::<f64>() / self.detections.len() as f64
+    }
+    fn worst_detection(&self) -> f64 {
+        self.detections.iter().copied().fold(0.0, f64::max)
+    }
+}
+
+/// `scans` scans submitted at once, driven to their ends on virtual time.
+fn run(scans: usize, api: Arc<VirtualApi>, clock: Arc<VirtualClock>, policy: Policy) -> Run {
+    let client = Client::with_transport("http://virtual/api/v1".into(), api.clone(), clock.clone(), policy);
+    let sink = Arc::new(Collect::default());
+    let options = WaitOptions { deadline: Some(Duration::from_secs(1800)), ..WaitOptions::default() };
+    for i in 0..scans {
+        let request = ScanRequest::new(format!("Company {i}"), format!("https://c{i}.example"));
+        client.submit(Goal::Create { request, create_only: false }, &options, sink.clone()).unwrap();
+    }
+    let idle = CancelToken::new();
+    let mut steps = 0u64;
+    while client.drive(&idle) {
+        steps += 1;
+        assert!(steps < 10_000_000, "the engine does not settle");
+    }
+    let makespan = clock.now().as_secs_f64();
+    let outcomes = std::mem::take(&mut *sink.outcomes.lock().unwrap());
+    let log = api.log();
+    Run {
+        scans,
+        requests: log.len(),
+        rate_limited: log.iter().filter(|l| l.status == 429).count(),
+        failed: outcomes.iter().filter(|o| o.is_err()).count(),
+        detections: api.detections().iter().map(Duration::as_secs_f64).collect(),
+        makespan,
+    }
+}
+
+/// Scans of 3–12 s, the prior told so, 30 requests per 60 s, `Retry-After: 1`.
+fn pressure(scans: usize, seed: u64, mode: Mode) -> Run {
+    let clock = Arc::new(VirtualClock::new());
+    let api = VirtualApi::seeded(clock.clone(), (3.0, 12.0), 1, 30, Duration::from_secs(60), seed);
+    let policy = Policy {
+        mode,
+        expected_duration: (Duration::from_secs(3), Duration::from_secs(12)),
+        ..Policy::default()
+    };
+    run(scans, api, clock, policy)
+}
+
+#[test]
+fn adaptive_is_the_default_mode() {
+    assert_eq!(Policy::default().mode, Mode::Adaptive);
+}
+
+/// 8 scans of 30–120 s, `Retry-After: 10`, the default prior, 100 requests per hour: the
+/// budget is plentiful, so adaptive polls like latency mode.
+#[test]
+fn a_plentiful_window_is_spent_on_noticing_completions_soon() {
+    for seed in [7, 8, 9] {
+        let clock = Arc::new(VirtualClock::new());
+        let api = VirtualApi::seeded(clock.clone(), (30.0, 120.0), 10, 100, Duration::from_secs(3600), seed);
+        let r = run(8, api, clock, Policy::default());
+        let (mean, worst) = (r.mean_detection(), r.worst_detection());
+        println!(
+            "seed {seed}: mean detection {mean:.1} s, worst {worst:.1} s, {:.2} requests per scan",
+            r.per_scan()
+        );
+        assert_eq!((r.failed, r.rate_limited), (0, 0));
+        assert!(mean <= 8.0, "mean detection {mean:.1} s");
+        assert!(worst <= 12.0, "worst detection {worst:.1} s");
+        assert!(r.per_scan() <= 7.5, "{:.2} requests per scan", r.per_scan());
+    }
+}
+
+/// 20 scans of 3–12 s at 30 requests per 60 s (seeds 5, 6 and 8): all complete without a 429
+/// within 96 s (the textbook client takes 240 s).
+#[test]
+fn under_pressure_every_scan_completes_within_96_s() {
+    for seed in [5, 6, 8] {
+        let r = pressure(20, seed, Mode::Adaptive);
+        println!("seed {seed}: makespan {:.1} s, {:.2} requests per scan", r.makespan, r.per_scan());
+        assert_eq!((r.failed, r.rate_limited), (0, 0), "seed {seed}");
+        assert!(r.makespan <= 96.0, "seed {seed}: makespan {:.1} s", r.makespan);
+    }
+}
+
+/// 30 scans of 3–12 s at 30 requests per 60 s: the budget binds, so adaptive polls frugally.
+#[test]
+fn when_the_budget_binds_scans_cost_at_most_2_3_requests() {
+    for seed in [5, 6, 8] {
+        let r = pressure(30, seed, Mode::Adaptive);
+        println!("seed {seed}: {:.2} requests per scan, makespan {:.1} s", r.per_scan(), r.makespan);
+        assert_eq!((r.failed, r.rate_limited), (0, 0), "seed {seed}");
+        assert!(r.per_scan() <= 2.3, "seed {seed}: {:.2} requests per scan", r.per_scan());
+        assert!(r.makespan <= 150.0, "seed {seed}: makespan {:.1} s", r.makespan);
+    }
+}
+
+/// Adaptive sits between the fixed modes: with budget to spare it notices completions sooner
+/// than balanced; when the budget binds it spends fewer requests per scan than balanced.
+#[test]
+fn adaptive_beats_balanced_at_both_ends() {
+    let plentiful = |mode| {
+        let clock = Arc::new(VirtualClock::new());
+        let api = VirtualApi::seeded(clock.clone(), (30.0, 120.0), 10, 100, Duration::from_secs(3600), 3);
+        run(8, api, clock, Policy { mode, ..Policy::default() })
+    };
+    let (a, b) = (plentiful(Mode::Adaptive), plentiful(Mode::Balanced));
+    assert!(
+        a.mean_detection() < b.mean_detection() / 2.0,
+        "{} vs {}",
+        a.mean_detection(),
+        b.mean_detection()
+    );
+    let (a, b) = (pressure(30, 5, Mode::Adaptive), pressure(30, 5, Mode::Balanced));
+    assert!(a.per_scan() < b.per_scan(), "{} vs {}", a.per_scan(), b.per_scan());
+    let gets = |r: &Run| r.requests - r.scans;
+    assert!(gets(&a) < gets(&b));
+}
