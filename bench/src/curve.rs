@@ -59,6 +59,13 @@ fn measure(mode: Mode, in_flight: usize) -> Point {
         }
     }
     let done = std::mem::take(&mut *sink.done.lock().unwrap());
+    if std::env::var_os("CURVE_DEBUG").is_some() {
+        for (_, o) in &done {
+            if let Err(e) = o {
+                eprintln!("{mode:?} {in_flight}: {:?}: {}", e.code, e.message);
+            }
+        }
+    }
     let log = api.log();
     let detections = api.detections();
     Point {

@@ -1,20 +1,19 @@
 //! The adaptive poll mode's thrift: how much of latency-mode polling the key's budget can pay
-//! for right now. A window's unspent requests are lost at its reset, so while the spare budget
-//! covers polling as often as `Retry-After` allows, adaptive scans poll like that (thrift 0);
-//! as it tightens they move continuously toward frugal (thrift 1). New scans come first: the
-//! creates waiting for admission are paid for before any poll beyond a scan's reservation.
+//! for right now. A window's unspent requests are lost at its reset, so while the budget covers
+//! polling as often as `Retry-After` allows, adaptive scans poll like that (thrift 0); as it
+//! tightens they move continuously toward frugal (thrift 1). The thrift is the least at which
+//! everything the window must still pay for fits: the scans under way, the creates waiting to
+//! be admitted, and the scans expected to arrive before the reset at the rate they came lately
+//! (a stream is paid for at a steady thrift, not with latency polls early in each window and
+//! none late).
 
 use std::time::Duration;
 
 use super::governor::Outlook;
-use super::schedule::DurationModel;
+use super::schedule::{next_poll_age, DurationModel, Mode};
 
-/// A share of the limit left for other processes on the key and for the unforeseen (a fifth:
-/// a window that ends with a few requests unspent costs little; one spent on latency polls
-/// when new scans then arrive costs them a window).
-const RESERVE_SHARE: f64 = 0.2;
-/// Latency polling only once the spare budget covers its extra polls this many times over.
-const LATENCY_MARGIN: f64 = 1.5;
+/// A share of the limit left for other processes on the key and for the unforeseen.
+const RESERVE_SHARE: f64 = 0.1;
 /// Ages at which the latency polls a scan still needs are tabulated.
 const TABLE_POINTS: usize = 16;
 /// Points of the conditional distribution averaged for a scan's expected end.
@@ -66,41 +65,111 @@ impl LatencyPolls {
     }
 }
 
-/// What the thrift is weighed from.
-#[derive(Clone, Copy, Debug)]
+/// What polling costs at each thrift: the polls a fresh scan needs, simulated on the duration
+/// model at a few thrifts (interpolated between), and latency's polls left by age (scaled to
+/// the thrift for a scan under way).
+#[derive(Clone, Debug)]
+pub struct PlanCosts {
+    latency: LatencyPolls,
+    /// Polls of a fresh scan at each of [`THRIFTS`].
+    fresh: [f64; 4],
+}
+
+const THRIFTS: [f64; 4] = [0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0];
+
+impl PlanCosts {
+    pub fn new(model: &DurationModel, prior: (Duration, Duration), gap: Duration) -> PlanCosts {
+        let fresh = THRIFTS.map(|t| fresh_polls(model, prior, gap, t));
+        PlanCosts { latency: LatencyPolls::new(model, prior, gap), fresh }
+    }
+
+    /// Polls a fresh scan needs at thrift `t`.
+    pub fn fresh(&self, t: f64) -> f64 {
+        let t = t.clamp(0.0, 1.0);
+        let i = THRIFTS.partition_point(|&x| x <= t).clamp(1, THRIFTS.len() - 1);
+        let (t0, t1) = (THRIFTS[i - 1], THRIFTS[i]);
+        self.fresh[i - 1] + (self.fresh[i] - self.fresh[i - 1]) * (t - t0) / (t1 - t0)
+    }
+
+    /// How polls beyond the first scale with the thrift, against latency's (1 at thrift 0).
+    fn scale(&self, t: f64) -> f64 {
+        let latency = self.fresh[0] - 1.0;
+        if latency <= f64::EPSILON {
+            return 1.0;
+        }
+        ((self.fresh(t) - 1.0) / latency).clamp(0.0, 1.0)
+    }
+
+    /// Polls a scan `age` old is expected to need at thrift `t`.
+    pub fn polls_left(&self, t: f64, age: Duration) -> f64 {
+        1.0 + self.scale(t) * self.latency_beyond_one(age)
+    }
+
+    /// Latency's polls beyond the first for a scan `age` old (see [`Demand::beyond_one`]).
+    pub fn latency_beyond_one(&self, age: Duration) -> f64 {
+        (self.latency.left(age) - 1.0).max(0.0)
+    }
+}
+
+/// The polls a fresh scan needs at thrift `t`, on average over the model's durations (each
+/// poll after the first at least `gap` after the last).
+fn fresh_polls(model: &DurationModel, prior: (Duration, Duration), gap: Duration, t: f64) -> f64 {
+    let total: usize = (0..TAIL_POINTS)
+        .map(|k| {
+            let lasts = model.quantile((k as f64 + 0.5) / TAIL_POINTS as f64, prior);
+            let mut age = Duration::ZERO;
+            let mut polls = 0;
+            while polls < 64 {
+                let next = next_poll_age(Mode::Adaptive, age, model, prior, gap, t);
+                age = if polls == 0 { next } else { next.max(age + gap) };
+                polls += 1;
+                if age >= lasts {
+                    break;
+                }
+            }
+            polls
+        })
+        .sum();
+    total as f64 / TAIL_POINTS as f64
+}
+
+/// What the thrift is weighed from: the requests still to come in this window.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Demand {
-    /// Creates of this process waiting to be admitted, and the polls each will reserve.
+    /// Adaptive scans under way, and the polls beyond one each that latency mode would still
+    /// send them (summed).
+    pub running: u32,
+    pub beyond_one: f64,
+    /// Creates of this process waiting to be admitted.
     pub queued: u32,
-    pub reserve_per_create: u32,
-    /// Latency-mode polls the adaptive scans (running, and waiting to be created) still need
-    /// beyond the one each would need polled frugally.
-    pub latency_extra: f64,
-    /// How far ahead those polls reach (the longest a running scan may still take).
+    /// Scans expected to arrive before the reset, from the rate at which they came lately.
+    pub arriving: f64,
+    /// How far ahead the running scans' polls reach (the longest one may still take).
     pub horizon: Duration,
 }
 
-/// The thrift (0: latency, 1: frugal) the window can afford: the spare budget within the
-/// horizon (this window's unreserved requests, less a reserve, plus the share of the next
-/// windows the horizon reaches into), less what the waiting creates need, against the extra
-/// polls latency mode would send (the running scans', and the waiting ones' once they run),
-/// with a margin. Tuned on the virtual-time figures of tests/adaptive_waiting.rs.
-pub fn thrift(outlook: Outlook, demand: Demand) -> f64 {
-    if demand.latency_extra <= 0.0 {
-        return 0.0;
-    }
+/// The thrift (0: latency, 1: frugal) the window can afford: the least for which what the
+/// scans under way, waiting and arriving would spend before the reset fits the window's
+/// budget (less a reserve, plus the share of the next windows the running scans reach into).
+pub fn thrift(outlook: Outlook, demand: Demand, costs: &PlanCosts) -> f64 {
     let limit = outlook.limit as f64;
-    let reserve = (limit * RESERVE_SHARE).ceil();
-    let free = outlook.available as f64 - outlook.reserved as f64 - reserve;
     let later = match demand.horizon.checked_sub(outlook.reset_in) {
         Some(beyond) if !outlook.window.is_zero() => {
             limit * beyond.as_secs_f64() / outlook.window.as_secs_f64()
         }
         _ => 0.0,
     };
-    let creates = demand.queued as f64 * (1.0 + demand.reserve_per_create as f64);
-    let spare = free + later - creates;
-    (1.0 - spare / (LATENCY_MARGIN * demand.latency_extra)).clamp(0.0, 1.0)
+    let budget = outlook.available as f64 - (limit * RESERVE_SHARE).ceil() + later;
+    let spend = |t: f64| {
+        demand.running as f64
+            + costs.scale(t) * demand.beyond_one
+            + (demand.queued as f64 + demand.arriving) * (1.0 + costs.fresh(t))
+    };
+    (0..=STEPS).map(|i| i as f64 / STEPS as f64).find(|&t| spend(t) <= budget).unwrap_or(1.0)
 }
+
+/// The thrifts tried, from latency up.
+const STEPS: u32 = 20;
 
 #[cfg(test)]
 mod tests {
@@ -109,12 +178,18 @@ mod tests {
     const S: fn(u64) -> Duration = Duration::from_secs;
     const PRIOR: (Duration, Duration) = (Duration::from_secs(30), Duration::from_secs(120));
 
-    fn outlook(available: u32, reserved: u32, reset_in: u64) -> Outlook {
-        Outlook { limit: 100, available, reserved, reset_in: S(reset_in), window: S(3600) }
+    fn outlook(available: u32, reset_in: u64) -> Outlook {
+        Outlook { limit: 100, available, reserved: 0, reset_in: S(reset_in), window: S(3600) }
     }
 
-    fn running(latency_extra: f64) -> Demand {
-        Demand { queued: 0, reserve_per_create: 2, latency_extra, horizon: S(120) }
+    fn costs() -> PlanCosts {
+        PlanCosts::new(&DurationModel::new(), PRIOR, S(10))
+    }
+
+    /// `n` fresh scans under way.
+    fn running(n: u32) -> Demand {
+        let beyond_one = n as f64 * costs().latency_beyond_one(S(0));
+        Demand { running: n, beyond_one, horizon: S(120), ..Demand::default() }
     }
 
     #[test]
@@ -127,16 +202,24 @@ mod tests {
     }
 
     #[test]
+    fn a_fresh_scan_needs_fewer_polls_the_thriftier() {
+        let c = costs();
+        let polls: Vec<f64> = [0.0, 0.25, 0.5, 0.75, 1.0].iter().map(|&t| c.fresh(t)).collect();
+        assert!(polls.windows(2).all(|w| w[0] >= w[1]), "{polls:?}");
+        assert!((5.0..6.5).contains(&polls[0]), "latency: {polls:?}");
+        assert!((1.0..1.3).contains(&polls[4]), "frugal: {polls:?}");
+    }
+
+    #[test]
     fn a_plentiful_window_polls_like_latency() {
-        // 8 scans, 4 extra polls each, 56 requests spare (past 16 promised and 20 kept back).
-        assert_eq!(thrift(outlook(92, 16, 3000), running(8.0 * 4.0)), 0.0);
+        // 8 fresh scans: 8 polls and ~36 more at latency's pace; 90 requests to spend.
+        assert_eq!(thrift(outlook(100, 3000), running(8), &costs()), 0.0);
     }
 
     #[test]
     fn a_tightening_window_moves_toward_frugal_continuously() {
-        // 10 polls promised, 20 kept back: the spare is what is left past 30.
-        let at = |available| thrift(outlook(available, 10, 3000), running(20.0));
-        let ts: Vec<f64> = [70, 50, 40, 30, 20].iter().map(|&a| at(a)).collect();
+        let at = |available| thrift(outlook(available, 3000), running(8), &costs());
+        let ts: Vec<f64> = [60, 40, 30, 25, 15].iter().map(|&a| at(a)).collect();
         assert_eq!(ts[0], 0.0);
         assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
         assert!(ts[2] > 0.0 && ts[2] < 1.0, "{ts:?}");
@@ -145,17 +228,25 @@ mod tests {
 
     #[test]
     fn waiting_creates_come_before_latency_polls() {
-        let queued = Demand { queued: 30, ..running(20.0) };
-        assert_eq!(thrift(outlook(90, 10, 3000), running(20.0)), 0.0);
-        assert_eq!(thrift(outlook(90, 10, 3000), queued), 1.0);
+        let queued = Demand { queued: 60, ..running(4) };
+        assert_eq!(thrift(outlook(90, 3000), running(4), &costs()), 0.0);
+        assert_eq!(thrift(outlook(90, 3000), queued, &costs()), 1.0);
+    }
+
+    #[test]
+    fn a_stream_of_scans_is_paid_for_before_latency_polls() {
+        // Two scans under way, 40 more expected before the reset: at latency's 6.5 requests
+        // each they would not fit; somewhere short of frugal they do.
+        let stream = Demand { arriving: 40.0, ..running(2) };
+        let t = thrift(outlook(100, 3000), stream, &costs());
+        assert!(t > 0.0 && t < 1.0, "{t}");
     }
 
     #[test]
     fn a_reset_within_reach_counts_the_next_window() {
         // Nothing left now, but the window resets in 5 s and the scans run 2 minutes more.
-        let t = thrift(outlook(0, 0, 5), Demand { horizon: S(120), ..running(2.0) });
-        assert_eq!(t, 1.0, "a 3600 s window: 115 s of it is 3 requests, less the reserve");
-        let short = Outlook { window: S(60), ..outlook(0, 0, 5) };
-        assert_eq!(thrift(short, Demand { horizon: S(120), ..running(20.0) }), 0.0);
+        assert_eq!(thrift(outlook(0, 5), running(1), &costs()), 1.0, "115 s of an hour is 3 requests");
+        let short = Outlook { window: S(60), ..outlook(0, 5) };
+        assert_eq!(thrift(short, running(4), &costs()), 0.0);
     }
 }

@@ -8,7 +8,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::adaptive::{thrift, Demand, LatencyPolls};
+use super::adaptive::{thrift, Demand, PlanCosts};
 use super::cancel::CancelToken;
 use super::governor::{Governor, Grant, Kind, Observed, Outlook};
 use super::policy::Policy;
@@ -45,8 +45,8 @@ pub struct Progress {
 
 pub type TaskId = u64;
 
-/// How often the latency-poll table of the adaptive thrift is rebuilt.
-const MODEL_REFRESH: Duration = Duration::from_secs(1);
+/// Create grants remembered for the arrival rate (a window's worth at most).
+const CREATES_REMEMBERED: usize = 10_000;
 
 struct Entry {
     task: Task,
@@ -75,9 +75,11 @@ pub struct Core {
     budget_seen: Option<(Duration, u32)>,
     /// The key's window as the last response left it (for the adaptive thrift).
     outlook_seen: Option<Outlook>,
-    /// When the latency-poll table was last built, and the table (with the poll gap it assumed).
-    refreshed: Option<Duration>,
-    latency: Option<(Duration, LatencyPolls)>,
+    /// What polling costs by thrift, with the poll gap and the number of durations it was
+    /// computed from.
+    costs: Option<(Duration, usize, PlanCosts)>,
+    /// When creates were sent (the adaptive thrift's arrival rate), oldest first.
+    creates_sent: std::collections::VecDeque<Duration>,
     /// Polls were given back since the last dispatch (see `wake_held_creates`).
     budget_freed: bool,
     /// The last `Retry-After` of a processing scan.
@@ -98,8 +100,8 @@ impl Core {
             timers: BinaryHeap::new(),
             budget_seen: None,
             outlook_seen: None,
-            refreshed: None,
-            latency: None,
+            costs: None,
+            creates_sent: Default::default(),
             budget_freed: false,
             gap_seen: None,
             next_id: 1,
@@ -255,10 +257,23 @@ impl Core {
             self.wake_held_creates();
         }
         if self.timers.peek().is_some_and(|Reverse((at, _, _))| *at <= now) {
-            // Scans under way whose reserved polls are spent go before new scans.
-            let unreserved =
-                self.tasks.values().filter(|e| !e.task.is_creating() && e.task.reserved == 0).count();
-            self.governor.set_running_unreserved(unreserved.min(u32::MAX as usize) as u32);
+            // Scans under way go before new scans: room for one more poll of each whose
+            // reserved polls are spent, and for an adaptive one, the polls its plan is expected
+            // to need beyond what it still has reserved.
+            let costs = self.costs.as_ref().map(|(_, _, c)| c);
+            let beyond: f64 = self
+                .tasks
+                .values()
+                .filter(|e| !e.task.is_creating())
+                .map(|e| {
+                    let expected = match (e.task.thrift(), costs) {
+                        (Some(t), Some(c)) => c.polls_left(t, e.task.age(now)),
+                        _ => 1.0,
+                    };
+                    (expected - e.task.reserved as f64).max((e.task.reserved == 0) as u8 as f64)
+                })
+                .sum();
+            self.governor.set_running_unreserved(beyond.ceil().min(u32::MAX as f64) as u32);
         }
         while let Some(Reverse((at, _, id))) = self.timers.peek().copied() {
             if at > now {
@@ -299,7 +314,13 @@ impl Core {
                     entry.task.requests += 1;
                     entry.kind = kind;
                     match kind {
-                        Kind::Create { reserve } => entry.task.reserved = reserve,
+                        Kind::Create { reserve } => {
+                            entry.task.reserved = reserve;
+                            if self.creates_sent.len() == CREATES_REMEMBERED {
+                                self.creates_sent.pop_front();
+                            }
+                            self.creates_sent.push_back(now);
+                        }
                         Kind::Poll { reserved: true } => entry.task.reserved -= 1,
                         _ => {}
                     }
@@ -373,7 +394,6 @@ impl Core {
             }
             Err(_) => self.governor.lost(),
         }
-        self.refresh_latency_table(now);
         let thrift = match self.tasks.get(&id) {
             Some(e) if e.task.mode() == Mode::Adaptive => {
                 let gap = self.gap_seen.unwrap_or_else(|| e.task.poll_gap(&self.policy));
@@ -418,50 +438,47 @@ impl Core {
         }
     }
 
-    /// The latency-poll table moves with the duration model: rebuilt at most once a second
-    /// (it takes a few hundred quantiles, and a thousand replies may come at once).
-    fn refresh_latency_table(&mut self, now: Duration) {
-        if self.refreshed.is_some_and(|t| now < t + MODEL_REFRESH) {
-            return;
-        }
-        self.refreshed = Some(now);
-        self.latency = None;
-    }
-
-    /// How thrifty adaptive polling must be now (see engine/adaptive.rs): the key's window
-    /// against the creates waiting and the latency polls the running adaptive scans would send.
-    /// `replying`: the task whose reply is in (if it was its create, its scan now runs).
+    /// How thrifty adaptive polling must be now (see engine/adaptive.rs): what the scans under
+    /// way, the creates waiting and the scans expected to arrive would spend before the reset,
+    /// against the key's window. `replying`: the task whose reply is in (if it was its create,
+    /// its scan now runs).
     fn thrift(&mut self, now: Duration, replying: TaskId, gap: Duration) -> f64 {
         let Some(outlook) = self.outlook_seen else {
             // No response has told of the window yet: the documented budget, untouched.
             return 0.0;
         };
         let prior = self.policy.expected_duration;
-        if self.latency.as_ref().is_none_or(|(g, _)| *g != gap) {
-            self.latency = Some((gap, LatencyPolls::new(&self.model, prior, gap)));
+        // The costs move with the model: rebuilt when the poll gap changes or the durations
+        // learned have grown by a quarter (they take a few thousand quantiles).
+        let learned = self.model.samples();
+        if self.costs.as_ref().is_none_or(|(g, n, _)| *g != gap || learned >= n + 8 + n / 4) {
+            self.costs = Some((gap, learned, PlanCosts::new(&self.model, prior, gap)));
         }
-        let latency = &self.latency.as_ref().expect("just set").1;
+        let costs = &self.costs.as_ref().expect("just set").2;
         let longest = self.model.quantile(1.0, prior);
-        let mut demand = Demand {
-            queued: 0,
-            reserve_per_create: self.policy.polls_to_reserve(Mode::Adaptive),
-            latency_extra: 0.0,
-            horizon: Duration::ZERO,
-        };
+        let mut demand = Demand::default();
         for (id, e) in &self.tasks {
             if e.task.is_creating() && *id != replying {
                 demand.queued += !e.in_flight as u32;
             } else if e.task.mode() == Mode::Adaptive {
                 let age = if e.task.is_creating() { Duration::ZERO } else { e.task.age(now) };
-                // Beyond the one poll frugal would send: a reservation is a promise to the
-                // scan, not budget to spend fast (what it leaves goes to new scans).
-                demand.latency_extra += (latency.left(age) - 1.0).max(0.0);
+                demand.running += 1;
+                demand.beyond_one += costs.latency_beyond_one(age);
                 demand.horizon = demand.horizon.max(longest.saturating_sub(age));
             }
         }
-        // The scans waiting to be created will want latency polls too, from their start.
-        demand.latency_extra += demand.queued as f64 * (latency.left(Duration::ZERO) - 1.0).max(0.0);
-        thrift(outlook, demand)
+        // Scans arrive as they did over the last window, not counting the latest (those of
+        // the last scan duration are the ones under way): a burst is not a stream.
+        while self.creates_sent.front().is_some_and(|t| now.saturating_sub(*t) > outlook.window) {
+            self.creates_sent.pop_front();
+        }
+        let span = outlook.window.saturating_sub(longest);
+        if !span.is_zero() {
+            let earlier = self.creates_sent.iter().filter(|t| now.saturating_sub(**t) > longest).count();
+            let rate = earlier as f64 / span.as_secs_f64();
+            demand.arriving = rate * outlook.reset_in.as_secs_f64();
+        }
+        thrift(outlook, demand, costs)
     }
 
     /// Ends a task after a bug (a caught panic) with `EXONA_ERR_INTERNAL`, keeping its scan id.

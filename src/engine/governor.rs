@@ -63,6 +63,9 @@ pub struct Limits {
     pub release_spacing: Duration,
     /// Retries allowed per window, as a share of the limit (at least 2).
     pub retry_share: f64,
+    /// A share of the limit new scans leave for the polls a scan under way needs beyond its
+    /// reservation (rare, but a poll the window has no room for waits for the reset).
+    pub tail_share: f64,
 }
 
 impl Default for Limits {
@@ -73,6 +76,7 @@ impl Default for Limits {
             low_water: 0.2,
             release_spacing: Duration::from_secs(1),
             retry_share: 0.1,
+            tail_share: 0.05,
         }
     }
 }
@@ -301,7 +305,8 @@ impl State {
                 // and beside one more poll for each running scan that has spent its
                 // reservation (a scan under way goes before a new one); capped by the limit
                 // itself, or a tiny limit would admit nothing, ever.
-                if free < (1 + reserve + s.running_unreserved).min(s.limit) {
+                let tail = (s.limit as f64 * s.limits.tail_share).ceil() as u32;
+                if free < (1 + reserve + s.running_unreserved + tail).min(s.limit) {
                     return Grant::At(s.reset_at.max(now + Duration::from_millis(1)));
                 }
             }
