@@ -322,6 +322,9 @@ fn cancel_stops_a_wait_from_another_thread_and_wait_resumes_it() {
     assert!(out.contains("resumed wait: EXONA_OK"), "{out}");
     assert!(out.contains("progress: scan scn_test_"), "{out}");
     assert!(out.contains("(schedule)"), "the first wait is the duration schedule: {out}");
+    // The default poll mode is adaptive: one scan and a whole window to itself polls like
+    // latency mode.
+    assert!(out.contains("polling latency (thrift 0/1000)"), "{out}");
     let stats = sim.stats(&k);
     assert_eq!((stats.posts, stats.scans_created), (1, 1), "resuming sent no POST");
 }

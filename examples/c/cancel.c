@@ -49,17 +49,22 @@ static void tell_watchdog(struct watchdog *w, int scan_exists) {
 
 static const char *REASONS[] = {"create", "schedule", "retry-after", "backoff",
                                 "rate-limit", "budget", "final-poll"};
+/* Indexed by exona_poll_mode: the regime a wait was planned in. */
+static const char *REGIMES[] = {"balanced", "latency", "frugal", "adaptive"};
 
 /* Runs on the waiting thread before every wait. Returning non-zero would cancel. */
 static int on_progress(const exona_progress *p, void *user_data) {
     struct watchdog *w = user_data;
     w->events++;
     if (p->scan_id != NULL) tell_watchdog(w, 1);
-    printf("progress: scan %s status %s, waiting %llu ms (%s), %u request(s) used, budget %u\n",
+    printf("progress: scan %s status %s, waiting %llu ms (%s), %u request(s) used, budget %u, "
+           "polling %s (thrift %u/1000)\n",
            p->scan_id ? p->scan_id : "(not created)", p->status ? p->status : "-",
            (unsigned long long)p->wait_ms,
            (unsigned)p->reason < sizeof REASONS / sizeof REASONS[0] ? REASONS[p->reason] : "?",
-           (unsigned)p->requests_used, (unsigned)p->budget_left);
+           (unsigned)p->requests_used, (unsigned)p->budget_left,
+           (unsigned)p->regime < sizeof REGIMES / sizeof REGIMES[0] ? REGIMES[p->regime] : "?",
+           (unsigned)p->thrift_permille);
     return 0;
 }
 
