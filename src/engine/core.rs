@@ -212,6 +212,10 @@ impl Core {
             Reason::Budget => format!("the key's request budget ({budget_left} left in this window)"),
             Reason::FinalPoll => "the last poll before the deadline".to_owned(),
         };
+        let why = match task.thrift() {
+            Some(t) if task.reason() == Reason::Schedule => format!("{why}, adaptive at thrift {t:.2}"),
+            _ => why,
+        };
         format!("{who}: next request in {secs:.1} s: {why}")
     }
 

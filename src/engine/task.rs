@@ -4,7 +4,7 @@
 //! A task never sleeps or sends: it says when it wants to send and what, and learns from each
 //! reply. The core sends on its behalf, after the governor grants it.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::backoff;
 use super::decode;
@@ -483,7 +483,10 @@ impl Task {
                         ScanStatus::Completed => {
                             let outcome = decode::completed(scan);
                             if let Ok(scan) = &outcome {
-                                learn(scan, ctx);
+                                // It ran longer than the last poll that found it processing,
+                                // and no longer than its age now.
+                                let (seen, age) = (self.seen_running_for, self.age(now));
+                                learn(scan, seen, age.max(seen), ctx);
                             }
                             return Some(outcome.map_err(|e| e.with_scan_id(Some(&id))));
                         }
@@ -674,17 +677,41 @@ fn rate_limit_wait(response: &Response, attempt: u32, ctx: &mut Ctx) -> Duration
     super::retry_after::rate_limit_wait(&response.headers, ctx.wall).unwrap_or_else(|| backoff(attempt, ctx))
 }
 
-/// A completed scan's duration (`completed_at - created_at`) teaches the schedule.
-fn learn(scan: &Scan, ctx: &mut Ctx) {
+/// A completed scan's duration (`completed_at - created_at`) teaches the schedule, held to
+/// what the polls saw: longer than `seen` (the last poll that found it processing), no longer
+/// than `age` (the poll that found it done). Timestamps in whole seconds (as the API's are)
+/// say the duration only to a second either way: within that, the polls' bounds decide.
+fn learn(scan: &Scan, seen: Duration, age: Duration, ctx: &mut Ctx) {
     if scan.cached() {
         return;
     }
     let parse = |p: &str| scan.get_str(p).and_then(|t| humantime::parse_rfc3339_weak(t).ok());
-    if let (Some(created), Some(completed)) = (parse("/created_at"), parse("/completed_at")) {
-        if let Ok(d) = completed.duration_since(created) {
-            ctx.model.observe(d);
-        }
+    let (Some(created), Some(completed)) = (parse("/created_at"), parse("/completed_at")) else {
+        return;
+    };
+    let Ok(said) = completed.duration_since(created) else { return };
+    let whole_seconds = |t: SystemTime| t.duration_since(UNIX_EPOCH).is_ok_and(|d| d.subsec_nanos() == 0);
+    let slack = if whole_seconds(created) && whole_seconds(completed) {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_millis(1)
+    };
+    ctx.model.observe(reconcile_duration(said, slack, seen, age));
+}
+
+/// The duration the server said (`said`, give or take `slack`) within what the polls saw
+/// (`seen`..=`age`): the server's word where the two agree; the middle of their overlap where
+/// it is coarse; the polls' own bounds where they disagree (a clock step on either side).
+fn reconcile_duration(said: Duration, slack: Duration, seen: Duration, age: Duration) -> Duration {
+    let (lo, hi) = (said.saturating_sub(slack).max(seen), (said + slack).min(age));
+    if lo > hi {
+        // The server's clock and ours disagree by more than the slack: trust neither end.
+        return said.clamp(seen, age);
     }
+    if (lo..=hi).contains(&said) && slack <= Duration::from_millis(1) {
+        return said;
+    }
+    (lo + hi) / 2
 }
 
 /// How old a scan is, by its `created_at` against the response's `Date` (the server's clock).
@@ -716,4 +743,32 @@ fn ambiguous(request: &ScanRequest, why: String, response: Option<&Response>) ->
         e.request_id = api.request_id;
     }
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reconcile_duration;
+    use std::time::Duration;
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn a_precise_duration_within_the_polls_bounds_is_taken_as_said() {
+        assert_eq!(reconcile_duration(MS(72_345), MS(1), MS(66_000), MS(76_000)), MS(72_345));
+    }
+
+    #[test]
+    fn whole_seconds_are_narrowed_by_the_polls() {
+        // Said 72 s give or take 1: between 71 and 73, all inside the polls' 66..76.
+        assert_eq!(reconcile_duration(MS(72_000), MS(1000), MS(66_000), MS(76_000)), MS(72_000));
+        // A 0.2 s scan said to take "0 s" (same second): somewhere in 0..0.31, its first poll.
+        assert_eq!(reconcile_duration(MS(0), MS(1000), MS(0), MS(310)), MS(155));
+        // Said "1 s", seen processing at 0.2 s and done at 0.5 s.
+        assert_eq!(reconcile_duration(MS(1000), MS(1000), MS(200), MS(500)), MS(350));
+    }
+
+    #[test]
+    fn clocks_that_disagree_are_held_to_the_polls() {
+        assert_eq!(reconcile_duration(MS(90_000), MS(1000), MS(30_000), MS(40_000)), MS(40_000));
+    }
 }
