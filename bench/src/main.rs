@@ -162,13 +162,14 @@ fn efficiency() {
     println!("| client | scans | failed | requests per scan | polls per scan | 429s | detection p50 (s) | detection p95 (s) | makespan (s) |");
     println!("|---|---|---|---|---|---|---|---|---|");
     let runs: Vec<(&str, Option<Mode>)> = vec![
+        ("ada", Some(Mode::Adaptive)),
         ("lat", Some(Mode::Latency)),
         ("bal", Some(Mode::Balanced)),
         ("fru", Some(Mode::Frugal)),
         ("txt", None),
     ];
     for (i, (tag, mode)) in runs.into_iter().enumerate() {
-        let sim = sim(1_000_000, Duration::from_secs(3600), 11 + i as u64);
+        let sim = sim(1_000_000, Duration::from_secs(3600), 10 + i as u64);
         let k = key(i as u32);
         let sites = websites(100, tag);
         let r = match mode {
