@@ -8,7 +8,7 @@ use std::time::Duration;
 use exona::{Mode, Policy};
 use exona_sim::{Config, SimHandle};
 
-use super::{key, print_seeded_row, run_libexona_with, run_textbook, websites, Report, SCAN_MAX, SCAN_MIN};
+use super::{key, print_seeded_row, run_libexona_with, run_textbook, run_textbook_at, websites, Report, SCAN_MAX, SCAN_MIN};
 
 fn sim(
     durations: (Duration, Duration),
@@ -60,7 +60,9 @@ fn run_all(
                             let policy = Policy { mode, expected_duration: job.prior, ..Policy::default() };
                             run_libexona_with(&sim, &k, policy, sites)
                         }
-                        None => run_textbook(&sim, &k, sites),
+                        None if job.prior == (SCAN_MIN, SCAN_MAX) => run_textbook(&sim, &k, sites),
+                        // Scans at the API's own length: the textbook client at its own pace.
+                        None => run_textbook_at(&sim, &k, sites, 1.0),
                     };
                     (job.seed, report)
                 })
