@@ -8,7 +8,10 @@ use std::time::Duration;
 use exona::{Mode, Policy};
 use exona_sim::{Config, SimHandle};
 
-use super::{key, print_seeded_row, run_libexona_with, run_textbook, run_textbook_at, websites, Report, SCAN_MAX, SCAN_MIN};
+use super::{
+    key, print_seeded_row, run_libexona_with, run_textbook, run_textbook_at, websites, Report, SCAN_MAX,
+    SCAN_MIN,
+};
 
 fn sim(
     durations: (Duration, Duration),

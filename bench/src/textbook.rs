@@ -38,7 +38,13 @@ fn retry_after(r: &Response) -> Option<Duration> {
 
 /// Scans every website with `workers` threads; returns when each scan was seen finished.
 /// As [`run`], with the docs' seconds divided by `time_scale` (1: the API's own pace).
-pub fn run_at(base_url: &str, key: &str, websites: Vec<String>, workers: usize, time_scale: f64) -> Vec<Finished> {
+pub fn run_at(
+    base_url: &str,
+    key: &str,
+    websites: Vec<String>,
+    workers: usize,
+    time_scale: f64,
+) -> Vec<Finished> {
     let transport = Arc::new(
         HttpTransport::new(HttpConfig {
             base_url: base_url.to_owned(),

@@ -31,6 +31,37 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// Why opening the store failed: SQLite's word, or the file's (a newer schema).
+#[derive(Debug)]
+enum OpenError {
+    Sqlite(rusqlite::Error),
+    Refused(String),
+}
+
+impl From<rusqlite::Error> for OpenError {
+    fn from(e: rusqlite::Error) -> Self {
+        OpenError::Sqlite(e)
+    }
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Sqlite(e) => e.fmt(f),
+            OpenError::Refused(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Whether another connection held the file (worth trying again shortly).
+fn is_busy(e: &OpenError) -> bool {
+    matches!(
+        e,
+        OpenError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 fn unix_ms(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis().min(i64::MAX as u128) as i64)
 }
@@ -42,15 +73,32 @@ fn from_unix_ms(ms: i64) -> SystemTime {
 impl SqliteStore {
     pub fn open(dir: &Path, fingerprint: &str) -> Result<SqliteStore, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the directory ({e})"))?;
+        // Processes that start together open a fresh file together: switching it to WAL and
+        // creating the schema can meet "database is locked" without SQLite's busy handler
+        // being asked (it is not, where waiting could deadlock). Such an open is tried again
+        // for as long as a busy statement would wait; any other error is final.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match Self::open_once(dir, fingerprint) {
+                Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10 + fastrand::u64(0..20)));
+                }
+                result => return result.map_err(err),
+            }
+        }
+    }
+
+    fn open_once(dir: &Path, fingerprint: &str) -> Result<SqliteStore, OpenError> {
+        let err = OpenError::from;
         let conn = Connection::open(dir.join("exona-state.sqlite3")).map_err(err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
         if version > SCHEMA_VERSION {
-            return Err(format!(
+            return Err(OpenError::Refused(format!(
                 "its schema is version {version}, newer than this library's {SCHEMA_VERSION}"
-            ));
+            )));
         }
         conn.execute_batch(
             "BEGIN IMMEDIATE;
@@ -345,6 +393,22 @@ mod tests {
         let d = std::env::temp_dir().join(format!("exona-store-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         d
+    }
+
+    /// Processes that start together open a fresh store together: none may be turned away
+    /// with "database is locked" (that process then ran without the store, and two processes
+    /// created the same six scans in exona-bench store).
+    #[test]
+    fn handles_opening_a_fresh_store_at_once_all_get_it() {
+        for round in 0..10 {
+            let d = dir(&format!("race{round}"));
+            let refused: Vec<String> = std::thread::scope(|s| {
+                let opening: Vec<_> = (0..8).map(|_| s.spawn(|| SqliteStore::open(&d, "fp").err())).collect();
+                opening.into_iter().filter_map(|h| h.join().unwrap()).collect()
+            });
+            assert!(refused.is_empty(), "round {round}: {refused:?}");
+            let _ = std::fs::remove_dir_all(&d);
+        }
     }
 
     #[test]
