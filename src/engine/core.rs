@@ -45,6 +45,9 @@ pub struct Progress {
 
 pub type TaskId = u64;
 
+/// How long a weighed thrift holds (the window changes slowly against it).
+const THRIFT_FOR: Duration = Duration::from_millis(250);
+
 /// Create grants remembered for the arrival rate (a window's worth at most).
 const CREATES_REMEMBERED: usize = 10_000;
 
@@ -78,6 +81,8 @@ pub struct Core {
     /// What polling costs by thrift, with the poll gap and the number of durations it was
     /// computed from.
     costs: Option<(Duration, usize, PlanCosts)>,
+    /// The thrift last weighed, and when.
+    thrift_seen: Option<(Duration, f64)>,
     /// When creates were sent (the adaptive thrift's arrival rate), oldest first.
     creates_sent: std::collections::VecDeque<Duration>,
     /// Polls were given back since the last dispatch (see `wake_held_creates`).
@@ -102,6 +107,7 @@ impl Core {
             outlook_seen: None,
             costs: None,
             creates_sent: Default::default(),
+            thrift_seen: None,
             budget_freed: false,
             gap_seen: None,
             next_id: 1,
@@ -161,6 +167,27 @@ impl Core {
                 thrift: e.task.thrift(),
             });
         }
+    }
+
+    /// Scans under way go before new scans: room for one more poll of each whose reserved
+    /// polls are spent, and for an adaptive one, the polls its plan is expected to need beyond
+    /// what it still has reserved. (A pass over every task: asked once per dispatch that has a
+    /// create to admit, not at every dispatch.)
+    fn running_beyond_reservations(&self, now: Duration) -> u32 {
+        let costs = self.costs.as_ref().map(|(_, _, c)| c);
+        let beyond: f64 = self
+            .tasks
+            .values()
+            .filter(|e| !e.task.is_creating())
+            .map(|e| {
+                let expected = match (e.task.thrift(), costs) {
+                    (Some(t), Some(c)) => c.polls_left(t, e.task.age(now)),
+                    _ => 1.0,
+                };
+                (expected - e.task.reserved as f64).max((e.task.reserved == 0) as u8 as f64)
+            })
+            .sum();
+        beyond.ceil().min(u32::MAX as f64) as u32
     }
 
     /// Sets the task's timer to `at` (a timer set before is then stale).
@@ -260,25 +287,9 @@ impl Core {
         if std::mem::take(&mut self.budget_freed) {
             self.wake_held_creates();
         }
-        if self.timers.peek().is_some_and(|Reverse((at, _, _))| *at <= now) {
-            // Scans under way go before new scans: room for one more poll of each whose
-            // reserved polls are spent, and for an adaptive one, the polls its plan is expected
-            // to need beyond what it still has reserved.
-            let costs = self.costs.as_ref().map(|(_, _, c)| c);
-            let beyond: f64 = self
-                .tasks
-                .values()
-                .filter(|e| !e.task.is_creating())
-                .map(|e| {
-                    let expected = match (e.task.thrift(), costs) {
-                        (Some(t), Some(c)) => c.polls_left(t, e.task.age(now)),
-                        _ => 1.0,
-                    };
-                    (expected - e.task.reserved as f64).max((e.task.reserved == 0) as u8 as f64)
-                })
-                .sum();
-            self.governor.set_running_unreserved(beyond.ceil().min(u32::MAX as f64) as u32);
-        }
+        // Told to the governor before the first create of this dispatch asks (see
+        // `running_beyond_reservations`); polls need not wait for it.
+        let mut told_running = false;
         while let Some(Reverse((at, _, id))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -299,6 +310,11 @@ impl Core {
                 continue;
             }
             let kind = entry.task.kind(&self.policy);
+            if matches!(kind, Kind::Create { .. }) && !std::mem::replace(&mut told_running, true) {
+                let beyond = self.running_beyond_reservations(now);
+                self.governor.set_running_unreserved(beyond);
+            }
+            let entry = self.tasks.get_mut(&id).expect("present");
             let grant = match (kind, creates_held) {
                 (Kind::Create { reserve }, Some((held, t))) if reserve >= held => {
                     self.governor.held_without_asking(now);
@@ -447,6 +463,19 @@ impl Core {
     /// against the key's window. `replying`: the task whose reply is in (if it was its create,
     /// its scan now runs).
     fn thrift(&mut self, now: Duration, replying: TaskId, gap: Duration) -> f64 {
+        // A pass over every task: weighed at most every THRIFT_FOR (with ten thousand scans
+        // under way, weighing at every reply cost three times the rest of the scheduler).
+        if let Some((at, thrift)) = self.thrift_seen {
+            if now < at + THRIFT_FOR {
+                return thrift;
+            }
+        }
+        let thrift = self.weigh_thrift(now, replying, gap);
+        self.thrift_seen = Some((now, thrift));
+        thrift
+    }
+
+    fn weigh_thrift(&mut self, now: Duration, replying: TaskId, gap: Duration) -> f64 {
         let Some(outlook) = self.outlook_seen else {
             // No response has told of the window yet: the documented budget, untouched.
             return 0.0;

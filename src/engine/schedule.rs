@@ -65,7 +65,7 @@ pub struct DurationModel {
     prior_weight: f64,
     /// The estimator's curve, (time, share finished by then), rebuilt after changes (see
     /// `changed`), and how many changes it has not seen.
-    curve: std::cell::OnceCell<Vec<(f64, f64)>>,
+    curve: std::cell::OnceCell<(Vec<(f64, f64)>, f64)>,
     unseen_changes: usize,
 }
 
@@ -159,6 +159,12 @@ impl DurationModel {
     /// `F(t) = 1 - Π (1 - d_i / n_i)` over the durations `t_i <= t`, where `n_i` scans (ended
     /// or running) had lasted at least `t_i`.
     fn curve(&self) -> &[(f64, f64)] {
+        &self.estimate().0
+    }
+
+    /// The curve, and the longest duration or age seen (kept with it: asked for at every
+    /// quantile the curve cannot speak for, over maybe ten thousand scans).
+    fn estimate(&self) -> &(Vec<(f64, f64)>, f64) {
         self.curve.get_or_init(|| {
             // (time, finished?) with a finish before a running age at the same time.
             let mut all: Vec<(f64, bool)> = self.samples.iter().map(|&d| (d, true)).collect();
@@ -182,7 +188,8 @@ impl DurationModel {
                 }
                 at_risk -= leaving;
             }
-            curve
+            let oldest = all.last().map_or(0.0, |&(t, _)| t);
+            (curve, oldest)
         })
     }
 
@@ -213,10 +220,7 @@ impl DurationModel {
         if n == 0.0 {
             return secs(from_prior);
         }
-        let learned = self.learned_quantile(p).unwrap_or_else(|| {
-            let oldest = self.samples.iter().chain(self.running.values()).copied().fold(0.0, f64::max);
-            from_prior.max(oldest)
-        });
+        let learned = self.learned_quantile(p).unwrap_or_else(|| from_prior.max(self.estimate().1));
         let w = n / (n + self.prior_weight);
         secs(from_prior * (1.0 - w) + learned * w)
     }
