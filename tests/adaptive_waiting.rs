@@ -21,6 +21,19 @@ struct Run {
 }
 
 impl Run {
+    /// What the API saw of `scans` scans ended with `outcomes`, on `clock`.
+    fn of(scans: usize, api: &VirtualApi, outcomes: &[exona::Outcome], clock: &VirtualClock) -> Run {
+        let log = api.log();
+        Run {
+            scans,
+            requests: log.len(),
+            rate_limited: log.iter().filter(|l| l.status == 429).count(),
+            failed: outcomes.iter().filter(|o| o.is_err()).count(),
+            detections: api.detections().iter().map(Duration::as_secs_f64).collect(),
+            makespan: clock.now().as_secs_f64(),
+        }
+    }
+
     fn per_scan(&self) -> f64 {
         self.requests as f64 / self.scans as f64
     }
@@ -47,17 +60,8 @@ fn run(scans: usize, api: Arc<VirtualApi>, clock: Arc<VirtualClock>, policy: Pol
         steps += 1;
         assert!(steps < 10_000_000, "the engine does not settle");
     }
-    let makespan = clock.now().as_secs_f64();
     let outcomes = std::mem::take(&mut *sink.outcomes.lock().unwrap());
-    let log = api.log();
-    Run {
-        scans,
-        requests: log.len(),
-        rate_limited: log.iter().filter(|l| l.status == 429).count(),
-        failed: outcomes.iter().filter(|o| o.is_err()).count(),
-        detections: api.detections().iter().map(Duration::as_secs_f64).collect(),
-        makespan,
-    }
+    Run::of(scans, &api, &outcomes, &clock)
 }
 
 /// Scans of 3–12 s, the prior told so, 30 requests per 60 s, `Retry-After: 1`.
@@ -173,15 +177,7 @@ fn stream(scans: usize, in_flight: usize, mode: Mode) -> Run {
         }
     }
     let outcomes = std::mem::take(&mut *sink.outcomes.lock().unwrap());
-    let log = api.log();
-    Run {
-        scans,
-        requests: log.len(),
-        rate_limited: log.iter().filter(|l| l.status == 429).count(),
-        failed: outcomes.iter().filter(|o| o.is_err()).count(),
-        detections: api.detections().iter().map(Duration::as_secs_f64).collect(),
-        makespan: clock.now().as_secs_f64(),
-    }
+    Run::of(scans, &api, &outcomes, &clock)
 }
 
 /// A steady stream is paid for at a steady thrift: adaptive costs about what balanced does at

@@ -284,7 +284,10 @@ impl Core {
         // asking again (each ask is a ledger transaction with a store, and a portfolio may
         // have a thousand creates due at once).
         let mut creates_held: Option<(u32, Duration)> = None;
-        if std::mem::take(&mut self.budget_freed) {
+        // Not during a 429's cooldown: every create asking then is counted among those to
+        // release one by one after it, and waking them at each release would count them again.
+        if self.budget_freed && !self.governor.cooling_down(now) {
+            self.budget_freed = false;
             self.wake_held_creates();
         }
         // Told to the governor before the first create of this dispatch asks (see

@@ -201,6 +201,11 @@ impl Governor {
         self.lock().running_unreserved = n;
     }
 
+    /// Whether a 429's cooldown holds the key at `now` (as this process last saw the key).
+    pub fn cooling_down(&self, now: Duration) -> bool {
+        now < self.lock().cooldown_until
+    }
+
     /// A request held back without asking (the scheduler already knows a create will be held
     /// to the same time): counted among those a 429's cooldown releases one by one.
     pub fn held_without_asking(&self, now: Duration) {
