@@ -386,7 +386,12 @@ impl State {
                         s.remaining = seen.remaining.unwrap_or(s.limit);
                         s.retries = 0;
                     }
-                    s.reset_at = now + reset_in.min(cap);
+                    if now >= s.cooldown_until {
+                        s.reset_at = now + reset_in.min(cap);
+                    }
+                    // else: a 429's word on when to come back holds until it has passed; a
+                    // response sent before it (answers cross) must not push the key's next
+                    // request out to the window's reset.
                     if let Some(r) = seen.remaining {
                         s.remaining = s.remaining.min(r);
                     }
@@ -407,8 +412,9 @@ impl State {
             }
             // Whatever waits now is released one by one; this request counts as one of them.
             s.to_release = s.to_release.max(1);
-            // The server's word on when to come back wins over what the headers implied.
-            s.reset_at = until;
+            // The server's word on when to come back wins over what the headers implied (the
+            // longest word, if 429s crossed).
+            s.reset_at = s.cooldown_until;
         }
     }
 
@@ -626,6 +632,24 @@ mod tests {
         assert_eq!(g.request(S(30), Kind::Poll { reserved: false }), Grant::Now);
         assert_eq!(g.request(S(30), Kind::Poll { reserved: false }), Grant::At(S(32)));
         assert_eq!(g.request(S(32), Kind::Poll { reserved: false }), Grant::Now);
+    }
+
+    #[test]
+    fn a_response_sent_before_a_429_does_not_undo_its_cooldown() {
+        // Two requests out; the second's 429 (come back in 1 s) is read first, then the first's
+        // 201 arrives, its headers telling of the window's reset an hour away. The 429's word
+        // on when to come back stands: after the second, requests go (found by the fault
+        // matrix under valgrind, where the two answers crossed and both scans ended
+        // RATE_LIMITED with "next in 3599 s").
+        let g = Governor::new(Limits::default());
+        g.request(S(0), Kind::Poll { reserved: false });
+        g.observe(S(0), headers(99, 5000, 3600));
+        g.request(S(0), Kind::Create { reserve: 2 });
+        g.request(S(0), Kind::Poll { reserved: true });
+        g.observe(S(0), Observed { rate_limited_for: Some(S(1)), ..headers(97, 5000, 3600) });
+        g.observe(S(0), headers(98, 5000, 3600));
+        assert_eq!(g.request(S(0), Kind::Poll { reserved: true }), Grant::At(S(1)));
+        assert_eq!(g.request(S(1), Kind::Poll { reserved: true }), Grant::Now, "{:?}", g.lock());
     }
 
     #[test]
