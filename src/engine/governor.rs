@@ -470,9 +470,14 @@ impl State {
             self.reset_at = now + self.window;
         }
         if now >= self.reset_at {
+            // A 429's cooldown sets the window's end to its own (`observe`): when that is what
+            // passes, the server's window may well run on (a burst limit's short wait), and its
+            // answers must still count, so it is not marked ended. If it did end, the next
+            // answer names a new reset and is learned as one.
+            let by_cooldown = self.reset_at <= self.cooldown_until + Duration::from_millis(1);
             self.remaining = self.limit;
             self.reset_at = now + self.window;
-            if self.reset_unix.is_some() {
+            if self.reset_unix.is_some() && !by_cooldown {
                 self.ended_unix = self.reset_unix.take();
             }
             self.retries = 0;
@@ -650,6 +655,22 @@ mod tests {
         g.observe(S(0), headers(98, 5000, 3600));
         assert_eq!(g.request(S(0), Kind::Poll { reserved: true }), Grant::At(S(1)));
         assert_eq!(g.request(S(1), Kind::Poll { reserved: true }), Grant::Now, "{:?}", g.lock());
+    }
+
+    #[test]
+    fn a_short_429_inside_a_window_does_not_end_it() {
+        // A burst limit's 429 (come back in 1 s) while the hour's window still runs: after the
+        // cooldown the server's answers on that window still count. Ending the window there
+        // made them stale, and the key would spend a whole fresh limit the server never gave.
+        let g = Governor::new(Limits::default());
+        g.request(S(0), Kind::Poll { reserved: false });
+        g.observe(S(0), headers(50, 5000, 3600));
+        g.request(S(0), Kind::Poll { reserved: false });
+        g.observe(S(0), Observed { rate_limited_for: Some(S(1)), ..headers(49, 5000, 3600) });
+        assert_eq!(g.request(S(1), Kind::Poll { reserved: false }), Grant::Now);
+        g.observe(S(1), headers(3, 5000, 3599));
+        assert_eq!(g.budget(S(1)).0, 3, "the window's own count after the cooldown");
+        assert_eq!(g.outlook(S(1)).reset_in, S(3599));
     }
 
     #[test]
