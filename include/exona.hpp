@@ -164,6 +164,11 @@ public:
     }
     options &no_deadline() { return check(exona_scan_options_set_timeout_ms(o_, UINT64_MAX), "timeout"); }
     options &poll_mode(exona_poll_mode mode) { return check(exona_scan_options_set_poll_mode(o_, mode), "poll mode"); }
+    /// Fixes the polling's thrift, 0 (like latency) to 1000 (like frugal), whatever the key's
+    /// window; -1 gives the choice back to the poll mode (exona_scan_options_set_thrift_permille).
+    options &thrift_permille(int permille) {
+        return check(exona_scan_options_set_thrift_permille(o_, permille), "thrift_permille must be 0 to 1000, or -1");
+    }
     options &cancel(const cancel_token &token) { return check(exona_scan_options_set_cancel(o_, token.get()), "cancel"); }
 
     /// Called before every wait of scan_and_wait and wait, on the calling thread; returning

@@ -38,6 +38,12 @@ pub struct WaitOptions {
     pub expected_duration: Option<(Duration, Duration)>,
     /// Poll mode of this call; `None`: the client's.
     pub mode: Option<Mode>,
+    /// Plan this call's polls at a fixed thrift, from 0 (as often as `Retry-After` allows, like
+    /// [`Mode::Latency`]) to 1 (like [`Mode::Frugal`]), whatever the key's window: the
+    /// adaptive schedule without the adaptation, for callers who know their trade-off
+    /// (docs/waiting.md has the curve). Implies [`Mode::Adaptive`]; the key's budget still
+    /// admits requests. `None`: the mode decides.
+    pub thrift: Option<f64>,
     /// The longest 429 wait worth sleeping through; `None`: the client's (15 minutes).
     pub max_rate_limit_wait: Option<Duration>,
     /// Count `deadline` from the scan's creation rather than from the call's start: a create
@@ -55,6 +61,7 @@ impl Default for WaitOptions {
             cancel: None,
             expected_duration: None,
             mode: None,
+            thrift: None,
             max_rate_limit_wait: None,
             deadline_from_creation: false,
             start_after: None,
@@ -257,9 +264,14 @@ impl Client {
                 .filter(|_| !options.deadline_from_creation),
             deadline_after_create: options.deadline.filter(|_| options.deadline_from_creation),
             start_after: options.start_after,
-            mode: options.mode.unwrap_or(c.policy.mode),
+            mode: if options.thrift.is_some() {
+                Mode::Adaptive
+            } else {
+                options.mode.unwrap_or(c.policy.mode)
+            },
             expected: options.expected_duration.unwrap_or(c.policy.expected_duration),
             max_rate_limit_wait: options.max_rate_limit_wait.unwrap_or(c.policy.max_rate_limit_wait),
+            fixed_thrift: options.thrift,
         });
         Task::new(goal, now, settings)
     }

@@ -47,9 +47,20 @@ impl Run {
 
 /// `scans` scans submitted at once, driven to their ends on virtual time.
 fn run(scans: usize, api: Arc<VirtualApi>, clock: Arc<VirtualClock>, policy: Policy) -> Run {
+    run_with(scans, api, clock, policy, None)
+}
+
+/// [`run`], each call's polls planned at `thrift` when it is given.
+fn run_with(
+    scans: usize,
+    api: Arc<VirtualApi>,
+    clock: Arc<VirtualClock>,
+    policy: Policy,
+    thrift: Option<f64>,
+) -> Run {
     let client = Client::with_transport("http://virtual/api/v1".into(), api.clone(), clock.clone(), policy);
     let sink = Arc::new(Collect::default());
-    let options = WaitOptions { deadline: Some(Duration::from_secs(1800)), ..WaitOptions::default() };
+    let options = WaitOptions { deadline: Some(Duration::from_secs(1800)), thrift, ..WaitOptions::default() };
     for i in 0..scans {
         let request = ScanRequest::new(format!("Company {i}"), format!("https://c{i}.example"));
         client.submit(Goal::Create { request, create_only: false }, &options, sink.clone()).unwrap();
@@ -145,6 +156,66 @@ fn adaptive_beats_balanced_at_both_ends() {
     assert!(a.per_scan() < b.per_scan(), "{} vs {}", a.per_scan(), b.per_scan());
     let gets = |r: &Run| r.requests - r.scans;
     assert!(gets(&a) < gets(&b));
+}
+
+/// A fixed thrift (`WaitOptions::thrift`, the optional knob) is the adaptive schedule at one
+/// point whatever the window: on a plentiful window, requests fall and detection delay grows
+/// as it goes from 0 to 1, and at 1 a scan costs what frugal's does (adaptive would spend
+/// latency's there); when the budget binds, thrift 0 spends more than adaptive would and still
+/// meets no 429 (the budget admits every request).
+#[test]
+fn a_fixed_thrift_holds_whatever_the_window() {
+    let plentiful = |thrift: Option<f64>, mode| {
+        let clock = Arc::new(VirtualClock::new());
+        let api = VirtualApi::seeded(clock.clone(), (30.0, 120.0), 10, 100, Duration::from_secs(3600), 3);
+        run_with(8, api, clock, Policy { mode, ..Policy::default() }, thrift)
+    };
+    let curve: Vec<Run> = [0.0, 0.5, 1.0].into_iter().map(|t| plentiful(Some(t), Mode::Adaptive)).collect();
+    for (t, r) in [0.0, 0.5, 1.0].iter().zip(&curve) {
+        println!(
+            "thrift {t}: {:.2} requests per scan, mean detection {:.1} s",
+            r.per_scan(),
+            r.mean_detection()
+        );
+        assert_eq!((r.failed, r.rate_limited), (0, 0), "thrift {t}");
+    }
+    for pair in curve.windows(2) {
+        assert!(
+            pair[0].per_scan() > pair[1].per_scan(),
+            "{:.2} then {:.2}",
+            pair[0].per_scan(),
+            pair[1].per_scan()
+        );
+        assert!(pair[0].mean_detection() < pair[1].mean_detection());
+    }
+    let (adaptive, frugal) = (plentiful(None, Mode::Adaptive), plentiful(None, Mode::Frugal));
+    assert!(
+        curve[2].per_scan() <= frugal.per_scan() + 0.25,
+        "{:.2} vs frugal's {:.2}",
+        curve[2].per_scan(),
+        frugal.per_scan()
+    );
+    assert!(curve[2].per_scan() < adaptive.per_scan() / 2.0);
+    // The mode given beside a fixed thrift does not matter: the thrift wins.
+    assert_eq!(plentiful(Some(1.0), Mode::Latency).requests, curve[2].requests);
+
+    let tight = |thrift| {
+        let clock = Arc::new(VirtualClock::new());
+        let api = VirtualApi::seeded(clock.clone(), (3.0, 12.0), 1, 30, Duration::from_secs(60), 5);
+        let policy = Policy {
+            expected_duration: (Duration::from_secs(3), Duration::from_secs(12)),
+            ..Policy::default()
+        };
+        run_with(30, api, clock, policy, thrift)
+    };
+    let (eager, adaptive) = (tight(Some(0.0)), tight(None));
+    println!(
+        "budget binds: thrift 0 {:.2} requests per scan, adaptive {:.2}",
+        eager.per_scan(),
+        adaptive.per_scan()
+    );
+    assert_eq!((eager.failed, eager.rate_limited), (0, 0));
+    assert!(eager.per_scan() > adaptive.per_scan());
 }
 
 /// `scans` scans of 30–120 s at 100 requests per hour, `in_flight` at a time (a new one as one

@@ -593,6 +593,7 @@ fn the_cpp_settings_progress_and_cancel_example_runs_clean() {
     assert!(out.contains("progress: scn_test_"), "the progress callback ran: {out}");
     assert!(out.contains("first wait: EXONA_ERR_CANCELLED"), "{out}");
     assert!(out.contains("resumed scn_test_") && out.contains("overall risk "), "{out}");
+    assert!(out.contains("(polls planned at thrift 1000/1000)"), "the fixed thrift reached the plan: {out}");
     let stats = sim.stats(&k);
     assert_eq!((stats.posts, stats.scans_created), (1, 1), "resuming sent no POST");
 }

@@ -94,9 +94,17 @@ fn options_refuse_bad_values_and_stay_unchanged() {
         exona_scan_options_add_question(o, q.as_ptr(), NOT_UTF8.as_ptr().cast()),
         EXONA_ERR_INVALID_ARGUMENT
     );
+    assert_eq!(exona_scan_options_set_thrift_permille(o, 250), EXONA_OK);
+    for bad in [1001, -2, i32::MIN, i32::MAX] {
+        assert_eq!(exona_scan_options_set_thrift_permille(o, bad), EXONA_ERR_INVALID_ARGUMENT, "{bad}");
+    }
+    assert_eq!(exona_scan_options_set_thrift_permille(null_mut(), 0), EXONA_ERR_INVALID_ARGUMENT);
     let opts = unsafe { &*o };
     assert_eq!(opts.request.max_age_days, Some(365), "a refused value leaves the old one");
     assert_eq!(opts.request.questionnaire.len(), 50);
+    assert_eq!(opts.wait.thrift, Some(0.25), "a refused thrift leaves the old one");
+    assert_eq!(exona_scan_options_set_thrift_permille(o, -1), EXONA_OK);
+    assert_eq!(unsafe { &*o }.wait.thrift, None, "-1 leaves the choice to the mode");
     exona_scan_options_free(o);
     exona_scan_options_free(null_mut());
 

@@ -16,6 +16,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"time"
@@ -265,6 +266,10 @@ type Options struct {
 	Questionnaire         []Question
 	Timeout               time.Duration // 0: the library's default (300 s); also bounded by the context
 	Mode                  PollMode // DefaultMode: the client's
+	// Thrift, when set (0 to 1), fixes how thrifty the call's polling is whatever the key's
+	// window: 0 polls like Latency, 1 like Frugal; it wins over Mode (see
+	// exona_scan_options_set_thrift_permille and docs/waiting.md's curve). nil: Mode decides.
+	Thrift *float64
 	// Progress, when set, is called on the calling goroutine before every wait of ScanAndWait
 	// and Wait; returning false cancels the call (it then fails with ErrCancelled and keeps
 	// the scan id).
@@ -305,6 +310,13 @@ func callOptions(ctx context.Context, o *Options) (*C.exona_scan_options, func()
 	}
 	if !setPollMode(o.Mode, func(m C.int) C.exona_code { return C.exona_scan_options_set_poll_mode(opts, m) }) {
 		return bad(fmt.Sprintf("poll mode %d is not a PollMode", o.Mode))
+	}
+	if o.Thrift != nil {
+		t := *o.Thrift
+		if !(t >= 0 && t <= 1) {
+			return bad(fmt.Sprintf("thrift is %v: it must be between 0 and 1", t))
+		}
+		C.exona_scan_options_set_thrift_permille(opts, C.int(math.Round(t*1000)))
 	}
 	timeout := o.Timeout
 	if d, ok := ctx.Deadline(); ok {

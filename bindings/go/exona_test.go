@@ -347,6 +347,29 @@ func TestClientSettingsApplyAndAreChecked(t *testing.T) {
 			t.Fatalf("the client's frugal mode was overridden: regimes %v", regimes)
 		}
 	}
+	// A fixed thrift wins over the client's mode; one outside 0..1 is refused.
+	half := 0.5
+	var planned []Progress
+	opts = &Options{Thrift: &half, Progress: func(p Progress) bool { planned = append(planned, p); return true }}
+	if _, err := c.ScanAndWait(context.Background(), "Acme", "https://thrift.settings.example", opts); err != nil {
+		t.Fatal(err)
+	}
+	polls := 0
+	for _, p := range planned {
+		if p.ScanID != "" {
+			polls++
+			if p.Regime != Adaptive || p.Thrift != 0.5 {
+				t.Fatalf("a wait at thrift 0.5 reported regime %v, thrift %v", p.Regime, p.Thrift)
+			}
+		}
+	}
+	if polls == 0 {
+		t.Fatalf("no wait of the scan was reported: %+v", planned)
+	}
+	tooMuch := 1.5
+	if _, err := c.ScanAndWait(context.Background(), "Acme", "https://thrift.settings.example", &Options{Thrift: &tooMuch}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("thrift 1.5 must be refused, got %v", err)
+	}
 	if _, err := NewClientWith(key, baseURL, &ClientSettings{CABundleFile: "/nonexistent/ca.pem"}); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("an unreadable CA bundle must be refused, got %v", err)
 	}

@@ -1,5 +1,6 @@
 // settings.cpp: a client with settings, a scan followed through its progress callback and
-// cancelled by a cancel token from another thread once it exists, then resumed by id.
+// cancelled by a cancel token from another thread once it exists, then resumed by id at a
+// fixed thrift.
 //
 //   EXONA_API_KEY=... EXONA_BASE_URL=... ./settings COMPANY_NAME COMPANY_WEBSITE
 //
@@ -7,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -57,10 +59,16 @@ int main(int argc, char **argv) {
             return 1;
         }
         std::string id(first.scan_id());
+        // The result is not urgent now: resume at a fixed thrift of 1000 (frugal-like polling,
+        // whatever the key's window).
         exona::options resume;
-        resume.timeout(std::chrono::minutes(5));
+        std::uint32_t planned_at = 0;
+        resume.timeout(std::chrono::minutes(5)).thrift_permille(1000).on_progress([&](const exona_progress &p) {
+            planned_at = p.thrift_permille;
+            return true;
+        });
         exona::result done = client.wait(id, &resume);
-        std::cout << "resumed " << id << ": overall risk "
+        std::cout << "resumed " << id << " (polls planned at thrift " << planned_at << "/1000): overall risk "
                   << done.get_string("/result/risk_assessment/overall_risk_level").value_or("-") << "\n";
         return 0;
     } catch (const exona::error &e) {

@@ -418,7 +418,7 @@ impl Core {
             Err(_) => self.governor.lost(),
         }
         let thrift = match self.tasks.get(&id) {
-            Some(e) if e.task.mode() == Mode::Adaptive => {
+            Some(e) if e.task.mode() == Mode::Adaptive && e.task.fixed_thrift().is_none() => {
                 let gap = self.gap_seen.unwrap_or_else(|| e.task.poll_gap(&self.policy));
                 self.thrift(now, id, gap)
             }
@@ -637,6 +637,7 @@ mod tests {
             mode: Mode::Balanced,
             expected: (Duration::from_secs(30), Duration::from_secs(120)),
             max_rate_limit_wait: Duration::from_secs(3600),
+            fixed_thrift: None,
         };
         Task::new(Goal::Create { request, create_only: false }, Duration::ZERO, settings).unwrap()
     }

@@ -105,6 +105,8 @@ pub struct Task {
     pub reserved: u32,
     /// The thrift its last adaptive plan was made at.
     thrift: Option<f64>,
+    /// A thrift the caller fixed (see [`Settings::fixed_thrift`]).
+    fixed_thrift: Option<f64>,
     /// The scan's age when a poll last found it still processing (zero before any).
     seen_running_for: Duration,
     /// While the budget holds it back: its floor and desired time from before the hold.
@@ -127,12 +129,22 @@ pub struct Settings {
     pub expected: (Duration, Duration),
     /// The longest 429 wait worth sleeping through.
     pub max_rate_limit_wait: Duration,
+    /// An adaptive wait planned at this thrift (0: latency, 1: frugal) whatever the key's
+    /// window, instead of the one the scheduler weighs: for callers who know their trade-off.
+    pub fixed_thrift: Option<f64>,
 }
 
 impl Task {
     pub fn new(goal: Goal, now: Duration, settings: Settings) -> Result<Task, Error> {
-        let Settings { deadline, deadline_after_create, start_after, mode, expected, max_rate_limit_wait } =
-            settings;
+        let Settings {
+            deadline,
+            deadline_after_create,
+            start_after,
+            mode,
+            expected,
+            max_rate_limit_wait,
+            fixed_thrift,
+        } = settings;
         let first = now.saturating_add(start_after.unwrap_or_default());
         let resumed = matches!(goal, Goal::Wait { .. });
         let (phase, reason) = match goal {
@@ -176,6 +188,7 @@ impl Task {
             requests: 0,
             reserved: 0,
             thrift: None,
+            fixed_thrift: fixed_thrift.map(|t| t.clamp(0.0, 1.0)),
             seen_running_for: Duration::ZERO,
             held: None,
         })
@@ -193,9 +206,15 @@ impl Task {
         self.age_then + now.saturating_sub(self.then)
     }
 
-    /// The thrift (0: latency, 1: frugal) of its last adaptive plan; `None` in a fixed mode.
+    /// The thrift (0: latency, 1: frugal) of its last adaptive plan (before any, the one the
+    /// caller fixed, if any); `None` in a fixed mode.
     pub fn thrift(&self) -> Option<f64> {
-        self.thrift
+        self.thrift.or(self.fixed_thrift)
+    }
+
+    /// The thrift the caller fixed for this wait, if any: then the scheduler need not weigh one.
+    pub fn fixed_thrift(&self) -> Option<f64> {
+        self.fixed_thrift
     }
 
     /// The gap polls of this scan keep: the server's last `Retry-After`, or the default.
@@ -559,8 +578,9 @@ impl Task {
     fn plan_next_poll(&mut self, now: Duration, after_poll: bool, ctx: &mut Ctx) {
         let gap = self.poll_gap(ctx.policy);
         let age = self.age(now);
-        let next = next_poll_age(self.mode, age, ctx.model, self.expected, gap, ctx.thrift);
-        self.thrift = (self.mode == Mode::Adaptive).then_some(ctx.thrift);
+        let thrift = self.fixed_thrift.unwrap_or(ctx.thrift);
+        let next = next_poll_age(self.mode, age, ctx.model, self.expected, gap, thrift);
+        self.thrift = (self.mode == Mode::Adaptive).then_some(thrift);
         self.desired = now + (next - age);
         if after_poll {
             // Never two polls closer than the server's Retry-After, or the documented 10 s without one.

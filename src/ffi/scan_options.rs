@@ -210,9 +210,10 @@ pub(crate) fn duration_range(min_ms: u64, max_ms: u64) -> Result<(Duration, Dura
     Ok((Duration::from_millis(min_ms), Duration::from_millis(max_ms)))
 }
 
-/// Sets the poll mode of this call (an `exona_poll_mode` value; default
-/// `EXONA_POLL_BALANCED`). Takes a plain int so any value is defined: unknown values return
-/// `EXONA_ERR_INVALID_ARGUMENT` and leave the options unchanged, as do NULL options.
+/// Sets the poll mode of this call (an `exona_poll_mode` value; default: the client's,
+/// `EXONA_POLL_ADAPTIVE` unless `exona_client_options_set_poll_mode` chose another). Takes a
+/// plain int so any value is defined: unknown values return `EXONA_ERR_INVALID_ARGUMENT` and
+/// leave the options unchanged, as do NULL options.
 #[no_mangle]
 pub extern "C" fn exona_scan_options_set_poll_mode(
     options: *mut exona_scan_options,
@@ -221,6 +222,40 @@ pub extern "C" fn exona_scan_options_set_poll_mode(
     boundary(|| {
         update(options, |o| {
             o.wait.mode = Some(poll_mode(mode)?);
+            Ok(())
+        })
+    })
+}
+
+/// Fixes how thrifty this call's polling is, for callers who know their trade-off: from 0
+/// (poll as often as Retry-After allows once the scan may be done, like `EXONA_POLL_LATENCY`:
+/// completion noticed within one Retry-After, at several times the requests) to 1000 (like
+/// `EXONA_POLL_FRUGAL`: about 1.1 polls per scan, completion noticed late). The call then
+/// follows `EXONA_POLL_ADAPTIVE`'s schedule at that point whatever the key's window, instead
+/// of moving along it as the window tightens (docs/waiting.md shows requests per scan against
+/// detection delay for each point). The key's budget still admits every request: a fixed
+/// thrift never brings a 429, it can only wait longer for the budget. `-1` (the default)
+/// leaves the choice to the poll mode. Returns `EXONA_OK`, or `EXONA_ERR_INVALID_ARGUMENT`
+/// for any other value or NULL options (which are then unchanged). While set, it wins over
+/// `exona_scan_options_set_poll_mode` and the client's mode: the progress callback reports the
+/// regime `EXONA_POLL_ADAPTIVE` (`EXONA_POLL_LATENCY` at 0, `EXONA_POLL_FRUGAL` at 1000) and
+/// this `thrift_permille`.
+#[no_mangle]
+pub extern "C" fn exona_scan_options_set_thrift_permille(
+    options: *mut exona_scan_options,
+    permille: c_int,
+) -> exona_code {
+    boundary(|| {
+        update(options, |o| {
+            o.wait.thrift = match permille {
+                -1 => None,
+                0..=1000 => Some(f64::from(permille) / 1000.0),
+                other => {
+                    return Err(Error::invalid_argument(format!(
+                        "thrift_permille {other} is outside 0..1000 (or -1 for the mode's choice)"
+                    )))
+                }
+            };
             Ok(())
         })
     })

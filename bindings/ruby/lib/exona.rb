@@ -66,6 +66,7 @@ module Exona
     attach_function :exona_scan_options_add_question, %i[pointer string string], :int
     attach_function :exona_scan_options_set_timeout_ms, %i[pointer uint64], :int
     attach_function :exona_scan_options_set_poll_mode, %i[pointer int], :int
+    attach_function :exona_scan_options_set_thrift_permille, %i[pointer int], :int
     attach_function :exona_scan_options_set_cancel, %i[pointer pointer], :int
     attach_function :exona_scan_options_set_progress, %i[pointer progress_fn pointer], :int
     attach_function :exona_client_options_new, [], :pointer
@@ -205,8 +206,10 @@ module Exona
     MODES = { balanced: 0, latency: 1, frugal: 2, adaptive: 3 }.freeze
 
     # Builds C scan options; the caller frees them with exona_scan_options_free.
+    # thrift (0.0 to 1.0) fixes how thrifty the polling is whatever the key's window, winning
+    # over mode: 0 polls like :latency, 1 like :frugal (exona_scan_options_set_thrift_permille).
     def self.options(max_age_days: nil, force_refresh: false, include_field_citations: false,
-                     questionnaire: [], timeout: nil, mode: nil)
+                     questionnaire: [], timeout: nil, mode: nil, thrift: nil)
       opts = C.exona_scan_options_new
       check = lambda do |rc, what|
         next if rc.zero?
@@ -223,6 +226,10 @@ module Exona
       end
       check.call(C.exona_scan_options_set_timeout_ms(opts, (timeout * 1000).ceil), "timeout must be positive") if timeout
       check.call(C.exona_scan_options_set_poll_mode(opts, MODES.fetch(mode) { -1 }), "mode must be one of #{MODES.keys}") if mode
+      if thrift
+        permille = thrift.is_a?(Numeric) && thrift.between?(0, 1) ? (thrift * 1000).round : -2
+        check.call(C.exona_scan_options_set_thrift_permille(opts, permille), "thrift must be a number from 0 to 1")
+      end
       opts
     end
 
@@ -316,8 +323,8 @@ module Exona
     end
 
     # Waits for an existing scan (no new POST): how a program resumes a scan.
-    def wait(scan_id, timeout: nil, mode: nil, progress: nil)
-      call({ timeout: timeout, mode: mode, progress: progress }) { |opts, out| C.exona_scan_wait(@ptr, scan_id, opts, out) }
+    def wait(scan_id, timeout: nil, mode: nil, thrift: nil, progress: nil)
+      call({ timeout: timeout, mode: mode, thrift: thrift, progress: progress }) { |opts, out| C.exona_scan_wait(@ptr, scan_id, opts, out) }
     end
 
     private

@@ -147,6 +147,14 @@ class ExonaTest < Minitest::Test
     c = Exona::Client.new(api_key: key, base_url: SimServer.url, attempt_timeout: 5, connect_timeout: 2,
                           user_agent_suffix: "rb-test/1", proxy: "", poll_mode: :frugal, expected_duration: [0.05, 0.15])
     assert_equal "completed", c.scan_and_wait("Acme", "https://rb-settings.example").status
+    # A fixed thrift wins over the client's frugal mode; one outside 0..1 is refused.
+    events = []
+    c.scan_and_wait("Acme", "https://thrift.rb-settings.example", thrift: 0.5, progress: ->(e) { events << e; true })
+    waits = events.select { |e| e[:scan_id] }
+    refute_empty waits, events.inspect
+    assert(waits.all? { |e| e[:regime] == :adaptive && e[:thrift] == 0.5 }, waits.inspect)
+    assert_raises(Exona::InvalidArgumentError) { c.scan_and_wait("Acme", "https://rb-settings.example", thrift: 2) }
+    assert_raises(Exona::InvalidArgumentError) { c.scan_and_wait("Acme", "https://rb-settings.example", thrift: "half") }
     assert_raises(Exona::InvalidArgumentError) { Exona::Client.new(api_key: key, base_url: SimServer.url, ca_bundle: "/nonexistent.pem") }
     assert_raises(Exona::InvalidArgumentError) { Exona::Client.new(api_key: key, base_url: SimServer.url, poll_mode: :fastest) }
   end
