@@ -283,7 +283,7 @@ impl Core {
         // due that would reserve as much or more: they are held to the same time without
         // asking again (each ask is a ledger transaction with a store, and a portfolio may
         // have a thousand creates due at once).
-        let mut creates_held: Option<(u32, Duration)> = None;
+        let mut creates_held: Option<(u32, Grant)> = None;
         // Not during a 429's cooldown: every create asking then is counted among those to
         // release one by one after it, and waking them at each release would count them again.
         if self.budget_freed && !self.governor.cooling_down(now) {
@@ -319,15 +319,15 @@ impl Core {
             }
             let entry = self.tasks.get_mut(&id).expect("present");
             let grant = match (kind, creates_held) {
-                (Kind::Create { reserve }, Some((held, t))) if reserve >= held => {
+                (Kind::Create { reserve }, Some((held, g))) if reserve >= held => {
                     self.governor.held_without_asking(now);
-                    Grant::At(t)
+                    g
                 }
                 _ => self.governor.request(now, kind),
             };
-            if let (Kind::Create { reserve }, Grant::At(t)) = (kind, grant) {
+            if let (Kind::Create { reserve }, Grant::At(_) | Grant::Behind(_)) = (kind, grant) {
                 if creates_held.is_none_or(|(held, _)| reserve < held) {
-                    creates_held = Some((reserve, t));
+                    creates_held = Some((reserve, grant));
                 }
             }
             match grant {
@@ -364,16 +364,18 @@ impl Core {
                     }
                     jobs.push(Job { task: id, request: entry.task.request(now, &self.policy) });
                 }
-                Grant::At(t) => match entry.task.hold_until(t, now) {
-                    Ok(()) => {
-                        let at = entry.task.next_send(&self.policy);
-                        match at {
-                            Ok(at) => self.schedule(id, at.max(t), now),
-                            Err(e) => self.end(id, Some(Err(e))),
+                Grant::At(t) | Grant::Behind(t) => {
+                    match entry.task.hold_until(t, now, matches!(grant, Grant::Behind(_))) {
+                        Ok(held_to) => {
+                            let at = entry.task.next_send(&self.policy);
+                            match at {
+                                Ok(at) => self.schedule(id, at.max(held_to), now),
+                                Err(e) => self.end(id, Some(Err(e))),
+                            }
                         }
+                        Err(e) => self.end(id, Some(Err(e))),
                     }
-                    Err(e) => self.end(id, Some(Err(e))),
-                },
+                }
                 Grant::Refused => {
                     let e = entry.task.retry_refused();
                     self.end(id, Some(Err(e)));

@@ -40,6 +40,9 @@ pub enum Grant {
     Now,
     /// Ask again at this (monotonic) time.
     At(Duration),
+    /// A create short only of the polls promised to scans under way: ask again at this time at
+    /// the latest, or as soon as scans give back polls they did not spend.
+    Behind(Duration),
     /// Do not send: the retry cap of this window is spent.
     Refused,
 }
@@ -311,8 +314,12 @@ impl State {
                 // reservation (a scan under way goes before a new one); capped by the limit
                 // itself, or a tiny limit would admit nothing, ever.
                 let tail = (s.limit as f64 * s.limits.tail_share).ceil() as u32;
-                if free < (1 + reserve + s.running_unreserved + tail).min(s.limit) {
-                    return Grant::At(s.reset_at.max(now + Duration::from_millis(1)));
+                let needed = (1 + reserve + s.running_unreserved + tail).min(s.limit);
+                if free < needed {
+                    let at = s.reset_at.max(now + Duration::from_millis(1));
+                    // With the reservations given back it would fit: scans give back what
+                    // they do not spend when they end, often long before the reset.
+                    return if available >= needed { Grant::Behind(at) } else { Grant::At(at) };
                 }
             }
             Kind::Poll { reserved } => {
@@ -605,7 +612,8 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(g.request(S(0), Kind::Create { reserve: 2 }), Grant::Now);
         }
-        assert_eq!(g.request(S(0), Kind::Create { reserve: 2 }), Grant::At(S(3600)));
+        // Held by the polls promised, not by a spent window: they may come back before the reset.
+        assert_eq!(g.request(S(0), Kind::Create { reserve: 2 }), Grant::Behind(S(3600)));
         // Their polls are still granted: the budget was kept for them.
         for _ in 0..6 {
             assert_eq!(g.request(S(1), Kind::Poll { reserved: true }), Grant::Now);
@@ -671,6 +679,15 @@ mod tests {
         g.observe(S(1), headers(3, 5000, 3599));
         assert_eq!(g.budget(S(1)).0, 3, "the window's own count after the cooldown");
         assert_eq!(g.outlook(S(1)).reset_in, S(3599));
+    }
+
+    #[test]
+    fn a_create_the_window_cannot_pay_for_waits_for_the_reset() {
+        // Two requests left and nothing promised: only the reset helps (not `Behind`).
+        let g = Governor::new(Limits { default_limit: 10, ..Limits::default() });
+        g.request(S(0), Kind::Poll { reserved: false });
+        g.observe(S(0), Observed { limit: Some(10), ..headers(2, 5000, 100) });
+        assert_eq!(g.request(S(1), Kind::Create { reserve: 2 }), Grant::At(S(100)));
     }
 
     #[test]
@@ -839,7 +856,7 @@ mod tests {
             assert_eq!(gs[0].request(S(1), Kind::Create { reserve: 2 }), Grant::Now);
         }
         // Nine of ten promised in process 0: process 1 cannot admit a scan needing three.
-        assert_eq!(gs[1].request(S(1), Kind::Create { reserve: 2 }), Grant::At(S(600)));
+        assert_eq!(gs[1].request(S(1), Kind::Create { reserve: 2 }), Grant::Behind(S(600)));
         // When process 0's scans end early and return their polls, process 1 may go.
         for _ in 0..3 {
             gs[0].observe(S(2), Observed { limit: Some(10), ..headers(7, 5000, 598) });

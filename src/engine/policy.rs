@@ -71,6 +71,16 @@ impl Policy {
             Mode::Adaptive | Mode::Frugal => 3,
         }
     }
+
+    /// The polls a scan planned at a fixed `thrift` reserves: latency's at 0, frugal's at 1,
+    /// in between in proportion. A fixed thrift near 0 polls like latency mode whatever the
+    /// window; with adaptive's reservation, its polls beyond it starved in a stream (7 of
+    /// 1,000 scans at one in flight, 304 at ten, ended `RateLimited` at their deadline).
+    pub fn polls_to_reserve_at(&self, thrift: f64) -> u32 {
+        let (eager, thrifty) = (self.polls_to_reserve(Mode::Latency), self.polls_to_reserve(Mode::Frugal));
+        let t = thrift.clamp(0.0, 1.0);
+        (f64::from(eager) * (1.0 - t) + f64::from(thrifty) * t).round() as u32
+    }
 }
 
 /// No scan reserves more than this: a tiny poll gap must not make one scan hold the window.

@@ -111,6 +111,9 @@ pub struct Task {
     seen_running_for: Duration,
     /// While the budget holds it back: its floor and desired time from before the hold.
     held: Option<(Duration, Duration)>,
+    /// A create held to its deadline for polls to come back (see `hold_until`): when the
+    /// budget would have let it go without them.
+    behind_until: Option<Duration>,
 }
 
 pub type Outcome = Result<Scan, Error>;
@@ -191,6 +194,7 @@ impl Task {
             fixed_thrift: fixed_thrift.map(|t| t.clamp(0.0, 1.0)),
             seen_running_for: Duration::ZERO,
             held: None,
+            behind_until: None,
         })
     }
 
@@ -253,7 +257,12 @@ impl Task {
     /// The budget class of the next request.
     pub fn kind(&self, policy: &Policy) -> Kind {
         match &self.phase {
-            Phase::Create { .. } => Kind::Create { reserve: policy.polls_to_reserve(self.mode) },
+            Phase::Create { .. } => Kind::Create {
+                reserve: match self.fixed_thrift {
+                    Some(t) => policy.polls_to_reserve_at(t),
+                    None => policy.polls_to_reserve(self.mode),
+                },
+            },
             Phase::Wait { .. } if self.failures > 0 => Kind::Retry,
             Phase::Wait { .. } => Kind::Poll { reserved: self.reserved > 0 },
         }
@@ -296,8 +305,17 @@ impl Task {
         Ok(self.desired.max(self.floor))
     }
 
-    /// The governor holds the request back until `at`.
-    pub fn hold_until(&mut self, at: Duration, now: Duration) -> Result<(), Error> {
+    /// The governor holds the request back until `at`; returns the time it is held to. A
+    /// create held back only by the polls promised to scans under way (`behind`) waits for
+    /// them until its deadline rather than failing at once: they give back what they do not
+    /// spend when they end ([`Task::wake`]). Anything else the budget holds past the deadline
+    /// ends the call now, with the wait in `retry_after`.
+    pub fn hold_until(&mut self, at: Duration, now: Duration, behind: bool) -> Result<Duration, Error> {
+        let mut at = at;
+        if let Some(dl) = self.deadline.filter(|dl| at > *dl && behind && self.is_creating() && now < *dl) {
+            self.behind_until = Some(at);
+            at = dl;
+        }
         if self.deadline.is_some_and(|dl| at > dl) {
             let mut e = Error::new(
                 Code::RateLimited,
@@ -317,7 +335,7 @@ impl Task {
         self.floor = self.floor.max(at);
         self.desired = self.desired.max(at);
         self.reason = if self.reason == Reason::RateLimit { Reason::RateLimit } else { Reason::Budget };
-        Ok(())
+        Ok(at)
     }
 
     /// A create held back by the budget may ask again now: polls were given back to the
@@ -364,8 +382,25 @@ impl Task {
     /// then ends without sending.
     pub fn expired(&self, now: Duration) -> Option<Error> {
         let dl = self.deadline?;
-        (matches!(self.phase, Phase::Wait { .. }) && now.saturating_add(self.last_rtt) > dl)
-            .then(|| self.timeout_now())
+        match self.phase {
+            Phase::Wait { .. } => (now.saturating_add(self.last_rtt) > dl).then(|| self.timeout_now()),
+            // Held to its deadline for polls that did not come back: no POST at the deadline.
+            Phase::Create { .. } if self.reason == Reason::Budget && now >= dl => {
+                let until = self.behind_until.unwrap_or(now);
+                let mut e = Error::new(
+                    Code::RateLimited,
+                    format!(
+                        "the API key's request budget allowed no request before the deadline: the polls \
+                         promised to the scans under way did not come back in time (next in {:.1} s); \
+                         no scan was created",
+                        until.saturating_sub(now).as_secs_f64()
+                    ),
+                );
+                e.retry_after = Some(until.saturating_sub(now));
+                Some(e)
+            }
+            Phase::Create { .. } => None,
+        }
     }
 
     /// The request to send now.
