@@ -345,6 +345,7 @@ impl Task {
         if !self.is_creating() || self.reason != Reason::Budget {
             return false;
         }
+        self.behind_until = None;
         match self.held.take() {
             Some((floor, desired)) => {
                 (self.floor, self.desired) = (floor, desired);
@@ -385,7 +386,9 @@ impl Task {
         match self.phase {
             Phase::Wait { .. } => (now.saturating_add(self.last_rtt) > dl).then(|| self.timeout_now()),
             // Held to its deadline for polls that did not come back: no POST at the deadline.
-            Phase::Create { .. } if self.reason == Reason::Budget && now >= dl => {
+            Phase::Create { .. }
+                if self.reason == Reason::Budget && now >= dl && self.behind_until.is_some() =>
+            {
                 let until = self.behind_until.unwrap_or(now);
                 let mut e = Error::new(
                     Code::RateLimited,
@@ -802,10 +805,51 @@ fn ambiguous(request: &ScanRequest, why: String, response: Option<&Response>) ->
 
 #[cfg(test)]
 mod tests {
-    use super::reconcile_duration;
+    use super::{reconcile_duration, Goal, Settings, Task};
+    use crate::error::Code;
+    use crate::model::ScanRequest;
+    use crate::Mode;
     use std::time::Duration;
 
     const MS: fn(u64) -> Duration = Duration::from_millis;
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    fn create_within(deadline: Duration) -> Task {
+        let request = ScanRequest::new("Acme", "https://acme.example");
+        let settings = Settings {
+            deadline: Some(deadline),
+            deadline_after_create: None,
+            start_after: None,
+            mode: Mode::Adaptive,
+            expected: (S(30), S(120)),
+            max_rate_limit_wait: S(900),
+            fixed_thrift: None,
+        };
+        Task::new(Goal::Create { request, create_only: false }, Duration::ZERO, settings).unwrap()
+    }
+
+    #[test]
+    fn a_create_behind_promised_polls_waits_for_them_until_its_deadline() {
+        let mut task = create_within(S(300));
+        // Held back only by polls promised to scans under way: it waits, to its deadline.
+        assert_eq!(task.hold_until(S(3600), S(0), true).ok(), Some(S(300)));
+        assert!(task.expired(S(299)).is_none());
+        // None came back: it ends there, rate-limited, no POST sent, the reset in retry_after.
+        let e = task.expired(S(300)).expect("ended at its deadline");
+        assert_eq!((e.code, e.retry_after, e.scan_id), (Code::RateLimited, Some(S(3300)), None));
+        // A window with no room at all: the call ends at once, as before.
+        let mut task = create_within(S(300));
+        let e = task.hold_until(S(3600), S(0), false).unwrap_err();
+        assert_eq!((e.code, e.retry_after), (Code::RateLimited, Some(S(3600))));
+    }
+
+    #[test]
+    fn a_woken_create_asks_again_at_once() {
+        let mut task = create_within(S(300));
+        task.hold_until(S(3600), S(0), true).unwrap();
+        assert!(task.wake(), "polls came back");
+        assert!(task.expired(S(300)).is_none(), "nothing left of the hold");
+    }
 
     #[test]
     fn a_precise_duration_within_the_polls_bounds_is_taken_as_said() {
