@@ -47,6 +47,9 @@ pub enum Grant {
     Refused,
 }
 
+/// How soon a create held behind other processes' promised polls asks again.
+const OTHERS_RECHECK: Duration = Duration::from_secs(2);
+
 /// How soon a request held behind the first probe asks again.
 const PROBE_WAIT: Duration = Duration::from_millis(20);
 
@@ -118,6 +121,9 @@ struct State {
     informed: bool,
     /// Running scans of this process with no reserved poll left (see `set_running_unreserved`).
     running_unreserved: u32,
+    /// Polls other processes promised their scans, while a ledger transaction has them loaded
+    /// (zero otherwise): their scans giving them back wake nothing here.
+    others_reserved: u32,
 }
 
 pub struct Governor {
@@ -157,6 +163,7 @@ impl Governor {
                 started: false,
                 informed: false,
                 running_unreserved: 0,
+                others_reserved: 0,
                 limits,
             }),
             shared: OnceLock::new(),
@@ -318,8 +325,13 @@ impl State {
                 if free < needed {
                     let at = s.reset_at.max(now + Duration::from_millis(1));
                     // With the reservations given back it would fit: scans give back what
-                    // they do not spend when they end, often long before the reset.
-                    return if available >= needed { Grant::Behind(at) } else { Grant::At(at) };
+                    // they do not spend when they end, often long before the reset. Another
+                    // process's scans giving theirs back wakes nothing here: ask again soon.
+                    return match (available >= needed, s.others_reserved > 0) {
+                        (true, true) => Grant::Behind(at.min(now + OTHERS_RECHECK)),
+                        (true, false) => Grant::Behind(at),
+                        (false, _) => Grant::At(at),
+                    };
                 }
             }
             Kind::Poll { reserved } => {
@@ -445,12 +457,14 @@ impl State {
         }
         self.outstanding += w.others_outstanding;
         self.reserved += w.others_reserved;
+        self.others_reserved = w.others_reserved;
     }
 
     /// Writes the key's window back to the ledger, and keeps this process's holds apart.
     fn store(&mut self, w: &mut SharedWindow, mine: &mut Holds, anchor: &WallAnchor) {
         self.outstanding = self.outstanding.saturating_sub(w.others_outstanding);
         self.reserved = self.reserved.saturating_sub(w.others_reserved);
+        self.others_reserved = 0;
         *mine = Holds { outstanding: self.outstanding, reserved: self.reserved };
         *w = SharedWindow {
             known: true,
@@ -855,8 +869,9 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(gs[0].request(S(1), Kind::Create { reserve: 2 }), Grant::Now);
         }
-        // Nine of ten promised in process 0: process 1 cannot admit a scan needing three.
-        assert_eq!(gs[1].request(S(1), Kind::Create { reserve: 2 }), Grant::Behind(S(600)));
+        // Nine of ten promised in process 0: process 1 cannot admit a scan needing three. Their
+        // coming back would wake nothing in process 1: it asks again in OTHERS_RECHECK.
+        assert_eq!(gs[1].request(S(1), Kind::Create { reserve: 2 }), Grant::Behind(S(1) + OTHERS_RECHECK));
         // When process 0's scans end early and return their polls, process 1 may go.
         for _ in 0..3 {
             gs[0].observe(S(2), Observed { limit: Some(10), ..headers(7, 5000, 598) });
