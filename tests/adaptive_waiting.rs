@@ -302,3 +302,36 @@ fn a_stream_at_a_fixed_thrift_of_0_loses_no_scan() {
     println!("thrift 0, 10 in flight: {:.2} requests per scan, {} failed", r.per_scan(), r.failed);
     assert_eq!((r.failed, r.rate_limited), (0, 0));
 }
+
+/// A batch's rows come in while its first creates are answered: the thrift weighed on the
+/// first answer (one scan, a plentiful window: latency) must not plan the scans admitted next,
+/// once a thousand more are waiting. Before, a weighed thrift held for 250 ms whatever came
+/// in, and at a compressed scale (scans of 0.05–0.2 s, 100 requests per 10 s) the whole first
+/// window was spent like latency mode: 35 scans done in it, 43 now.
+#[test]
+fn rows_added_after_the_first_answer_are_weighed_at_once() {
+    let clock = Arc::new(VirtualClock::new());
+    let api = VirtualApi::seeded(clock.clone(), (0.05, 0.2), 1, 100, Duration::from_secs(10), 21);
+    let policy = Policy {
+        expected_duration: (Duration::from_millis(50), Duration::from_millis(200)),
+        ..Policy::default()
+    };
+    let client = Client::with_transport("http://virtual/api/v1".into(), api.clone(), clock.clone(), policy);
+    let sink = Arc::new(Collect::default());
+    let options = WaitOptions { deadline_from_creation: true, ..WaitOptions::default() };
+    let submit = |i: usize| {
+        let request = ScanRequest::new(format!("Company {i}"), format!("https://r{i}.example"));
+        client.submit(Goal::Create { request, create_only: false }, &options, sink.clone()).unwrap();
+    };
+    let idle = CancelToken::new();
+    submit(0);
+    while api.log().is_empty() {
+        client.drive(&idle);
+    }
+    (1..1000).for_each(submit);
+    while clock.now() < Duration::from_secs(10) && client.drive(&idle) {}
+    let done = sink.outcomes.lock().unwrap().iter().filter(|o| o.is_ok()).count();
+    let log = api.log();
+    println!("first window: {done} scans done on {} requests", log.len());
+    assert!(done >= 40, "the first window did {done} scans");
+}

@@ -82,7 +82,7 @@ pub struct Core {
     /// computed from.
     costs: Option<(Duration, usize, PlanCosts)>,
     /// The thrift last weighed, and when.
-    thrift_seen: Option<(Duration, f64)>,
+    thrift_seen: Option<(Duration, f64, usize)>,
     /// When creates were sent (the adaptive thrift's arrival rate), oldest first.
     creates_sent: std::collections::VecDeque<Duration>,
     /// Polls were given back since the last dispatch (see `wake_held_creates`).
@@ -469,14 +469,20 @@ impl Core {
     /// its scan now runs).
     fn thrift(&mut self, now: Duration, replying: TaskId, gap: Duration) -> f64 {
         // A pass over every task: weighed at most every THRIFT_FOR (with ten thousand scans
-        // under way, weighing at every reply cost three times the rest of the scheduler).
-        if let Some((at, thrift)) = self.thrift_seen {
-            if now < at + THRIFT_FOR {
+        // under way, weighing at every reply cost three times the rest of the scheduler),
+        // or every poll gap if that is shorter, and again at once when the tasks have grown or
+        // shrunk by a tenth: a batch's rows come in while its first creates are answered, and
+        // a thrift weighed on the first few planned every scan of the first window like
+        // latency mode (a 1,000-row portfolio at 100 requests a window spent its first window
+        // on 24 scans, and its ETA said 11 min for a 4-minute run).
+        let tasks = self.tasks.len();
+        if let Some((at, thrift, then)) = self.thrift_seen {
+            if now < at + THRIFT_FOR.min(gap) && tasks.abs_diff(then) * 10 <= then {
                 return thrift;
             }
         }
         let thrift = self.weigh_thrift(now, replying, gap);
-        self.thrift_seen = Some((now, thrift));
+        self.thrift_seen = Some((now, thrift, tasks));
         thrift
     }
 
