@@ -69,7 +69,9 @@ typedef enum {
    */
   EXONA_ERR_NOT_FOUND = 5,
   /**
-   * HTTP 429 that could not be waited out within the deadline; see the retry-after.
+   * HTTP 429 that could not be waited out within the deadline, or the key's request budget
+   * (as the library keeps it from the rate-limit headers) allowing no request before the
+   * deadline: then nothing the server would refuse was sent. See the retry-after.
    */
   EXONA_ERR_RATE_LIMITED = 6,
   /**
@@ -705,7 +707,8 @@ bool exona_result_cached(const exona_result *result);
 bool exona_result_from_store(const exona_result *result);
 
 /**
- * With `EXONA_ERR_RATE_LIMITED`: how long the server asked to wait, in milliseconds.
+ * With `EXONA_ERR_RATE_LIMITED`: how long until a request may go, in milliseconds (the
+ * server's `Retry-After`, or the end of the key's window as the library keeps it).
  * 0 otherwise or when `result` is NULL. Thread-safe.
  */
 uint64_t exona_result_retry_after_ms(const exona_result *result);

@@ -23,7 +23,9 @@ pub enum exona_code {
     /// HTTP 404: no scan with this id exists under this key. Also: `exona_batch_next` has no
     /// request left, `exona_result_get_int` finds nothing at the pointer.
     EXONA_ERR_NOT_FOUND = 5,
-    /// HTTP 429 that could not be waited out within the deadline; see the retry-after.
+    /// HTTP 429 that could not be waited out within the deadline, or the key's request budget
+    /// (as the library keeps it from the rate-limit headers) allowing no request before the
+    /// deadline: then nothing the server would refuse was sent. See the retry-after.
     EXONA_ERR_RATE_LIMITED = 6,
     /// HTTP 5xx, after the retries that were safe to make.
     EXONA_ERR_SERVER = 7,

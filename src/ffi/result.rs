@@ -274,7 +274,8 @@ pub extern "C" fn exona_result_from_store(result: *const exona_result) -> bool {
     boundary(|| with(result, false, |r| r.from_store))
 }
 
-/// With `EXONA_ERR_RATE_LIMITED`: how long the server asked to wait, in milliseconds.
+/// With `EXONA_ERR_RATE_LIMITED`: how long until a request may go, in milliseconds (the
+/// server's `Retry-After`, or the end of the key's window as the library keeps it).
 /// 0 otherwise or when `result` is NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn exona_result_retry_after_ms(result: *const exona_result) -> u64 {
