@@ -124,16 +124,25 @@ fn under_pressure_every_scan_completes_within_96_s() {
     }
 }
 
-/// 30 scans of 3–12 s at 30 requests per 60 s: the budget binds, so adaptive polls frugally.
+/// 30 scans of 3–12 s at 30 requests per 60 s: the budget binds, so adaptive polls frugally,
+/// also in the last window, where the few scans left would leave most of it unspent. Forty
+/// seeds, not only the benchmark's 5, 6 and 8: before a window opening on a bound run counted
+/// the burst its reset let through as a stream, seed 39 cost 2.53 requests per scan (the
+/// last window spent on latency polls) and the benchmark's seed 6 missed in two runs of four.
 #[test]
 fn when_the_budget_binds_scans_cost_at_most_2_3_requests() {
-    for seed in [5, 6, 8] {
+    let mut costs = Vec::new();
+    for seed in 1..=40 {
         let r = pressure(30, seed, Mode::Adaptive);
         println!("seed {seed}: {:.2} requests per scan, makespan {:.1} s", r.per_scan(), r.makespan);
         assert_eq!((r.failed, r.rate_limited), (0, 0), "seed {seed}");
         assert!(r.per_scan() <= 2.3, "seed {seed}: {:.2} requests per scan", r.per_scan());
         assert!(r.makespan <= 150.0, "seed {seed}: makespan {:.1} s", r.makespan);
+        costs.push(r.per_scan());
     }
+    // Frugal's plan costs 2.1 (a poll at the 0.9 quantile, a second for one scan in ten).
+    let mean = costs.iter().sum::<f64>() / costs.len() as f64;
+    assert!(mean <= 2.2, "{mean:.3} requests per scan on average");
 }
 
 /// Adaptive sits between the fixed modes: with budget to spare it notices completions sooner

@@ -48,7 +48,7 @@ pub type TaskId = u64;
 /// How long a weighed thrift holds (the window changes slowly against it).
 const THRIFT_FOR: Duration = Duration::from_millis(250);
 
-/// Create grants remembered for the arrival rate (a window's worth at most).
+/// Create grants remembered for the arrival rate (two windows' worth at most).
 const CREATES_REMEMBERED: usize = 10_000;
 
 struct Entry {
@@ -85,6 +85,8 @@ pub struct Core {
     thrift_seen: Option<(Duration, f64, usize)>,
     /// When creates were sent (the adaptive thrift's arrival rate), oldest first.
     creates_sent: std::collections::VecDeque<Duration>,
+    /// When a create of this process was last held back by the budget.
+    create_held_at: Option<Duration>,
     /// Polls were given back since the last dispatch (see `wake_held_creates`).
     budget_freed: bool,
     /// The last `Retry-After` of a processing scan.
@@ -107,6 +109,7 @@ impl Core {
             outlook_seen: None,
             costs: None,
             creates_sent: Default::default(),
+            create_held_at: None,
             thrift_seen: None,
             budget_freed: false,
             gap_seen: None,
@@ -326,6 +329,7 @@ impl Core {
                 _ => self.governor.request(now, kind),
             };
             if let (Kind::Create { reserve }, Grant::At(_) | Grant::Behind(_)) = (kind, grant) {
+                self.create_held_at = Some(now);
                 if creates_held.is_none_or(|(held, _)| reserve < held) {
                     creates_held = Some((reserve, grant));
                 }
@@ -498,12 +502,15 @@ impl Core {
         if self.costs.as_ref().is_none_or(|(g, n, _)| *g != gap || learned >= n + 8 + n / 4) {
             self.costs = Some((gap, learned, PlanCosts::new(&self.model, prior, gap)));
         }
-        let costs = &self.costs.as_ref().expect("just set").2;
         let longest = self.model.quantile(1.0, prior);
+        let arriving = self.arrivals(now, outlook, longest);
+        let costs = &self.costs.as_ref().expect("just set").2;
         let mut demand = Demand::default();
         for (id, e) in &self.tasks {
-            if e.task.is_creating() && *id != replying {
-                demand.queued += !e.in_flight as u32;
+            // A create in flight is a scan about to run (they counted as neither, and the
+            // first answer of a burst weighed the window for the scans answered so far).
+            if e.task.is_creating() && *id != replying && !e.in_flight {
+                demand.queued += 1;
             } else if e.task.mode() == Mode::Adaptive {
                 let age = if e.task.is_creating() { Duration::ZERO } else { e.task.age(now) };
                 demand.running += 1;
@@ -511,18 +518,44 @@ impl Core {
                 demand.horizon = demand.horizon.max(longest.saturating_sub(age));
             }
         }
-        // Scans arrive as they did over the last window, not counting the latest (those of
-        // the last scan duration are the ones under way): a burst is not a stream.
-        while self.creates_sent.front().is_some_and(|t| now.saturating_sub(*t) > outlook.window) {
+        demand.arriving = arriving;
+        thrift(outlook, demand, costs)
+    }
+
+    /// The scans expected to arrive before the reset, from the creates sent lately.
+    fn arrivals(&mut self, now: Duration, outlook: Outlook, longest: Duration) -> f64 {
+        let window = outlook.window;
+        if window.is_zero() {
+            return 0.0;
+        }
+        while self.creates_sent.front().is_some_and(|t| now.saturating_sub(*t) > window * 2) {
             self.creates_sent.pop_front();
         }
-        let span = outlook.window.saturating_sub(longest);
-        if !span.is_zero() {
-            let earlier = self.creates_sent.iter().filter(|t| now.saturating_sub(**t) > longest).count();
-            let rate = earlier as f64 / span.as_secs_f64();
-            demand.arriving = rate * outlook.reset_in.as_secs_f64();
-        }
-        thrift(outlook, demand, costs)
+        let in_last = |from: Duration, to: Duration| {
+            self.creates_sent.iter().filter(|t| (from..to).contains(&now.saturating_sub(**t))).count()
+        };
+        let held_lately = self.create_held_at.is_some_and(|t| now.saturating_sub(t) <= window);
+        let rate = if held_lately {
+            // The budget held a create back within the window: the scans are a stream the
+            // budget lets through at its own pace, in a burst at each reset, so the busier of
+            // the last two windows tells its rate, bursts included. (Counting only the earlier
+            // creates of the last window, a window opening on a run bound for minutes looked
+            // nearly idle, its previous burst exactly a window old, and adaptive spent it on
+            // latency polls for the scans left: 30 scans at 30 requests a minute cost up to
+            // 2.53 requests each where frugal's 2.1 was wanted.)
+            in_last(Duration::ZERO, window + Duration::from_nanos(1)).max(in_last(window, window * 2)) as f64
+                / window.as_secs_f64()
+        } else {
+            // Otherwise as they did over the last window, not counting the latest (those of
+            // the last scan duration are the ones under way): a burst is not a stream.
+            let span = window.saturating_sub(longest);
+            if span.is_zero() {
+                return 0.0;
+            }
+            in_last(longest + Duration::from_nanos(1), window + Duration::from_nanos(1)) as f64
+                / span.as_secs_f64()
+        };
+        rate * outlook.reset_in.as_secs_f64()
     }
 
     /// Ends a task after a bug (a caught panic) with `EXONA_ERR_INTERNAL`, keeping its scan id.
@@ -637,17 +670,85 @@ mod tests {
     }
 
     fn create(n: usize) -> Task {
+        create_as(n, Mode::Balanced, (Duration::from_secs(30), Duration::from_secs(120)))
+    }
+
+    fn create_as(n: usize, mode: Mode, expected: (Duration, Duration)) -> Task {
         let request = ScanRequest::new(format!("Row {n}"), format!("https://row{n}.example"));
         let settings = Settings {
             deadline: None,
             deadline_after_create: Some(Duration::from_secs(300)),
             start_after: None,
-            mode: Mode::Balanced,
-            expected: (Duration::from_secs(30), Duration::from_secs(120)),
+            mode,
+            expected,
             max_rate_limit_wait: Duration::from_secs(3600),
             fixed_thrift: None,
         };
         Task::new(Goal::Create { request, create_only: false }, Duration::ZERO, settings).unwrap()
+    }
+
+    /// Records the thrift each progress event reports.
+    #[derive(Default)]
+    struct Thrifts(Mutex<Vec<Option<f64>>>);
+    impl Sink for Thrifts {
+        fn progress(&self, p: Progress) {
+            self.0.lock().unwrap().push(p.thrift);
+        }
+        fn finish(&self, _: Outcome) {}
+    }
+
+    /// A 201 on a key of 30 requests a minute with `remaining` left, its window reset a
+    /// minute after `wall`.
+    fn created(id: usize, remaining: u32, wall: SystemTime) -> Response {
+        let reset = wall.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 60;
+        let headers = crate::transport::Headers {
+            rate_limit_limit: Some("30".into()),
+            rate_limit_remaining: Some(remaining.to_string()),
+            rate_limit_reset: Some(reset.to_string()),
+            ..Default::default()
+        };
+        let body =
+            format!(r#"{{"id": "scn_{id}", "status": "processing", "created_at": "2026-11-30T12:00:00Z"}}"#);
+        Response { status: 201, headers, body: body.into_bytes() }
+    }
+
+    /// Creates in flight are scans about to run: the first of a burst to be answered plans
+    /// its wait with all of them. Before, they counted as neither queued nor running, and the
+    /// first answer of five creates sent at once weighed a window of 30 requests a minute for
+    /// two scans: thrift 0, latency polling for six scans whose latency polls (about 5.5
+    /// each) the window's 20 spare requests cannot pay for (0.25 with them counted).
+    #[test]
+    fn creates_in_flight_are_weighed_as_scans_under_way() {
+        let governor = Arc::new(Governor::new(Limits::default()));
+        let policy = Policy {
+            mode: Mode::Adaptive,
+            expected_duration: (Duration::from_secs(3), Duration::from_secs(12)),
+            default_poll_interval: Duration::from_secs(1),
+            ..Policy::default()
+        };
+        let expected = policy.expected_duration;
+        let mut core = Core::new(policy, governor);
+        let wall = SystemTime::now();
+        let adaptive = |n| create_as(n, Mode::Adaptive, expected);
+        // One scan answered first: the key's window is known (29 of 30 left).
+        core.submit(adaptive(0), Arc::new(Quiet), CancelToken::new(), Duration::ZERO);
+        let probe = core.dispatch_due(Duration::ZERO);
+        core.complete(probe[0].task, Ok(created(0, 29, wall)), Duration::ZERO, wall);
+        // Five more at once, all sent before the first of them is answered.
+        let sinks: Vec<Arc<Thrifts>> = (1..=5).map(|_| Arc::new(Thrifts::default())).collect();
+        for (n, sink) in sinks.iter().enumerate() {
+            core.submit(adaptive(n + 1), sink.clone(), CancelToken::new(), Duration::from_secs(1));
+        }
+        let jobs = core.dispatch_due(Duration::from_secs(1));
+        assert_eq!(jobs.len(), 5, "creates sent");
+        let first = jobs[0].task;
+        core.complete(first, Ok(created(1, 28, wall)), Duration::from_secs(1), wall);
+        let planned = sinks[0].0.lock().unwrap().iter().rev().find_map(|t| *t).expect("a wait planned");
+        assert!(
+            planned >= 0.2,
+            "the first answer of {} creates in flight planned thrift {planned:.2}",
+            jobs.len()
+        );
     }
 
     /// A portfolio's thousand creates due at once, behind the first one's probe: the dispatch
