@@ -85,8 +85,6 @@ pub struct Core {
     thrift_seen: Option<(Duration, f64, usize)>,
     /// When creates were sent (the adaptive thrift's arrival rate), oldest first.
     creates_sent: std::collections::VecDeque<Duration>,
-    /// When a create of this process was last held back by the budget.
-    create_held_at: Option<Duration>,
     /// Polls were given back since the last dispatch (see `wake_held_creates`).
     budget_freed: bool,
     /// The last `Retry-After` of a processing scan.
@@ -109,7 +107,6 @@ impl Core {
             outlook_seen: None,
             costs: None,
             creates_sent: Default::default(),
-            create_held_at: None,
             thrift_seen: None,
             budget_freed: false,
             gap_seen: None,
@@ -329,7 +326,6 @@ impl Core {
                 _ => self.governor.request(now, kind),
             };
             if let (Kind::Create { reserve }, Grant::At(_) | Grant::Behind(_)) = (kind, grant) {
-                self.create_held_at = Some(now);
                 if creates_held.is_none_or(|(held, _)| reserve < held) {
                     creates_held = Some((reserve, grant));
                 }
@@ -534,7 +530,7 @@ impl Core {
         let in_last = |from: Duration, to: Duration| {
             self.creates_sent.iter().filter(|t| (from..to).contains(&now.saturating_sub(**t))).count()
         };
-        let held_lately = self.create_held_at.is_some_and(|t| now.saturating_sub(t) <= window);
+        let held_lately = self.governor.create_short_at().is_some_and(|t| now.saturating_sub(t) <= window);
         let rate = if held_lately {
             // The budget held a create back within the window: the scans are a stream the
             // budget lets through at its own pace, in a burst at each reset, so the busier of

@@ -124,6 +124,9 @@ struct State {
     /// Polls other processes promised their scans, while a ledger transaction has them loaded
     /// (zero otherwise): their scans giving them back wake nothing here.
     others_reserved: u32,
+    /// When a create of this process was last held back for want of budget (the window spent,
+    /// its requests promised, or paced low), not for a probe or a 429's cooldown.
+    create_short_at: Option<Duration>,
 }
 
 pub struct Governor {
@@ -164,6 +167,7 @@ impl Governor {
                 informed: false,
                 running_unreserved: 0,
                 others_reserved: 0,
+                create_short_at: None,
                 limits,
             }),
             shared: OnceLock::new(),
@@ -209,6 +213,13 @@ impl Governor {
     /// admitted only with room for one more poll of each.
     pub fn set_running_unreserved(&self, n: u32) {
         self.lock().running_unreserved = n;
+    }
+
+    /// When a create of this process was last held back for want of budget: the window spent,
+    /// its requests promised to scans under way, or paced as it runs low. A create held behind
+    /// the first request's probe or a 429's cooldown does not count.
+    pub fn create_short_at(&self) -> Option<Duration> {
+        self.lock().create_short_at
     }
 
     /// Whether a 429's cooldown holds the key at `now` (as this process last saw the key).
@@ -323,6 +334,7 @@ impl State {
                 let tail = (s.limit as f64 * s.limits.tail_share).ceil() as u32;
                 let needed = (1 + reserve + s.running_unreserved + tail).min(s.limit);
                 if free < needed {
+                    s.create_short_at = Some(now);
                     let at = s.reset_at.max(now + Duration::from_millis(1));
                     // With the reservations given back it would fit: scans give back what
                     // they do not spend when they end, often long before the reset. Another
@@ -359,6 +371,9 @@ impl State {
                 let left = s.reset_at.saturating_sub(now);
                 let gap = left / available.max(1);
                 if now < last + gap {
+                    if matches!(kind, Kind::Create { .. }) {
+                        s.create_short_at = Some(now);
+                    }
                     return Grant::At(last + gap);
                 }
             }
@@ -632,6 +647,25 @@ mod tests {
         for _ in 0..6 {
             assert_eq!(g.request(S(1), Kind::Poll { reserved: true }), Grant::Now);
         }
+    }
+
+    /// The adaptive thrift reads a create held for want of budget as a stream the window
+    /// binds (engine/core.rs, `arrivals`): the creates behind the first request's probe are
+    /// not one (8 scans at once on a fresh key of 100 an hour were planned for 8 more).
+    #[test]
+    fn only_a_create_short_of_budget_is_marked_held() {
+        let g = Governor::new(Limits { default_limit: 10, ..Limits::default() });
+        assert_eq!(g.request(S(0), Kind::Create { reserve: 2 }), Grant::Now);
+        assert!(matches!(g.request(S(0), Kind::Create { reserve: 2 }), Grant::At(_)), "behind the probe");
+        assert_eq!(g.create_short_at(), None);
+        g.observe(S(1), Observed { limit: Some(10), remaining: Some(9), ..Observed::default() });
+        let mut admitted = 0;
+        while g.request(S(2), Kind::Create { reserve: 2 }) == Grant::Now {
+            assert_eq!(g.create_short_at(), None);
+            admitted += 1;
+        }
+        assert_eq!(admitted, 2, "two more scans of three requests fit beside the first");
+        assert_eq!(g.create_short_at(), Some(S(2)));
     }
 
     #[test]
