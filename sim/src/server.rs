@@ -82,13 +82,14 @@ fn error_response(e: &ApiError, meta: &Meta) -> Response {
 }
 
 /// Authentication, then the rate limit; both answer in the envelope with the usual headers.
-fn gate(state: &mut State, headers: &HeaderMap) -> Result<(Key, Meta), Response> {
+/// The refusal is boxed: a `Response` is large beside the key and meta a pass carries.
+fn gate(state: &mut State, headers: &HeaderMap) -> Result<(Key, Meta), Box<Response>> {
     let auth = headers.get("authorization").map(|v| v.to_str().unwrap_or("\u{fffd}"));
     let key = match authenticate(auth, &state.config) {
         Ok(k) => k,
         Err(e) => {
             let meta = Meta::new(state, None);
-            return Err(error_response(&e, &meta));
+            return Err(Box::new(error_response(&e, &meta)));
         }
     };
     match state.admit(&key.key, Instant::now()) {
@@ -103,7 +104,7 @@ fn gate(state: &mut State, headers: &HeaderMap) -> Result<(Key, Meta), Response>
             let mut e = ApiError::new(429, "RATE_LIMIT_EXCEEDED", "The API key is over its rate limit.")
                 .hint("Retry after the number of seconds in the Retry-After header.");
             e.retry_after = Some(wait_secs);
-            Err(error_response(&e, &meta))
+            Err(Box::new(error_response(&e, &meta)))
         }
     }
 }
@@ -120,7 +121,7 @@ async fn create_scan(AxumState(state): AxumState<Shared>, headers: HeaderMap, bo
     let mut s = lock(&state);
     let (key, meta) = match gate(&mut s, &headers) {
         Ok(ok) => ok,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     s.stats_mut(&key.key).posts += 1;
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
@@ -210,7 +211,7 @@ enum Reply {
 fn get_scan_locked(s: &mut State, id: &str, headers: &HeaderMap) -> (Reply, Option<std::time::Duration>) {
     let (key, mut meta) = match gate(s, headers) {
         Ok(ok) => ok,
-        Err(response) => return (Reply::Response(response), None),
+        Err(response) => return (Reply::Response(*response), None),
     };
     s.stats_mut(&key.key).gets += 1;
     let retry_after = retry_after_value(s.config.retry_after_secs);
