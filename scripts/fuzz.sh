@@ -6,7 +6,8 @@
 #   bash scripts/fuzz.sh [SECONDS_PER_TARGET]     (default 20)
 #
 # Needs the nightly toolchain (cargo-fuzz is installed when missing). Without nightly it says
-# "fuzz: skipped (no nightly toolchain)" and exits 0. Findings stay in fuzz/artifacts/.
+# "fuzz: skipped (no nightly toolchain)" and exits 0. Builds, corpus and findings go under
+# target/fuzz/ (never into the repository).
 # Ends with one line "N passed, N failed" (a target that found a crash is a failure).
 set -uo pipefail
 cd "$(dirname "$0")/../fuzz"
@@ -17,26 +18,43 @@ if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
   exit 0
 fi
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
-  cargo install cargo-fuzz --locked --quiet || { echo "fuzz: cannot install cargo-fuzz"; echo "0 passed, 1 failed"; exit 1; }
+  echo "fuzz: installing cargo-fuzz (cargo install, a minute or two)"
+  cargo install cargo-fuzz --locked --quiet 2>&1 | sed -u 's/^/fuzz install: /'
+  if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+    echo "fuzz: cannot install cargo-fuzz"
+    echo "0 passed, 1 failed"
+    exit 1
+  fi
 fi
 # clang instruments the C reader for coverage too; gcc still runs it under AddressSanitizer.
 if command -v clang >/dev/null 2>&1; then export CC=clang; fi
 
-if ! cargo +nightly fuzz build 2>&1 | tail -3; then
+# Everything it writes goes under the workspace's target/ (builds, the corpus it grows, any
+# crash it finds), never into the repository.
+out="$PWD/../target/fuzz"
+mkdir -p "$out"
+# The first build compiles the library with sanitizers on nightly (a few minutes on two cores):
+# its progress is shown, one line per crate.
+echo "fuzz: building the targets (cargo +nightly fuzz build; minutes on a cold cache)"
+cargo +nightly fuzz build --target-dir "$out/build" 2>&1 | sed -u -n 's/^ *\(Compiling\|Finished\|error\)/fuzz build: \1/p'
+if [ "${PIPESTATUS[0]}" -ne 0 ]; then
   echo "fuzz: the targets do not build"
   echo "0 passed, 1 failed"
   exit 1
 fi
 passed=0 failed=0
 for target in $(cargo +nightly fuzz list); do
-  mkdir -p "corpus/$target"
-  if cargo +nightly fuzz run "$target" -- -max_total_time="$secs" -rss_limit_mb=2048 >"/tmp/fuzz-$target.log" 2>&1; then
-    runs=$(grep -oE 'Done [0-9]+ runs' "/tmp/fuzz-$target.log" | tail -1)
+  corpus="$out/corpus/$target" artifacts="$out/artifacts/$target/"
+  mkdir -p "$corpus" "$artifacts"
+  log="$out/$target.log"
+  if cargo +nightly fuzz run --target-dir "$out/build" "$target" "$corpus" -- -max_total_time="$secs" \
+    -rss_limit_mb=2048 -artifact_prefix="$artifacts" >"$log" 2>&1; then
+    runs=$(grep -oE 'Done [0-9]+ runs' "$log" | tail -1)
     echo "fuzz $target: ok (${runs:-no run count} in ${secs} s)"
     passed=$((passed + 1))
   else
-    echo "fuzz $target: FAILED (see /tmp/fuzz-$target.log and fuzz/artifacts/$target)"
-    tail -30 "/tmp/fuzz-$target.log"
+    echo "fuzz $target: FAILED (see $log and $artifacts)"
+    tail -30 "$log"
     failed=$((failed + 1))
   fi
 done

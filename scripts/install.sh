@@ -42,6 +42,10 @@ fi
 
 # A separate target dir: the SONAME build must not replace the one the tests link.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/install}
+if [ ! -e "$CARGO_TARGET_DIR/release/libexona.so" ]; then
+  echo "make install: building the library with its SONAME in $CARGO_TARGET_DIR (a separate build from" \
+    "target/release; the first one takes a few minutes on two cores)"
+fi
 EXONA_SONAME=1 cargo build --release --locked -p exona -p exona-cli
 built="$CARGO_TARGET_DIR/release"
 

@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# The whole test suite:
-# - the Rust crates: unit, integration and simulator tests, and the C programs compiled with
+# The whole test suite, or some of its parts:
+#
+#   bash scripts/test.sh [PART...]     PART: rust c go ruby install fuzz (default: all but c,
+#                                      which is a part of rust)
+#
+# - rust: the Rust crates: unit, integration and simulator tests, and the C programs compiled with
 #   the system compiler and run against the simulator (under valgrind and the sanitizers when
-#   available; EXONA_REQUIRE_TOOLS=1 makes every tool mandatory, as in CI);
-# - the Go binding (go vet, go test -race) and the Ruby binding (minitest), where those
+#   available; EXONA_REQUIRE_TOOLS=1 makes every tool mandatory, as in CI); c: only the C
+#   programs (cargo test --test c_examples);
+# - go, ruby: the Go binding (go vet, go test -race) and the Ruby binding (minitest), where those
 #   toolchains exist; they say "skipped" where not;
-# - the installed tree: make install into a temporary prefix, examples built through
+# - install: the installed tree: make install into a temporary prefix, examples built through
 #   pkg-config and CMake (when cmake exists), shared and static, then make uninstall;
-# - a short coverage-guided fuzz run of every parser (nightly only; "skipped" without it).
-# Ends with one line "N passed, N failed, N skipped" (scripts/summary.sh), which agrees with
-# the exit status: a step that fails without a failing test of its own (a build, go vet, a
-# crashed test binary) counts as a failure.
+# - fuzz: a short coverage-guided fuzz run of every parser (nightly only; "skipped" without it;
+#   EXONA_FUZZ_SECONDS per target, default 10).
+# Ends with the failures by name and one line "N passed, N failed, N skipped"
+# (scripts/summary.sh), which agrees with the exit status: a step that fails without a failing
+# test of its own (a build, go vet, a crashed test binary) counts as one failure; a step whose
+# test failed counts only that test.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,10 +26,25 @@ export EXONA_SKIP_LOG
 EXONA_SKIP_LOG=$(mktemp)
 trap 'rm -f "$log" "$EXONA_SKIP_LOG"' EXIT
 
+parts=("$@")
+[ ${#parts[@]} -eq 0 ] && parts=(rust go ruby install fuzz)
+for part in "${parts[@]}"; do
+  case "$part" in
+    rust | c | go | ruby | install | fuzz) ;;
+    *) echo "scripts/test.sh: unknown part '$part' (rust c go ruby install fuzz)" >&2; exit 2 ;;
+  esac
+done
+wants() {
+  local p
+  for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done
+  return 1
+}
+
 # Runs one step; its output goes to the log (and, filtered by $2 when given, to the screen).
 step() {
   local name="$1" filter="$2"
   shift 2
+  echo "== step: $name" >>"$log"
   if [ -n "$filter" ]; then
     "$@" 2>&1 | tee -a "$log" | grep -E "$filter"
   else
@@ -34,20 +56,28 @@ step() {
   fi
 }
 
-step "cargo test" "" cargo test --workspace --locked --no-fail-fast
+if wants rust; then
+  echo "== Rust: cargo test --workspace (unit, integration, simulator, the C programs under valgrind and the sanitizers)"
+  step "cargo test" "" cargo test --workspace --locked --no-fail-fast
+elif wants c; then
+  echo "== C programs: cargo test --test c_examples"
+  step "C programs" "" cargo test --locked --test c_examples
+fi
 
 # The bindings link the release library and start the simulator binary.
-if command -v go >/dev/null 2>&1 || command -v ruby >/dev/null 2>&1; then
+if { wants go && command -v go >/dev/null 2>&1; } || { wants ruby && command -v ruby >/dev/null 2>&1; }; then
   step "release build for the bindings" "" cargo build --release --locked -p exona -p exona-sim
 fi
 export EXONA_SIM_BIN="$PWD/target/release/exona-sim"
 
 go_binding() {
   cd bindings/go &&
-    export GOCACHE="${GOCACHE:-$PWD/../../.gocache}" GOFLAGS=-mod=mod GOPROXY=off &&
+    export GOCACHE="${GOCACHE:-$PWD/../../target/gocache}" GOFLAGS=-mod=mod GOPROXY=off &&
     go vet ./... && go build ./... && go test -race -count=1 -v ./...
 }
-if command -v go >/dev/null 2>&1; then
+if ! wants go; then
+  :
+elif command -v go >/dev/null 2>&1; then
   echo "== Go binding: go vet, go test -race"
   step "Go binding" '^(--- |ok|FAIL|PASS|#|vet)' go_binding
 else
@@ -55,7 +85,9 @@ else
   echo "--- SKIP: go binding (go is not installed)" >>"$log"
 fi
 
-if command -v ruby >/dev/null 2>&1 && ruby -e 'require "ffi"' 2>/dev/null; then
+if ! wants ruby; then
+  :
+elif command -v ruby >/dev/null 2>&1 && ruby -e 'require "ffi"' 2>/dev/null; then
   echo "== Ruby binding: minitest"
   step "Ruby binding" "" bash -c 'cd bindings/ruby && ruby -Ilib test/test_exona.rb'
 else
@@ -63,11 +95,15 @@ else
   echo "--- SKIP: ruby binding (ruby or its ffi gem is not installed)" >>"$log"
 fi
 
-echo "== Installed tree: make install, pkg-config, CMake, make uninstall"
-step "installed tree" '^(--- |cmake not installed)' bash scripts/check-install.sh
+if wants install; then
+  echo "== Installed tree: make install, pkg-config, CMake, make uninstall"
+  step "installed tree" '^(--- |cmake not installed|make install:)' bash scripts/check-install.sh
+fi
 
-echo "== Fuzzing: every parser, ${EXONA_FUZZ_SECONDS:-10} s per target (scripts/fuzz.sh)"
-step "fuzzing" '^fuzz' bash scripts/fuzz.sh "${EXONA_FUZZ_SECONDS:-10}"
+if wants fuzz; then
+  echo "== Fuzzing: every parser, ${EXONA_FUZZ_SECONDS:-10} s per target (scripts/fuzz.sh)"
+  step "fuzzing" '^fuzz' bash scripts/fuzz.sh "${EXONA_FUZZ_SECONDS:-10}"
+fi
 
 # The figures in BENCHMARKS.md name the commit they measured; say so when the engine has
 # changed since (a note, not a failure: re-running them takes minutes of real time).

@@ -58,15 +58,21 @@ pub enum Command {
     },
     /// Fetch a scan by id, once.
     Get {
+        /// The scan's id (scn_...), as `exona scan --json`, a batch's output or an error printed it.
         scan_id: String,
+        /// Print the scan object (JSON) instead of a summary.
         #[arg(long)]
         json: bool,
     },
     /// Wait for an existing scan (resume by id: no new scan).
     Wait {
+        /// The scan's id (scn_...): the one an interrupted `exona scan`, a timeout or a batch's
+        /// output handed back. Only GET requests are sent; no scan is created.
         scan_id: String,
+        /// How long to wait in all (5m, 90s, 1h); the scan goes on at the API after it.
         #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
         timeout: Duration,
+        /// Print the scan object (JSON) instead of a summary.
         #[arg(long)]
         json: bool,
     },

@@ -1,9 +1,10 @@
 //! `exona scan`, `exona get`, `exona wait`: one scan, printed as a summary or as JSON.
 
 use std::io::IsTerminal;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use exona::{Client, Code, Error, Progress, Scan, ScanRequest, WaitOptions};
+use exona::{Client, Code, Error, Progress, Reason, Scan, ScanRequest, WaitOptions};
 
 use crate::interrupt::Interrupt;
 use crate::summary;
@@ -95,35 +96,91 @@ fn print_scan(scan: &Scan, json: bool) {
     let _ = std::io::Write::flush(&mut std::io::stdout());
 }
 
-/// On a terminal, a line that says what the wait is for; elsewhere nothing.
-struct Spinner(Option<indicatif::ProgressBar>);
+/// On a terminal, a line that says what the wait is for and counts down to the next request;
+/// elsewhere nothing.
+struct Spinner {
+    bar: Option<indicatif::ProgressBar>,
+    /// When the next request is due, read by the bar's `{countdown}` on every steady tick (the
+    /// engine reports a wait once, when it begins).
+    next_request: Arc<Mutex<Instant>>,
+}
 
 impl Spinner {
     fn new() -> Spinner {
-        Spinner(std::io::stderr().is_terminal().then(|| {
+        let next_request = Arc::new(Mutex::new(Instant::now()));
+        let due = Arc::clone(&next_request);
+        let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
+            let style = indicatif::ProgressStyle::with_template("{spinner} {prefix}{countdown}{msg}")
+                .map(|s| {
+                    s.with_key("countdown", move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let left = due.lock().map(|d| d.saturating_duration_since(Instant::now())).unwrap_or_default();
+                        let _ = write!(w, ", next request in {} s", left.as_secs_f64().ceil() as u64);
+                    })
+                });
+            if let Ok(style) = style {
+                bar.set_style(style);
+            }
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
-        }))
+        });
+        Spinner { bar, next_request }
     }
 
     fn tick(&mut self, p: &Progress) -> bool {
-        if let Some(bar) = &self.0 {
-            let id = p.scan_id.as_deref().unwrap_or("creating the scan");
-            bar.set_message(format!(
-                "{id}: {:?}, next request in {:.0} s ({} sent, {} left in the key's budget)",
-                p.reason,
-                p.wait.as_secs_f64(),
-                p.requests,
-                p.budget_left
-            ));
+        if let Some(bar) = &self.bar {
+            if let Ok(mut due) = self.next_request.lock() {
+                *due = Instant::now() + p.wait;
+            }
+            let id = p.scan_id.as_deref().map(|id| format!("{id}: ")).unwrap_or_default();
+            bar.set_prefix(format!("{id}{}", waiting_for(p.reason)));
+            bar.set_message(format!(" ({} sent, {} left in the key's budget)", p.requests, p.budget_left));
         }
         true
     }
 
     fn finish(&mut self) {
-        if let Some(bar) = self.0.take() {
+        if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// What a wait is for, in a user's words (the engine's `Reason` names are internal).
+pub fn waiting_for(reason: Reason) -> &'static str {
+    match reason {
+        Reason::Create => "creating the scan",
+        Reason::Schedule => "waiting for the scan",
+        Reason::RetryAfter => "waiting for the scan (as the server asked)",
+        Reason::Backoff => "retrying after a failed request",
+        Reason::RateLimit => "waiting: the API answered 429 (too many requests)",
+        Reason::Budget => "waiting for the key's window",
+        Reason::FinalPoll => "waiting for the last poll before the timeout",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_are_named_in_a_users_words_not_the_engines() {
+        let all = [
+            Reason::Create,
+            Reason::Schedule,
+            Reason::RetryAfter,
+            Reason::Backoff,
+            Reason::RateLimit,
+            Reason::Budget,
+            Reason::FinalPoll,
+        ];
+        for reason in all {
+            let words = waiting_for(reason);
+            assert!(!words.contains(&format!("{reason:?}")), "{words:?} shows the internal name {reason:?}");
+            assert!(words.chars().all(|c| !c.is_uppercase() || words.contains("API")), "{words:?}");
+        }
+        assert_eq!(waiting_for(Reason::Create), "creating the scan");
+        assert_eq!(waiting_for(Reason::Schedule), "waiting for the scan");
+        assert_eq!(waiting_for(Reason::Budget), "waiting for the key's window");
     }
 }

@@ -183,6 +183,9 @@ fn a_batch_writes_every_row_once_with_its_columns() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "one row is an error (http://)\n{}", text(&o).1);
+    // The summary counts a failed scan and a row that could not be scanned apart, as OUTPUT does.
+    let err = text(&o).1;
+    assert!(err.contains("6 completed, 1 failed, 1 error,"), "{err}");
     let rows = rows_of(&out);
     assert_eq!(rows.len(), 8);
     let by_row = |n: u64| rows.iter().find(|r| r["row"] == n).unwrap();

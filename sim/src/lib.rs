@@ -1,4 +1,4 @@
-//! exona-sim: a local simulator of the Exona API (shared/exona-api.md), with fault injection.
+//! exona-sim: a local simulator of the Exona API (docs/exona-api.md), with fault injection.
 //!
 //! Tests start it in-process with [`spawn`]; the `exona-sim` binary serves it from the
 //! command line. Everything the API docs do not define is marked simulator-only in README.md.

@@ -159,6 +159,17 @@ class ExonaTest < Minitest::Test
     assert_raises(Exona::InvalidArgumentError) { Exona::Client.new(api_key: key, base_url: SimServer.url, poll_mode: :fastest) }
   end
 
+  def test_the_readmes_settings_snippet_runs_as_written
+    readme = File.read(File.expand_path("../README.md", __dir__))
+    snippet = readme[/^## Settings and progress\n+```ruby\n(.*?)^```/m, 1]
+    refute_nil snippet, "README.md has a ruby snippet under Settings and progress"
+    env = { "EXONA_API_KEY" => format("exo_test_%036d", 43), "EXONA_BASE_URL" => SimServer.url,
+            "EXONA_SCAN_DURATION_MS" => "50-150", "EXONA_STATE_DIR" => "off" }
+    out, err, status = Open3.capture3(env, RbConfig.ruby, "-I", File.expand_path("../lib", __dir__), "-e", snippet)
+    assert status.success?, "the snippet failed:\n#{out}\n#{err}"
+    assert_includes ["Low", "Medium", "High", "Very High"], out.lines.last.strip, out
+  end
+
   def test_the_gemspec_builds_without_warnings_and_matches_the_license
     spec = Gem::Specification.load(File.expand_path("../exona.gemspec", __dir__))
     assert_equal %w[MIT Apache-2.0], spec.licenses

@@ -46,7 +46,8 @@ pub fn run(client: &Client, a: BatchArgs, interrupt: &Interrupt) -> Result<(), F
         };
         rows_of.insert(batch.add_row(row.number, request, &options), row);
     }
-    let mut errors = written.values().filter(|s| **s == RowStatus::Error).count();
+    let errors_before = written.values().filter(|s| **s == RowStatus::Error).count();
+    let mut ended = progress::Ended::default();
     let mut progress = progress::Progress::new(input.rows.len() as u64, written.len() as u64);
     let mut stopping = false;
     let mut unfinished = 0;
@@ -76,25 +77,34 @@ pub fn run(client: &Client, a: BatchArgs, interrupt: &Interrupt) -> Result<(), F
                         a.output.display()
                     ))
                 })?;
-                errors += (status == RowStatus::Error) as usize;
-                progress.update(&batch.status());
+                match status {
+                    RowStatus::Completed => ended.completed += 1,
+                    RowStatus::Failed => ended.failed += 1,
+                    RowStatus::Error => ended.errors += 1,
+                }
+                progress.update(&ended, &batch.status());
             }
-            Next::Pending => progress.update(&batch.status()),
+            Next::Pending => progress.update(&ended, &batch.status()),
             Next::Empty => break,
         }
     }
     let status = batch.status();
     progress.finish();
     let total = input.rows.len();
-    let done = written.len() + status.completed + status.failed - ambiguous;
+    // Rows in OUTPUT: those written before and those this run wrote; a cancelled or
+    // ambiguous row is not among them.
+    let done = written.len() + ended.total();
+    let errors = errors_before + ended.errors;
     if stopping {
         return Err(Failure::interrupted(format!(
-            "stopped: {done} of {total} rows in {}, {unfinished} to go; run the same command again to resume",
-            a.output.display()
+            "stopped: {done} of {total} rows in {}, {} to go ({unfinished} cancelled in flight or queued); run the same \
+             command again to resume",
+            a.output.display(),
+            total - done
         )));
     }
     let summary =
-        format!("{done} of {total} rows in {}: {}", a.output.display(), progress::describe(&status));
+        format!("{done} of {total} rows in {}: {}", a.output.display(), progress::describe(&ended, &status));
     if ambiguous > 0 {
         return Err(Failure::failed(format!(
             "{summary}; {ambiguous} row(s) had their create sent when an earlier run stopped, with no answer \

@@ -14,14 +14,32 @@ pub struct Progress {
     last_line: Instant,
 }
 
-pub fn describe(s: &Status) -> String {
+/// How this run's rows ended, as OUTPUT says it: "failed" is the API's verdict on a company
+/// (the scan failed), "error" a row that could not be scanned (refused input, a timeout, ...).
+/// The library's `Status::failed` counts both, and a cancelled row too, so the command keeps
+/// its own count of what it wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ended {
+    pub completed: usize,
+    pub failed: usize,
+    pub errors: usize,
+}
+
+impl Ended {
+    pub fn total(&self) -> usize {
+        self.completed + self.failed + self.errors
+    }
+}
+
+pub fn describe(ended: &Ended, s: &Status) -> String {
     let eta = match s.eta {
         Some(d) => format!(", about {} to go", humantime::format_duration(Duration::from_secs(d.as_secs()))),
         None => String::new(),
     };
     format!(
-        "{} completed, {} failed, {} in flight, {} queued; {} requests used, {} left in the key's budget{eta}",
-        s.completed, s.failed, s.in_flight, s.queued, s.requests, s.budget_left
+        "{} completed, {} failed, {} error, {} in flight, {} queued; {} requests used, {} left in the key's \
+         budget{eta}",
+        ended.completed, ended.failed, ended.errors, s.in_flight, s.queued, s.requests, s.budget_left
     )
 }
 
@@ -44,16 +62,16 @@ impl Progress {
         Progress { bar, already, every, last_line: Instant::now() }
     }
 
-    pub fn update(&mut self, status: &Status) {
-        let done = self.already + (status.completed + status.failed) as u64;
+    pub fn update(&mut self, ended: &Ended, status: &Status) {
+        let done = self.already + ended.total() as u64;
         match &self.bar {
             Some(bar) => {
                 bar.set_position(done);
-                bar.set_message(describe(status));
+                bar.set_message(describe(ended, status));
             }
             None if self.last_line.elapsed() >= self.every => {
                 self.last_line = Instant::now();
-                eprintln!("exona: {done} rows done: {}", describe(status));
+                eprintln!("exona: {done} rows done: {}", describe(ended, status));
             }
             None => {}
         }
