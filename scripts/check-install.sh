@@ -20,6 +20,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
+echo "make install: into a temporary prefix (it builds the library with its SONAME in target/install:" \
+  "a few minutes the first time)"
 if make --no-print-directory install PREFIX="$prefix" >"$work/install.log" 2>&1; then
   pass install
 else

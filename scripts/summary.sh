@@ -39,7 +39,7 @@ awk '
   }
   file == 1 && /^error: could not compile/ { c = $0; sub(/^error: /, "", c); sub(/ due to.*/, "", c); failed(c) }
   file == 1 && /^--- PASS:/ { p++ }
-  file == 1 && /^--- FAIL:/ { n = $3; failed(n) }
+  file == 1 && /^--- FAIL:/ { n = $3; sub(/:$/, "", n); failed(n) }
   file == 1 && /^--- SKIP:/ { s++ }
   file == 1 && /^ *[0-9]+\) (Failure|Error):$/ { minitest_name = 1; next }
   file == 1 && minitest_name { n = $1; sub(/:$/, "", n); minitest_name = 0; failed(n) }

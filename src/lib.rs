@@ -18,6 +18,7 @@ mod engine;
 pub mod error;
 pub mod log;
 pub mod model;
+mod private_files;
 pub mod redact;
 pub mod scan;
 pub mod store;

@@ -159,3 +159,64 @@ fn a_row_waits_its_turn_beyond_its_deadline() {
     assert!(status.requests >= 32, "{status:?}");
     assert_eq!(sim.stats(&k).rate_limited, 0);
 }
+
+#[test]
+fn a_second_batch_on_a_journal_in_use_is_refused_naming_its_holder() {
+    let sim = exona_sim::spawn(Config::fast()).unwrap();
+    let c = client(&sim, &key(7_001));
+    let path = journal("locked");
+    let first = Batch::new(&c);
+    first.set_journal(&path).unwrap();
+    let second = Batch::new(&c);
+    let e = second.set_journal(&path).unwrap_err();
+    assert_eq!(e.code, Code::InvalidArgument);
+    assert!(
+        e.message.contains("in use by another run") && e.message.contains(&std::process::id().to_string()),
+        "{e}"
+    );
+    drop(first);
+    Batch::new(&c).set_journal(&path).expect("the lock ends with the batch that held it");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_journal_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = exona_sim::spawn(Config::fast()).unwrap();
+    let path = journal("mode");
+    Batch::new(&client(&sim, &key(7_002))).set_journal(&path).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+}
+
+#[test]
+fn a_changed_input_is_found_before_anything_is_sent_but_max_age_days_may_change() {
+    let sim = exona_sim::spawn(Config::fast()).unwrap();
+    let (k, path) = (key(7_003), journal("changed"));
+    let c = client(&sim, &k);
+    let all = run(&c, &path, false, 3, &within(800));
+    assert_eq!(all.len(), 3);
+    let before = sim.stats(&k);
+    let batch = Batch::new(&c);
+    batch.set_journal(&path).unwrap();
+    let rows = rows();
+    // The same rows, max_age_days changed: the same scans.
+    let relaxed: Vec<ScanRequest> = rows.iter().map(|r| ScanRequest { max_age_days: Some(7), ..r.clone() }).collect();
+    let same: Vec<(u64, &ScanRequest)> = relaxed.iter().enumerate().map(|(i, r)| (i as u64, r)).collect();
+    assert_eq!(batch.changed_rows(&same).unwrap(), Vec::<u64>::new());
+    // A row inserted at the top: every journaled row now names another company.
+    let inserted = ScanRequest::new("New Co", "https://new.journal.example");
+    let shifted: Vec<(u64, &ScanRequest)> =
+        std::iter::once(&inserted).chain(rows.iter()).enumerate().map(|(i, r)| (i as u64, r)).collect();
+    assert_eq!(batch.changed_rows(&shifted).unwrap(), vec![0, 1, 2]);
+    assert_eq!(sim.stats(&k), before, "nothing was sent");
+    // Resumed with max_age_days changed, a finished row is that row, not a mismatch.
+    for r in relaxed {
+        batch.add(r, &within(800));
+    }
+    let mut codes = Vec::new();
+    while let Next::Ready(_, o) = batch.next(Some(Duration::from_secs(20))) {
+        codes.push(o.err().map(|e| e.code));
+    }
+    assert!(!codes.contains(&Some(Code::InvalidArgument)), "{codes:?}");
+}

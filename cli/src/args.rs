@@ -13,7 +13,9 @@ use clap::{Args, Parser, Subcommand};
     after_help = "The key comes from EXONA_API_KEY (or --key-file), the URL from EXONA_BASE_URL (or --base-url).\n\
                   What the command learns is kept in $XDG_STATE_HOME/exona (EXONA_STATE_DIR; \"off\" turns it off).\n\
                   Exit status: 0 done (every row completed, or failed as a scan), 1 some scan or row ended in\n\
-                  error, 2 usage, 130 interrupted."
+                  error, 2 usage (arguments, key, input), 3 the output or state file cannot be used or written\n\
+                  (in use by another run, the input itself, not a regular file, unwritable), 130 interrupted\n\
+                  (Ctrl-C or SIGTERM)."
 )]
 pub struct Cli {
     #[command(flatten)]

@@ -32,7 +32,12 @@ impl Failure {
     pub fn usage(message: impl Into<String>) -> Failure {
         Failure { status: 2, message: message.into() }
     }
-    /// Status 130: stopped by Ctrl-C.
+    /// Status 3: the output or the batch's state file cannot be used or written (in use by
+    /// another run, the input itself, not a regular file, not our output, a full disk).
+    pub fn output(message: impl Into<String>) -> Failure {
+        Failure { status: 3, message: message.into() }
+    }
+    /// Status 130: stopped by Ctrl-C or SIGTERM.
     pub fn interrupted(message: impl Into<String>) -> Failure {
         Failure { status: 130, message: message.into() }
     }

@@ -14,10 +14,11 @@ const KEY_HELP: &str = "keys look like exo_live_… or exo_test_… (Developers 
 /// The state directory: EXONA_STATE_DIR (`off`: none), else $XDG_STATE_HOME/exona, else
 /// ~/.local/state/exona. The command, unlike the library, keeps state unasked: a portfolio's
 /// results and learned durations are what makes the next run cheap.
+/// EXONA_STATE_DIR is read by the library's own parser (`off` in any case, or empty, is none),
+/// so the command and every binding agree on what a value means.
 pub fn state_dir() -> Option<PathBuf> {
-    match std::env::var_os("EXONA_STATE_DIR") {
-        Some(v) if v == "off" => None,
-        Some(v) if !v.is_empty() => Some(PathBuf::from(v)),
+    match std::env::var(exona::config::ENV_STATE_DIR) {
+        Ok(v) if !v.trim().is_empty() => exona::config::state_dir_setting(&v),
         _ => std::env::var_os("XDG_STATE_HOME")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
@@ -27,6 +28,9 @@ pub fn state_dir() -> Option<PathBuf> {
 }
 
 pub fn client(connection: &Connection) -> Result<Client, Failure> {
+    if let Some(path) = &connection.key_file {
+        warn_if_others_can_read(path);
+    }
     let key = match &connection.key_file {
         Some(path) => std::fs::read_to_string(path)
             .map_err(|e| Failure::usage(format!("cannot read the key file {}: {e}", path.display())))?
@@ -56,4 +60,65 @@ pub fn client(connection: &Connection) -> Result<Client, Failure> {
         };
         Failure::usage(format!("{}{hint}", e.message))
     })
+}
+
+/// A key file that the group or others can read lets them spend the key's budget and credits:
+/// said on stderr (the command still runs, as ssh does not for its keys, because refusing
+/// would stop a scheduled job that worked yesterday).
+fn warn_if_others_can_read(path: &std::path::Path) {
+    if let Some(mode) = others_can_read(path) {
+        eprintln!(
+            "exona: warning: the key file {} can be read by others (mode {mode:o}); chmod 600 it",
+            path.display()
+        );
+    }
+}
+
+/// The file's permission bits when its group or others may read it.
+pub fn others_can_read(path: &std::path::Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o044 != 0).then_some(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_dir_is_parsed_as_the_library_parses_it() {
+        // EXONA_STATE_DIR=OFF made a directory ./OFF (the command parsed "off" itself).
+        for off in ["off", "OFF", "Off", " off "] {
+            assert_eq!(exona::config::state_dir_setting(off), None, "{off:?}");
+        }
+        let _guard = ENV.lock().unwrap();
+        std::env::set_var("EXONA_STATE_DIR", "OFF");
+        assert_eq!(state_dir(), None);
+        std::env::set_var("EXONA_STATE_DIR", "/var/lib/exona");
+        assert_eq!(state_dir(), Some(PathBuf::from("/var/lib/exona")));
+        std::env::remove_var("EXONA_STATE_DIR");
+    }
+
+    static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_others_can_read_is_noticed() {
+        use std::os::unix::fs::PermissionsExt;
+        let p = std::env::temp_dir().join(format!("exona-key-{}", std::process::id()));
+        std::fs::write(&p, "exo_test_x").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(others_can_read(&p), Some(0o644));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(others_can_read(&p), None);
+        std::fs::remove_file(&p).unwrap();
+    }
 }

@@ -136,7 +136,8 @@ fn errors_a_person_can_act_on() {
         ])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
+    // Status 3: the output or its state file cannot be used (not 2, a usage error).
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o).1);
     assert!(text(&o).1.contains("the state file"), "{}", text(&o).1);
     assert_eq!(sim.stats(&key(2)).posts, 0);
 }

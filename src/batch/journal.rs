@@ -36,6 +36,12 @@ pub enum Resume {
 pub struct Journal {
     #[cfg(feature = "store")]
     conn: Mutex<rusqlite::Connection>,
+    /// The exclusive lock this batch holds on the journal file for its life (DESIGN.md 8.2):
+    /// a second batch on the same journal would create and write its rows a second time. An
+    /// flock, so the kernel releases it when the process dies, even by kill -9; SQLite's own
+    /// locks are fcntl locks, which it does not disturb.
+    #[cfg(feature = "store")]
+    _lock: std::fs::File,
     /// The first write error is logged; the batch goes on without its journal after it.
     broken: AtomicBool,
 }
@@ -48,6 +54,45 @@ fn err(e: impl std::fmt::Display) -> String {
 #[cfg(feature = "store")]
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Whether two normalized request bodies ask for the same scan of the same company: equal
+/// but for `max_age_days`, which only says how old a reused result may be.
+fn same_request(journaled: &str, request: &str) -> bool {
+    if journaled == request {
+        return true;
+    }
+    let identity = |text: &str| {
+        serde_json::from_str::<serde_json::Value>(text).ok().map(|mut v| {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("max_age_days");
+            }
+            v
+        })
+    };
+    matches!((identity(journaled), identity(request)), (Some(a), Some(b)) if a == b)
+}
+
+/// Who holds the journal, as its holder wrote it.
+#[cfg(feature = "store")]
+fn holder(conn: &rusqlite::Connection) -> String {
+    conn.query_row("SELECT pid, host, since_ms FROM batch_holder WHERE one = 1", [], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+    })
+    .map(|(pid, host, since)| {
+        let since = UNIX_EPOCH + Duration::from_millis(since.max(0) as u64);
+        format!("process {pid} on {host}, since {}", humantime::format_rfc3339_seconds(since))
+    })
+    .unwrap_or_else(|_| "another process".to_owned())
+}
+
+#[cfg(feature = "store")]
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "this host".to_owned())
 }
 
 /// How long ago a row was written (at `ms`); unknown counts as long ago.
@@ -63,19 +108,64 @@ impl Journal {
             Error::invalid_argument(format!("the batch journal {} cannot be used: {e}", path.display()))
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+            crate::private_files::create_dir(dir).map_err(|e| fail(e.to_string()))?;
         }
+        crate::private_files::create_file(path).map_err(|e| fail(e.to_string()))?;
+        let lock = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
         let conn = rusqlite::Connection::open(path).map_err(|e| fail(err(e)))?;
+        match fs4::FileExt::try_lock(&lock) {
+            Ok(()) => {}
+            Err(fs4::TryLockError::WouldBlock) => {
+                return Err(Error::invalid_argument(format!(
+                        "the batch journal {} is in use by another run ({}); two runs on one journal \
+                         would create and write its rows twice. Wait for it to end, or stop it",
+                        path.display(),
+                    holder(&conn)
+                )))
+            }
+            Err(fs4::TryLockError::Error(e)) => return Err(fail(format!("cannot lock it ({e})"))),
+        }
         conn.busy_timeout(Duration::from_secs(5)).map_err(|e| fail(err(e)))?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| fail(err(e)))?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| fail(err(e)))?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS batch_rows (
                  row INTEGER PRIMARY KEY, request TEXT NOT NULL, state TEXT NOT NULL,
-                 scan_id TEXT, code INTEGER, message TEXT, scan_json TEXT, updated_ms INTEGER);",
+                 scan_id TEXT, code INTEGER, message TEXT, scan_json TEXT, updated_ms INTEGER);
+             CREATE TABLE IF NOT EXISTS batch_holder (
+                 one INTEGER PRIMARY KEY CHECK (one = 1), pid INTEGER, host TEXT, since_ms INTEGER);",
         )
         .map_err(|e| fail(err(e)))?;
-        Ok(Journal { conn: Mutex::new(conn), broken: AtomicBool::new(false) })
+        // Who holds it, for the message a second run gets (the lock itself is the truth).
+        conn.execute(
+            "INSERT OR REPLACE INTO batch_holder (one, pid, host, since_ms) VALUES (1, ?1, ?2, ?3)",
+            rusqlite::params![std::process::id(), host_name(), now_ms()],
+        )
+        .map_err(|e| fail(err(e)))?;
+        Ok(Journal { conn: Mutex::new(conn), _lock: lock, broken: AtomicBool::new(false) })
+    }
+
+    /// The rows of `rows` (row number, normalized request body) that the journal holds for
+    /// another request: a resume whose input changed, which must be refused before anything
+    /// is sent (row numbers would no longer name the same companies). Options that do not
+    /// change a scan's identity (`max_age_days`) may change between runs.
+    pub fn changed_rows(&self, rows: &[(u64, String)]) -> Result<Vec<u64>, Error> {
+        let conn = self.conn();
+        let mut statement = conn
+            .prepare("SELECT request FROM batch_rows WHERE row = ?1")
+            .map_err(|e| Error::new(Code::Internal, format!("reading the batch journal: {e}")))?;
+        let mut changed = Vec::new();
+        for (row, request) in rows {
+            use rusqlite::OptionalExtension;
+            let journaled: Option<String> = statement
+                .query_row([*row as i64], |r| r.get(0))
+                .optional()
+                .map_err(|e| Error::new(Code::Internal, format!("reading the batch journal: {e}")))?;
+            if journaled.is_some_and(|j| !same_request(&j, request)) {
+                changed.push(*row);
+            }
+        }
+        Ok(changed)
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
@@ -114,7 +204,7 @@ impl Journal {
             self.write(row, Some(request), "queued", None, None, None);
             return Resume::Create;
         };
-        if journaled != request {
+        if !same_request(&journaled, request) {
             return Resume::Mismatch(journaled);
         }
         let scan = scan_json.and_then(|j| Scan::from_body(j.as_bytes(), 200, None).ok());
@@ -206,6 +296,9 @@ impl Journal {
     }
     pub fn resume(&self, _: u64, _: &str) -> Resume {
         Resume::Create
+    }
+    pub fn changed_rows(&self, _: &[(u64, String)]) -> Result<Vec<u64>, Error> {
+        Ok(Vec::new())
     }
     pub fn creating(&self, _: u64) {}
     pub fn created(&self, _: u64, _: &str) {}

@@ -153,6 +153,21 @@ impl Batch {
         self.journal.set(journal).map_err(|_| Error::invalid_argument("the batch already has a journal"))
     }
 
+    /// The rows (row number, request) that the journal holds for another request: an input
+    /// that changed since the run that wrote the journal (a row inserted, removed, edited).
+    /// A caller resuming refuses such an input before adding anything, since its row numbers
+    /// no longer name the same companies. Requests that differ only in `max_age_days` are the
+    /// same row. Without a journal, none; a request that does not validate is not compared
+    /// (adding it reports why).
+    pub fn changed_rows(&self, rows: &[(u64, &ScanRequest)]) -> Result<Vec<u64>, Error> {
+        let Some(journal) = self.journal.get() else { return Ok(Vec::new()) };
+        let bodies: Vec<(u64, String)> = rows
+            .iter()
+            .filter_map(|(row, r)| r.normalized().ok().map(|n| (*row, n.to_json().to_string())))
+            .collect();
+        journal.changed_rows(&bodies)
+    }
+
     /// Rows a crash left in "creating" are created again with `max_age_days` (at least 1, so
     /// a twin that completed meanwhile is returned instead of a new scan), instead of ending
     /// with `AmbiguousCreate`.

@@ -72,7 +72,9 @@ fn from_unix_ms(ms: i64) -> SystemTime {
 
 impl SqliteStore {
     pub fn open(dir: &Path, fingerprint: &str) -> Result<SqliteStore, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the directory ({e})"))?;
+        crate::private_files::create_dir(dir).map_err(|e| format!("cannot create the directory ({e})"))?;
+        crate::private_files::create_file(&dir.join("exona-state.sqlite3"))
+            .map_err(|e| format!("cannot create exona-state.sqlite3 ({e})"))?;
         // Processes that start together open a fresh file together: switching it to WAL and
         // creating the schema can meet "database is locked" without SQLite's busy handler
         // being asked (it is not, where waiting could deadlock). Such an open is tried again

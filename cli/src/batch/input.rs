@@ -29,11 +29,38 @@ pub fn is_json_lines(path: &Path) -> bool {
 }
 
 pub fn read(path: &Path) -> Result<Input, Failure> {
-    if is_json_lines(path) {
-        read_json_lines(path)
-    } else {
-        read_csv(path)
+    let input = if is_json_lines(path) { read_json_lines(path)? } else { read_csv(path)? };
+    Ok(unshadowed(input))
+}
+
+/// The fields OUTPUT writes of its own (DESIGN.md 7.3, and a CSV output's risk columns).
+fn is_the_commands_own(column: &str) -> bool {
+    matches!(
+        column,
+        "row" | "company_name" | "company_website" | "status" | "scan_id" | "code" | "message" | "result"
+            | "overall_risk_level"
+    ) || crate::summary::DIMENSIONS.contains(&column)
+}
+
+/// Carried columns never shadow the command's own: an input column named `status` (or
+/// `row`, `scan_id`, ...) is carried as `input_status`, so that neither a reader of OUTPUT nor
+/// a resume mistakes the input's value for the row's outcome.
+fn unshadowed(mut input: Input) -> Input {
+    let rename = |column: &str| {
+        let mut name = column.to_owned();
+        while is_the_commands_own(&name) {
+            name = format!("input_{name}");
+        }
+        name
+    };
+    if !input.extra_columns.iter().any(|c| is_the_commands_own(c)) {
+        return input;
     }
+    for row in &mut input.rows {
+        row.extra = std::mem::take(&mut row.extra).into_iter().map(|(k, v)| (rename(&k), v)).collect();
+    }
+    input.extra_columns = input.extra_columns.iter().map(|c| rename(c)).collect();
+    input
 }
 
 fn read_csv(path: &Path) -> Result<Input, Failure> {
@@ -130,6 +157,22 @@ fn read_json_lines(path: &Path) -> Result<Input, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn carried_columns_never_shadow_the_commands_own() {
+        let d = std::env::temp_dir().join(format!("exona-cli-shadow-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("in.csv");
+        std::fs::write(&p, "company_name,company_website,status,scan_id,policy\nA,https://a.example,active,X1,P1\n")
+            .unwrap();
+        let input = read(&p).unwrap();
+        assert_eq!(input.extra_columns, ["input_status", "input_scan_id", "policy"]);
+        let row = &input.rows[0];
+        assert_eq!(row.extra["input_status"], "active");
+        assert_eq!(row.extra["input_scan_id"], "X1");
+        assert!(!row.extra.contains_key("status"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 
     fn file(name: &str, text: &str) -> std::path::PathBuf {
         let d = std::env::temp_dir().join(format!("exona-cli-input-{}", std::process::id()));

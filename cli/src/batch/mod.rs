@@ -27,24 +27,31 @@ pub struct BatchArgs {
 
 pub fn run(client: &Client, a: BatchArgs, interrupt: &Interrupt) -> Result<(), Failure> {
     let input = input::read(&a.input)?;
-    let (mut out, written) = output::open(&a.output, &input.extra_columns)?;
     let state = a.state.clone().unwrap_or_else(|| {
         let mut s = a.output.clone().into_os_string();
         s.push(".state");
         PathBuf::from(s)
     });
+    output::check_path(&a.output, "the output", &a.input)?;
+    output::check_path(&state, "the state file", &a.input)?;
+    // The journal first: its lock says whether another run owns this output, before the
+    // output is opened (let alone repaired or written).
     let batch = Batch::new(client);
-    batch.set_journal(&state).map_err(|e| Failure::usage(format!("the state file: {}", e.message)))?;
+    batch.set_journal(&state).map_err(|e| Failure::output(format!("the state file: {}", e.message)))?;
     batch.set_reconcile(a.reconcile);
+    let (mut out, written) = output::open(&a.output, &input.extra_columns)?;
+
+    let request_of = |row: &input::Row| ScanRequest {
+        max_age_days: a.max_age_days,
+        ..ScanRequest::new(&row.company_name, &row.company_website)
+    };
+    let requests: Vec<(u64, ScanRequest)> = input.rows.iter().map(|r| (r.number, request_of(r))).collect();
+    refuse_a_changed_input(&batch, &requests, &a)?;
 
     let options = WaitOptions { deadline: Some(a.timeout), ..WaitOptions::default() };
     let mut rows_of = HashMap::new();
     for row in input.rows.iter().filter(|r| !written.contains_key(&r.number)) {
-        let request = ScanRequest {
-            max_age_days: a.max_age_days,
-            ..ScanRequest::new(&row.company_name, &row.company_website)
-        };
-        rows_of.insert(batch.add_row(row.number, request, &options), row);
+        rows_of.insert(batch.add_row(row.number, request_of(row), &options), row);
     }
     let errors_before = written.values().filter(|s| **s == RowStatus::Error).count();
     let mut ended = progress::Ended::default();
@@ -72,7 +79,7 @@ pub fn run(client: &Client, a: BatchArgs, interrupt: &Interrupt) -> Result<(), F
                     continue;
                 }
                 let status = out.write(row, &outcome).map_err(|e| {
-                    Failure::usage(format!(
+                    Failure::output(format!(
                         "cannot write {}: {e} (the journal keeps the row for the next run)",
                         a.output.display()
                     ))
@@ -97,8 +104,9 @@ pub fn run(client: &Client, a: BatchArgs, interrupt: &Interrupt) -> Result<(), F
     let errors = errors_before + ended.errors;
     if stopping {
         return Err(Failure::interrupted(format!(
-            "stopped: {done} of {total} rows in {}, {} to go ({unfinished} cancelled in flight or queued); run the same \
-             command again to resume",
+            "stopped on {}: {done} of {total} rows in {}, {} to go ({unfinished} cancelled in flight or queued); run \
+             the same command again to resume",
+            interrupt.by(),
             a.output.display(),
             total - done
         )));
@@ -120,4 +128,25 @@ pub fn run(client: &Client, a: BatchArgs, interrupt: &Interrupt) -> Result<(), F
     }
     eprintln!("exona: {summary}");
     Ok(())
+}
+
+/// A resume whose input changed since the journal was written (a row inserted, removed or
+/// edited) is refused before anything is sent or written: row numbers would name other
+/// companies, so rows would be skipped, errors written or companies created twice.
+fn refuse_a_changed_input(batch: &Batch, requests: &[(u64, ScanRequest)], a: &BatchArgs) -> Result<(), Failure> {
+    let pairs: Vec<(u64, &ScanRequest)> = requests.iter().map(|(n, r)| (*n, r)).collect();
+    let changed = batch.changed_rows(&pairs).map_err(|e| Failure::output(e.message))?;
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let first: Vec<String> = changed.iter().take(5).map(u64::to_string).collect();
+    let more = if changed.len() > 5 { format!(" and {} more", changed.len() - 5) } else { String::new() };
+    Err(Failure::usage(format!(
+        "{} changed since the run that wrote {}: row(s) {}{more} now name other companies or \
+         websites. Nothing was sent. Resume with the input as it was, or start a new run with \
+         another --output (--max-age-days and --timeout may change between runs; rows may not)",
+        a.input.display(),
+        a.output.display(),
+        first.join(", ")
+    )))
 }
