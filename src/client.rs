@@ -156,8 +156,7 @@ impl Client {
         let store = config
             .state_dir
             .as_deref()
-            .and_then(|dir| crate::store::open(dir, &crate::store::fingerprint(&api_key, &base_url)))
-            .map(Arc::new);
+            .and_then(|dir| crate::store::open(dir, &crate::store::fingerprint(&api_key, &base_url)));
         let ClientConfig { policy, connect, .. } = config;
         let fingerprint = fingerprint(&api_key, &base_url);
         let transport = HttpTransport::new(HttpConfig {
@@ -511,10 +510,24 @@ fn await_claim(
     use crate::store::calls::{before_create, Before, CLAIM_POLL};
     let Some(store) = store else { return Ok(Before::Create) };
     let cancel = options.cancel.clone().unwrap_or_default();
+    let mut said = false;
     loop {
         match before_create(store, request, std::time::SystemTime::now()) {
             Before::Claimed => {}
             decided => return Ok(decided),
+        }
+        if !said {
+            // Visible: a wait on another process is bounded by that process's lease (it ends
+            // one lease after the process dies), and says so.
+            said = true;
+            crate::log::log(crate::log::Level::Info, || {
+                format!(
+                    "{}: waiting on another process's create of the same company (its claim in the state \
+                     store lapses {} s after that process stops renewing it)",
+                    request.company_website,
+                    crate::store::LEASE.as_secs()
+                )
+            });
         }
         let why = "another process of this host is creating a scan of the same company (a claim in the \
                    state store); none was created twice";

@@ -230,3 +230,66 @@ fn a_process_killed_mid_transaction_leaves_the_store_whole() {
     assert!(next.uses_state_store(), "the store was never bypassed");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Set in the child process of the test below: the simulator's URL it scans against.
+const HOLD_CLAIM_AT: &str = "EXONA_TEST_HOLD_CLAIM_AT";
+
+/// A process killed (SIGKILL) while it holds a claim to create a scan (its create waits for
+/// the key's window): the next process asking for the same company creates it one lease
+/// later, not after the 15 minutes a claim used to hold (an outside check saw a batch send
+/// nothing for 90 s with budget free, and a scan wait 897 s). The child is this test binary.
+#[test]
+fn a_killed_processs_claim_is_free_within_one_lease() {
+    let k = key(11_007);
+    let dir = state_dir("lease");
+    if let Some(url) = std::env::var_os(HOLD_CLAIM_AT) {
+        let dir = PathBuf::from(std::env::var_os("EXONA_TEST_DIR").unwrap());
+        let c = ClientConfig {
+            policy: fast_policy(),
+            state_dir: Some(dir),
+            ..ClientConfig::new(&k, Some(url.to_str().unwrap()))
+        }
+        .build()
+        .unwrap();
+        let _ = c.scan_and_wait(&reusing("https://claimed.example"), &within(600_000));
+        panic!("the parent did not kill this process");
+    }
+    // The key's one request of the window is spent: the child's create waits for the window.
+    let sim = common::sim_with(exona_sim::Config {
+        rate_limit: 1,
+        rate_window: Duration::from_secs(8),
+        ..exona_sim::Config::fast()
+    });
+    let _ = Client::with_policy(&k, Some(&sim.base_url), fast_policy()).unwrap().get_scan("scn_test_spent");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "a_killed_processs_claim_is_free_within_one_lease", "--nocapture"])
+        .env(HOLD_CLAIM_AT, &sim.base_url)
+        .env("EXONA_TEST_DIR", &dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The event: the child's claim is in the store.
+    let claimed = || {
+        rusqlite::Connection::open(dir.join("exona-state.sqlite3"))
+            .and_then(|c| c.query_row("SELECT COUNT(*) FROM in_flight WHERE scan_id = ''", [], |r| r.get::<_, i64>(0)))
+            .unwrap_or(0)
+            > 0
+    };
+    let waiting = std::time::Instant::now();
+    while !claimed() && waiting.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(claimed(), "the child never claimed the scan");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(sim.stats(&k).scans_created, 0, "the child was killed before its create");
+
+    // Two minutes of patience: a claim held 15 minutes ends this call by its deadline.
+    let next = client(&sim, &k, &dir);
+    let started = std::time::Instant::now();
+    let scan = next.scan_and_wait(&reusing("https://claimed.example"), &within(120_000));
+    assert!(scan.is_ok(), "{:?} after {:?}", scan.err(), started.elapsed());
+    assert_eq!(sim.stats(&k).scans_created, 1, "created once, by the next process");
+    let _ = std::fs::remove_dir_all(&dir);
+}

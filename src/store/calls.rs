@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::{identity, Claim, Guarded, StoredResult, CLAIM_TTL, IN_FLIGHT_TTL};
+use super::{identity, Claim, Guarded, StoredResult, AMBIGUOUS_HOLD, IN_FLIGHT_TTL};
 use crate::engine::core::{Progress, Sink};
 use crate::engine::task::Outcome;
 use crate::error::{Code, Error};
@@ -50,7 +50,7 @@ pub fn before_create(store: &Guarded, request: &ScanRequest, now: SystemTime) ->
         }
     }
     let ago = |d: Duration| now.checked_sub(d).unwrap_or(SystemTime::UNIX_EPOCH);
-    match store.claim(&id, ago(IN_FLIGHT_TTL), ago(CLAIM_TTL), now) {
+    match store.claim(&id, ago(IN_FLIGHT_TTL), now) {
         Claim::Running(scan_id) => Before::Join(scan_id),
         Claim::Creating => Before::Claimed,
         Claim::Mine => Before::Create,
@@ -69,9 +69,15 @@ pub fn created(store: &Guarded, request: &ScanRequest, scan_id: &str, now: Syste
 pub fn after(store: &Guarded, request: Option<&ScanRequest>, outcome: &Result<Scan, Error>) {
     if let (Some(request), Err(e)) = (request, outcome) {
         if e.scan_id.is_none() {
-            // The create ended without a scan: give up the claim, so others need not wait.
             if let Some(id) = shareable_identity(request) {
-                store.clear_in_flight(&id, "");
+                if e.code == Code::AmbiguousCreate {
+                    // A scan may exist: the claim is kept (unrenewed) until a twin would have
+                    // completed, so a waiter's create finds it instead of twinning.
+                    store.keep_ambiguous_claim(&id, SystemTime::now() + AMBIGUOUS_HOLD);
+                } else {
+                    // The create failed or was cancelled without a scan: hand over at once.
+                    store.clear_in_flight(&id, "");
+                }
             }
         }
     }

@@ -12,6 +12,7 @@
 //! first one and bypasses the store from then on.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use crate::engine::ledger::{Holds, Ledger, SharedWindow};
@@ -53,26 +54,27 @@ pub trait Store: Ledger + Send + Sync {
     /// The scan id of a scan of this identity created at or after `since` and not ended.
     fn in_flight(&self, identity: &str, since: SystemTime) -> Result<Option<String>, String>;
     /// In one transaction: the scan of this identity in flight (recorded since `since`), else
-    /// another process's claim to be creating it (made since `claimed_since`), else a claim of
-    /// our own, made at `at`. Claims are in-flight entries without a scan id yet.
-    fn claim(
-        &self,
-        identity: &str,
-        since: SystemTime,
-        claimed_since: SystemTime,
-        at: SystemTime,
-    ) -> Result<Claim, String>;
+    /// another owner's claim to be creating it whose lease holds at `at`, else a claim of our
+    /// own (leased from `at`). Claims are in-flight entries without a scan id yet; a lapsed
+    /// claim (its owner died, on any host) is taken over.
+    fn claim(&self, identity: &str, since: SystemTime, at: SystemTime) -> Result<Claim, String>;
     fn record_in_flight(&self, identity: &str, scan_id: &str, at: SystemTime) -> Result<(), String>;
+    /// Ends an entry; a claim (`scan_id` empty) only when it is this owner's.
     fn clear_in_flight(&self, identity: &str, scan_id: &str) -> Result<(), String>;
+    /// The heartbeat: this owner's claims and holds are leased again from `at` (DESIGN 8.1).
+    fn renew_leases(&self, at: SystemTime) -> Result<(), String>;
+    /// This owner's claim whose create is ambiguous (sent, unanswered: a scan may exist) is
+    /// kept, unrenewed, until `until`, so that a waiter reconciles instead of twinning.
+    fn keep_ambiguous_claim(&self, identity: &str, until: SystemTime) -> Result<(), String>;
 }
 
 /// Opens the store in `dir` for the key and URL that `fingerprint` stands for. `None` (with a
 /// log line) when it cannot be opened: the client then works without it.
-pub fn open(dir: &std::path::Path, fingerprint: &str) -> Option<Guarded> {
+pub fn open(dir: &std::path::Path, fingerprint: &str) -> Option<Arc<Guarded>> {
     #[cfg(feature = "store")]
     {
         match sqlite::SqliteStore::open(dir, fingerprint) {
-            Ok(s) => Some(Guarded::new(Box::new(s))),
+            Ok(s) => Some(Guarded::with_heartbeat(Box::new(s))),
             Err(e) => {
                 log(Level::Warn, || format!("state store in {} not used: {e}", dir.display()));
                 None
@@ -91,11 +93,36 @@ pub fn open(dir: &std::path::Path, fingerprint: &str) -> Option<Guarded> {
 pub struct Guarded {
     inner: Box<dyn Store>,
     broken: AtomicBool,
+    heartbeat: Mutex<Option<Heartbeat>>,
+}
+
+/// The thread that renews this owner's leases every [`HEARTBEAT`] while the store lives; it
+/// is stopped and joined when the store is dropped (no thread outlives its client).
+struct Heartbeat {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl Guarded {
     pub fn new(inner: Box<dyn Store>) -> Guarded {
-        Guarded { inner, broken: AtomicBool::new(false) }
+        Guarded { inner, broken: AtomicBool::new(false), heartbeat: Mutex::new(None) }
+    }
+
+    /// The store with its heartbeat running.
+    pub fn with_heartbeat(inner: Box<dyn Store>) -> Arc<Guarded> {
+        let store = Arc::new(Guarded::new(inner));
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let (weak, signal) = (Arc::downgrade(&store), Arc::clone(&stop));
+        let spawned = std::thread::Builder::new().name("exona-lease".into()).spawn(move || beat(weak, signal));
+        match spawned {
+            Ok(thread) => {
+                *store.heartbeat.lock().unwrap_or_else(|p| p.into_inner()) = Some(Heartbeat { stop, thread })
+            }
+            // Without it, leases lapse while the process lives: others take its claims over
+            // after a lease (at worst a twin), never a wait without end.
+            Err(e) => log(Level::Warn, || format!("state store: no lease heartbeat ({e})")),
+        }
+        store
     }
 
     fn run<T>(&self, what: &str, f: impl FnOnce(&dyn Store) -> Result<T, String>) -> Option<T> {
@@ -129,15 +156,14 @@ impl Guarded {
         self.run("reading scans in flight", |s| s.in_flight(identity, since)).flatten()
     }
     /// A store that fails lets the caller create (as without a store).
-    pub fn claim(
-        &self,
-        identity: &str,
-        since: SystemTime,
-        claimed_since: SystemTime,
-        at: SystemTime,
-    ) -> Claim {
-        self.run("claiming a scan to create", |s| s.claim(identity, since, claimed_since, at))
-            .unwrap_or(Claim::Mine)
+    pub fn claim(&self, identity: &str, since: SystemTime, at: SystemTime) -> Claim {
+        self.run("claiming a scan to create", |s| s.claim(identity, since, at)).unwrap_or(Claim::Mine)
+    }
+    pub fn renew_leases(&self, at: SystemTime) {
+        self.run("renewing leases", |s| s.renew_leases(at));
+    }
+    pub fn keep_ambiguous_claim(&self, identity: &str, until: SystemTime) {
+        self.run("keeping an ambiguous create's claim", |s| s.keep_ambiguous_claim(identity, until));
     }
     pub fn record_in_flight(&self, identity: &str, scan_id: &str, at: SystemTime) {
         self.run("recording a scan in flight", |s| s.record_in_flight(identity, scan_id, at));
@@ -149,6 +175,46 @@ impl Guarded {
     /// Whether an error has switched the store off.
     pub fn is_bypassed(&self) -> bool {
         self.broken.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        let Some(heartbeat) = self.heartbeat.get_mut().unwrap_or_else(|p| p.into_inner()).take() else { return };
+        let (flag, wake) = &*heartbeat.stop;
+        *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        wake.notify_all();
+        // The heartbeat may hold the last reference itself for a moment: it ends on its own.
+        // (A thread-local flag, not `thread::current()`: on a C program's own thread that
+        // allocates a handle std never frees, which valgrind reports.)
+        if !IN_HEARTBEAT.with(|h| h.get()) {
+            let _ = heartbeat.thread.join();
+        }
+    }
+}
+
+thread_local! {
+    /// True on a heartbeat thread.
+    static IN_HEARTBEAT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The heartbeat's loop: renew, then sleep until the next beat or until stopped.
+fn beat(store: Weak<Guarded>, stop: Arc<(Mutex<bool>, Condvar)>) {
+    IN_HEARTBEAT.with(|h| h.set(true));
+    let (flag, wake) = &*stop;
+    let mut stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let (guard, _) = wake.wait_timeout(stopped, HEARTBEAT).unwrap_or_else(|p| p.into_inner());
+        stopped = guard;
+        if *stopped {
+            return;
+        }
+        drop(stopped);
+        match store.upgrade() {
+            Some(store) => store.renew_leases(SystemTime::now()),
+            None => return,
+        }
+        stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
     }
 }
 
@@ -195,9 +261,16 @@ pub fn identity(website: &str, citations: bool) -> String {
 /// How long a scan recorded in flight is trusted to still be running: scans take minutes, so
 /// an entry older than this belongs to a process that died before clearing it.
 pub const IN_FLIGHT_TTL: Duration = Duration::from_secs(30 * 60);
-/// How long a claim to create a scan holds without its scan id: a create may wait for budget
-/// for minutes; a claim older than this belongs to a process that died first.
-pub const CLAIM_TTL: Duration = Duration::from_secs(15 * 60);
+/// How long an owner's lease lasts without renewal (DESIGN.md 8.1): a process killed while it
+/// held a claim or a hold frees it within this, on any host (no `kill(pid, 0)`).
+pub const LEASE: Duration = Duration::from_secs(20);
+/// How often a live owner renews its leases (a quarter of the lease: three beats may be late,
+/// say behind a busy disk, before it loses anything).
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// How long the claim of an ambiguous create (sent, unanswered) is kept for reconciliation:
+/// the longest plausible scan (120 s) and a fifth more, after which a twin it created has
+/// completed and a waiter's create with max_age_days is answered with it, not a new scan.
+pub const AMBIGUOUS_HOLD: Duration = Duration::from_secs(144);
 
 #[cfg(test)]
 mod tests {
@@ -228,7 +301,13 @@ mod tests {
         fn record_in_flight(&self, _: &str, _: &str, _: SystemTime) -> Result<(), String> {
             Err("disk I/O error".into())
         }
-        fn claim(&self, _: &str, _: SystemTime, _: SystemTime, _: SystemTime) -> Result<Claim, String> {
+        fn claim(&self, _: &str, _: SystemTime, _: SystemTime) -> Result<Claim, String> {
+            Err("disk I/O error".into())
+        }
+        fn renew_leases(&self, _: SystemTime) -> Result<(), String> {
+            Err("disk I/O error".into())
+        }
+        fn keep_ambiguous_claim(&self, _: &str, _: SystemTime) -> Result<(), String> {
             Err("disk I/O error".into())
         }
         fn clear_in_flight(&self, _: &str, _: &str) -> Result<(), String> {
@@ -244,7 +323,7 @@ mod tests {
         assert_eq!(g.result("x", SystemTime::UNIX_EPOCH), None);
         g.record_duration(Duration::from_secs(1), SystemTime::now());
         let t = SystemTime::now();
-        assert_eq!(g.claim("x", t, t, t), Claim::Mine, "a broken store lets the caller create");
+        assert_eq!(g.claim("x", t, t), Claim::Mine, "a broken store lets the caller create");
         assert!(g.transact(0, &mut |_, _| ()).is_err(), "the governor decides alone");
     }
 

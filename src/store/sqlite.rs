@@ -8,11 +8,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Claim, Store, StoredResult};
+use super::{Claim, Store, StoredResult, LEASE};
 use crate::engine::ledger::{Holds, Ledger, SharedWindow, OUTSTANDING_TTL, RESERVED_TTL};
 
-/// The schema this version writes; a file of a newer one is left alone (not used).
-const SCHEMA_VERSION: i64 = 2;
+/// The schema this version writes; a file of a newer one is left alone (not used). Version 3
+/// added owned leases (DESIGN.md 8.1): claims and holds carry their owner's lease expiry.
+const SCHEMA_VERSION: i64 = 3;
 /// How long a write waits for another process's transaction before giving up (the store is
 /// then bypassed: a scan never waits on the disk for long).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -22,8 +23,9 @@ const KEEP_DURATIONS: i64 = 500;
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     fingerprint: String,
-    /// This store's name in the `holds` table: one per open store (one per process and key,
-    /// as the governor is).
+    /// This store's owner id: its name in the `holds` table and on its claims, one per open
+    /// store (one per process and key, as the governor is). Its leases are renewed by the
+    /// heartbeat while it lives; once they lapse, what it held is free on any host.
     holder: String,
 }
 
@@ -112,7 +114,8 @@ impl SqliteStore {
                  completed_ms INTEGER NOT NULL, PRIMARY KEY (fingerprint, identity));
              CREATE TABLE IF NOT EXISTS in_flight (
                  fingerprint TEXT NOT NULL, identity TEXT NOT NULL, scan_id TEXT NOT NULL,
-                 since_ms INTEGER NOT NULL, PRIMARY KEY (fingerprint, identity));
+                 since_ms INTEGER NOT NULL, owner TEXT NOT NULL DEFAULT '',
+                 lease_until_ms INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (fingerprint, identity));
              CREATE TABLE IF NOT EXISTS ledger (
                  fingerprint TEXT PRIMARY KEY, budget_limit INTEGER NOT NULL,
                  remaining INTEGER NOT NULL, reset_ms INTEGER NOT NULL, reset_unix INTEGER,
@@ -122,16 +125,50 @@ impl SqliteStore {
                  fingerprint TEXT NOT NULL, holder TEXT NOT NULL,
                  outstanding INTEGER NOT NULL, outstanding_until_ms INTEGER NOT NULL,
                  reserved INTEGER NOT NULL, reserved_until_ms INTEGER NOT NULL,
-                 PRIMARY KEY (fingerprint, holder));
-             PRAGMA user_version = 2;
+                 lease_until_ms INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (fingerprint, holder));
              COMMIT;",
         )
         .map_err(err)?;
+        if version < SCHEMA_VERSION {
+            migrate(&conn, version).map_err(err)?;
+        }
         Ok(SqliteStore { conn: Mutex::new(conn), fingerprint: fingerprint.to_owned(), holder: holder_name() })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// From an older schema to this one, in one transaction (a process of the older library then
+/// finds a newer schema and runs without the store, as it would on any newer file).
+fn migrate(conn: &Connection, from: i64) -> rusqlite::Result<()> {
+    let has_column = |table: &str, column: &str| -> rusqlite::Result<bool> {
+        let mut q = conn.prepare(&format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = ?1"))?;
+        q.query_row([column], |r| r.get::<_, i64>(0)).map(|n| n > 0)
+    };
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let done = (|| {
+        if from < 3 {
+            // Claims and holds written before leases have none: they lapse at once.
+            if !has_column("in_flight", "owner")? {
+                conn.execute_batch("ALTER TABLE in_flight ADD COLUMN owner TEXT NOT NULL DEFAULT ''")?;
+            }
+            if !has_column("in_flight", "lease_until_ms")? {
+                conn.execute_batch("ALTER TABLE in_flight ADD COLUMN lease_until_ms INTEGER NOT NULL DEFAULT 0")?;
+            }
+            if !has_column("holds", "lease_until_ms")? {
+                conn.execute_batch("ALTER TABLE holds ADD COLUMN lease_until_ms INTEGER NOT NULL DEFAULT 0")?;
+            }
+        }
+        conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+    })();
+    match done {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
     }
 }
 
@@ -143,18 +180,6 @@ fn holder_name() -> String {
     format!("{}-{nanos:x}-{n}", std::process::id())
 }
 
-/// Whether the process that wrote `holder` (its name begins with its process id) has ended.
-fn holder_is_dead(holder: &str) -> bool {
-    let Some(pid) = holder.split('-').next().and_then(|p| p.parse::<libc::pid_t>().ok()) else {
-        return false;
-    };
-    if pid <= 0 || pid as u32 == std::process::id() {
-        return false;
-    }
-    // Signal 0 checks that the process exists; EPERM means it exists under another user.
-    let signalled = unsafe { libc::kill(pid, 0) };
-    signalled == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
-}
 
 impl Ledger for SqliteStore {
     fn transact(
@@ -191,22 +216,13 @@ impl Ledger for SqliteStore {
             .optional()
             .map_err(err)?
             .unwrap_or_default();
-        // A process of this host that has died holds nothing: its holds go at once (a command
-        // killed and run again must not wait out its own reservations). Holds of a process
-        // whose id was reused meanwhile lapse with their expiry.
-        let holders: Vec<String> = tx
-            .prepare_cached("SELECT holder FROM holds WHERE fingerprint = ?1 AND holder <> ?2")
+        // A process that has died holds nothing once its lease lapses (it renews the lease on
+        // a heartbeat while it lives): on any host, in any container, whatever became of its
+        // process id. Its holds go, so a command killed and run again waits a lease at most.
+        tx.prepare_cached("DELETE FROM holds WHERE fingerprint = ?1 AND holder <> ?2 AND lease_until_ms <= ?3")
             .map_err(err)?
-            .query_map(params![self.fingerprint, self.holder], |r| r.get(0))
-            .map_err(err)?
-            .collect::<Result<_, _>>()
+            .execute(params![self.fingerprint, self.holder, wall_ms])
             .map_err(err)?;
-        for dead in holders.iter().filter(|h| holder_is_dead(h)) {
-            tx.prepare_cached("DELETE FROM holds WHERE fingerprint = ?1 AND holder = ?2")
-                .map_err(err)?
-                .execute(params![self.fingerprint, dead])
-                .map_err(err)?;
-        }
         // Other processes' holds, as long as they are fresh: a silent process's lapse.
         let (outstanding, reserved): (i64, i64) = tx
             .prepare_cached(
@@ -249,7 +265,7 @@ impl Ledger for SqliteStore {
         } else {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO holds (fingerprint, holder, outstanding, outstanding_until_ms,
-                     reserved, reserved_until_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                     reserved, reserved_until_ms, lease_until_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .map_err(err)?
             .execute(params![
@@ -259,6 +275,7 @@ impl Ledger for SqliteStore {
                 wall_ms + OUTSTANDING_TTL.as_millis() as i64,
                 mine.reserved,
                 wall_ms + RESERVED_TTL.as_millis() as i64,
+                wall_ms + LEASE.as_millis() as i64,
             ])
             .map_err(err)?;
         }
@@ -333,30 +350,28 @@ impl Store for SqliteStore {
             .map_err(err)
     }
 
-    fn claim(
-        &self,
-        identity: &str,
-        since: SystemTime,
-        claimed_since: SystemTime,
-        at: SystemTime,
-    ) -> Result<Claim, String> {
+    fn claim(&self, identity: &str, since: SystemTime, at: SystemTime) -> Result<Claim, String> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
-        let row: Option<(String, i64)> = tx
+        let row: Option<(String, i64, i64)> = tx
             .query_row(
-                "SELECT scan_id, since_ms FROM in_flight WHERE fingerprint = ?1 AND identity = ?2",
+                "SELECT scan_id, since_ms, lease_until_ms FROM in_flight WHERE fingerprint = ?1 AND identity = ?2",
                 params![self.fingerprint, identity],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()
             .map_err(err)?;
+        let now = unix_ms(at);
         let claim = match row {
-            Some((id, at)) if !id.is_empty() && at >= unix_ms(since) => Claim::Running(id),
-            Some((id, at)) if id.is_empty() && at >= unix_ms(claimed_since) => Claim::Creating,
+            Some((id, started, _)) if !id.is_empty() && started >= unix_ms(since) => Claim::Running(id),
+            // Another owner's claim (or an ambiguous create's, kept for its reconciliation)
+            // holds while its lease does; a lapsed one is taken over.
+            Some((id, _, lease_until)) if id.is_empty() && lease_until > now => Claim::Creating,
             _ => {
                 tx.execute(
-                    "INSERT OR REPLACE INTO in_flight (fingerprint, identity, scan_id, since_ms) VALUES (?1, ?2, '', ?3)",
-                    params![self.fingerprint, identity, unix_ms(at)],
+                    "INSERT OR REPLACE INTO in_flight (fingerprint, identity, scan_id, since_ms, owner, lease_until_ms)
+                     VALUES (?1, ?2, '', ?3, ?4, ?5)",
+                    params![self.fingerprint, identity, now, self.holder, now + LEASE.as_millis() as i64],
                 )
                 .map_err(err)?;
                 Claim::Mine
@@ -376,11 +391,44 @@ impl Store for SqliteStore {
             .map_err(err)
     }
 
-    fn clear_in_flight(&self, identity: &str, scan_id: &str) -> Result<(), String> {
+    fn renew_leases(&self, at: SystemTime) -> Result<(), String> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+        let until = unix_ms(at) + LEASE.as_millis() as i64;
+        tx.execute(
+            "UPDATE in_flight SET lease_until_ms = ?3 WHERE fingerprint = ?1 AND owner = ?2 AND scan_id = ''",
+            params![self.fingerprint, self.holder, until],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "UPDATE holds SET lease_until_ms = ?3 WHERE fingerprint = ?1 AND holder = ?2",
+            params![self.fingerprint, self.holder, until],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    fn keep_ambiguous_claim(&self, identity: &str, until: SystemTime) -> Result<(), String> {
+        // No owner: the heartbeat no longer renews it; it holds until `until`, then a waiter
+        // creates with max_age_days (a twin that completed meanwhile is reused).
         self.conn()
             .execute(
-                "DELETE FROM in_flight WHERE fingerprint = ?1 AND identity = ?2 AND scan_id = ?3",
-                params![self.fingerprint, identity, scan_id],
+                "UPDATE in_flight SET owner = '', lease_until_ms = ?4
+                 WHERE fingerprint = ?1 AND identity = ?2 AND scan_id = '' AND owner = ?3",
+                params![self.fingerprint, identity, self.holder, unix_ms(until)],
+            )
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    fn clear_in_flight(&self, identity: &str, scan_id: &str) -> Result<(), String> {
+        // A claim (no scan id) is cleared only by its owner: another process may have taken
+        // it over once this one's lease lapsed.
+        self.conn()
+            .execute(
+                "DELETE FROM in_flight WHERE fingerprint = ?1 AND identity = ?2 AND scan_id = ?3
+                     AND (?3 <> '' OR owner = ?4)",
+                params![self.fingerprint, identity, scan_id, self.holder],
             )
             .map(|_| ())
             .map_err(err)
@@ -488,11 +536,16 @@ mod tests {
         assert!(w.known);
         assert_eq!((w.limit, w.remaining, w.reset_wall_ms), (10, 7, t + 60_000));
         assert_eq!((w.others_outstanding, w.others_reserved), (3, 4));
-        // a stops writing (killed): its grants lapse first, its reservations later.
-        let w = seen_by_b(t + OUTSTANDING_TTL.as_millis() as i64 + 1);
-        assert_eq!((w.others_outstanding, w.others_reserved), (0, 4));
-        let w = seen_by_b(t + RESERVED_TTL.as_millis() as i64 + 1);
+        // a lives: its heartbeat renews its lease, and its holds stand past the first lease.
+        let lease = LEASE.as_millis() as i64;
+        a.renew_leases(from_unix_ms(t + lease - 1_000)).unwrap();
+        let w = seen_by_b(t + lease + 1_000);
+        assert_eq!((w.others_outstanding, w.others_reserved), (3, 4));
+        // a stops renewing (killed): everything it held is free one lease after its last beat,
+        // not when its grants' 2 minutes or its reservations' 15 minutes end.
+        let w = seen_by_b(t + 2 * lease);
         assert_eq!((w.others_outstanding, w.others_reserved), (0, 0));
+        assert!(2 * lease < OUTSTANDING_TTL.as_millis() as i64 && lease < RESERVED_TTL.as_millis() as i64);
         let _ = std::fs::remove_dir_all(&d);
     }
 
@@ -502,37 +555,65 @@ mod tests {
         let (a, b) = (SqliteStore::open(&d, "fp").unwrap(), SqliteStore::open(&d, "fp").unwrap());
         let now = SystemTime::now();
         let long_ago = now - Duration::from_secs(3600);
-        assert_eq!(a.claim("acme", long_ago, long_ago, now).unwrap(), Claim::Mine);
-        assert_eq!(b.claim("acme", long_ago, long_ago, now).unwrap(), Claim::Creating);
+        assert_eq!(a.claim("acme", long_ago, now).unwrap(), Claim::Mine);
+        assert_eq!(b.claim("acme", long_ago, now).unwrap(), Claim::Creating);
         assert_eq!(b.in_flight("acme", long_ago).unwrap(), None, "a claim is not a scan");
         a.record_in_flight("acme", "scn_1", now).unwrap();
-        assert_eq!(b.claim("acme", long_ago, long_ago, now).unwrap(), Claim::Running("scn_1".into()));
-        // A claim older than the caller's patience (its claimant died) is taken over.
+        assert_eq!(b.claim("acme", long_ago, now).unwrap(), Claim::Running("scn_1".into()));
         a.clear_in_flight("acme", "scn_1").unwrap();
-        assert_eq!(a.claim("acme", long_ago, long_ago, long_ago).unwrap(), Claim::Mine);
-        assert_eq!(b.claim("acme", now, now, now).unwrap(), Claim::Mine);
+        assert_eq!(b.claim("acme", long_ago, now).unwrap(), Claim::Mine);
         let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
-    fn a_dead_process_holds_nothing() {
-        let d = dir("dead");
-        let b = SqliteStore::open(&d, "fp").unwrap();
-        // A child that has ended: its pid names a holder with budget held.
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        let dead = SqliteStore { holder: format!("{pid}-0-0"), ..SqliteStore::open(&d, "fp").unwrap() };
-        let t = 1_700_000_000_000;
-        dead.transact(t, &mut |w, mine| {
-            (w.limit, w.remaining, w.window_ms, w.reset_wall_ms) = (10, 10, 60_000, t + 60_000);
-            *mine = Holds { outstanding: 2, reserved: 6 };
-        })
-        .unwrap();
-        let mut seen = None;
-        b.transact(t + 1, &mut |w, _| seen = Some((w.others_outstanding, w.others_reserved))).unwrap();
-        assert_eq!(seen, Some((0, 0)), "the dead process's holds were dropped at once");
-        assert!(!holder_is_dead(&format!("{}-0-0", std::process::id())));
+    fn a_claim_holds_while_its_owner_renews_its_lease_and_no_longer() {
+        // The outside check: a batch killed with kill -9 left 24 claims, and the next run
+        // sent nothing for 90 s with budget free (claims held 15 minutes).
+        let d = dir("lease");
+        let (a, b) = (SqliteStore::open(&d, "fp").unwrap(), SqliteStore::open(&d, "fp").unwrap());
+        let t0 = SystemTime::now();
+        let long_ago = t0 - Duration::from_secs(3600);
+        assert_eq!(a.claim("acme", long_ago, t0).unwrap(), Claim::Mine);
+        assert_eq!(b.claim("acme", long_ago, t0 + LEASE / 2).unwrap(), Claim::Creating);
+        a.renew_leases(t0 + LEASE / 2).unwrap();
+        assert_eq!(b.claim("acme", long_ago, t0 + LEASE).unwrap(), Claim::Creating, "renewed");
+        // a dies: one lease after its last beat, b takes the claim over.
+        assert_eq!(b.claim("acme", long_ago, t0 + LEASE / 2 + LEASE).unwrap(), Claim::Mine);
+        // a, come back, neither clears b's claim nor sees it as its own.
+        a.clear_in_flight("acme", "").unwrap();
+        assert_eq!(a.claim("acme", long_ago, t0 + LEASE / 2 + LEASE).unwrap(), Claim::Creating);
+        // b's create was ambiguous: the claim is kept for the reconciliation, unrenewed.
+        let until = t0 + LEASE * 10;
+        b.keep_ambiguous_claim("acme", until).unwrap();
+        b.renew_leases(until - Duration::from_secs(1)).unwrap();
+        assert_eq!(a.claim("acme", long_ago, until - Duration::from_secs(1)).unwrap(), Claim::Creating);
+        assert_eq!(a.claim("acme", long_ago, until + Duration::from_secs(1)).unwrap(), Claim::Mine);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_store_of_schema_2_is_migrated_and_its_old_claims_lapse() {
+        let d = dir("migrate");
+        std::fs::create_dir_all(&d).unwrap();
+        {
+            let c = Connection::open(d.join("exona-state.sqlite3")).unwrap();
+            c.execute_batch(
+                "CREATE TABLE in_flight (fingerprint TEXT NOT NULL, identity TEXT NOT NULL,
+                     scan_id TEXT NOT NULL, since_ms INTEGER NOT NULL, PRIMARY KEY (fingerprint, identity));
+                 CREATE TABLE holds (fingerprint TEXT NOT NULL, holder TEXT NOT NULL,
+                     outstanding INTEGER NOT NULL, outstanding_until_ms INTEGER NOT NULL,
+                     reserved INTEGER NOT NULL, reserved_until_ms INTEGER NOT NULL,
+                     PRIMARY KEY (fingerprint, holder));
+                 INSERT INTO in_flight VALUES ('fp', 'acme', '', 1);
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(&d, "fp").unwrap();
+        let now = SystemTime::now();
+        assert_eq!(s.claim("acme", now - Duration::from_secs(60), now).unwrap(), Claim::Mine);
+        let version: i64 = s.conn().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
         let _ = std::fs::remove_dir_all(&d);
     }
 }
