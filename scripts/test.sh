@@ -4,7 +4,8 @@
 #   bash scripts/test.sh [PART...]     PART: rust c go ruby install fuzz (default: all but c,
 #                                      which is a part of rust)
 #
-# - rust: the Rust crates: unit, integration and simulator tests, and the C programs compiled with
+# - rust: the Rust crates (and the crash harness, cli/tests/crash.rs, built with the test-only
+#   feature crash-points): unit, integration and simulator tests, and the C programs compiled with
 #   the system compiler and run against the simulator (under valgrind and the sanitizers when
 #   available; EXONA_REQUIRE_TOOLS=1 makes every tool mandatory, as in CI); c: only the C
 #   programs (cargo test --test c_examples);
@@ -59,6 +60,8 @@ step() {
 if wants rust; then
   echo "== Rust: cargo test --workspace (unit, integration, simulator, the C programs under valgrind and the sanitizers)"
   step "cargo test" "" cargo test --workspace --locked --no-fail-fast
+  echo "== Crash harness: exona batch processes killed at named crash points and at random (feature crash-points)"
+  step "crash harness" "" cargo test --locked -p exona-cli --features crash-points --test crash
 elif wants c; then
   echo "== C programs: cargo test --test c_examples"
   step "C programs" "" cargo test --locked --test c_examples

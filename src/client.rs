@@ -398,6 +398,7 @@ impl Client {
                 // (a batch adds rows without blocking), then go on as if just submitted.
                 let (client, options) = (Arc::downgrade(&self.inner), options.clone());
                 let started = std::time::Instant::now();
+                let create_only = *create_only;
                 let waiter = std::thread::Builder::new().name("exona-claim".into()).spawn(move || {
                     let resolved = await_claim(store_of(&client).as_deref(), &request, &options, started);
                     match (resolved, client.upgrade()) {
@@ -405,8 +406,13 @@ impl Client {
                         (Ok(_), None) => {
                             sink.finish(Err(Error::new(Code::Cancelled, "the client was freed")))
                         }
-                        (Ok(_), Some(inner)) => {
-                            if let Err(e) = (Client { inner }).submit(goal, &options, sink.clone()) {
+                        // Go on with what the store decided, without asking it again: when
+                        // the decision is "create", this call holds the claim now, and asking
+                        // again would find that claim and wait on it (a row waiting on its own
+                        // claim, renewed by its own heartbeat: for ever).
+                        (Ok(decided), Some(inner)) => {
+                            let client = Client { inner };
+                            if let Err(e) = client.submit_decided(decided, goal, create_only, request, &options, &sink) {
                                 sink.finish(Err(e));
                             }
                         }
@@ -418,6 +424,32 @@ impl Client {
             }
         };
         let sink = Arc::new(Remembering::new(store.clone(), Some(request), joined, sink));
+        self.submit_engine(goal, options, sink)
+    }
+
+    /// Runs a create the store has decided on (after waiting on another process's claim): the
+    /// stored answer, the scan to join, or the create itself, which this call's claim covers.
+    fn submit_decided(
+        &self,
+        decided: crate::store::calls::Before,
+        goal: Goal,
+        create_only: bool,
+        request: ScanRequest,
+        options: &WaitOptions,
+        sink: &Arc<dyn Sink>,
+    ) -> Result<(), Error> {
+        use crate::store::calls::{Before, Remembering};
+        let Some(store) = &self.inner.store else { return self.submit_engine(goal, options, sink.clone()) };
+        let (goal, joined) = match decided {
+            Before::Answered(scan) => {
+                sink.finish(Ok(scan));
+                return Ok(());
+            }
+            Before::Join(id) if create_only => (Goal::Get { id }, true),
+            Before::Join(id) => (Goal::Wait { id }, true),
+            Before::Create | Before::Claimed => (goal, false),
+        };
+        let sink = Arc::new(Remembering::new(store.clone(), Some(request), joined, sink.clone()));
         self.submit_engine(goal, options, sink)
     }
 

@@ -13,6 +13,7 @@
 pub mod batch;
 pub mod client;
 pub mod config;
+pub mod crash;
 // The engine is an implementation detail: its few value types are re-exported below.
 mod engine;
 pub mod error;

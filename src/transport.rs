@@ -169,8 +169,15 @@ fn auth_header(api_key: &str) -> Result<HeaderValue, String> {
 impl Transport for HttpTransport {
     fn send(&self, request: &Request) -> Result<Response, TransportError> {
         let started = std::time::Instant::now();
+        let create = request.method == Method::Post;
+        if create {
+            crate::crash::point("create_sent");
+        }
         // Scrubbed here, where the key is known, so no layer above ever holds an echo of it.
         let outcome = self.exchange(request).map(|r| self.scrub_response(r)).map_err(|e| self.scrub_error(e));
+        if create && outcome.as_ref().is_ok_and(|r| r.status == 201 || r.status == 200) {
+            crate::crash::point("create_answered");
+        }
         crate::log::log(crate::log::Level::Debug, || {
             let method = if request.method == Method::Get { "GET" } else { "POST" };
             let ms = started.elapsed().as_millis();

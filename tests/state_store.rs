@@ -293,3 +293,31 @@ fn a_killed_processs_claim_is_free_within_one_lease() {
     assert_eq!(sim.stats(&k).scans_created, 1, "created once, by the next process");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A batch row that found another process's claim waits until the claim lapses, then creates
+/// the scan itself, once. It used to ask the store again with its own new claim in place,
+/// find that claim, and wait on it: a row waiting on its own claim (for 15 minutes then, and
+/// for ever once the process's own heartbeat renews it).
+#[test]
+fn a_batch_row_that_waited_on_a_lapsed_claim_creates_the_scan_once() {
+    let sim = common::sim();
+    let (k, dir) = (key(11_008), state_dir("own-claim"));
+    let request = reusing("https://lapsed.example");
+    {
+        // Another process that claimed the company, then died (its heartbeat stops with it).
+        let other = exona::store::open(&dir, &exona::store::fingerprint(&k, &sim.base_url)).unwrap();
+        let identity = exona::store::calls::shareable_identity(&request.normalized().unwrap()).unwrap();
+        let now = std::time::SystemTime::now();
+        assert_eq!(other.claim(&identity, now, now), exona::store::Claim::Mine);
+    }
+    let c = client(&sim, &k, &dir);
+    let batch = Batch::new(&c);
+    batch.add(request, &within(120_000));
+    let outcome = match batch.next(Some(Duration::from_secs(150))) {
+        Next::Ready(_, outcome) => outcome,
+        other => panic!("the row never ended: {other:?}"),
+    };
+    assert!(outcome.is_ok(), "{:?}", outcome.err());
+    assert_eq!(sim.stats(&k).scans_created, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -44,6 +44,17 @@ impl SimHandle {
         (!matches!(r.fault, faults::Fault::Stuck | faults::Fault::Vanish)).then(|| r.created + r.duration)
     }
 
+    /// Scans created under a key, by website as the server normalised it: the crash harness
+    /// checks that no company was created twice.
+    pub fn scans_by_website(&self, key: &str) -> std::collections::BTreeMap<String, u64> {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = std::collections::BTreeMap::new();
+        for r in s.scans.values().filter(|r| r.key == key) {
+            *counts.entry(r.website.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// Number of scans created under a key (including ones the client never saw).
     pub fn scans_created(&self, key: &str) -> u64 {
         self.stats(key).scans_created

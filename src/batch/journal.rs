@@ -231,6 +231,7 @@ impl Journal {
 
     pub fn created(&self, row: u64, scan_id: &str) {
         self.write(row, None, "created", Some(scan_id), None, None);
+        crate::crash::point("journal_written");
     }
 
     pub fn ended(&self, row: u64, outcome: &Outcome) {

@@ -53,7 +53,10 @@ pub fn before_create(store: &Guarded, request: &ScanRequest, now: SystemTime) ->
     match store.claim(&id, ago(IN_FLIGHT_TTL), now) {
         Claim::Running(scan_id) => Before::Join(scan_id),
         Claim::Creating => Before::Claimed,
-        Claim::Mine => Before::Create,
+        Claim::Mine => {
+            crate::crash::point("claim_written");
+            Before::Create
+        }
     }
 }
 

@@ -265,7 +265,7 @@ impl Output {
             }
             let mut text = serde_json::to_string(&Value::Object(line)).map_err(std::io::Error::other)?;
             text.push('\n');
-            self.file.write_all(text.as_bytes())?;
+            self.write_line(text.as_bytes())?;
         }
         self.file.flush()?;
         Ok(status)
@@ -275,9 +275,22 @@ impl Output {
         let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
         w.write_record(fields.iter().map(|f| formula_safe(f).into_owned())).map_err(std::io::Error::other)?;
         let bytes = w.into_inner().map_err(|e| std::io::Error::other(e.to_string()))?;
-        // One write per line: a crash leaves whole lines and at most one cut short.
-        self.file.write_all(&bytes)?;
+        self.write_line(&bytes)?;
         self.file.flush()
+    }
+
+    /// One write per line: a crash leaves whole lines and at most one cut short. Built for the
+    /// crash harness, the line is written in two halves with the `output_half_written` crash
+    /// point between them.
+    fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
+        if cfg!(feature = "crash-points") {
+            let half = line.len() / 2;
+            self.file.write_all(&line[..half])?;
+            self.file.flush()?;
+            exona::crash::point("output_half_written");
+            return self.file.write_all(&line[half..]);
+        }
+        self.file.write_all(line)
     }
 }
 
