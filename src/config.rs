@@ -186,7 +186,10 @@ pub fn check_base_url(base_url: &str) -> Result<String, Error> {
             "base_url {base_url:?} must not have a query or fragment"
         )));
     }
-    Ok(base_url.trim_end_matches('/').to_owned())
+    // Normalized (scheme and host lower-cased, a default port dropped, dot segments resolved,
+    // no trailing slash): one service, however it is written, is one key's ledger in the state
+    // store, whose fingerprint covers the URL.
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 fn is_loopback(url: &reqwest::Url) -> bool {
@@ -229,6 +232,15 @@ mod tests {
             assert!(e.message.contains("exo_live_"), "{}", e.message);
             assert!(!e.message.contains(&bad[4..]), "the key is echoed: {}", e.message);
         }
+    }
+
+    #[test]
+    fn one_service_written_two_ways_is_one_base_url() {
+        let a = check_base_url("HTTPS://Platform.ExonaLab.com:443/api/v1/").unwrap();
+        let b = check_base_url("https://platform.exonalab.com/api/v1").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(b, "https://platform.exonalab.com/api/v1");
+        assert_eq!(check_base_url("http://127.0.0.1:8080/api/v1/").unwrap(), "http://127.0.0.1:8080/api/v1");
     }
 
     #[test]

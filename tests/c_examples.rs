@@ -437,10 +437,13 @@ fn the_fault_matrix_is_memory_clean_through_the_c_surface() {
         &[("https://stormlong.acme.ai", EVENT, &["EXONA_ERR_RATE_LIMITED"])],
     ];
     // What makes this test independent of the machine's speed: a row on the short deadline
-    // may always end by it.
+    // may always end by it, as a timeout or, when the key's budget (as the client knows it
+    // before the first answers teach it the simulator's limit) grants nothing before it, as
+    // rate-limited (seen under valgrind on a loaded machine: `garbage.acme.ai`).
     for (website, ms, expected) in groups.iter().flat_map(|g| g.iter()) {
         assert!(*ms == EVENT || expected.contains(&"EXONA_ERR_TIMEOUT"), "{website} runs on {ms} ms");
     }
+    let by_deadline = ["EXONA_ERR_TIMEOUT", "EXONA_ERR_RATE_LIMITED"];
     let plain = build("tests/c/faults.c", false).unwrap();
     let mut checks = vec![(plain, Check::Plain)];
     if valgrind_available() {
@@ -467,8 +470,9 @@ fn the_fault_matrix_is_memory_clean_through_the_c_surface() {
             for (website, _, expected) in rows.iter() {
                 let line = out.lines().find(|l| l.split(' ').next() == Some(website)).unwrap_or("");
                 let got = line.split(' ').nth(1).unwrap_or("(no line)");
+                let short = rows.iter().any(|(w, ms, _)| w == website && *ms == SHORT);
                 assert!(
-                    expected.contains(&got),
+                    expected.contains(&got) || (short && by_deadline.contains(&got)),
                     "{check:?}: {website} ended {got}, expected one of {expected:?}"
                 );
             }

@@ -10,9 +10,12 @@
 //!   cargo run --release -p exona-bench -- portfolio    # the exona command: kill -9 and resume, 1,000 rows
 //!   cargo run --release -p exona-bench -- adaptive     # the adaptive mode at issue 13's three figures
 //!   cargo run --release -p exona-bench -- curve        # virtual time: requests per scan against delay
+//!   exona-bench crash                                  # processes killed and resumed (needs the
+//!                                                      # command built with --features crash-points)
 //!   cargo run --release -p exona-bench -- all
 
 mod adaptive;
+mod crash;
 mod curve;
 mod portfolio;
 mod store;
@@ -379,6 +382,7 @@ fn main() {
         "portfolio" => portfolio::run(),
         "adaptive" => adaptive::run(),
         "curve" => curve::run(),
+        "crash" => crash::run(),
         "all" => {
             efficiency();
             pressure();
@@ -391,7 +395,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "exona-bench: unknown scenario {other:?} (efficiency, pressure, cancel, scale, store, portfolio, adaptive, curve, all)"
+                "exona-bench: unknown scenario {other:?} (efficiency, pressure, cancel, scale, store, portfolio, adaptive, curve, crash, all)"
             );
             std::process::exit(2);
         }

@@ -43,7 +43,21 @@ impl Failure {
     }
 }
 
+/// The library's warnings and errors (a state store bypassed or re-attached, a journal no
+/// longer written) go to stderr even without EXONA_LOG: an operator must see that a 20-hour
+/// batch runs without its shared ledger. EXONA_LOG, when set, decides instead.
+fn show_the_librarys_warnings() {
+    if std::env::var_os("EXONA_LOG").is_some() {
+        return;
+    }
+    exona::log::set_hook(Some((
+        exona::log::Level::Warn,
+        Box::new(|level, line| eprintln!("exona: {}: {line}", level.name())),
+    )));
+}
+
 fn run(cli: Cli) -> Result<(), Failure> {
+    show_the_librarys_warnings();
     let interrupt = interrupt::Interrupt::install();
     let client = setup::client(&cli.connection)?;
     match cli.command {

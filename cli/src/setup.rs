@@ -51,7 +51,8 @@ pub fn client(connection: &Connection) -> Result<Client, Failure> {
         config.base_url = Some(url.clone());
     }
     config.state_dir = state_dir();
-    config.build().map_err(|e| {
+    let wanted = config.state_dir.clone();
+    let client = config.build().map_err(|e| {
         // The library refuses a key of the wrong shape before any request; say how it should look.
         let hint = if e.message.contains("key") && !e.message.contains("dashboard") {
             format!(" ({KEY_HELP})")
@@ -59,7 +60,15 @@ pub fn client(connection: &Connection) -> Result<Client, Failure> {
             String::new()
         };
         Failure::usage(format!("{}{hint}", e.message))
-    })
+    })?;
+    if let (Some(dir), false) = (&wanted, client.uses_state_store()) {
+        eprintln!(
+            "exona: warning: running without the state store in {} (see the warning above): this run \
+             shares no budget, results or claims with other processes",
+            dir.display()
+        );
+    }
+    Ok(client)
 }
 
 /// A key file that the group or others can read lets them spend the key's budget and credits:

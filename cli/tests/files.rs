@@ -215,3 +215,20 @@ fn no_input_cell_becomes_a_formula_in_a_csv_output() {
     let row = text.lines().nth(1).unwrap();
     assert!(row.contains("\"'=HYPERLINK(\"\"http://x\"\")\"") && row.ends_with(",'@SUM(A1)"), "{row}");
 }
+
+#[test]
+fn a_run_without_its_state_store_says_so_on_stderr() {
+    // A 20-hour batch could lose its shared ledger unseen: the warning showed only with
+    // EXONA_LOG set.
+    let sim = exona_sim::spawn(Config::fast()).unwrap();
+    let (k, d) = (key(8), dir("no-store"));
+    std::fs::write(d.join("not-a-dir"), b"x").unwrap();
+    let o = exona(&sim, &k, &d)
+        .env("EXONA_STATE_DIR", d.join("not-a-dir/state"))
+        .args(["scan", "Acme", "https://acme.ai", "--json"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "the scan still runs: {err}");
+    assert!(err.contains("running without the state store") && err.contains("not used"), "{err}");
+}

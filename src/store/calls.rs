@@ -116,7 +116,7 @@ pub fn after(store: &Guarded, request: Option<&ScanRequest>, outcome: &Result<Sc
     let completed_at = parse("/completed_at").unwrap_or_else(SystemTime::now);
     if let (Some(created), Some(completed)) = (parse("/created_at"), parse("/completed_at")) {
         if let Ok(d) = completed.duration_since(created) {
-            store.record_duration(d, completed);
+            store.record_duration(scan.id(), d, completed);
         }
     }
     if let Some(id) = &identity {

@@ -8,8 +8,11 @@
 //! creating a twin), and the budget ledger (the key's window shared by the host's processes,
 //! so that they never 429 each other; the engine's [`Ledger`]).
 //!
-//! The store never fails a scan: [`Guarded`] turns every error into "not known", logs the
-//! first one and bypasses the store from then on.
+//! The store never fails a scan: [`Guarded`] turns every error into "not known": contention
+//! (another process's long transaction) is tried again once after a short backoff; any other
+//! failure bypasses the store for [`REATTACH_AFTER`], after which it is tried again, and
+//! re-attached when it answers (a lock held for 2 s no longer costs a 20-hour batch its shared
+//! ledger for the rest of its life). Each bypass and each re-attachment is logged at warn.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
@@ -47,7 +50,8 @@ pub enum Claim {
 pub trait Store: Ledger + Send + Sync {
     /// The most recent observed durations (at most `limit`), newest first.
     fn durations(&self, limit: usize) -> Result<Vec<Duration>, String>;
-    fn record_duration(&self, duration: Duration, at: SystemTime) -> Result<(), String>;
+    /// A scan's observed duration, once per scan id (later records of it are ignored).
+    fn record_duration(&self, scan_id: &str, duration: Duration, at: SystemTime) -> Result<(), String>;
     /// The newest completed result of this identity that finished at or after `since`.
     fn result(&self, identity: &str, since: SystemTime) -> Result<Option<StoredResult>, String>;
     fn record_result(&self, identity: &str, result: &StoredResult) -> Result<(), String>;
@@ -88,12 +92,24 @@ pub fn open(dir: &std::path::Path, fingerprint: &str) -> Option<Arc<Guarded>> {
     }
 }
 
-/// A store whose failures cost nothing: the first error is logged and the store is bypassed
-/// for the rest of the process's life (the in-memory engine goes on alone).
+/// A store whose failures cost nothing: an error bypasses the store for a while (the
+/// in-memory engine goes on alone), then it is tried again.
 pub struct Guarded {
     inner: Box<dyn Store>,
     broken: AtomicBool,
+    /// While bypassed: when to try the store again.
+    retry_at: Mutex<Option<std::time::Instant>>,
     heartbeat: Mutex<Option<Heartbeat>>,
+}
+
+/// How long a failed store is bypassed before it is tried again.
+pub const REATTACH_AFTER: Duration = Duration::from_secs(10);
+/// The wait before trying a contended store once more (SQLite already waited its busy timeout).
+const CONTENTION_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Whether an error is another process holding the store (worth a second try at once).
+fn is_contention(e: &str) -> bool {
+    e.contains("database is locked") || e.contains("database is busy") || e.contains("database table is locked")
 }
 
 /// The thread that renews this owner's leases every [`HEARTBEAT`] while the store lives; it
@@ -105,7 +121,7 @@ struct Heartbeat {
 
 impl Guarded {
     pub fn new(inner: Box<dyn Store>) -> Guarded {
-        Guarded { inner, broken: AtomicBool::new(false), heartbeat: Mutex::new(None) }
+        Guarded { inner, broken: AtomicBool::new(false), retry_at: Mutex::new(None), heartbeat: Mutex::new(None) }
     }
 
     /// The store with its heartbeat running.
@@ -125,15 +141,38 @@ impl Guarded {
         store
     }
 
-    fn run<T>(&self, what: &str, f: impl FnOnce(&dyn Store) -> Result<T, String>) -> Option<T> {
+    fn run<T>(&self, what: &str, mut f: impl FnMut(&dyn Store) -> Result<T, String>) -> Option<T> {
         if self.broken.load(Ordering::Relaxed) {
-            return None;
+            let mut retry_at = self.retry_at.lock().unwrap_or_else(|p| p.into_inner());
+            match *retry_at {
+                Some(at) if std::time::Instant::now() < at => return None,
+                // One caller tries; the others go on without the store until it answers.
+                _ => *retry_at = Some(std::time::Instant::now() + REATTACH_AFTER),
+            }
         }
-        match f(&*self.inner) {
-            Ok(v) => Some(v),
+        let mut outcome = f(&*self.inner);
+        if matches!(&outcome, Err(e) if is_contention(e)) {
+            std::thread::sleep(CONTENTION_BACKOFF);
+            outcome = f(&*self.inner);
+        }
+        match outcome {
+            Ok(v) => {
+                if self.broken.swap(false, Ordering::Relaxed) {
+                    log(Level::Warn, || "state store re-attached: it answers again".to_owned());
+                }
+                Some(v)
+            }
             Err(e) => {
-                if !self.broken.swap(true, Ordering::Relaxed) {
-                    log(Level::Warn, || format!("state store bypassed from now on: {what} failed: {e}"));
+                let was = self.broken.swap(true, Ordering::Relaxed);
+                *self.retry_at.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(std::time::Instant::now() + REATTACH_AFTER);
+                if !was {
+                    log(Level::Warn, || {
+                        format!(
+                            "state store bypassed (tried again every {} s): {what} failed: {e}",
+                            REATTACH_AFTER.as_secs()
+                        )
+                    });
                 }
                 None
             }
@@ -143,8 +182,8 @@ impl Guarded {
     pub fn durations(&self, limit: usize) -> Vec<Duration> {
         self.run("reading durations", |s| s.durations(limit)).unwrap_or_default()
     }
-    pub fn record_duration(&self, duration: Duration, at: SystemTime) {
-        self.run("recording a duration", |s| s.record_duration(duration, at));
+    pub fn record_duration(&self, scan_id: &str, duration: Duration, at: SystemTime) {
+        self.run("recording a duration", |s| s.record_duration(scan_id, duration, at));
     }
     pub fn result(&self, identity: &str, since: SystemTime) -> Option<StoredResult> {
         self.run("reading a result", |s| s.result(identity, since)).flatten()
@@ -172,7 +211,7 @@ impl Guarded {
         self.run("clearing a scan in flight", |s| s.clear_in_flight(identity, scan_id));
     }
 
-    /// Whether an error has switched the store off.
+    /// Whether the store is bypassed now (its last use failed; it is tried again later).
     pub fn is_bypassed(&self) -> bool {
         self.broken.load(Ordering::Relaxed)
     }
@@ -286,7 +325,7 @@ mod tests {
         fn durations(&self, _: usize) -> Result<Vec<Duration>, String> {
             Err("disk I/O error".into())
         }
-        fn record_duration(&self, _: Duration, _: SystemTime) -> Result<(), String> {
+        fn record_duration(&self, _: &str, _: Duration, _: SystemTime) -> Result<(), String> {
             Err("disk I/O error".into())
         }
         fn result(&self, _: &str, _: SystemTime) -> Result<Option<StoredResult>, String> {
@@ -315,13 +354,79 @@ mod tests {
         }
     }
 
+    /// Fails while `failing` is set, like a disk that filled and was freed.
+    struct Flaky {
+        failing: Arc<AtomicBool>,
+        calls: Arc<std::sync::atomic::AtomicU32>,
+    }
+    impl Ledger for Flaky {
+        fn transact(&self, _: i64, _: &mut dyn FnMut(&mut SharedWindow, &mut Holds)) -> Result<(), String> {
+            Ok(())
+        }
+    }
+    impl Store for Flaky {
+        fn durations(&self, _: usize) -> Result<Vec<Duration>, String> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if self.failing.load(Ordering::SeqCst) {
+                Err("database is locked".into())
+            } else {
+                Ok(vec![Duration::from_secs(1)])
+            }
+        }
+        fn record_duration(&self, _: &str, _: Duration, _: SystemTime) -> Result<(), String> {
+            Ok(())
+        }
+        fn result(&self, _: &str, _: SystemTime) -> Result<Option<StoredResult>, String> {
+            Ok(None)
+        }
+        fn record_result(&self, _: &str, _: &StoredResult) -> Result<(), String> {
+            Ok(())
+        }
+        fn in_flight(&self, _: &str, _: SystemTime) -> Result<Option<String>, String> {
+            Ok(None)
+        }
+        fn record_in_flight(&self, _: &str, _: &str, _: SystemTime) -> Result<(), String> {
+            Ok(())
+        }
+        fn claim(&self, _: &str, _: SystemTime, _: SystemTime) -> Result<Claim, String> {
+            Ok(Claim::Mine)
+        }
+        fn renew_leases(&self, _: SystemTime) -> Result<(), String> {
+            Ok(())
+        }
+        fn keep_ambiguous_claim(&self, _: &str, _: SystemTime) -> Result<(), String> {
+            Ok(())
+        }
+        fn clear_in_flight(&self, _: &str, _: &str) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_store_that_answers_again_is_re_attached_and_contention_is_tried_twice() {
+        // The outside check: a lock held for 2 s disabled the store for the rest of the process.
+        let failing = Arc::new(AtomicBool::new(true));
+        let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let g = Guarded::new(Box::new(Flaky { failing: failing.clone(), calls: calls.clone() }));
+        assert!(g.durations(10).is_empty());
+        assert!(g.is_bypassed());
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "contention is tried again once");
+        assert!(g.durations(10).is_empty(), "bypassed until the retry time");
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "not asked while bypassed");
+        failing.store(false, Ordering::SeqCst);
+        // The retry time comes (set it to now rather than wait REATTACH_AFTER).
+        *g.retry_at.lock().unwrap() = Some(std::time::Instant::now());
+        assert_eq!(g.durations(10), vec![Duration::from_secs(1)]);
+        assert!(!g.is_bypassed(), "re-attached");
+    }
+
     #[test]
     fn a_failing_store_is_bypassed_not_fatal() {
         let g = Guarded::new(Box::new(Failing));
         assert!(g.durations(10).is_empty());
         assert!(g.is_bypassed());
         assert_eq!(g.result("x", SystemTime::UNIX_EPOCH), None);
-        g.record_duration(Duration::from_secs(1), SystemTime::now());
+        g.record_duration("scn_1", Duration::from_secs(1), SystemTime::now());
         let t = SystemTime::now();
         assert_eq!(g.claim("x", t, t), Claim::Mine, "a broken store lets the caller create");
         assert!(g.transact(0, &mut |_, _| ()).is_err(), "the governor decides alone");

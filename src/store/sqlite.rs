@@ -107,7 +107,8 @@ impl SqliteStore {
         conn.execute_batch(
             "BEGIN IMMEDIATE;
              CREATE TABLE IF NOT EXISTS durations (
-                 fingerprint TEXT NOT NULL, seconds REAL NOT NULL, observed_ms INTEGER NOT NULL);
+                 fingerprint TEXT NOT NULL, seconds REAL NOT NULL, observed_ms INTEGER NOT NULL,
+                 scan_id TEXT);
              CREATE INDEX IF NOT EXISTS durations_by_key ON durations (fingerprint, observed_ms);
              CREATE TABLE IF NOT EXISTS results (
                  fingerprint TEXT NOT NULL, identity TEXT NOT NULL, json TEXT NOT NULL,
@@ -132,6 +133,11 @@ impl SqliteStore {
         if version < SCHEMA_VERSION {
             migrate(&conn, version).map_err(err)?;
         }
+        conn.execute_batch(
+            "CREATE UNIQUE INDEX IF NOT EXISTS durations_once ON durations (fingerprint, scan_id);",
+        )
+        .map_err(err)?;
+        prune(&conn, unix_ms(SystemTime::now())).map_err(err)?;
         Ok(SqliteStore { conn: Mutex::new(conn), fingerprint: fingerprint.to_owned(), holder: holder_name() })
     }
 
@@ -160,6 +166,9 @@ fn migrate(conn: &Connection, from: i64) -> rusqlite::Result<()> {
             if !has_column("holds", "lease_until_ms")? {
                 conn.execute_batch("ALTER TABLE holds ADD COLUMN lease_until_ms INTEGER NOT NULL DEFAULT 0")?;
             }
+            if !has_column("durations", "scan_id")? {
+                conn.execute_batch("ALTER TABLE durations ADD COLUMN scan_id TEXT")?;
+            }
         }
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
     })();
@@ -170,6 +179,22 @@ fn migrate(conn: &Connection, from: i64) -> rusqlite::Result<()> {
             Err(e)
         }
     }
+}
+
+/// What no call can use any more, dropped when a store is opened: results older than the
+/// API's longest `max_age_days` (365), claims and holds whose leases lapsed an hour ago, and
+/// scans recorded in flight longer than any scan runs.
+fn prune(conn: &Connection, now_ms: i64) -> rusqlite::Result<()> {
+    const DAY_MS: i64 = 86_400_000;
+    let hour_ago = now_ms - 3_600_000;
+    conn.execute("DELETE FROM results WHERE completed_ms < ?1", [now_ms - 366 * DAY_MS])?;
+    conn.execute("DELETE FROM in_flight WHERE scan_id = '' AND lease_until_ms < ?1", [hour_ago])?;
+    conn.execute(
+        "DELETE FROM in_flight WHERE scan_id <> '' AND since_ms < ?1",
+        [now_ms - super::IN_FLIGHT_TTL.as_millis() as i64],
+    )?;
+    conn.execute("DELETE FROM holds WHERE lease_until_ms < ?1", [hour_ago])?;
+    Ok(())
 }
 
 /// A name no other open store on the host has: the process id, the time, a counter.
@@ -296,12 +321,14 @@ impl Store for SqliteStore {
         rows.map(|r| r.map_err(err).map(|s| Duration::from_secs_f64(s.max(0.0)))).collect()
     }
 
-    fn record_duration(&self, duration: Duration, at: SystemTime) -> Result<(), String> {
+    fn record_duration(&self, scan_id: &str, duration: Duration, at: SystemTime) -> Result<(), String> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+        // Once per scan: the processes that joined one scan each see it end, and a scan
+        // counted three times would weigh three times in every process's quantiles.
         tx.execute(
-            "INSERT INTO durations (fingerprint, seconds, observed_ms) VALUES (?1, ?2, ?3)",
-            params![self.fingerprint, duration.as_secs_f64(), unix_ms(at)],
+            "INSERT OR IGNORE INTO durations (fingerprint, seconds, observed_ms, scan_id) VALUES (?1, ?2, ?3, ?4)",
+            params![self.fingerprint, duration.as_secs_f64(), unix_ms(at), scan_id],
         )
         .map_err(err)?;
         // Keep the most recent few hundred: the schedule wants today's durations, not history.
@@ -467,7 +494,7 @@ mod tests {
         let a = SqliteStore::open(&d, "fp1").unwrap();
         let b = SqliteStore::open(&d, "fp1").unwrap();
         let other_key = SqliteStore::open(&d, "fp2").unwrap();
-        a.record_duration(Duration::from_secs(4), SystemTime::now()).unwrap();
+        a.record_duration("scn_a", Duration::from_secs(4), SystemTime::now()).unwrap();
         assert_eq!(b.durations(10).unwrap(), vec![Duration::from_secs(4)]);
         assert!(other_key.durations(10).unwrap().is_empty(), "keys do not share rows");
         let r = StoredResult { json: "{\"id\":\"scn_1\"}".into(), completed_at: SystemTime::now() };
@@ -488,7 +515,7 @@ mod tests {
         let s = SqliteStore::open(&d, "fp").unwrap();
         let t0 = SystemTime::now();
         for i in 0..(KEEP_DURATIONS + 20) {
-            s.record_duration(Duration::from_secs(i as u64), t0 + Duration::from_millis(i as u64)).unwrap();
+            s.record_duration(&format!("scn_{i}"), Duration::from_secs(i as u64), t0 + Duration::from_millis(i as u64)).unwrap();
         }
         let kept = s.durations(10_000).unwrap();
         assert_eq!(kept.len(), KEEP_DURATIONS as usize);
@@ -588,6 +615,32 @@ mod tests {
         b.renew_leases(until - Duration::from_secs(1)).unwrap();
         assert_eq!(a.claim("acme", long_ago, until - Duration::from_secs(1)).unwrap(), Claim::Creating);
         assert_eq!(a.claim("acme", long_ago, until + Duration::from_secs(1)).unwrap(), Claim::Mine);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_duration_counts_once_per_scan_and_what_no_call_can_use_is_pruned() {
+        let d = dir("once");
+        let (a, b) = (SqliteStore::open(&d, "fp").unwrap(), SqliteStore::open(&d, "fp").unwrap());
+        let now = SystemTime::now();
+        // Three processes joined one scan and each saw it end.
+        for s in [&a, &b, &a] {
+            s.record_duration("scn_joined", Duration::from_secs(7), now).unwrap();
+        }
+        b.record_duration("scn_other", Duration::from_secs(9), now).unwrap();
+        assert_eq!(a.durations(10).unwrap().len(), 2);
+        // A result older than the API's longest max_age_days, and a claim long lapsed.
+        let old = now - Duration::from_secs(400 * 86_400);
+        a.record_result("old", &StoredResult { json: "{}".into(), completed_at: old }).unwrap();
+        a.record_result("new", &StoredResult { json: "{}".into(), completed_at: now }).unwrap();
+        a.claim("gone", old, old).unwrap();
+        drop((a, b));
+        let c = SqliteStore::open(&d, "fp").unwrap();
+        let count = |table: &str| -> i64 {
+            c.conn().query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+        };
+        assert_eq!(count("results"), 1, "the year-old result is gone, the new one kept");
+        assert_eq!(count("in_flight"), 0, "the lapsed claim is gone");
         let _ = std::fs::remove_dir_all(&d);
     }
 
