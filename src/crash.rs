@@ -9,8 +9,10 @@
 //! - `create_answered`: the server created the scan; nothing has recorded its id yet.
 //! - `journal_written`: the batch journal holds the scan id ("created").
 //! - `output_half_written`: the command wrote half of a row's line to its output.
+//! - `store_mid_transaction`: inside a ledger transaction of the state store, its rows written,
+//!   before its commit (the store must be whole for the next process).
 
-/// The names, for a harness that drives every one.
+/// The points of a create's path, for a harness that drives every one.
 pub const POINTS: [&str; 5] =
     ["claim_written", "create_sent", "create_answered", "journal_written", "output_half_written"];
 

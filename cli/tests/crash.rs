@@ -209,3 +209,36 @@ fn three_processes_killed_at_random_and_resumed_keep_every_promise() {
     h.check(&inputs);
     println!("seed {seed}: {} scans for {} companies", h.sim.stats(&h.key).scans_created, 6 + 3 * 6);
 }
+
+/// A process killed inside the library's own ledger transaction (its rows written, not yet
+/// committed): SQLite rolls it back, and the next process finds the store whole and uses it.
+#[test]
+fn a_process_killed_inside_a_store_transaction_leaves_the_store_whole() {
+    let h = Harness::new("mid-transaction", 300);
+    let scan = |crash: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_exona"));
+        c.args(["scan", "Acme", "https://acme.ai", "--max-age-days", "30", "--json"])
+            .env("EXONA_API_KEY", &h.key)
+            .env("EXONA_BASE_URL", &h.sim.base_url)
+            .env("EXONA_STATE_DIR", h.dir.join("state"))
+            .env("EXONA_SCAN_DURATION_MS", "50-150")
+            .env_remove("EXONA_LOG")
+            .env_remove("EXONA_CRASH_AT")
+            .stdin(Stdio::null());
+        if let Some(point) = crash {
+            c.env("EXONA_CRASH_AT", point);
+        }
+        c.output().unwrap()
+    };
+    let killed = scan(Some("store_mid_transaction:2"));
+    assert_eq!(killed.status.code(), None, "killed in its second ledger transaction");
+    let next = scan(None);
+    let err = String::from_utf8_lossy(&next.stderr);
+    assert_eq!(next.status.code(), Some(0), "{err}");
+    assert!(!err.contains("without the state store") && !err.contains("bypassed"), "{err}");
+    // The store answers: the same company again is served from it, with no request.
+    let before = h.sim.stats(&h.key);
+    let again = scan(None);
+    assert_eq!(again.status.code(), Some(0));
+    assert_eq!(h.sim.stats(&h.key), before, "answered from the store");
+}

@@ -304,6 +304,7 @@ impl Ledger for SqliteStore {
             ])
             .map_err(err)?;
         }
+        crate::crash::point("store_mid_transaction");
         tx.commit().map_err(err)
     }
 }
