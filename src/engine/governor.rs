@@ -87,7 +87,7 @@ impl Default for Limits {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct State {
     limits: Limits,
     limit: u32,
@@ -209,6 +209,16 @@ impl Governor {
         out.unwrap_or_else(|| f(&mut s))
     }
 
+    /// Reads the key's state without deciding anything: on a copy, loaded from the ledger's
+    /// read-only view when one is attached (no write lock, nothing written back).
+    fn view<R>(&self, now: Duration, f: impl FnOnce(&mut State) -> R) -> R {
+        let mut s = self.lock().clone();
+        if let Some((ledger, anchor)) = self.shared.get() {
+            let _ = ledger.peek(anchor.to_wall(now), &mut |window| s.load(window, anchor));
+        }
+        f(&mut s)
+    }
+
     /// How many of this process's running scans have no reserved poll left: a new scan is
     /// admitted only with room for one more poll of each.
     pub fn set_running_unreserved(&self, n: u32) {
@@ -267,7 +277,7 @@ impl Governor {
     /// The key's window as the governor sees it now: what an estimate of a long batch's end
     /// needs (the budget binds a portfolio, not the scans' durations).
     pub fn outlook(&self, now: Duration) -> Outlook {
-        self.decide(Some(now), |s| s.outlook(now))
+        self.view(now, |s| s.outlook(now))
     }
 
     /// The longest a server's word holds the key: the learned window, at most an hour.
@@ -278,7 +288,7 @@ impl Governor {
     /// Requests the budget allows now (`Remaining` less what is still out), and how many it
     /// has granted in all. With a ledger, what every process on the key left.
     pub fn budget(&self, now: Duration) -> (u32, u64) {
-        self.decide(Some(now), |s| {
+        self.view(now, |s| {
             s.roll(now);
             (s.remaining.saturating_sub(s.outstanding), s.granted)
         })
@@ -830,6 +840,8 @@ mod tests {
     struct Memory {
         window: SharedWindow,
         holds: std::collections::HashMap<usize, Holds>,
+        /// Write transactions made (each a `BEGIN IMMEDIATE` on a store's file).
+        transactions: usize,
     }
 
     struct MemoryLedger {
@@ -844,6 +856,7 @@ mod tests {
             decide: &mut dyn FnMut(&mut SharedWindow, &mut Holds),
         ) -> Result<(), String> {
             let mut m = self.memory.lock().unwrap();
+            m.transactions += 1;
             let mut w = m.window.clone();
             let others = m.holds.iter().filter(|(h, _)| **h != self.holder).map(|(_, h)| *h);
             (w.others_outstanding, w.others_reserved) =
@@ -852,6 +865,16 @@ mod tests {
             decide(&mut w, &mut mine);
             m.window = w;
             m.holds.insert(self.holder, mine);
+            Ok(())
+        }
+
+        fn peek(&self, _: i64, read: &mut dyn FnMut(&SharedWindow)) -> Result<(), String> {
+            let m = self.memory.lock().unwrap();
+            let mut w = m.window.clone();
+            let others = m.holds.iter().filter(|(h, _)| **h != self.holder).map(|(_, h)| *h);
+            (w.others_outstanding, w.others_reserved) =
+                others.fold((0, 0), |(o, r), h| (o + h.outstanding, r + h.reserved));
+            read(&w);
             Ok(())
         }
     }
@@ -893,6 +916,22 @@ mod tests {
         // Answers come back to each process: the window is spent, and says so to all.
         gs[1].observe(S(21), Observed { limit: Some(10), ..headers(0, 5000, 579) });
         assert_eq!(gs[0].budget(S(21)).0, 0);
+    }
+
+    #[test]
+    fn a_status_read_writes_nothing_to_the_ledger() {
+        let memory = Arc::new(Mutex::new(Memory::default()));
+        let anchor = WallAnchor::now(S(0));
+        let g = Governor::new(Limits { default_limit: 10, low_water: 0.0, ..Limits::default() });
+        g.share_anchored(Arc::new(MemoryLedger { memory: memory.clone(), holder: 0 }), anchor);
+        g.request(S(0), Kind::Poll { reserved: false });
+        g.observe(S(0), ten_left(600));
+        let before = memory.lock().unwrap().transactions;
+        for t in 1..50 {
+            let _ = (g.budget(S(t)), g.outlook(S(t)));
+        }
+        assert_eq!(memory.lock().unwrap().transactions, before, "a status read took the write lock");
+        assert_eq!(g.budget(S(60)).0, 10);
     }
 
     #[test]

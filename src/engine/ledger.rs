@@ -49,6 +49,15 @@ pub trait Ledger: Send + Sync {
         wall_ms: i64,
         decide: &mut dyn FnMut(&mut SharedWindow, &mut Holds),
     ) -> Result<(), String>;
+
+    /// Reads the window at `wall_ms` (with the other processes' fresh holds) without writing,
+    /// and so without the write lock: for status reads (a batch's progress, every 200 ms),
+    /// which must never queue behind, or hold up, another process's decision. A ledger
+    /// without a read-only view says so; the governor then answers from what it knows.
+    fn peek(&self, wall_ms: i64, read: &mut dyn FnMut(&SharedWindow)) -> Result<(), String> {
+        let _ = (wall_ms, read);
+        Err("this ledger has no read-only view".to_owned())
+    }
 }
 
 /// One process's holds on a key's budget.

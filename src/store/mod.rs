@@ -267,6 +267,10 @@ impl Ledger for Guarded {
     ) -> Result<(), String> {
         self.run("the budget ledger", |s| s.transact(wall_ms, decide)).ok_or_else(|| "bypassed".to_owned())
     }
+
+    fn peek(&self, wall_ms: i64, read: &mut dyn FnMut(&SharedWindow)) -> Result<(), String> {
+        self.run("reading the budget ledger", |s| s.peek(wall_ms, read)).ok_or_else(|| "bypassed".to_owned())
+    }
 }
 
 /// The store's name for a key at a base URL: a SHA-256 of both (with a label), so the store

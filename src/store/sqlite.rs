@@ -207,6 +207,13 @@ fn holder_name() -> String {
 
 
 impl Ledger for SqliteStore {
+    fn peek(&self, wall_ms: i64, read: &mut dyn FnMut(&SharedWindow)) -> Result<(), String> {
+        // A plain read (WAL: it neither waits for nor blocks a writer).
+        let window = Self::read_window(&self.conn(), &self.fingerprint, &self.holder, wall_ms).map_err(err)?;
+        read(&window);
+        Ok(())
+    }
+
     fn transact(
         &self,
         wall_ms: i64,
@@ -306,6 +313,45 @@ impl Ledger for SqliteStore {
         }
         crate::crash::point("store_mid_transaction");
         tx.commit().map_err(err)
+    }
+}
+
+impl SqliteStore {
+    /// The key's window as the ledger holds it, with the other owners' fresh holds.
+    fn read_window(conn: &Connection, fingerprint: &str, holder: &str, wall_ms: i64) -> rusqlite::Result<SharedWindow> {
+        let mut window = conn
+            .prepare_cached(
+                "SELECT budget_limit, remaining, reset_ms, reset_unix, ended_unix, window_ms,
+                        informed, cooldown_ms, last_grant_ms FROM ledger WHERE fingerprint = ?1",
+            )?
+            .query_row(params![fingerprint], |r| {
+                Ok(SharedWindow {
+                    known: true,
+                    limit: r.get(0)?,
+                    remaining: r.get(1)?,
+                    reset_wall_ms: r.get(2)?,
+                    reset_unix: r.get::<_, Option<i64>>(3)?.map(|v| v.max(0) as u64),
+                    ended_unix: r.get::<_, Option<i64>>(4)?.map(|v| v.max(0) as u64),
+                    window_ms: r.get::<_, i64>(5)?.max(1) as u64,
+                    informed: r.get(6)?,
+                    cooldown_wall_ms: r.get(7)?,
+                    last_grant_wall_ms: r.get(8)?,
+                    others_outstanding: 0,
+                    others_reserved: 0,
+                })
+            })
+            .optional()?
+            .unwrap_or_default();
+        let (outstanding, reserved): (i64, i64) = conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(CASE WHEN outstanding_until_ms > ?3 THEN outstanding ELSE 0 END), 0),
+                        COALESCE(SUM(CASE WHEN reserved_until_ms > ?3 THEN reserved ELSE 0 END), 0)
+                 FROM holds WHERE fingerprint = ?1 AND holder <> ?2 AND lease_until_ms > ?3",
+            )?
+            .query_row(params![fingerprint, holder, wall_ms], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        window.others_outstanding = outstanding.clamp(0, u32::MAX as i64) as u32;
+        window.others_reserved = reserved.clamp(0, u32::MAX as i64) as u32;
+        Ok(window)
     }
 }
 
@@ -616,6 +662,25 @@ mod tests {
         b.renew_leases(until - Duration::from_secs(1)).unwrap();
         assert_eq!(a.claim("acme", long_ago, until - Duration::from_secs(1)).unwrap(), Claim::Creating);
         assert_eq!(a.claim("acme", long_ago, until + Duration::from_secs(1)).unwrap(), Claim::Mine);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_status_read_neither_waits_for_nor_takes_the_write_lock() {
+        let d = dir("peek");
+        let a = SqliteStore::open(&d, "fp").unwrap();
+        let t = 1_700_000_000_000;
+        a.transact(t, &mut |w, _| (w.limit, w.remaining, w.window_ms, w.reset_wall_ms) = (10, 6, 60_000, t + 60_000))
+            .unwrap();
+        // Another process holds the write lock (a long decision, a stuck disk).
+        let other = Connection::open(d.join("exona-state.sqlite3")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE; UPDATE ledger SET remaining = 0;").unwrap();
+        let started = std::time::Instant::now();
+        let mut seen = None;
+        a.peek(t + 1, &mut |w| seen = Some((w.limit, w.remaining))).unwrap();
+        assert_eq!(seen, Some((10, 6)), "the committed window, read beside the writer");
+        assert!(started.elapsed() < BUSY_TIMEOUT, "it did not wait for the lock");
+        other.execute_batch("ROLLBACK").unwrap();
         let _ = std::fs::remove_dir_all(&d);
     }
 
