@@ -61,7 +61,8 @@ if wants rust; then
   echo "== Rust: cargo test --workspace (unit, integration, simulator, the C programs under valgrind and the sanitizers)"
   step "cargo test" "" cargo test --workspace --locked --no-fail-fast
   echo "== Crash harness: exona batch processes killed at named crash points and at random (feature crash-points)"
-  step "crash harness" "" cargo test --locked -p exona-cli --features crash-points --test crash
+  # --workspace: the same feature set as the step above (only exona and its dependents rebuild).
+  step "crash harness" "" cargo test --workspace --locked --features exona-cli/crash-points --test crash
 elif wants c; then
   echo "== C programs: cargo test --test c_examples"
   step "C programs" "" cargo test --locked --test c_examples

@@ -109,12 +109,14 @@ pub fn after(store: &Guarded, request: Option<&ScanRequest>, outcome: &Result<Sc
     if let Some(id) = &identity {
         store.clear_in_flight(id, scan.id());
     }
-    if *scan.status() != ScanStatus::Completed || scan.cached() {
+    if *scan.status() != ScanStatus::Completed {
         return;
     }
     let parse = |p: &str| scan.get_str(p).and_then(|t| humantime::parse_rfc3339_weak(t).ok());
     let completed_at = parse("/completed_at").unwrap_or_else(SystemTime::now);
-    if let (Some(created), Some(completed)) = (parse("/created_at"), parse("/completed_at")) {
+    // A cache hit is kept too (dated by its own completion, so max_age_days holds): the next
+    // call for it is answered with no request. Its duration was learned when it ran, if here.
+    if let (Some(created), Some(completed), false) = (parse("/created_at"), parse("/completed_at"), scan.cached()) {
         if let Ok(d) = completed.duration_since(created) {
             store.record_duration(scan.id(), d, completed);
         }
