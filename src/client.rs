@@ -412,7 +412,9 @@ impl Client {
                         // claim, renewed by its own heartbeat: for ever).
                         (Ok(decided), Some(inner)) => {
                             let client = Client { inner };
-                            if let Err(e) = client.submit_decided(decided, goal, create_only, request, &options, &sink) {
+                            if let Err(e) =
+                                client.submit_decided(decided, goal, create_only, request, &options, &sink)
+                            {
                                 sink.finish(Err(e));
                             }
                         }

@@ -201,7 +201,8 @@ fn a_changed_input_is_found_before_anything_is_sent_but_max_age_days_may_change(
     batch.set_journal(&path).unwrap();
     let rows = rows();
     // The same rows, max_age_days changed: the same scans.
-    let relaxed: Vec<ScanRequest> = rows.iter().map(|r| ScanRequest { max_age_days: Some(7), ..r.clone() }).collect();
+    let relaxed: Vec<ScanRequest> =
+        rows.iter().map(|r| ScanRequest { max_age_days: Some(7), ..r.clone() }).collect();
     let same: Vec<(u64, &ScanRequest)> = relaxed.iter().enumerate().map(|(i, r)| (i as u64, r)).collect();
     assert_eq!(batch.changed_rows(&same).unwrap(), Vec::<u64>::new());
     // A row inserted at the top: every journaled row now names another company.

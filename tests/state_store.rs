@@ -272,7 +272,9 @@ fn a_killed_processs_claim_is_free_within_one_lease() {
     // The event: the child's claim is in the store.
     let claimed = || {
         rusqlite::Connection::open(dir.join("exona-state.sqlite3"))
-            .and_then(|c| c.query_row("SELECT COUNT(*) FROM in_flight WHERE scan_id = ''", [], |r| r.get::<_, i64>(0)))
+            .and_then(|c| {
+                c.query_row("SELECT COUNT(*) FROM in_flight WHERE scan_id = ''", [], |r| r.get::<_, i64>(0))
+            })
             .unwrap_or(0)
             > 0
     };

@@ -87,7 +87,10 @@ fn a_build_failure_and_a_failed_step_are_failures() {
     let (line, code) =
         summarize("# example.com/exona\nvet: bad printf\nstep failed: Go binding (exit 1)\n", "");
     assert_eq!((line.as_str(), code), ("0 passed, 1 failed, 0 skipped", 1));
-    assert_eq!(failed_names("vet: bad printf\nstep failed: Go binding (exit 1)\n"), ["step Go binding (exit 1)"]);
+    assert_eq!(
+        failed_names("vet: bad printf\nstep failed: Go binding (exit 1)\n"),
+        ["step Go binding (exit 1)"]
+    );
 }
 
 #[test]

@@ -16,7 +16,10 @@ use exona_sim::{Config, SimHandle};
 
 fn exona_bin() -> PathBuf {
     let bin = std::env::current_exe().expect("own path").with_file_name("exona");
-    assert!(bin.exists(), "build the command first: cargo build --release -p exona-cli --features crash-points");
+    assert!(
+        bin.exists(),
+        "build the command first: cargo build --release -p exona-cli --features crash-points"
+    );
     bin
 }
 
@@ -148,7 +151,13 @@ fn yes(ok: bool) -> &'static str {
 /// 3 processes × 40 rows sharing 20 companies; `kills` SIGKILLs per process at random moments
 /// of the first `spread`, each run resumed at once. Returns (makespan, the worst lease left
 /// after a kill, the verdict).
-fn fleet_run(tag: &str, n: u32, kills: usize, spread: Duration, seed: u64) -> (Duration, Duration, (bool, bool, u64, u64)) {
+fn fleet_run(
+    tag: &str,
+    n: u32,
+    kills: usize,
+    spread: Duration,
+    seed: u64,
+) -> (Duration, Duration, (bool, bool, u64, u64)) {
     let fleet = Fleet::new(tag, n, 3, 20, 20);
     let mut rng = fastrand::Rng::with_seed(seed);
     let plans: Vec<Vec<Duration>> = (0..3)
@@ -196,13 +205,23 @@ pub fn run() {
          per 40 s, scans 3–12 s, Retry-After 1 s. Checked against the simulator: every row exactly once in \
          every output (all completed), each company created at most once, 429s.\n"
     );
-    println!("### 3 processes × 40 rows sharing 20 companies (80 companies), each killed 5 times at random\n");
+    println!(
+        "### 3 processes × 40 rows sharing 20 companies (80 companies), each killed 5 times at random\n"
+    );
     let (base, _, v0) = fleet_run("calm", 2201, 0, Duration::ZERO, 1);
     println!("| run | makespan | rows once | no company twice | 429s | scans created | leases left after a kill (worst) |");
     println!("|---|---|---|---|---|---|---|");
-    println!("| no kills | {:.0} s | {} | {} | {} | {} | - |", base.as_secs_f64(), yes(v0.0), yes(v0.1), v0.2, v0.3);
+    println!(
+        "| no kills | {:.0} s | {} | {} | {} | {} | - |",
+        base.as_secs_f64(),
+        yes(v0.0),
+        yes(v0.1),
+        v0.2,
+        v0.3
+    );
     for seed in [1u64, 2] {
-        let (span, lease, v) = fleet_run(&format!("kill{seed}"), 2201 + seed as u32, 5, base.mul_f64(0.8), seed);
+        let (span, lease, v) =
+            fleet_run(&format!("kill{seed}"), 2201 + seed as u32, 5, base.mul_f64(0.8), seed);
         println!(
             "| 5 kills per process, seed {seed} | {:.0} s ({:.2} × no kills) | {} | {} | {} | {} | {:.1} s |",
             span.as_secs_f64(),

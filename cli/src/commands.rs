@@ -111,12 +111,18 @@ impl Spinner {
         let due = Arc::clone(&next_request);
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
-            let style = indicatif::ProgressStyle::with_template("{spinner} {prefix}{countdown}{msg}")
-                .map(|s| {
-                    s.with_key("countdown", move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                        let left = due.lock().map(|d| d.saturating_duration_since(Instant::now())).unwrap_or_default();
-                        let _ = write!(w, ", next request in {} s", left.as_secs_f64().ceil() as u64);
-                    })
+            let style =
+                indicatif::ProgressStyle::with_template("{spinner} {prefix}{countdown}{msg}").map(|s| {
+                    s.with_key(
+                        "countdown",
+                        move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                            let left = due
+                                .lock()
+                                .map(|d| d.saturating_duration_since(Instant::now()))
+                                .unwrap_or_default();
+                            let _ = write!(w, ", next request in {} s", left.as_secs_f64().ceil() as u64);
+                        },
+                    )
                 });
             if let Ok(style) = style {
                 bar.set_style(style);

@@ -27,8 +27,11 @@ pub fn signal_name(signal: i32) -> &'static str {
 
 impl Interrupt {
     pub fn install() -> Interrupt {
-        let interrupt =
-            Interrupt { count: Arc::default(), by: Arc::new(Mutex::new("Ctrl-C")), token: CancelToken::new() };
+        let interrupt = Interrupt {
+            count: Arc::default(),
+            by: Arc::new(Mutex::new("Ctrl-C")),
+            token: CancelToken::new(),
+        };
         let handler = interrupt.clone();
         let signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]);
         let spawned = signals.and_then(|mut signals| {

@@ -51,14 +51,22 @@ struct Harness {
 impl Harness {
     fn new(name: &str, n: u32) -> Harness {
         // Budget-bound, as the real API is: a window of 20 requests every 4 s.
-        let sim = exona_sim::spawn(Config { rate_limit: 20, rate_window: Duration::from_secs(4), ..Config::fast() })
-            .unwrap();
+        let sim = exona_sim::spawn(Config {
+            rate_limit: 20,
+            rate_window: Duration::from_secs(4),
+            ..Config::fast()
+        })
+        .unwrap();
         Harness { sim, key: key(n), dir: dir(name) }
     }
 
     /// Where process `who`'s runs say what they do (shown when a check fails).
     fn log(&self, who: usize) -> std::fs::File {
-        std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(format!("log-{who}.txt"))).unwrap()
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("log-{who}.txt")))
+            .unwrap()
     }
 
     fn tail(&self, who: usize) -> String {
@@ -118,7 +126,11 @@ impl Harness {
                 .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["row"].as_u64().unwrap())
                 .collect();
             numbers.sort_unstable();
-            assert_eq!(numbers, (1..=rows as u64).collect::<Vec<_>>(), "process {who}: every row exactly once");
+            assert_eq!(
+                numbers,
+                (1..=rows as u64).collect::<Vec<_>>(),
+                "process {who}: every row exactly once"
+            );
             assert!(
                 text.lines().all(|l| l.contains("\"status\":\"completed\"")),
                 "process {who}: every row completed:\n{text}"

@@ -15,7 +15,8 @@ fn key(n: u32) -> String {
 }
 
 fn dir(name: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-files-{name}-{}", std::process::id()));
+    let d =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-files-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -71,8 +72,9 @@ fn until_created(sim: &SimHandle, k: &str, n: u64) {
 #[test]
 fn a_second_run_on_the_same_output_is_refused_naming_the_first() {
     // Slow enough that the first run is still going when the second starts.
-    let sim = exona_sim::spawn(Config { rate_limit: 10, rate_window: Duration::from_secs(4), ..Config::fast() })
-        .unwrap();
+    let sim =
+        exona_sim::spawn(Config { rate_limit: 10, rate_window: Duration::from_secs(4), ..Config::fast() })
+            .unwrap();
     let (k, d) = (key(1), dir("twice"));
     let input = numbered(&d, 20, "twice");
     let mut first = exona(&sim, &k, &d)
@@ -85,7 +87,10 @@ fn a_second_run_on_the_same_output_is_refused_naming_the_first() {
     let second = batch(&sim, &k, &d, &input, "out.jsonl");
     let err = stderr(&second);
     assert_eq!(second.status.code(), Some(3), "{err}");
-    assert!(err.contains("in use by another run") && err.contains(&format!("process {}", first.id())), "{err}");
+    assert!(
+        err.contains("in use by another run") && err.contains(&format!("process {}", first.id())),
+        "{err}"
+    );
     assert_eq!(first.wait().unwrap().code(), Some(0));
     let text = std::fs::read_to_string(d.join("out.jsonl")).unwrap();
     assert_eq!(text.lines().count(), 20, "every row once");
@@ -180,8 +185,9 @@ fn state_dir_off_in_any_case_creates_nothing() {
 
 #[test]
 fn sigterm_stops_cleanly_and_is_called_sigterm() {
-    let sim = exona_sim::spawn(Config { rate_limit: 6, rate_window: Duration::from_secs(3), ..Config::fast() })
-        .unwrap();
+    let sim =
+        exona_sim::spawn(Config { rate_limit: 6, rate_window: Duration::from_secs(3), ..Config::fast() })
+            .unwrap();
     let (k, d) = (key(6), dir("term"));
     let input = numbered(&d, 20, "term");
     let child = exona(&sim, &k, &d)
@@ -207,8 +213,11 @@ fn no_input_cell_becomes_a_formula_in_a_csv_output() {
     let sim = exona_sim::spawn(Config::fast()).unwrap();
     let (k, d) = (key(7), dir("formula"));
     let input = d.join("in.csv");
-    std::fs::write(&input, "company_name,company_website,note\n\"=HYPERLINK(\"\"http://x\"\")\",https://f.example,@SUM(A1)\n")
-        .unwrap();
+    std::fs::write(
+        &input,
+        "company_name,company_website,note\n\"=HYPERLINK(\"\"http://x\"\")\",https://f.example,@SUM(A1)\n",
+    )
+    .unwrap();
     let o = batch(&sim, &k, &d, &input, "out.csv");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let text = std::fs::read_to_string(d.join("out.csv")).unwrap();

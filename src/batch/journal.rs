@@ -117,9 +117,9 @@ impl Journal {
             Ok(()) => {}
             Err(fs4::TryLockError::WouldBlock) => {
                 return Err(Error::invalid_argument(format!(
-                        "the batch journal {} is in use by another run ({}); two runs on one journal \
+                    "the batch journal {} is in use by another run ({}); two runs on one journal \
                          would create and write its rows twice. Wait for it to end, or stop it",
-                        path.display(),
+                    path.display(),
                     holder(&conn)
                 )))
             }

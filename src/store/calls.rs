@@ -116,7 +116,9 @@ pub fn after(store: &Guarded, request: Option<&ScanRequest>, outcome: &Result<Sc
     let completed_at = parse("/completed_at").unwrap_or_else(SystemTime::now);
     // A cache hit is kept too (dated by its own completion, so max_age_days holds): the next
     // call for it is answered with no request. Its duration was learned when it ran, if here.
-    if let (Some(created), Some(completed), false) = (parse("/created_at"), parse("/completed_at"), scan.cached()) {
+    if let (Some(created), Some(completed), false) =
+        (parse("/created_at"), parse("/completed_at"), scan.cached())
+    {
         if let Ok(d) = completed.duration_since(created) {
             store.record_duration(scan.id(), d, completed);
         }

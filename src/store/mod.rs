@@ -109,7 +109,9 @@ const CONTENTION_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Whether an error is another process holding the store (worth a second try at once).
 fn is_contention(e: &str) -> bool {
-    e.contains("database is locked") || e.contains("database is busy") || e.contains("database table is locked")
+    e.contains("database is locked")
+        || e.contains("database is busy")
+        || e.contains("database table is locked")
 }
 
 /// The thread that renews this owner's leases every [`HEARTBEAT`] while the store lives; it
@@ -121,7 +123,12 @@ struct Heartbeat {
 
 impl Guarded {
     pub fn new(inner: Box<dyn Store>) -> Guarded {
-        Guarded { inner, broken: AtomicBool::new(false), retry_at: Mutex::new(None), heartbeat: Mutex::new(None) }
+        Guarded {
+            inner,
+            broken: AtomicBool::new(false),
+            retry_at: Mutex::new(None),
+            heartbeat: Mutex::new(None),
+        }
     }
 
     /// The store with its heartbeat running.
@@ -129,7 +136,8 @@ impl Guarded {
         let store = Arc::new(Guarded::new(inner));
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let (weak, signal) = (Arc::downgrade(&store), Arc::clone(&stop));
-        let spawned = std::thread::Builder::new().name("exona-lease".into()).spawn(move || beat(weak, signal));
+        let spawned =
+            std::thread::Builder::new().name("exona-lease".into()).spawn(move || beat(weak, signal));
         match spawned {
             Ok(thread) => {
                 *store.heartbeat.lock().unwrap_or_else(|p| p.into_inner()) = Some(Heartbeat { stop, thread })
@@ -219,7 +227,9 @@ impl Guarded {
 
 impl Drop for Guarded {
     fn drop(&mut self) {
-        let Some(heartbeat) = self.heartbeat.get_mut().unwrap_or_else(|p| p.into_inner()).take() else { return };
+        let Some(heartbeat) = self.heartbeat.get_mut().unwrap_or_else(|p| p.into_inner()).take() else {
+            return;
+        };
         let (flag, wake) = &*heartbeat.stop;
         *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
         wake.notify_all();

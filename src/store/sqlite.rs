@@ -150,7 +150,8 @@ impl SqliteStore {
 /// finds a newer schema and runs without the store, as it would on any newer file).
 fn migrate(conn: &Connection, from: i64) -> rusqlite::Result<()> {
     let has_column = |table: &str, column: &str| -> rusqlite::Result<bool> {
-        let mut q = conn.prepare(&format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = ?1"))?;
+        let mut q =
+            conn.prepare(&format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = ?1"))?;
         q.query_row([column], |r| r.get::<_, i64>(0)).map(|n| n > 0)
     };
     conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -161,7 +162,9 @@ fn migrate(conn: &Connection, from: i64) -> rusqlite::Result<()> {
                 conn.execute_batch("ALTER TABLE in_flight ADD COLUMN owner TEXT NOT NULL DEFAULT ''")?;
             }
             if !has_column("in_flight", "lease_until_ms")? {
-                conn.execute_batch("ALTER TABLE in_flight ADD COLUMN lease_until_ms INTEGER NOT NULL DEFAULT 0")?;
+                conn.execute_batch(
+                    "ALTER TABLE in_flight ADD COLUMN lease_until_ms INTEGER NOT NULL DEFAULT 0",
+                )?;
             }
             if !has_column("holds", "lease_until_ms")? {
                 conn.execute_batch("ALTER TABLE holds ADD COLUMN lease_until_ms INTEGER NOT NULL DEFAULT 0")?;
@@ -205,11 +208,11 @@ fn holder_name() -> String {
     format!("{}-{nanos:x}-{n}", std::process::id())
 }
 
-
 impl Ledger for SqliteStore {
     fn peek(&self, wall_ms: i64, read: &mut dyn FnMut(&SharedWindow)) -> Result<(), String> {
         // A plain read (WAL: it neither waits for nor blocks a writer).
-        let window = Self::read_window(&self.conn(), &self.fingerprint, &self.holder, wall_ms).map_err(err)?;
+        let window =
+            Self::read_window(&self.conn(), &self.fingerprint, &self.holder, wall_ms).map_err(err)?;
         read(&window);
         Ok(())
     }
@@ -223,50 +226,16 @@ impl Ledger for SqliteStore {
         // IMMEDIATE: the write lock is taken before the read, so no other process decides on
         // the same window in between (two processes never take the last request together).
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
-        let mut window = tx
-            .prepare_cached(
-                "SELECT budget_limit, remaining, reset_ms, reset_unix, ended_unix, window_ms,
-                        informed, cooldown_ms, last_grant_ms FROM ledger WHERE fingerprint = ?1",
-            )
-            .map_err(err)?
-            .query_row(params![self.fingerprint], |r| {
-                Ok(SharedWindow {
-                    known: true,
-                    limit: r.get(0)?,
-                    remaining: r.get(1)?,
-                    reset_wall_ms: r.get(2)?,
-                    reset_unix: r.get::<_, Option<i64>>(3)?.map(|v| v.max(0) as u64),
-                    ended_unix: r.get::<_, Option<i64>>(4)?.map(|v| v.max(0) as u64),
-                    window_ms: r.get::<_, i64>(5)?.max(1) as u64,
-                    informed: r.get(6)?,
-                    cooldown_wall_ms: r.get(7)?,
-                    last_grant_wall_ms: r.get(8)?,
-                    others_outstanding: 0,
-                    others_reserved: 0,
-                })
-            })
-            .optional()
-            .map_err(err)?
-            .unwrap_or_default();
         // A process that has died holds nothing once its lease lapses (it renews the lease on
         // a heartbeat while it lives): on any host, in any container, whatever became of its
         // process id. Its holds go, so a command killed and run again waits a lease at most.
-        tx.prepare_cached("DELETE FROM holds WHERE fingerprint = ?1 AND holder <> ?2 AND lease_until_ms <= ?3")
-            .map_err(err)?
-            .execute(params![self.fingerprint, self.holder, wall_ms])
-            .map_err(err)?;
-        // Other processes' holds, as long as they are fresh: a silent process's lapse.
-        let (outstanding, reserved): (i64, i64) = tx
-            .prepare_cached(
-                "SELECT COALESCE(SUM(CASE WHEN outstanding_until_ms > ?3 THEN outstanding ELSE 0 END), 0),
-                        COALESCE(SUM(CASE WHEN reserved_until_ms > ?3 THEN reserved ELSE 0 END), 0)
-                 FROM holds WHERE fingerprint = ?1 AND holder <> ?2",
-            )
-            .map_err(err)?
-            .query_row(params![self.fingerprint, self.holder, wall_ms], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(err)?;
-        window.others_outstanding = outstanding.clamp(0, u32::MAX as i64) as u32;
-        window.others_reserved = reserved.clamp(0, u32::MAX as i64) as u32;
+        tx.prepare_cached(
+            "DELETE FROM holds WHERE fingerprint = ?1 AND holder <> ?2 AND lease_until_ms <= ?3",
+        )
+        .map_err(err)?
+        .execute(params![self.fingerprint, self.holder, wall_ms])
+        .map_err(err)?;
+        let mut window = Self::read_window(&tx, &self.fingerprint, &self.holder, wall_ms).map_err(err)?;
         let mut mine = Holds::default();
         decide(&mut window, &mut mine);
         let w = &window;
@@ -318,7 +287,12 @@ impl Ledger for SqliteStore {
 
 impl SqliteStore {
     /// The key's window as the ledger holds it, with the other owners' fresh holds.
-    fn read_window(conn: &Connection, fingerprint: &str, holder: &str, wall_ms: i64) -> rusqlite::Result<SharedWindow> {
+    fn read_window(
+        conn: &Connection,
+        fingerprint: &str,
+        holder: &str,
+        wall_ms: i64,
+    ) -> rusqlite::Result<SharedWindow> {
         let mut window = conn
             .prepare_cached(
                 "SELECT budget_limit, remaining, reset_ms, reset_unix, ended_unix, window_ms,
@@ -562,7 +536,12 @@ mod tests {
         let s = SqliteStore::open(&d, "fp").unwrap();
         let t0 = SystemTime::now();
         for i in 0..(KEEP_DURATIONS + 20) {
-            s.record_duration(&format!("scn_{i}"), Duration::from_secs(i as u64), t0 + Duration::from_millis(i as u64)).unwrap();
+            s.record_duration(
+                &format!("scn_{i}"),
+                Duration::from_secs(i as u64),
+                t0 + Duration::from_millis(i as u64),
+            )
+            .unwrap();
         }
         let kept = s.durations(10_000).unwrap();
         assert_eq!(kept.len(), KEEP_DURATIONS as usize);
@@ -670,8 +649,10 @@ mod tests {
         let d = dir("peek");
         let a = SqliteStore::open(&d, "fp").unwrap();
         let t = 1_700_000_000_000;
-        a.transact(t, &mut |w, _| (w.limit, w.remaining, w.window_ms, w.reset_wall_ms) = (10, 6, 60_000, t + 60_000))
-            .unwrap();
+        a.transact(t, &mut |w, _| {
+            (w.limit, w.remaining, w.window_ms, w.reset_wall_ms) = (10, 6, 60_000, t + 60_000)
+        })
+        .unwrap();
         // Another process holds the write lock (a long decision, a stuck disk).
         let other = Connection::open(d.join("exona-state.sqlite3")).unwrap();
         other.execute_batch("BEGIN IMMEDIATE; UPDATE ledger SET remaining = 0;").unwrap();

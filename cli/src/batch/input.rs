@@ -37,7 +37,14 @@ pub fn read(path: &Path) -> Result<Input, Failure> {
 fn is_the_commands_own(column: &str) -> bool {
     matches!(
         column,
-        "row" | "company_name" | "company_website" | "status" | "scan_id" | "code" | "message" | "result"
+        "row"
+            | "company_name"
+            | "company_website"
+            | "status"
+            | "scan_id"
+            | "code"
+            | "message"
+            | "result"
             | "overall_risk_level"
     ) || crate::summary::DIMENSIONS.contains(&column)
 }
@@ -163,8 +170,11 @@ mod tests {
         let d = std::env::temp_dir().join(format!("exona-cli-shadow-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         let p = d.join("in.csv");
-        std::fs::write(&p, "company_name,company_website,status,scan_id,policy\nA,https://a.example,active,X1,P1\n")
-            .unwrap();
+        std::fs::write(
+            &p,
+            "company_name,company_website,status,scan_id,policy\nA,https://a.example,active,X1,P1\n",
+        )
+        .unwrap();
         let input = read(&p).unwrap();
         assert_eq!(input.extra_columns, ["input_status", "input_scan_id", "policy"]);
         let row = &input.rows[0];

@@ -133,7 +133,11 @@ pub fn run(client: &Client, a: BatchArgs, interrupt: &Interrupt) -> Result<(), F
 /// A resume whose input changed since the journal was written (a row inserted, removed or
 /// edited) is refused before anything is sent or written: row numbers would name other
 /// companies, so rows would be skipped, errors written or companies created twice.
-fn refuse_a_changed_input(batch: &Batch, requests: &[(u64, ScanRequest)], a: &BatchArgs) -> Result<(), Failure> {
+fn refuse_a_changed_input(
+    batch: &Batch,
+    requests: &[(u64, ScanRequest)],
+    a: &BatchArgs,
+) -> Result<(), Failure> {
     let pairs: Vec<(u64, &ScanRequest)> = requests.iter().map(|(n, r)| (*n, r)).collect();
     let changed = batch.changed_rows(&pairs).map_err(|e| Failure::output(e.message))?;
     if changed.is_empty() {

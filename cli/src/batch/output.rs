@@ -326,7 +326,10 @@ mod tests {
         std::fs::create_dir_all(&d).unwrap();
         for (name, text) in [
             ("portfolio.csv", "company_name,company_website\nAcme,https://acme.ai\n"),
-            ("notes.jsonl", "{\"row\":1,\"status\":\"completed\"}\nnot json\n{\"row\":2,\"status\":\"error\"}\n"),
+            (
+                "notes.jsonl",
+                "{\"row\":1,\"status\":\"completed\"}\nnot json\n{\"row\":2,\"status\":\"error\"}\n",
+            ),
             ("one-line.jsonl", "hello, no newline"),
         ] {
             let p = d.join(name);
