@@ -9,8 +9,7 @@ export PREFIX LIBDIR DESTDIR
 demo:
 	bash scripts/demo.sh
 
-# The whole test suite (what .ci/run runs): about 12 minutes on two cores once built, plus the
-# first builds (library, release, fuzz targets on nightly).
+# The whole test suite (what .ci/run runs); README.md says how long it takes on two cores.
 test:
 	bash scripts/test.sh
 
