@@ -275,7 +275,20 @@ impl Ledger for Guarded {
         wall_ms: i64,
         decide: &mut dyn FnMut(&mut SharedWindow, &mut Holds),
     ) -> Result<(), String> {
-        self.run("the budget ledger", |s| s.transact(wall_ms, decide)).ok_or_else(|| "bypassed".to_owned())
+        // Tried again on contention only if the first attempt never reached `decide`: a
+        // decision runs once (a second run would count its grant twice).
+        let decided = std::cell::Cell::new(false);
+        let mut once = |w: &mut SharedWindow, h: &mut Holds| {
+            decided.set(true);
+            decide(w, h)
+        };
+        self.run("the budget ledger", |s| {
+            if decided.get() {
+                return Err("the decision was made; its transaction did not commit".to_owned());
+            }
+            s.transact(wall_ms, &mut once)
+        })
+        .ok_or_else(|| "bypassed".to_owned())
     }
 
     fn peek(&self, wall_ms: i64, read: &mut dyn FnMut(&SharedWindow)) -> Result<(), String> {
@@ -432,6 +445,59 @@ mod tests {
         *g.retry_at.lock().unwrap() = Some(std::time::Instant::now());
         assert_eq!(g.durations(10), vec![Duration::from_secs(1)]);
         assert!(!g.is_bypassed(), "re-attached");
+    }
+
+    /// Decides, then fails as a commit that met a lock would.
+    struct FailsAfterDeciding;
+    impl Ledger for FailsAfterDeciding {
+        fn transact(
+            &self,
+            _: i64,
+            decide: &mut dyn FnMut(&mut SharedWindow, &mut Holds),
+        ) -> Result<(), String> {
+            decide(&mut SharedWindow::default(), &mut Holds::default());
+            Err("database is locked".into())
+        }
+    }
+    impl Store for FailsAfterDeciding {
+        fn durations(&self, _: usize) -> Result<Vec<Duration>, String> {
+            Ok(Vec::new())
+        }
+        fn record_duration(&self, _: &str, _: Duration, _: SystemTime) -> Result<(), String> {
+            Ok(())
+        }
+        fn result(&self, _: &str, _: SystemTime) -> Result<Option<StoredResult>, String> {
+            Ok(None)
+        }
+        fn record_result(&self, _: &str, _: &StoredResult) -> Result<(), String> {
+            Ok(())
+        }
+        fn in_flight(&self, _: &str, _: SystemTime) -> Result<Option<String>, String> {
+            Ok(None)
+        }
+        fn record_in_flight(&self, _: &str, _: &str, _: SystemTime) -> Result<(), String> {
+            Ok(())
+        }
+        fn claim(&self, _: &str, _: SystemTime, _: SystemTime) -> Result<Claim, String> {
+            Ok(Claim::Mine)
+        }
+        fn renew_leases(&self, _: SystemTime) -> Result<(), String> {
+            Ok(())
+        }
+        fn keep_ambiguous_claim(&self, _: &str, _: SystemTime) -> Result<(), String> {
+            Ok(())
+        }
+        fn clear_in_flight(&self, _: &str, _: &str) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_ledger_decision_runs_once_even_when_its_commit_meets_a_lock() {
+        let g = Guarded::new(Box::new(FailsAfterDeciding));
+        let mut runs = 0;
+        assert!(g.transact(0, &mut |_, _| runs += 1).is_err());
+        assert_eq!(runs, 1, "a grant decided twice would be counted twice");
     }
 
     #[test]
