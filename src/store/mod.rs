@@ -382,12 +382,21 @@ mod tests {
     }
 
     /// Fails while `failing` is set, like a disk that filled and was freed.
+    /// Its ledger, when `failing`, decides and then fails as a commit that met a lock would.
     struct Flaky {
         failing: Arc<AtomicBool>,
         calls: Arc<std::sync::atomic::AtomicU32>,
     }
     impl Ledger for Flaky {
-        fn transact(&self, _: i64, _: &mut dyn FnMut(&mut SharedWindow, &mut Holds)) -> Result<(), String> {
+        fn transact(
+            &self,
+            _: i64,
+            decide: &mut dyn FnMut(&mut SharedWindow, &mut Holds),
+        ) -> Result<(), String> {
+            decide(&mut SharedWindow::default(), &mut Holds::default());
+            if self.failing.load(Ordering::SeqCst) {
+                return Err("database is locked".into());
+            }
             Ok(())
         }
     }
@@ -447,54 +456,11 @@ mod tests {
         assert!(!g.is_bypassed(), "re-attached");
     }
 
-    /// Decides, then fails as a commit that met a lock would.
-    struct FailsAfterDeciding;
-    impl Ledger for FailsAfterDeciding {
-        fn transact(
-            &self,
-            _: i64,
-            decide: &mut dyn FnMut(&mut SharedWindow, &mut Holds),
-        ) -> Result<(), String> {
-            decide(&mut SharedWindow::default(), &mut Holds::default());
-            Err("database is locked".into())
-        }
-    }
-    impl Store for FailsAfterDeciding {
-        fn durations(&self, _: usize) -> Result<Vec<Duration>, String> {
-            Ok(Vec::new())
-        }
-        fn record_duration(&self, _: &str, _: Duration, _: SystemTime) -> Result<(), String> {
-            Ok(())
-        }
-        fn result(&self, _: &str, _: SystemTime) -> Result<Option<StoredResult>, String> {
-            Ok(None)
-        }
-        fn record_result(&self, _: &str, _: &StoredResult) -> Result<(), String> {
-            Ok(())
-        }
-        fn in_flight(&self, _: &str, _: SystemTime) -> Result<Option<String>, String> {
-            Ok(None)
-        }
-        fn record_in_flight(&self, _: &str, _: &str, _: SystemTime) -> Result<(), String> {
-            Ok(())
-        }
-        fn claim(&self, _: &str, _: SystemTime, _: SystemTime) -> Result<Claim, String> {
-            Ok(Claim::Mine)
-        }
-        fn renew_leases(&self, _: SystemTime) -> Result<(), String> {
-            Ok(())
-        }
-        fn keep_ambiguous_claim(&self, _: &str, _: SystemTime) -> Result<(), String> {
-            Ok(())
-        }
-        fn clear_in_flight(&self, _: &str, _: &str) -> Result<(), String> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn a_ledger_decision_runs_once_even_when_its_commit_meets_a_lock() {
-        let g = Guarded::new(Box::new(FailsAfterDeciding));
+        let failing = Arc::new(AtomicBool::new(true));
+        let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let g = Guarded::new(Box::new(Flaky { failing, calls }));
         let mut runs = 0;
         assert!(g.transact(0, &mut |_, _| runs += 1).is_err());
         assert_eq!(runs, 1, "a grant decided twice would be counted twice");
