@@ -142,6 +142,12 @@ typedef enum {
    * The last poll before the deadline.
    */
   EXONA_WAIT_FINAL_POLL = 6,
+  /**
+   * Another process of this host (sharing the state directory) is creating a scan of the
+   * same company: no twin is created, and this call joins that scan once its id is known.
+   * Bounded by the other process's lease (its claim lapses about 20 s after it stops).
+   */
+  EXONA_WAIT_OTHER_CREATE = 7,
 } exona_wait_reason;
 
 /**

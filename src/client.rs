@@ -12,6 +12,7 @@ use crate::engine::cancel::CancelToken;
 use crate::engine::clock::{Clock, SystemClock};
 use crate::engine::core::{Core, Progress, Sink};
 use crate::engine::driver::Engine;
+use crate::engine::gate::CreateGate;
 use crate::engine::governor::{self, Governor};
 use crate::engine::policy::Policy;
 use crate::engine::schedule::Mode;
@@ -283,7 +284,7 @@ impl Client {
     ) -> Result<Scan, Error> {
         match &self.inner.store {
             Some(store) => self.run_remembered(store, goal, options, on_progress),
-            None => self.run_engine(goal, options, on_progress),
+            None => self.run_engine(goal, options, None, on_progress),
         }
     }
 
@@ -291,10 +292,11 @@ impl Client {
         &self,
         goal: Goal,
         options: &WaitOptions,
+        gate: Option<Arc<crate::store::calls::StoreGate>>,
         on_progress: &mut dyn FnMut(&Progress) -> bool,
     ) -> Result<Scan, Error> {
         let engine = &self.inner.engine;
-        let task = self.task(goal, options)?;
+        let task = self.task(goal, options)?.with_gate(gate.map(|g| g as Arc<dyn CreateGate>));
         let cancel = options.cancel.clone().unwrap_or_default();
         if cancel.is_cancelled() {
             return Err(Error::new(Code::Cancelled, "the wait was cancelled before it started"));
@@ -303,64 +305,54 @@ impl Client {
     }
 
     /// A call with the state store: answered from it, joined to another process's scan, or
-    /// sent; what it learns is kept (src/store/calls.rs).
+    /// sent; what it learns is kept (src/store/calls.rs). The store is asked by the create's
+    /// gate when the create is due, and claimed only when it is about to be sent.
     fn run_remembered(
         &self,
-        store: &crate::store::Guarded,
+        store: &Arc<crate::store::Guarded>,
         goal: Goal,
         options: &WaitOptions,
         on_progress: &mut dyn FnMut(&Progress) -> bool,
     ) -> Result<Scan, Error> {
-        use crate::store::calls::{self, Before};
+        use crate::store::calls::{self, StoreGate};
         let request = match &goal {
             Goal::Create { request, .. } => Some(request.normalized()?),
             _ => None,
         };
-        let joined = match (&goal, &request) {
-            (Goal::Create { create_only, .. }, Some(request)) => {
-                match await_claim(Some(store), request, options, std::time::Instant::now())? {
-                    Before::Answered(scan) => return Ok(scan),
-                    Before::Join(id) if *create_only => Some(Goal::Get { id }),
-                    Before::Join(id) => Some(Goal::Wait { id }),
-                    Before::Create | Before::Claimed => None,
-                }
-            }
-            _ => None,
-        };
-        if let Some(join) = joined {
-            let outcome = self.run_engine(join, options, &mut *on_progress);
-            match &outcome {
-                // The scan another process recorded is gone (or never was under this key):
-                // forget it and create as asked.
-                Err(e) if e.code == Code::NotFound => {
-                    if let (Some(r), Some(id)) = (&request, &e.scan_id) {
-                        if let Some(identity) = calls::shareable_identity(r) {
-                            store.clear_in_flight(&identity, id);
-                        }
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let gate = request.as_ref().and_then(|r| StoreGate::new(store, r));
+            let joined = || gate.as_ref().and_then(|g| g.joined());
+            let mut recorded = false;
+            let outcome = self.run_engine(goal.clone(), options, gate.clone(), &mut |p: &Progress| {
+                if let (Some(request), Some(id), false) = (&request, &p.scan_id, recorded) {
+                    if joined().is_none() {
+                        calls::created(store, request, id, std::time::SystemTime::now());
                     }
+                    recorded = true;
                 }
-                _ => {
-                    calls::after(store, request.as_ref(), &outcome);
-                    return outcome;
+                on_progress(p)
+            });
+            if let (Some(r), Some(id), Err(e)) = (&request, joined(), &outcome) {
+                if e.code == Code::NotFound && tries == 1 {
+                    // The scan another process recorded is gone (or never was under this
+                    // key): forget it and create as asked.
+                    if let Some(identity) = calls::shareable_identity(r) {
+                        store.clear_in_flight(&identity, &id);
+                    }
+                    continue;
                 }
             }
-        }
-        let mut recorded = false;
-        let outcome = self.run_engine(goal, options, &mut |p: &Progress| {
-            if let (Some(request), Some(id), false) = (&request, &p.scan_id, recorded) {
-                calls::created(store, request, id, std::time::SystemTime::now());
-                recorded = true;
+            if let (Ok(scan), Some(request), false, None) = (&outcome, &request, recorded, joined()) {
+                // A create-only call returns before any progress event: the scan runs on.
+                if !scan.status().is_terminal() {
+                    calls::created(store, request, scan.id(), std::time::SystemTime::now());
+                }
             }
-            on_progress(p)
-        });
-        if let (Ok(scan), Some(request), false) = (&outcome, &request, recorded) {
-            // A create-only call returns before any progress event: the scan runs on.
-            if !scan.status().is_terminal() {
-                calls::created(store, request, scan.id(), std::time::SystemTime::now());
-            }
+            calls::after(store, request.as_ref(), &outcome);
+            return outcome;
         }
-        calls::after(store, request.as_ref(), &outcome);
-        outcome
     }
 
     /// Durations the duration schedule has learned (from this process's scans and, with a
@@ -376,87 +368,28 @@ impl Client {
 
     /// Hands a call to the engine without waiting: its progress and outcome go to `sink`.
     /// This is how many scans run at once (see also [`Client::drive`]). With a state store, a
-    /// create is answered from it, or joined to another process's scan, as a blocking call is.
+    /// create is answered from it, or joined to another process's scan, as a blocking call is;
+    /// a call waiting on another process's create is a timer in the engine, not a thread.
     pub fn submit(&self, goal: Goal, options: &WaitOptions, sink: Arc<dyn Sink>) -> Result<(), Error> {
-        let Some(store) = &self.inner.store else { return self.submit_engine(goal, options, sink) };
-        use crate::store::calls::{self, Before, Remembering};
-        let Goal::Create { request, create_only } = &goal else {
-            let sink = Arc::new(Remembering::new(store.clone(), None, false, sink));
-            return self.submit_engine(goal, options, sink);
+        use crate::store::calls::{Remembering, StoreGate};
+        let Some(store) = &self.inner.store else { return self.submit_engine(goal, options, None, sink) };
+        let request = match &goal {
+            Goal::Create { request, .. } => Some(request.normalized()?),
+            _ => None,
         };
-        let request = request.normalized()?;
-        let (goal, joined) = match calls::before_create(store, &request, std::time::SystemTime::now()) {
-            Before::Answered(scan) => {
-                sink.finish(Ok(scan));
-                return Ok(());
-            }
-            Before::Join(id) if *create_only => (Goal::Get { id }, true),
-            Before::Join(id) => (Goal::Wait { id }, true),
-            Before::Create => (goal, false),
-            Before::Claimed => {
-                // Another process is creating this scan: learn its id off the caller's thread
-                // (a batch adds rows without blocking), then go on as if just submitted.
-                let (client, options) = (Arc::downgrade(&self.inner), options.clone());
-                let started = std::time::Instant::now();
-                let create_only = *create_only;
-                let waiter = std::thread::Builder::new().name("exona-claim".into()).spawn(move || {
-                    let resolved = await_claim(store_of(&client).as_deref(), &request, &options, started);
-                    match (resolved, client.upgrade()) {
-                        (Err(e), _) => sink.finish(Err(e)),
-                        (Ok(_), None) => {
-                            sink.finish(Err(Error::new(Code::Cancelled, "the client was freed")))
-                        }
-                        // Go on with what the store decided, without asking it again: when
-                        // the decision is "create", this call holds the claim now, and asking
-                        // again would find that claim and wait on it (a row waiting on its own
-                        // claim, renewed by its own heartbeat: for ever).
-                        (Ok(decided), Some(inner)) => {
-                            let client = Client { inner };
-                            if let Err(e) =
-                                client.submit_decided(decided, goal, create_only, request, &options, &sink)
-                            {
-                                sink.finish(Err(e));
-                            }
-                        }
-                    }
-                });
-                return waiter
-                    .map(|_| ())
-                    .map_err(|e| Error::new(Code::Internal, format!("cannot start a thread: {e}")));
-            }
-        };
-        let sink = Arc::new(Remembering::new(store.clone(), Some(request), joined, sink));
-        self.submit_engine(goal, options, sink)
+        let gate = request.as_ref().and_then(|r| StoreGate::new(store, r));
+        let sink = Arc::new(Remembering::new(store.clone(), request, gate.clone(), sink));
+        self.submit_engine(goal, options, gate, sink)
     }
 
-    /// Runs a create the store has decided on (after waiting on another process's claim): the
-    /// stored answer, the scan to join, or the create itself, which this call's claim covers.
-    fn submit_decided(
+    fn submit_engine(
         &self,
-        decided: crate::store::calls::Before,
         goal: Goal,
-        create_only: bool,
-        request: ScanRequest,
         options: &WaitOptions,
-        sink: &Arc<dyn Sink>,
+        gate: Option<Arc<crate::store::calls::StoreGate>>,
+        sink: Arc<dyn Sink>,
     ) -> Result<(), Error> {
-        use crate::store::calls::{Before, Remembering};
-        let Some(store) = &self.inner.store else { return self.submit_engine(goal, options, sink.clone()) };
-        let (goal, joined) = match decided {
-            Before::Answered(scan) => {
-                sink.finish(Ok(scan));
-                return Ok(());
-            }
-            Before::Join(id) if create_only => (Goal::Get { id }, true),
-            Before::Join(id) => (Goal::Wait { id }, true),
-            Before::Create | Before::Claimed => (goal, false),
-        };
-        let sink = Arc::new(Remembering::new(store.clone(), Some(request), joined, sink.clone()));
-        self.submit_engine(goal, options, sink)
-    }
-
-    fn submit_engine(&self, goal: Goal, options: &WaitOptions, sink: Arc<dyn Sink>) -> Result<(), Error> {
-        let task = self.task(goal, options)?;
+        let task = self.task(goal, options)?.with_gate(gate.map(|g| g as Arc<dyn CreateGate>));
         self.inner.engine.submit(task, sink, options.cancel.clone().unwrap_or_default());
         Ok(())
     }
@@ -524,53 +457,6 @@ impl Client {
     ) -> Result<Scan, Error> {
         let goal = Goal::Create { request: request.clone(), create_only: false };
         self.run(goal, options, on_progress)
-    }
-}
-
-/// The store of a client that may have been freed.
-fn store_of(inner: &std::sync::Weak<Inner>) -> Option<Arc<crate::store::Guarded>> {
-    inner.upgrade().and_then(|i| i.store.clone())
-}
-
-/// Asks the store what to do for a create until no other process is creating the same scan:
-/// its answer then (a stored result, a scan to join, or create), or the call's deadline or
-/// cancellation while another process's create is still unanswered.
-fn await_claim(
-    store: Option<&crate::store::Guarded>,
-    request: &ScanRequest,
-    options: &WaitOptions,
-    started: std::time::Instant,
-) -> Result<crate::store::calls::Before, Error> {
-    use crate::store::calls::{before_create, Before, CLAIM_POLL};
-    let Some(store) = store else { return Ok(Before::Create) };
-    let cancel = options.cancel.clone().unwrap_or_default();
-    let mut said = false;
-    loop {
-        match before_create(store, request, std::time::SystemTime::now()) {
-            Before::Claimed => {}
-            decided => return Ok(decided),
-        }
-        if !said {
-            // Visible: a wait on another process is bounded by that process's lease (it ends
-            // one lease after the process dies), and says so.
-            said = true;
-            crate::log::log(crate::log::Level::Info, || {
-                format!(
-                    "{}: waiting on another process's create of the same company (its claim in the state \
-                     store lapses {} s after that process stops renewing it)",
-                    request.company_website,
-                    crate::store::LEASE.as_secs()
-                )
-            });
-        }
-        let why = "another process of this host is creating a scan of the same company (a claim in the \
-                   state store); none was created twice";
-        if options.deadline.is_some_and(|d| !options.deadline_from_creation && started.elapsed() >= d) {
-            return Err(Error::new(Code::Timeout, format!("the deadline passed while {why}")));
-        }
-        if cancel.wait_timeout(CLAIM_POLL) {
-            return Err(Error::new(Code::Cancelled, format!("cancelled while {why}")));
-        }
     }
 }
 

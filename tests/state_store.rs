@@ -234,36 +234,38 @@ fn a_process_killed_mid_transaction_leaves_the_store_whole() {
 /// Set in the child process of the test below: the simulator's URL it scans against.
 const HOLD_CLAIM_AT: &str = "EXONA_TEST_HOLD_CLAIM_AT";
 
-/// A process killed (SIGKILL) while it holds a claim to create a scan (its create waits for
-/// the key's window): the next process asking for the same company creates it one lease
+/// A process killed (SIGKILL) while it holds a claim to create a scan (its create is on the
+/// wire, unanswered): the next process asking for the same company creates it one lease
 /// later, not after the 15 minutes a claim used to hold (an outside check saw a batch send
-/// nothing for 90 s with budget free, and a scan wait 897 s). The child is this test binary.
+/// nothing for 90 s with budget free, and a scan wait 897 s). The child is this test binary;
+/// its requests go to a proxy that never answers, so its create never reaches the simulator.
 #[test]
 fn a_killed_processs_claim_is_free_within_one_lease() {
     let k = key(11_007);
     let dir = state_dir("lease");
-    if let Some(url) = std::env::var_os(HOLD_CLAIM_AT) {
+    if let Some(proxy) = std::env::var_os(HOLD_CLAIM_AT) {
         let dir = PathBuf::from(std::env::var_os("EXONA_TEST_DIR").unwrap());
+        let url = std::env::var("EXONA_TEST_URL").unwrap();
         let c = ClientConfig {
-            policy: fast_policy(),
+            policy: exona::Policy { attempt_timeout: Duration::from_secs(600), ..fast_policy() },
+            connect: exona::ConnectOptions {
+                proxy: Some(proxy.to_str().unwrap().to_owned()),
+                ..Default::default()
+            },
             state_dir: Some(dir),
-            ..ClientConfig::new(&k, Some(url.to_str().unwrap()))
+            ..ClientConfig::new(&k, Some(&url))
         }
         .build()
         .unwrap();
         let _ = c.scan_and_wait(&reusing("https://claimed.example"), &within(600_000));
         panic!("the parent did not kill this process");
     }
-    // The key's one request of the window is spent: the child's create waits for the window.
-    let sim = common::sim_with(exona_sim::Config {
-        rate_limit: 1,
-        rate_window: Duration::from_secs(8),
-        ..exona_sim::Config::fast()
-    });
-    let _ = Client::with_policy(&k, Some(&sim.base_url), fast_policy()).unwrap().get_scan("scn_test_spent");
+    let sim = common::sim();
+    let silent = black_hole();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "a_killed_processs_claim_is_free_within_one_lease", "--nocapture"])
-        .env(HOLD_CLAIM_AT, &sim.base_url)
+        .env(HOLD_CLAIM_AT, format!("http://{}", silent.local_addr().unwrap()))
+        .env("EXONA_TEST_URL", &sim.base_url)
         .env("EXONA_TEST_DIR", &dir)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -285,7 +287,7 @@ fn a_killed_processs_claim_is_free_within_one_lease() {
     assert!(claimed(), "the child never claimed the scan");
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(sim.stats(&k).scans_created, 0, "the child was killed before its create");
+    assert_eq!(sim.stats(&k).scans_created, 0, "the child's create never reached the server");
 
     // Two minutes of patience: a claim held 15 minutes ends this call by its deadline.
     let next = client(&sim, &k, &dir);
@@ -294,6 +296,102 @@ fn a_killed_processs_claim_is_free_within_one_lease() {
     assert!(scan.is_ok(), "{:?} after {:?}", scan.err(), started.elapsed());
     assert_eq!(sim.stats(&k).scans_created, 1, "created once, by the next process");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A listener that accepts connections and never answers: a proxy on which requests hang.
+fn black_hole() -> std::net::TcpListener {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let accepting = listener.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in accepting.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    listener
+}
+
+/// A call waiting for its turn (here `start_after`, as a batch row waits for the key's
+/// window) holds no claim: another process asking for the same company creates it at once
+/// instead of waiting on a create that has not been sent. Claims used to be taken when the
+/// call was submitted, so this second call waited (here until its deadline).
+#[test]
+fn a_call_waiting_for_its_turn_holds_no_claim() {
+    let sim = common::sim();
+    let (k, dir) = (key(11_009), state_dir("turn"));
+    let request = reusing("https://turn.example");
+    let waiting = client(&sim, &k, &dir);
+    let batch = Batch::new(&waiting);
+    batch.add(
+        request.clone(),
+        &WaitOptions { start_after: Some(Duration::from_secs(3600)), ..within(7_200_000) },
+    );
+    let other = client(&sim, &k, &dir);
+    let scan = other.scan_and_wait(&request, &within(60_000));
+    assert!(scan.is_ok(), "the second process waited on a create not sent: {:?}", scan.err());
+    assert_eq!(sim.stats(&k).scans_created, 1);
+    batch.cancel_all();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+const CLAIM_WAITERS_CHILD: &str = "EXONA_TEST_CLAIM_WAITERS";
+
+/// Twenty rows of one company while another process creates it: they wait as timers in the
+/// engine (no thread each: there used to be one `exona-claim` thread per row), and when the
+/// other process's create is given up, one of them creates the scan and the others join it.
+/// Run in a child process, so that other tests' threads do not count.
+#[test]
+fn rows_waiting_on_another_process_create_cost_no_thread_and_make_one_scan() {
+    let threads = || std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0);
+    let Some(url) = std::env::var_os(CLAIM_WAITERS_CHILD) else {
+        let sim = common::sim();
+        let dir = state_dir("waiters");
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "rows_waiting_on_another_process_create_cost_no_thread_and_make_one_scan"])
+            .args(["--nocapture", "--test-threads=1"])
+            .env(CLAIM_WAITERS_CHILD, &sim.base_url)
+            .env("EXONA_TEST_DIR", &dir)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        assert_eq!(sim.stats(&key(11_010)).scans_created, 1, "{text}");
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    };
+    let (k, dir) = (key(11_010), PathBuf::from(std::env::var_os("EXONA_TEST_DIR").unwrap()));
+    let url = url.to_str().unwrap().to_owned();
+    let request = reusing("https://waiters.example");
+    // The other process: a live owner (its heartbeat renews the claim) creating the company.
+    let other = exona::store::open(&dir, &exona::store::fingerprint(&k, &url)).unwrap();
+    let identity = exona::store::calls::shareable_identity(&request.normalized().unwrap()).unwrap();
+    let now = std::time::SystemTime::now();
+    assert_eq!(other.claim(&identity, now, now), exona::store::Claim::Mine);
+    let c = ClientConfig {
+        policy: fast_policy(),
+        state_dir: Some(dir.clone()),
+        ..ClientConfig::new(&k, Some(&url))
+    }
+    .build()
+    .unwrap();
+    let batch = Batch::new(&c);
+    let before = threads();
+    for _ in 0..20 {
+        batch.add(request.clone(), &within(120_000));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let during = threads();
+    assert!(during <= before + 2, "{before} threads before the 20 rows, {during} while they wait");
+    // The other process gives its create up: a waiting row takes over, the rest join it.
+    other.clear_in_flight(&identity, "");
+    let mut ids = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        match batch.next(Some(Duration::from_secs(120))) {
+            Next::Ready(_, Ok(scan)) => ids.insert(scan.id().to_owned()),
+            other => panic!("a row ended {other:?}"),
+        };
+    }
+    assert_eq!(ids.len(), 1, "one scan for twenty rows: {ids:?}");
 }
 
 /// A batch row that found another process's claim waits until the claim lapses, then creates

@@ -24,6 +24,9 @@ const (
 	WaitRateLimit  WaitReason = C.EXONA_WAIT_RATE_LIMIT
 	WaitBudget     WaitReason = C.EXONA_WAIT_BUDGET
 	WaitFinalPoll  WaitReason = C.EXONA_WAIT_FINAL_POLL
+	// WaitOtherCreate: another process sharing the state directory is creating a scan of
+	// the same company; this call joins it instead of creating a twin.
+	WaitOtherCreate WaitReason = C.EXONA_WAIT_OTHER_CREATE
 )
 
 // Progress is one event of a waiting call: why and how long it waits before its next request.

@@ -162,6 +162,7 @@ pub fn waiting_for(reason: Reason) -> &'static str {
         Reason::RateLimit => "waiting: the API answered 429 (too many requests)",
         Reason::Budget => "waiting for the key's window",
         Reason::FinalPoll => "waiting for the last poll before the timeout",
+        Reason::OtherCreate => "waiting for another process's create of the same company",
     }
 }
 
@@ -179,6 +180,7 @@ mod tests {
             Reason::RateLimit,
             Reason::Budget,
             Reason::FinalPoll,
+            Reason::OtherCreate,
         ];
         for reason in all {
             let words = waiting_for(reason);

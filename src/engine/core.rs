@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use super::adaptive::{thrift, Demand, PlanCosts};
 use super::cancel::CancelToken;
+use super::gate::{CreateGate, Verdict};
 use super::governor::{Governor, Grant, Kind, Observed, Outlook};
 use super::policy::Policy;
 use super::retry_after::{parse_reset, parse_retry_after, rate_limit_wait};
@@ -65,6 +66,9 @@ struct Entry {
 pub struct Job {
     pub task: TaskId,
     pub request: Request,
+    /// A create's gate: asked to claim, off the engine's lock, just before the request is
+    /// sent; any verdict but `Send` goes back to [`Core::vetoed`] instead of a reply.
+    pub gate: Option<Arc<dyn CreateGate>>,
 }
 
 pub struct Core {
@@ -238,6 +242,9 @@ impl Core {
             Reason::RateLimit => "the server answered 429: the key cools down".to_owned(),
             Reason::Budget => format!("the key's request budget ({budget_left} left in this window)"),
             Reason::FinalPoll => "the last poll before the deadline".to_owned(),
+            Reason::OtherCreate => "another process of this host is creating a scan of the same company \
+                                    (its claim in the state store lapses if that process stops)"
+                .to_owned(),
         };
         let why = match task.thrift() {
             Some(t) if task.reason() == Reason::Schedule => format!("{why}, adaptive at thrift {t:.2}"),
@@ -312,6 +319,18 @@ impl Core {
                 self.end(id, Some(Err(e)));
                 continue;
             }
+            // Before the budget is asked: a stored answer, another process's scan or its
+            // create in progress (a read; the claim itself is taken when the create is sent).
+            if let Some(gate) = entry.task.gate() {
+                match gate.peek() {
+                    Verdict::Send => {}
+                    verdict => {
+                        self.gated(id, verdict, now);
+                        continue;
+                    }
+                }
+            }
+            let entry = self.tasks.get_mut(&id).expect("present");
             let kind = entry.task.kind(&self.policy);
             if matches!(kind, Kind::Create { .. }) && !std::mem::replace(&mut told_running, true) {
                 let beyond = self.running_beyond_reservations(now);
@@ -362,7 +381,8 @@ impl Core {
                             thrift: None,
                         });
                     }
-                    jobs.push(Job { task: id, request: entry.task.request(now, &self.policy) });
+                    let gate = entry.task.gate();
+                    jobs.push(Job { task: id, request: entry.task.request(now, &self.policy), gate });
                 }
                 Grant::At(t) | Grant::Behind(t) => {
                     match entry.task.hold_until(t, now, matches!(grant, Grant::Behind(_))) {
@@ -383,6 +403,52 @@ impl Core {
             }
         }
         jobs
+    }
+
+    /// A create's gate turned it down when it was about to be sent (see [`Job::gate`]): the
+    /// grant goes back to the budget, as if the request had never been granted.
+    pub fn vetoed(&mut self, id: TaskId, verdict: Verdict, now: Duration) {
+        let Some(entry) = self.tasks.get_mut(&id) else { return };
+        entry.in_flight = false;
+        entry.task.requests = entry.task.requests.saturating_sub(1);
+        let reserved = std::mem::take(&mut entry.task.reserved);
+        self.governor.unsent(Kind::Create { reserve: reserved });
+        self.budget_freed |= reserved > 0;
+        self.budget_seen = None;
+        let sent_at = entry.task.sent_at();
+        if let Some(at) = self.creates_sent.iter().rposition(|t| *t == sent_at) {
+            self.creates_sent.remove(at);
+        }
+        if entry.cancel.is_cancelled() {
+            self.end(id, None);
+            return;
+        }
+        self.gated(id, verdict, now);
+    }
+
+    /// Acts on a gate's verdict for a create not sent.
+    fn gated(&mut self, id: TaskId, verdict: Verdict, now: Duration) {
+        let Some(entry) = self.tasks.get_mut(&id) else { return };
+        match verdict {
+            Verdict::Send => {}
+            Verdict::Answered(scan) => self.end(id, Some(Ok(scan))),
+            Verdict::Join(scan_id) => match entry.task.join(&scan_id, now) {
+                Ok(()) => match entry.task.next_send(&self.policy) {
+                    Ok(at) => self.schedule(id, at, now),
+                    Err(e) => self.end(id, Some(Err(e))),
+                },
+                Err(e) => self.end(id, Some(Err(e))),
+            },
+            Verdict::Later(after) => {
+                let said = entry.task.reason() == Reason::OtherCreate;
+                match entry.task.wait_on_other_create(now + after, now) {
+                    // Told once (a progress event and a log line); asked again quietly.
+                    Ok(at) if said => self.arm(id, at),
+                    Ok(at) => self.schedule(id, at, now),
+                    Err(e) => self.end(id, Some(Err(e))),
+                }
+            }
+        }
     }
 
     /// The reply to a task's request has come (or the request failed).
@@ -745,6 +811,39 @@ mod tests {
             "the first answer of {} creates in flight planned thrift {planned:.2}",
             jobs.len()
         );
+    }
+
+    /// A gate that lets every create through its read and turns it down at the claim: another
+    /// process created the scan between the two.
+    struct LateJoin;
+    impl CreateGate for LateJoin {
+        fn peek(&self) -> Verdict {
+            Verdict::Send
+        }
+        fn claim(&self) -> Verdict {
+            Verdict::Join("scn_other".into())
+        }
+    }
+
+    /// A create its gate turns down at the last moment gives its grant back whole (the
+    /// request, and the polls it reserved), and its call waits on the other process's scan.
+    #[test]
+    fn a_create_turned_down_by_its_gate_gives_its_grant_back_and_joins() {
+        let governor = Arc::new(Governor::new(Limits::default()));
+        let mut core = Core::new(Policy::default(), governor.clone());
+        let before = governor.budget(Duration::ZERO);
+        let task = create(0).with_gate(Some(Arc::new(LateJoin)));
+        let id = core.submit(task, Arc::new(Quiet), CancelToken::new(), Duration::ZERO);
+        let jobs = core.dispatch_due(Duration::ZERO);
+        assert_eq!(jobs.len(), 1);
+        let verdict = jobs[0].gate.as_ref().expect("a create carries its gate").claim();
+        core.vetoed(id, verdict, Duration::ZERO);
+        assert_eq!(governor.budget(Duration::ZERO), before, "the grant went back");
+        assert_eq!(governor.outlook(Duration::ZERO).reserved, 0, "and its reserved polls");
+        let jobs = core.dispatch_due(Duration::ZERO);
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].request.path, "/scans/scn_other");
+        assert!(jobs[0].gate.is_none(), "a poll has no gate");
     }
 
     /// A portfolio's thousand creates due at once, behind the first one's probe: the dispatch

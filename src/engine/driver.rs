@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use super::cancel::{CancelToken, Wake};
 use super::clock::Clock;
 use super::core::{Core, Job, Progress, Sink};
+use super::gate::Verdict;
 use super::task::{Outcome, Task};
 use crate::transport::Transport;
 
@@ -118,9 +119,7 @@ impl Engine {
             };
         }
         for job in jobs {
-            let reply = s.transport.send(&job.request);
-            let (now, wall) = (s.clock.now(), s.clock.wall());
-            lock(&s.core).complete(job.task, reply, now, wall);
+            send(s, job);
         }
         true
     }
@@ -245,11 +244,7 @@ fn worker(s: &Shared) {
             }
         };
         let task = job.task;
-        let handled = catch_unwind(AssertUnwindSafe(|| {
-            let reply = s.transport.send(&job.request);
-            let (now, wall) = (s.clock.now(), s.clock.wall());
-            lock(&s.core).complete(job.task, reply, now, wall);
-        }));
+        let handled = catch_unwind(AssertUnwindSafe(|| send(s, job)));
         if let Err(payload) = handled {
             let why = format!("an HTTP worker panicked ({})", panic_text(&*payload));
             crate::log::log(crate::log::Level::Error, || why.clone());
@@ -259,6 +254,25 @@ fn worker(s: &Shared) {
         }
         s.scheduler_wake.notify_all();
     }
+}
+
+/// Sends a job and hands its reply to the core. A create's gate is asked first, here, off
+/// the core's lock (it writes the state store): when it turns the create down, nothing is
+/// sent and the grant goes back.
+fn send(s: &Shared, job: Job) {
+    if let Some(gate) = &job.gate {
+        match gate.claim() {
+            Verdict::Send => {}
+            verdict => {
+                let now = s.clock.now();
+                lock(&s.core).vetoed(job.task, verdict, now);
+                return;
+            }
+        }
+    }
+    let reply = s.transport.send(&job.request);
+    let (now, wall) = (s.clock.now(), s.clock.wall());
+    lock(&s.core).complete(job.task, reply, now, wall);
 }
 
 /// Where a waiting caller receives its task's progress and outcome.

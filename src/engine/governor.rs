@@ -258,6 +258,21 @@ impl Governor {
         }
     }
 
+    /// A granted request was not sent after all (its create's gate found another process's
+    /// scan or claim at the last moment): the grant goes back whole.
+    pub fn unsent(&self, kind: Kind) {
+        self.decide(None, |s| {
+            s.outstanding = s.outstanding.saturating_sub(1);
+            s.granted = s.granted.saturating_sub(1);
+            match kind {
+                Kind::Create { reserve } => s.reserved = s.reserved.saturating_sub(reserve),
+                Kind::Poll { reserved: true } => s.reserved += 1,
+                Kind::Poll { reserved: false } => {}
+                Kind::Retry => s.retries = s.retries.saturating_sub(1),
+            }
+        });
+    }
+
     /// A granted request ended without a response (network error): it may or may not count.
     pub fn lost(&self) {
         self.decide(None, |s| s.outstanding = s.outstanding.saturating_sub(1));

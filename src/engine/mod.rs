@@ -4,6 +4,7 @@
 //! - [`ledger`]: what the governor needs to share a key's window with other processes.
 //! - [`schedule`]: when a scan is worth polling (duration quantiles, poll modes).
 //! - [`task`]: one scan call (create, then wait) as a state machine.
+//! - [`gate`]: what the state store says just before a create is sent.
 //! - [`core`]: all tasks of a client, a timer heap, and the rules for sending.
 //! - [`driver`]: the scheduler thread and HTTP workers, or inline driving for tests.
 //!
@@ -16,6 +17,7 @@ pub mod clock;
 pub mod core;
 pub mod decode;
 pub mod driver;
+pub mod gate;
 pub mod governor;
 pub mod ledger;
 pub mod policy;

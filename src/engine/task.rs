@@ -6,8 +6,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
 use super::backoff;
 use super::decode;
+use super::gate::{CreateGate, GateRef};
 use super::governor::Kind;
 use super::policy::Policy;
 use super::retry_after::parse_retry_after;
@@ -34,6 +37,9 @@ pub enum Reason {
     Budget,
     /// The last poll before the deadline.
     FinalPoll,
+    /// Another process of the host is creating a scan of the same company (a claim in the
+    /// state store): no twin is created; its scan is joined once its id is known.
+    OtherCreate,
 }
 
 /// What a task was asked to do.
@@ -114,6 +120,8 @@ pub struct Task {
     /// A create held to its deadline for polls to come back (see `hold_until`): when the
     /// budget would have let it go without them.
     behind_until: Option<Duration>,
+    /// What the state store says just before the create is sent (engine/gate.rs).
+    gate: Option<GateRef>,
 }
 
 pub type Outcome = Result<Scan, Error>;
@@ -195,7 +203,58 @@ impl Task {
             seen_running_for: Duration::ZERO,
             held: None,
             behind_until: None,
+            gate: None,
         })
+    }
+
+    /// The gate its create passes just before it is sent (see engine/gate.rs).
+    pub fn with_gate(mut self, gate: Option<Arc<dyn CreateGate>>) -> Task {
+        self.gate = gate.map(GateRef);
+        self
+    }
+
+    /// The gate, while the create is still to be sent.
+    pub fn gate(&self) -> Option<Arc<dyn CreateGate>> {
+        self.gate.as_ref().filter(|_| self.is_creating()).map(|g| g.0.clone())
+    }
+
+    /// Another process runs a scan of the same identity (the gate said so before this call's
+    /// create was sent): wait on that scan instead, as a call resumed by id does. Its deadline
+    /// counted from creation starts now.
+    pub fn join(&mut self, id: &str, now: Duration) -> Result<(), Error> {
+        let Phase::Create { create_only, .. } = self.phase else { return Ok(()) };
+        self.phase = Phase::Wait { id: check_id(id)?, once: create_only };
+        self.resumed = true;
+        if let Some(after) = self.deadline_after_create.take() {
+            self.deadline = Some(now.saturating_add(after));
+            self.started = now;
+        }
+        (self.age_then, self.then) = (Duration::ZERO, now);
+        (self.floor, self.desired) = (now, now);
+        self.held = None;
+        self.behind_until = None;
+        self.reason = Reason::Schedule;
+        Ok(())
+    }
+
+    /// Another process is creating a scan of the same identity: ask the gate again at `at`,
+    /// sending nothing meanwhile. An error when the call's deadline comes first.
+    pub fn wait_on_other_create(&mut self, at: Duration, now: Duration) -> Result<Duration, Error> {
+        if self.deadline.is_some_and(|dl| now >= dl) {
+            let mut e = Error::new(
+                Code::Timeout,
+                "the deadline passed while another process of this host was creating a scan of the same \
+                 company (a claim in the state store); no scan was created twice",
+            );
+            e.retry_after = Some(at.saturating_sub(now));
+            return Err(e);
+        }
+        let at = self.deadline.map_or(at, |dl| at.min(dl));
+        (self.floor, self.desired) = (at, at);
+        self.held = None;
+        self.behind_until = None;
+        self.reason = Reason::OtherCreate;
+        Ok(at)
     }
 
     pub fn scan_id(&self) -> Option<&str> {
@@ -371,6 +430,11 @@ impl Task {
         e.scan_id = self.scan_id().map(str::to_owned);
         e.scan = self.last_scan.clone();
         e
+    }
+
+    /// When its last request was granted and sent.
+    pub fn sent_at(&self) -> Duration {
+        self.sent_at
     }
 
     /// The request goes out now: its round trip is measured from here.

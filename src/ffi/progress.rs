@@ -26,6 +26,10 @@ pub enum exona_wait_reason {
     EXONA_WAIT_BUDGET = 5,
     /// The last poll before the deadline.
     EXONA_WAIT_FINAL_POLL = 6,
+    /// Another process of this host (sharing the state directory) is creating a scan of the
+    /// same company: no twin is created, and this call joins that scan once its id is known.
+    /// Bounded by the other process's lease (its claim lapses about 20 s after it stops).
+    EXONA_WAIT_OTHER_CREATE = 7,
 }
 
 impl From<Reason> for exona_wait_reason {
@@ -39,6 +43,7 @@ impl From<Reason> for exona_wait_reason {
             Reason::RateLimit => EXONA_WAIT_RATE_LIMIT,
             Reason::Budget => EXONA_WAIT_BUDGET,
             Reason::FinalPoll => EXONA_WAIT_FINAL_POLL,
+            Reason::OtherCreate => EXONA_WAIT_OTHER_CREATE,
         }
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use super::{identity, Claim, Guarded, StoredResult, AMBIGUOUS_HOLD, IN_FLIGHT_TTL};
 use crate::engine::core::{Progress, Sink};
+use crate::engine::gate::{CreateGate, Verdict};
 use crate::engine::task::Outcome;
 use crate::error::{Code, Error};
 use crate::model::ScanRequest;
@@ -26,8 +27,8 @@ pub enum Before {
     Create,
 }
 
-/// How often a call waiting on another process's create asks the store again.
-pub const CLAIM_POLL: Duration = Duration::from_millis(100);
+/// How often a call waiting on another process's create asks the store again (a read).
+pub const CLAIM_POLL: Duration = Duration::from_millis(250);
 
 /// The identity a request may share with others, when it may share at all: the API's own
 /// rules (a questionnaire or `force_refresh` never reuses; `max_age_days` 0 or absent means
@@ -39,23 +40,107 @@ pub fn shareable_identity(request: &ScanRequest) -> Option<String> {
     reuses.then(|| identity(&request.company_website, request.include_field_citations))
 }
 
-pub fn before_create(store: &Guarded, request: &ScanRequest, now: SystemTime) -> Before {
-    let Some(id) = shareable_identity(request) else { return Before::Create };
+/// A stored result recent enough for the request's `max_age_days`.
+fn stored_answer(store: &Guarded, identity: &str, request: &ScanRequest, now: SystemTime) -> Option<Scan> {
     let days = u64::from(request.max_age_days.unwrap_or(0));
     let since = now.checked_sub(Duration::from_secs(days * 86_400)).unwrap_or(SystemTime::UNIX_EPOCH);
-    if let Some(stored) = store.result(&id, since) {
-        if let Ok(mut scan) = Scan::from_body(stored.json.as_bytes(), 200, None) {
-            scan.from_store = true;
-            return Before::Answered(scan);
-        }
+    let stored = store.result(identity, since)?;
+    let mut scan = Scan::from_body(stored.json.as_bytes(), 200, None).ok()?;
+    scan.from_store = true;
+    Some(scan)
+}
+
+fn ago(now: SystemTime, d: Duration) -> SystemTime {
+    now.checked_sub(d).unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// Takes the claim for a create about to be sent, unless the store answers it, knows its
+/// scan, or another call is creating it.
+pub fn before_create(store: &Guarded, request: &ScanRequest, now: SystemTime) -> Before {
+    let Some(id) = shareable_identity(request) else { return Before::Create };
+    if let Some(scan) = stored_answer(store, &id, request, now) {
+        return Before::Answered(scan);
     }
-    let ago = |d: Duration| now.checked_sub(d).unwrap_or(SystemTime::UNIX_EPOCH);
-    match store.claim(&id, ago(IN_FLIGHT_TTL), now) {
+    match store.claim(&id, ago(now, IN_FLIGHT_TTL), now) {
         Claim::Running(scan_id) => Before::Join(scan_id),
         Claim::Creating => Before::Claimed,
         Claim::Mine => {
             crate::crash::point("claim_written");
             Before::Create
+        }
+    }
+}
+
+/// A create's gate on the state store (engine/gate.rs): a read when its timer fires, the
+/// claim when its request is granted and about to be sent. It remembers a scan it joined.
+pub struct StoreGate {
+    store: Arc<Guarded>,
+    request: ScanRequest,
+    identity: String,
+    joined: std::sync::Mutex<Option<String>>,
+    told: AtomicBool,
+}
+
+impl StoreGate {
+    /// A gate for a create whose scan may be shared (see [`shareable_identity`]); `None` for
+    /// one that must always be new.
+    pub fn new(store: &Arc<Guarded>, request: &ScanRequest) -> Option<Arc<StoreGate>> {
+        let identity = shareable_identity(request)?;
+        Some(Arc::new(StoreGate {
+            store: store.clone(),
+            request: request.clone(),
+            identity,
+            joined: Default::default(),
+            told: AtomicBool::new(false),
+        }))
+    }
+
+    /// The scan of another process this call joined, if it did.
+    pub fn joined(&self) -> Option<String> {
+        self.joined.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn join(&self, scan_id: String) -> Verdict {
+        *self.joined.lock().unwrap_or_else(|p| p.into_inner()) = Some(scan_id.clone());
+        Verdict::Join(scan_id)
+    }
+
+    fn later(&self) -> Verdict {
+        if !self.told.swap(true, Ordering::Relaxed) {
+            // Visible: a wait on another process is bounded by that process's lease (it ends
+            // one lease after the process dies), and says so.
+            crate::log::log(crate::log::Level::Info, || {
+                format!(
+                    "{}: waiting on another process's create of the same company (its claim in the state \
+                     store lapses {} s after that process stops renewing it)",
+                    self.request.company_website,
+                    super::LEASE.as_secs()
+                )
+            });
+        }
+        Verdict::Later(CLAIM_POLL)
+    }
+}
+
+impl CreateGate for StoreGate {
+    fn peek(&self) -> Verdict {
+        let now = SystemTime::now();
+        if let Some(scan) = stored_answer(&self.store, &self.identity, &self.request, now) {
+            return Verdict::Answered(scan);
+        }
+        match self.store.peek_claim(&self.identity, ago(now, IN_FLIGHT_TTL), now) {
+            Some(Claim::Running(scan_id)) => self.join(scan_id),
+            Some(Claim::Creating) => self.later(),
+            Some(Claim::Mine) | None => Verdict::Send,
+        }
+    }
+
+    fn claim(&self) -> Verdict {
+        match before_create(&self.store, &self.request, SystemTime::now()) {
+            Before::Create => Verdict::Send,
+            Before::Answered(scan) => Verdict::Answered(scan),
+            Before::Join(scan_id) => self.join(scan_id),
+            Before::Claimed => self.later(),
         }
     }
 }
@@ -134,8 +219,8 @@ pub struct Remembering {
     pub store: Arc<Guarded>,
     /// The normalized request of a create; `None` for a call on an existing scan.
     pub request: Option<ScanRequest>,
-    /// True when the call waits on a scan another process recorded in flight.
-    pub joined: bool,
+    /// The create's gate, which knows whether the call joined another process's scan.
+    pub gate: Option<Arc<StoreGate>>,
     pub inner: Arc<dyn Sink>,
     recorded: AtomicBool,
 }
@@ -144,17 +229,22 @@ impl Remembering {
     pub fn new(
         store: Arc<Guarded>,
         request: Option<ScanRequest>,
-        joined: bool,
+        gate: Option<Arc<StoreGate>>,
         inner: Arc<dyn Sink>,
     ) -> Self {
-        Remembering { store, request, joined, inner, recorded: AtomicBool::new(joined) }
+        Remembering { store, request, gate, inner, recorded: AtomicBool::new(false) }
+    }
+
+    /// True when the call waits on a scan another process recorded in flight.
+    fn joined(&self) -> bool {
+        self.gate.as_ref().is_some_and(|g| g.joined().is_some())
     }
 }
 
 impl Sink for Remembering {
     fn progress(&self, event: Progress) {
         if let (Some(request), Some(id)) = (&self.request, &event.scan_id) {
-            if !self.recorded.swap(true, Ordering::Relaxed) {
+            if !self.recorded.swap(true, Ordering::Relaxed) && !self.joined() {
                 created(&self.store, request, id, SystemTime::now());
             }
         }
@@ -165,7 +255,7 @@ impl Sink for Remembering {
         match &mut outcome {
             // The scan another process recorded is gone: forget it. (A blocking call creates
             // anew at once; a submitted one cannot from inside the engine, so it says so.)
-            Err(e) if self.joined && e.code == Code::NotFound => {
+            Err(e) if self.joined() && e.code == Code::NotFound => {
                 if let (Some(r), Some(id)) = (&self.request, &e.scan_id) {
                     if let Some(identity) = shareable_identity(r) {
                         self.store.clear_in_flight(&identity, id);
@@ -177,7 +267,11 @@ impl Sink for Remembering {
                     e.message
                 );
             }
-            Ok(scan) if !scan.status().is_terminal() && !self.recorded.load(Ordering::Relaxed) => {
+            Ok(scan)
+                if !scan.status().is_terminal()
+                    && !self.recorded.load(Ordering::Relaxed)
+                    && !self.joined() =>
+            {
                 if let Some(request) = &self.request {
                     created(&self.store, request, scan.id(), SystemTime::now());
                 }

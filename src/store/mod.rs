@@ -55,13 +55,15 @@ pub trait Store: Ledger + Send + Sync {
     /// The newest completed result of this identity that finished at or after `since`.
     fn result(&self, identity: &str, since: SystemTime) -> Result<Option<StoredResult>, String>;
     fn record_result(&self, identity: &str, result: &StoredResult) -> Result<(), String>;
-    /// The scan id of a scan of this identity created at or after `since` and not ended.
-    fn in_flight(&self, identity: &str, since: SystemTime) -> Result<Option<String>, String>;
     /// In one transaction: the scan of this identity in flight (recorded since `since`), else
     /// another owner's claim to be creating it whose lease holds at `at`, else a claim of our
     /// own (leased from `at`). Claims are in-flight entries without a scan id yet; a lapsed
     /// claim (its owner died, on any host) is taken over.
     fn claim(&self, identity: &str, since: SystemTime, at: SystemTime) -> Result<Claim, String>;
+    /// What `claim` would find, taking nothing (a read, no write lock): the scan in flight,
+    /// or `Creating` while a claim's lease holds (this owner's own included: another call of
+    /// this process is creating it); `None` when a create may claim it.
+    fn peek_claim(&self, identity: &str, since: SystemTime, at: SystemTime) -> Result<Option<Claim>, String>;
     fn record_in_flight(&self, identity: &str, scan_id: &str, at: SystemTime) -> Result<(), String>;
     /// Ends an entry; a claim (`scan_id` empty) only when it is this owner's.
     fn clear_in_flight(&self, identity: &str, scan_id: &str) -> Result<(), String>;
@@ -199,12 +201,12 @@ impl Guarded {
     pub fn record_result(&self, identity: &str, result: &StoredResult) {
         self.run("recording a result", |s| s.record_result(identity, result));
     }
-    pub fn in_flight(&self, identity: &str, since: SystemTime) -> Option<String> {
-        self.run("reading scans in flight", |s| s.in_flight(identity, since)).flatten()
-    }
     /// A store that fails lets the caller create (as without a store).
     pub fn claim(&self, identity: &str, since: SystemTime, at: SystemTime) -> Claim {
         self.run("claiming a scan to create", |s| s.claim(identity, since, at)).unwrap_or(Claim::Mine)
+    }
+    pub fn peek_claim(&self, identity: &str, since: SystemTime, at: SystemTime) -> Option<Claim> {
+        self.run("reading claims", |s| s.peek_claim(identity, since, at)).flatten()
     }
     pub fn renew_leases(&self, at: SystemTime) {
         self.run("renewing leases", |s| s.renew_leases(at));
@@ -361,7 +363,7 @@ mod tests {
         fn record_result(&self, _: &str, _: &StoredResult) -> Result<(), String> {
             Err("disk I/O error".into())
         }
-        fn in_flight(&self, _: &str, _: SystemTime) -> Result<Option<String>, String> {
+        fn peek_claim(&self, _: &str, _: SystemTime, _: SystemTime) -> Result<Option<Claim>, String> {
             Err("disk I/O error".into())
         }
         fn record_in_flight(&self, _: &str, _: &str, _: SystemTime) -> Result<(), String> {
@@ -418,7 +420,7 @@ mod tests {
         fn record_result(&self, _: &str, _: &StoredResult) -> Result<(), String> {
             Ok(())
         }
-        fn in_flight(&self, _: &str, _: SystemTime) -> Result<Option<String>, String> {
+        fn peek_claim(&self, _: &str, _: SystemTime, _: SystemTime) -> Result<Option<Claim>, String> {
             Ok(None)
         }
         fn record_in_flight(&self, _: &str, _: &str, _: SystemTime) -> Result<(), String> {

@@ -386,18 +386,6 @@ impl Store for SqliteStore {
             .map_err(err)
     }
 
-    fn in_flight(&self, identity: &str, since: SystemTime) -> Result<Option<String>, String> {
-        self.conn()
-            .query_row(
-                "SELECT scan_id FROM in_flight
-                 WHERE fingerprint = ?1 AND identity = ?2 AND since_ms >= ?3 AND scan_id <> ''",
-                params![self.fingerprint, identity, unix_ms(since)],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(err)
-    }
-
     fn claim(&self, identity: &str, since: SystemTime, at: SystemTime) -> Result<Claim, String> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
@@ -427,6 +415,23 @@ impl Store for SqliteStore {
         };
         tx.commit().map_err(err)?;
         Ok(claim)
+    }
+
+    fn peek_claim(&self, identity: &str, since: SystemTime, at: SystemTime) -> Result<Option<Claim>, String> {
+        let row: Option<(String, i64, i64)> = self
+            .conn()
+            .query_row(
+                "SELECT scan_id, since_ms, lease_until_ms FROM in_flight WHERE fingerprint = ?1 AND identity = ?2",
+                params![self.fingerprint, identity],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(err)?;
+        Ok(match row {
+            Some((id, started, _)) if !id.is_empty() && started >= unix_ms(since) => Some(Claim::Running(id)),
+            Some((id, _, lease_until)) if id.is_empty() && lease_until > unix_ms(at) => Some(Claim::Creating),
+            _ => None,
+        })
     }
 
     fn record_in_flight(&self, identity: &str, scan_id: &str, at: SystemTime) -> Result<(), String> {
@@ -523,10 +528,11 @@ mod tests {
         let hour_ago = SystemTime::now() - Duration::from_secs(3600);
         assert_eq!(b.result("acme|citations=0", hour_ago).unwrap().map(|r| r.json), Some(r.json.clone()));
         assert!(b.result("acme|citations=0", SystemTime::now() + Duration::from_secs(60)).unwrap().is_none());
-        a.record_in_flight("x", "scn_2", SystemTime::now()).unwrap();
-        assert_eq!(b.in_flight("x", hour_ago).unwrap().as_deref(), Some("scn_2"));
+        let now = SystemTime::now();
+        a.record_in_flight("x", "scn_2", now).unwrap();
+        assert_eq!(b.peek_claim("x", hour_ago, now).unwrap(), Some(Claim::Running("scn_2".into())));
         b.clear_in_flight("x", "scn_2").unwrap();
-        assert!(a.in_flight("x", hour_ago).unwrap().is_none());
+        assert!(a.peek_claim("x", hour_ago, now).unwrap().is_none());
         let _ = std::fs::remove_dir_all(&d);
     }
 
@@ -608,9 +614,15 @@ mod tests {
         let (a, b) = (SqliteStore::open(&d, "fp").unwrap(), SqliteStore::open(&d, "fp").unwrap());
         let now = SystemTime::now();
         let long_ago = now - Duration::from_secs(3600);
+        assert_eq!(a.peek_claim("acme", long_ago, now).unwrap(), None, "free");
         assert_eq!(a.claim("acme", long_ago, now).unwrap(), Claim::Mine);
+        assert_eq!(a.peek_claim("acme", long_ago, now).unwrap(), Some(Claim::Creating), "its own too");
         assert_eq!(b.claim("acme", long_ago, now).unwrap(), Claim::Creating);
-        assert_eq!(b.in_flight("acme", long_ago).unwrap(), None, "a claim is not a scan");
+        assert_eq!(
+            b.peek_claim("acme", long_ago, now).unwrap(),
+            Some(Claim::Creating),
+            "a claim is not a scan"
+        );
         a.record_in_flight("acme", "scn_1", now).unwrap();
         assert_eq!(b.claim("acme", long_ago, now).unwrap(), Claim::Running("scn_1".into()));
         a.clear_in_flight("acme", "scn_1").unwrap();
@@ -631,6 +643,7 @@ mod tests {
         a.renew_leases(t0 + LEASE / 2).unwrap();
         assert_eq!(b.claim("acme", long_ago, t0 + LEASE).unwrap(), Claim::Creating, "renewed");
         // a dies: one lease after its last beat, b takes the claim over.
+        assert_eq!(b.peek_claim("acme", long_ago, t0 + LEASE / 2 + LEASE).unwrap(), None, "lapsed");
         assert_eq!(b.claim("acme", long_ago, t0 + LEASE / 2 + LEASE).unwrap(), Claim::Mine);
         // a, come back, neither clears b's claim nor sees it as its own.
         a.clear_in_flight("acme", "").unwrap();

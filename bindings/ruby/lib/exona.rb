@@ -233,7 +233,7 @@ module Exona
       opts
     end
 
-    REASONS = %i[create schedule retry_after backoff rate_limit budget final_poll].freeze
+    REASONS = %i[create schedule retry_after backoff rate_limit budget final_poll other_create].freeze
 
     # A C callback that hands each event to the block as a Hash; a falsy return cancels.
     # The caller keeps the returned Proc alive for as long as the options are in use.
