@@ -46,6 +46,30 @@ pub struct Progress {
 
 pub type TaskId = u64;
 
+/// What the core asks of the world beyond it: events and outcomes for the callers' sinks, and
+/// requests for the HTTP workers. The core only queues them; its driver carries them out, in
+/// order, after letting go of the core's lock (a sink may write the state store or a journal,
+/// and every other call of the client would wait on those writes).
+pub enum Effect {
+    Progress(Arc<dyn Sink>, Progress),
+    Finish(Arc<dyn Sink>, Outcome),
+    /// Requests to send, after every effect queued before them (a create's "creating" event
+    /// reaches its caller before the create can be answered).
+    Send(Vec<Job>),
+}
+
+impl Effect {
+    /// Carries out a sink's effect; a `Send` is handed back for the driver to send.
+    pub fn deliver(self) -> Option<Vec<Job>> {
+        match self {
+            Effect::Progress(sink, event) => sink.progress(event),
+            Effect::Finish(sink, outcome) => sink.finish(outcome),
+            Effect::Send(jobs) => return Some(jobs),
+        }
+        None
+    }
+}
+
 /// How long a weighed thrift holds (the window changes slowly against it).
 const THRIFT_FOR: Duration = Duration::from_millis(250);
 
@@ -95,6 +119,8 @@ pub struct Core {
     gap_seen: Option<Duration>,
     next_id: TaskId,
     seq: u64,
+    /// Effects not yet carried out (see [`Effect`]).
+    outbox: Vec<Effect>,
 }
 
 impl Core {
@@ -116,12 +142,34 @@ impl Core {
             gap_seen: None,
             next_id: 1,
             seq: 0,
+            outbox: Vec::new(),
         }
     }
 
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         self.tasks.len()
+    }
+
+    /// Queues requests to send, after the effects queued so far.
+    pub fn queue_send(&mut self, jobs: Vec<Job>) {
+        if !jobs.is_empty() {
+            self.outbox.push(Effect::Send(jobs));
+        }
+    }
+
+    /// The effects queued since last asked, oldest first.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Delivers the queued sink effects now, on this thread (a driver without threads: tests).
+    /// Requests queued to send are dropped: the caller has them from `dispatch_due`.
+    #[cfg(test)]
+    pub fn deliver_now(&mut self) {
+        for effect in self.take_effects() {
+            let _ = effect.deliver();
+        }
     }
 
     /// Takes a task in; its first request goes out as soon as allowed.
@@ -140,7 +188,7 @@ impl Core {
                 self.tasks.insert(id, Entry { task, sink, cancel, in_flight: false, kind, due: at });
                 self.schedule(id, at, now);
             }
-            Err(e) => sink.finish(Err(e)),
+            Err(e) => self.outbox.push(Effect::Finish(sink, Err(e))),
         }
         id
     }
@@ -159,7 +207,7 @@ impl Core {
         };
         if let Some(e) = self.tasks.get(&id) {
             log(Level::Debug, || self.describe_wait(&e.task, at.saturating_sub(now), budget_left));
-            e.sink.progress(Progress {
+            let event = Progress {
                 scan_id: e.task.scan_id().map(str::to_owned),
                 status: e.task.last_status().map(str::to_owned),
                 reason: e.task.reason(),
@@ -169,7 +217,8 @@ impl Core {
                 creating: false,
                 mode: e.task.mode(),
                 thrift: e.task.thrift(),
-            });
+            };
+            self.outbox.push(Effect::Progress(e.sink.clone(), event));
         }
     }
 
@@ -278,7 +327,7 @@ impl Core {
             if let Some(e) = self.tasks.remove(&id) {
                 self.governor.release(e.task.reserved);
                 self.budget_freed |= e.task.reserved > 0;
-                e.sink.finish(Err(e.task.cancelled(e.cancel.reason())));
+                self.outbox.push(Effect::Finish(e.sink, Err(e.task.cancelled(e.cancel.reason()))));
             }
         }
     }
@@ -369,7 +418,7 @@ impl Core {
                     entry.in_flight = true;
                     entry.task.mark_sent(now);
                     if entry.task.is_creating() {
-                        entry.sink.progress(Progress {
+                        let event = Progress {
                             scan_id: None,
                             status: None,
                             reason: Reason::Create,
@@ -379,7 +428,8 @@ impl Core {
                             creating: true,
                             mode: entry.task.mode(),
                             thrift: None,
-                        });
+                        };
+                        self.outbox.push(Effect::Progress(entry.sink.clone(), event));
                     }
                     let gate = entry.task.gate();
                     jobs.push(Job { task: id, request: entry.task.request(now, &self.policy), gate });
@@ -653,7 +703,8 @@ impl Core {
                 Some(Err(err)) => format!("scan call ended after {} request(s): {err}", e.task.requests),
                 None => format!("scan call cancelled after {} request(s)", e.task.requests),
             });
-            e.sink.finish(outcome.unwrap_or_else(|| Err(e.task.cancelled(e.cancel.reason()))));
+            let outcome = outcome.unwrap_or_else(|| Err(e.task.cancelled(e.cancel.reason())));
+            self.outbox.push(Effect::Finish(e.sink, outcome));
         }
     }
 }
@@ -805,6 +856,7 @@ mod tests {
         assert_eq!(jobs.len(), 5, "creates sent");
         let first = jobs[0].task;
         core.complete(first, Ok(created(1, 28, wall)), Duration::from_secs(1), wall);
+        core.deliver_now();
         let planned = sinks[0].0.lock().unwrap().iter().rev().find_map(|t| *t).expect("a wait planned");
         assert!(
             planned >= 0.2,

@@ -2,16 +2,21 @@
 //! scan sends, and a few HTTP worker threads send; callers block on a mailbox and run their
 //! progress callbacks on their own thread. In tests (`Engine::inline`) the calling thread
 //! drives the core itself, on whatever clock it was given, so virtual time is exact.
+//!
+//! The core's lock is held only while the core decides. What it decides to do beyond itself
+//! (progress events and outcomes for sinks, which may write the state store or a batch's
+//! journal; requests for the workers) is queued as effects and carried out in order after the
+//! lock is let go, by whichever thread gets to them first.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::thread::JoinHandle;
 
 use super::cancel::{CancelToken, Wake};
 use super::clock::Clock;
-use super::core::{Core, Job, Progress, Sink};
+use super::core::{Core, Effect, Job, Progress, Sink};
 use super::gate::Verdict;
 use super::task::{Outcome, Task};
 use crate::transport::Transport;
@@ -22,22 +27,84 @@ struct Shared {
     scheduler_wake: Condvar,
     jobs: Mutex<VecDeque<Job>>,
     jobs_ready: Condvar,
+    /// The core's effects, in the order it queued them, not yet carried out.
+    effects: Mutex<VecDeque<Effect>>,
+    /// Held by the one thread carrying effects out (so that they stay in order).
+    delivering: Mutex<()>,
+    /// Requests are sent by the HTTP workers (else by whichever thread carries them out).
+    threaded: bool,
     transport: Arc<dyn Transport>,
     clock: Arc<dyn Clock>,
     shutdown: AtomicBool,
 }
 
 impl Shared {
-    fn new(core: Core, transport: Arc<dyn Transport>, clock: Arc<dyn Clock>) -> Arc<Shared> {
+    fn new(core: Core, transport: Arc<dyn Transport>, clock: Arc<dyn Clock>, threaded: bool) -> Arc<Shared> {
         Arc::new(Shared {
             core: Mutex::new(core),
             scheduler_wake: Condvar::new(),
             jobs: Mutex::new(VecDeque::new()),
             jobs_ready: Condvar::new(),
+            effects: Mutex::new(VecDeque::new()),
+            delivering: Mutex::new(()),
+            threaded,
             transport,
             clock,
             shutdown: AtomicBool::new(false),
         })
+    }
+
+    /// Runs `f` on the core under its lock, then carries out the effects it queued, unlocked.
+    fn on_core<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
+        let out = {
+            let mut core = lock(&self.core);
+            let out = f(&mut core);
+            self.queue_effects(&mut core);
+            out
+        };
+        self.carry_out();
+        out
+    }
+
+    /// Moves the core's effects to the queue (under the core's lock, so the queue keeps the
+    /// core's order).
+    fn queue_effects(&self, core: &mut Core) {
+        let effects = core.take_effects();
+        if !effects.is_empty() {
+            lock(&self.effects).extend(effects);
+        }
+    }
+
+    /// Carries out queued effects until none is left, unless another thread is doing so (it
+    /// then carries out these too). Never blocks on another thread, so a sink may call back
+    /// into the engine (submit, cancel) from inside an effect.
+    fn carry_out(&self) {
+        loop {
+            let _turn = match self.delivering.try_lock() {
+                Ok(turn) => turn,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => return,
+            };
+            loop {
+                let next = lock(&self.effects).pop_front();
+                let Some(effect) = next else { break };
+                if let Some(jobs) = effect.deliver() {
+                    if self.threaded {
+                        lock(&self.jobs).extend(jobs);
+                        self.jobs_ready.notify_all();
+                    } else {
+                        for job in jobs {
+                            send(self, job);
+                        }
+                    }
+                }
+            }
+            drop(_turn);
+            // Queued after this thread's last look and before it let go: its thread gave up.
+            if lock(&self.effects).is_empty() {
+                return;
+            }
+        }
     }
 }
 
@@ -58,7 +125,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
     ) -> std::io::Result<Engine> {
         let workers = core.policy.workers.max(1);
-        let shared = Shared::new(core, transport, clock);
+        let shared = Shared::new(core, transport, clock, true);
         let mut threads = Vec::new();
         let s = Arc::clone(&shared);
         threads
@@ -73,7 +140,7 @@ impl Engine {
 
     /// No threads: each waiting call drives the core on its own thread.
     pub fn inline(core: Core, transport: Arc<dyn Transport>, clock: Arc<dyn Clock>) -> Engine {
-        Engine { shared: Shared::new(core, transport, clock), threads: Vec::new() }
+        Engine { shared: Shared::new(core, transport, clock, false), threads: Vec::new() }
     }
 
     pub fn is_threaded(&self) -> bool {
@@ -86,19 +153,19 @@ impl Engine {
 
     /// Runs `f` on the core (policy, governor, model) under its lock.
     pub fn with_core<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
-        f(&mut lock(&self.shared.core))
+        self.shared.on_core(f)
     }
 
     /// Hands a task to the engine; its progress and end go to `sink`.
     pub fn submit(&self, task: Task, sink: Arc<dyn Sink>, cancel: CancelToken) {
         let now = self.shared.clock.now();
-        lock(&self.shared.core).submit(task, sink, cancel, now);
+        self.shared.on_core(|c| c.submit(task, sink, cancel, now));
         self.shared.scheduler_wake.notify_all();
     }
 
     /// Wakes the scheduler so it notices cancelled tasks at once.
     pub fn poke(&self) {
-        lock(&self.shared.core).reap_cancelled();
+        self.shared.on_core(|c| c.reap_cancelled());
         self.shared.scheduler_wake.notify_all();
     }
 
@@ -107,8 +174,13 @@ impl Engine {
     pub fn step(&self, cancel: &CancelToken) -> bool {
         let s = &self.shared;
         let now = s.clock.now();
-        let jobs = lock(&s.core).dispatch_due(now);
-        if jobs.is_empty() {
+        let sent = s.on_core(|c| {
+            let jobs = c.dispatch_due(now);
+            let sent = jobs.len();
+            c.queue_send(jobs);
+            sent
+        });
+        if sent == 0 {
             let next = lock(&s.core).next_wake();
             return match next {
                 Some(at) => {
@@ -117,9 +189,6 @@ impl Engine {
                 }
                 None => false,
             };
-        }
-        for job in jobs {
-            send(s, job);
         }
         true
     }
@@ -175,6 +244,8 @@ impl Drop for Engine {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        // Outcomes queued as the threads stopped still reach their sinks.
+        self.shared.carry_out();
     }
 }
 
@@ -197,7 +268,7 @@ fn scheduler(s: &Shared) {
             Err(payload) => {
                 let why = format!("the scheduler thread panicked ({})", panic_text(&*payload));
                 crate::log::log(crate::log::Level::Error, || why.clone());
-                lock(&s.core).fail_all(&why);
+                s.on_core(|c| c.fail_all(&why));
             }
         }
     }
@@ -212,9 +283,15 @@ fn scheduler_turns(s: &Shared) {
         }
         let now = s.clock.now();
         let jobs = core.dispatch_due(now);
-        if !jobs.is_empty() {
-            lock(&s.jobs).extend(jobs);
-            s.jobs_ready.notify_all();
+        core.queue_send(jobs);
+        let effects = core.take_effects();
+        if !effects.is_empty() {
+            // Carried out unlocked (the requests among them go to the workers in turn).
+            lock(&s.effects).extend(effects);
+            drop(core);
+            s.carry_out();
+            core = lock(&s.core);
+            continue;
         }
         core = match core.next_wake() {
             Some(at) if at <= s.clock.now() => core,
@@ -248,9 +325,10 @@ fn worker(s: &Shared) {
         if let Err(payload) = handled {
             let why = format!("an HTTP worker panicked ({})", panic_text(&*payload));
             crate::log::log(crate::log::Level::Error, || why.clone());
-            let mut core = lock(&s.core);
-            core.governor.lost();
-            core.fail(task, &why);
+            s.on_core(|core| {
+                core.governor.lost();
+                core.fail(task, &why);
+            });
         }
         s.scheduler_wake.notify_all();
     }
@@ -265,14 +343,14 @@ fn send(s: &Shared, job: Job) {
             Verdict::Send => {}
             verdict => {
                 let now = s.clock.now();
-                lock(&s.core).vetoed(job.task, verdict, now);
+                s.on_core(|c| c.vetoed(job.task, verdict, now));
                 return;
             }
         }
     }
     let reply = s.transport.send(&job.request);
     let (now, wall) = (s.clock.now(), s.clock.wall());
-    lock(&s.core).complete(job.task, reply, now, wall);
+    s.on_core(|c| c.complete(job.task, reply, now, wall));
 }
 
 /// Where a waiting caller receives its task's progress and outcome.
@@ -347,5 +425,77 @@ impl Wake for Mailbox {
     fn wake(&self) {
         let _st = lock(&self.state);
         self.ready.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::clock::{Clock as _, SystemClock};
+    use crate::engine::governor::{Governor, Limits};
+    use crate::engine::policy::Policy;
+    use crate::engine::task::{Goal, Settings};
+    use crate::transport::{Request, Response, TransportError};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Answers every request with a scan that has completed.
+    struct Completed;
+    impl Transport for Completed {
+        fn send(&self, _: &Request) -> Result<Response, TransportError> {
+            let body = r#"{"id": "scn_done", "status": "completed", "created_at": "2026-12-04T12:00:00Z",
+                "completed_at": "2026-12-04T12:01:00Z", "result": {}}"#;
+            Ok(Response { status: 200, headers: Default::default(), body: body.as_bytes().to_vec() })
+        }
+    }
+
+    /// A sink whose `finish` takes as long as the test wants (a journal's fsync, a store
+    /// waiting on another process's transaction).
+    struct Slow {
+        entered: Mutex<mpsc::Sender<()>>,
+        release: Mutex<mpsc::Receiver<()>>,
+    }
+    impl Sink for Slow {
+        fn progress(&self, _: Progress) {}
+        fn finish(&self, _: Outcome) {
+            let _ = lock(&self.entered).send(());
+            let _ = lock(&self.release).recv();
+        }
+    }
+
+    fn get(id: &str) -> Task {
+        let settings = Settings {
+            deadline: Some(Duration::from_secs(60)),
+            deadline_after_create: None,
+            start_after: None,
+            mode: crate::engine::schedule::Mode::Balanced,
+            expected: (Duration::from_secs(1), Duration::from_secs(2)),
+            max_rate_limit_wait: Duration::from_secs(60),
+            fixed_thrift: None,
+        };
+        Task::new(Goal::Get { id: id.into() }, SystemClock::new().now(), settings).unwrap()
+    }
+
+    /// A sink that takes its time (it writes the state store or a journal) holds no lock the
+    /// engine needs: the client's other calls go on meanwhile. Sinks used to be called under
+    /// the core's lock, so every call of the client waited on the slowest write.
+    #[test]
+    fn a_slow_sink_holds_no_lock_the_engine_needs() {
+        let core = Core::new(Policy::default(), Arc::new(Governor::new(Limits::default())));
+        let engine =
+            Arc::new(Engine::threaded(core, Arc::new(Completed), Arc::new(SystemClock::new())).unwrap());
+        let (entered_tx, entered) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel();
+        let slow = Arc::new(Slow { entered: Mutex::new(entered_tx), release: Mutex::new(release_rx) });
+        engine.submit(get("scn_done"), slow, CancelToken::new());
+        entered.recv_timeout(Duration::from_secs(60)).expect("the sink was never finished");
+        let (tx, answered) = mpsc::channel();
+        let other = Arc::clone(&engine);
+        std::thread::spawn(move || {
+            let _ = tx.send(other.with_core(|c| c.len()));
+        });
+        let answer = answered.recv_timeout(Duration::from_secs(60));
+        release.send(()).unwrap();
+        assert_eq!(answer, Ok(0), "the core stayed locked while a sink took its time");
     }
 }
