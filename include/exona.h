@@ -207,7 +207,7 @@ typedef struct exona_client exona_client;
  * Client settings (an opaque handle), for `exona_client_create_with_options`. Defaults:
  * connect timeout 10 s, attempt timeout 30 s, User-Agent `libexona/<version>`, the
  * environment's proxy (`HTTPS_PROXY`, `NO_PROXY`), the system's CA store (plus
- * `EXONA_CA_BUNDLE`), balanced polling, scan durations expected 30–120 s (or
+ * `EXONA_CA_BUNDLE`), adaptive polling (or `EXONA_POLL_MODE`), scan durations expected 30–120 s (or
  * `EXONA_SCAN_DURATION_MS`). Settings made here win over the environment. Not thread-safe
  * while being modified; the client copies what it needs, so free the options any time.
  */
@@ -492,7 +492,9 @@ void exona_cancel_free(exona_cancel_token *cancel);
  * production URL. Both strings are copied. `EXONA_SCAN_DURATION_MS` ("MIN-MAX", for
  * simulators and tests) replaces the expected scan duration of 30000-120000: no poll is sent
  * before MIN. `EXONA_CA_BUNDLE` names a PEM file of certificates to trust besides the
- * system's (TLS verification is always on). Use `exona_client_create` to learn why it failed.
+ * system's (TLS verification is always on). `EXONA_POLL_MODE` (`adaptive`, `latency`,
+ * `balanced` or `frugal`) sets the client's default poll mode; a value it does not know
+ * fails the constructor. Use `exona_client_create` to learn why it failed.
  */
 exona_client *exona_client_new(const char *api_key, const char *base_url);
 

@@ -40,6 +40,7 @@ pub const ENV_BASE_URL: &str = "EXONA_BASE_URL";
 pub const ENV_SCAN_DURATION_MS: &str = "EXONA_SCAN_DURATION_MS";
 pub const ENV_CA_BUNDLE: &str = "EXONA_CA_BUNDLE";
 pub const ENV_STATE_DIR: &str = "EXONA_STATE_DIR";
+pub const ENV_POLL_MODE: &str = "EXONA_POLL_MODE";
 
 /// The state directory a setting names: `off` (or empty) turns the store off.
 pub fn state_dir_setting(value: &str) -> Option<std::path::PathBuf> {
@@ -50,8 +51,9 @@ pub fn state_dir_setting(value: &str) -> Option<std::path::PathBuf> {
 impl ClientConfig {
     /// The defaults, overlaid with the environment: `EXONA_API_KEY`, `EXONA_BASE_URL`,
     /// `EXONA_SCAN_DURATION_MS` ("MIN-MAX" in milliseconds), `EXONA_CA_BUNDLE` (a PEM file of
-    /// extra CAs) and `EXONA_STATE_DIR` (the state store's directory; `off` for none). A
-    /// variable that is set but unusable is an error naming it.
+    /// extra CAs), `EXONA_STATE_DIR` (the state store's directory; `off` for none) and
+    /// `EXONA_POLL_MODE` (`adaptive`, `latency`, `balanced` or `frugal`: the client's default
+    /// poll mode). A variable that is set but unusable is an error naming it.
     pub fn from_env() -> Result<ClientConfig, Error> {
         let mut config = ClientConfig {
             api_key: env_var(ENV_API_KEY)?.map(Zeroizing::new),
@@ -70,6 +72,10 @@ impl ClientConfig {
         }
         if let Some(dir) = env_var(ENV_STATE_DIR)? {
             config.state_dir = state_dir_setting(&dir);
+        }
+        if let Some(text) = env_var(ENV_POLL_MODE)? {
+            config.policy.mode =
+                text.parse().map_err(|e| Error::invalid_argument(format!("{ENV_POLL_MODE}: {e}")))?;
         }
         Ok(config)
     }
@@ -241,6 +247,17 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(b, "https://platform.exonalab.com/api/v1");
         assert_eq!(check_base_url("http://127.0.0.1:8080/api/v1/").unwrap(), "http://127.0.0.1:8080/api/v1");
+    }
+
+    #[test]
+    fn poll_modes_are_read_by_name_in_any_case() {
+        use crate::engine::schedule::Mode;
+        for mode in [Mode::Adaptive, Mode::Latency, Mode::Balanced, Mode::Frugal] {
+            assert_eq!(mode.name().parse::<Mode>(), Ok(mode));
+            assert_eq!(format!(" {} ", mode.name().to_uppercase()).parse::<Mode>(), Ok(mode));
+        }
+        let e = "fast".parse::<Mode>().unwrap_err();
+        assert!(e.contains("\"fast\"") && e.contains("adaptive, latency, balanced or frugal"), "{e}");
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use exona::Mode;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -54,6 +55,8 @@ pub enum Command {
         /// How long to wait in all (5m, 90s, 1h).
         #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
         timeout: Duration,
+        #[arg(long, value_name = "MODE", help = MODE_HELP, value_parser = parse_mode)]
+        mode: Option<Mode>,
         /// Print the scan object (JSON) instead of a summary.
         #[arg(long)]
         json: bool,
@@ -74,6 +77,8 @@ pub enum Command {
         /// How long to wait in all (5m, 90s, 1h); the scan goes on at the API after it.
         #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
         timeout: Duration,
+        #[arg(long, value_name = "MODE", help = MODE_HELP, value_parser = parse_mode)]
+        mode: Option<Mode>,
         /// Print the scan object (JSON) instead of a summary.
         #[arg(long)]
         json: bool,
@@ -100,7 +105,18 @@ pub enum Command {
         /// How long each row may wait once its scan is created.
         #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
         timeout: Duration,
+        #[arg(long, value_name = "MODE", help = MODE_HELP, value_parser = parse_mode)]
+        mode: Option<Mode>,
     },
+}
+
+const MODE_HELP: &str =
+    "How to poll: adaptive (default: quick while the key's window has room, thrifty as it \
+                         tightens), latency, balanced or frugal (fewest requests). Overrides EXONA_POLL_MODE";
+
+/// A poll mode by name (the library's parser, as EXONA_POLL_MODE is read).
+pub fn parse_mode(text: &str) -> Result<Mode, String> {
+    text.parse()
 }
 
 /// `5m`, `90s`, `1h30m`, or a plain number of seconds.

@@ -59,18 +59,22 @@ fn show_the_librarys_warnings() {
 fn run(cli: Cli) -> Result<(), Failure> {
     show_the_librarys_warnings();
     let interrupt = interrupt::Interrupt::install();
-    let client = setup::client(&cli.connection)?;
+    let mode = match &cli.command {
+        Command::Scan { mode, .. } | Command::Wait { mode, .. } | Command::Batch { mode, .. } => *mode,
+        Command::Get { .. } => None,
+    };
+    let client = setup::client(&cli.connection, mode)?;
     match cli.command {
-        Command::Scan { name, website, max_age_days, force_refresh, citations, timeout, json } => {
+        Command::Scan { name, website, max_age_days, force_refresh, citations, timeout, json, .. } => {
             let a =
                 commands::ScanArgs { name, website, max_age_days, force_refresh, citations, timeout, json };
             commands::scan(&client, a, &interrupt)
         }
         Command::Get { scan_id, json } => commands::get(&client, &scan_id, json, &interrupt),
-        Command::Wait { scan_id, timeout, json } => {
+        Command::Wait { scan_id, timeout, json, .. } => {
             commands::wait(&client, &scan_id, timeout, json, &interrupt)
         }
-        Command::Batch { input, output, state, max_age_days, reconcile, timeout } => {
+        Command::Batch { input, output, state, max_age_days, reconcile, timeout, .. } => {
             let a = batch::BatchArgs { input, output, state, max_age_days, reconcile, timeout };
             batch::run(&client, a, &interrupt)
         }

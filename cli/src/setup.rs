@@ -27,7 +27,7 @@ pub fn state_dir() -> Option<PathBuf> {
     }
 }
 
-pub fn client(connection: &Connection) -> Result<Client, Failure> {
+pub fn client(connection: &Connection, mode: Option<exona::Mode>) -> Result<Client, Failure> {
     if let Some(path) = &connection.key_file {
         warn_if_others_can_read(path);
     }
@@ -51,6 +51,9 @@ pub fn client(connection: &Connection) -> Result<Client, Failure> {
         config.base_url = Some(url.clone());
     }
     config.state_dir = state_dir();
+    if let Some(mode) = mode {
+        config.policy.mode = mode;
+    }
     let wanted = config.state_dir.clone();
     let client = config.build().map_err(|e| {
         // The library refuses a key of the wrong shape before any request; say how it should look.

@@ -310,3 +310,38 @@ fn ctrl_c_stops_cleanly_with_status_130_and_the_next_run_finishes() {
     let stats = sim.stats(&k);
     assert_eq!((stats.scans_created, stats.rate_limited), (30, 0), "{stats:?}");
 }
+
+/// `--mode` on scan, wait and batch, over `EXONA_POLL_MODE` (read by the library, as every
+/// binding reads it); a mode that does not exist is a usage error naming the four.
+#[test]
+fn the_poll_mode_is_chosen_by_flag_or_environment() {
+    let sim = sim_with(fast());
+    let (k, d) = (key(40), dir("mode"));
+    let waits_in = |o: &Output, mode: &str| text(o).1.contains(&format!("{mode} mode"));
+    let scan = |extra: &[&str], env_mode: Option<&str>| {
+        let mut c = exona(&sim, &k, &d);
+        c.env("EXONA_LOG", "debug").args(["scan", "Acme", "https://acme.ai"]).args(extra);
+        if let Some(m) = env_mode {
+            c.env("EXONA_POLL_MODE", m);
+        }
+        c.output().unwrap()
+    };
+    let o = scan(&["--mode", "frugal"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
+    assert!(waits_in(&o, "frugal"), "{}", text(&o).1);
+    let o = scan(&[], Some("balanced"));
+    assert!(waits_in(&o, "balanced"), "{}", text(&o).1);
+    let o = scan(&["--mode", "latency"], Some("frugal"));
+    assert!(waits_in(&o, "latency") && !waits_in(&o, "frugal"), "the flag wins: {}", text(&o).1);
+
+    let o = exona(&sim, &k, &d).args(["scan", "Acme", "https://acme.ai", "--mode", "fast"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("adaptive, latency, balanced or frugal"), "{}", text(&o).1);
+    let o = exona(&sim, &k, &d).env("EXONA_POLL_MODE", "fast").args(["get", "scn_x"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("EXONA_POLL_MODE"), "{}", text(&o).1);
+    for command in [&["wait", "scn_x"][..], &["batch", "in.csv", "-o", "out.jsonl"][..]] {
+        let o = exona(&sim, &k, &d).args(command).args(["--mode", "frugal", "--help"]).output().unwrap();
+        assert!(text(&o).0.contains("--mode <MODE>"), "{command:?}: {}", text(&o).0);
+    }
+}

@@ -50,6 +50,7 @@ pub type TaskId = u64;
 /// requests for the HTTP workers. The core only queues them; its driver carries them out, in
 /// order, after letting go of the core's lock (a sink may write the state store or a journal,
 /// and every other call of the client would wait on those writes).
+#[allow(clippy::large_enum_variant)] // short-lived: queued and carried out at once
 pub enum Effect {
     Progress(Arc<dyn Sink>, Progress),
     Finish(Arc<dyn Sink>, Outcome),
@@ -295,8 +296,9 @@ impl Core {
                                     (its claim in the state store lapses if that process stops)"
                 .to_owned(),
         };
-        let why = match task.thrift() {
-            Some(t) if task.reason() == Reason::Schedule => format!("{why}, adaptive at thrift {t:.2}"),
+        let why = match (task.thrift(), task.reason()) {
+            (Some(t), Reason::Schedule) => format!("{why}, adaptive at thrift {t:.2}"),
+            (None, Reason::Schedule) => format!("{why}, {} mode", task.mode().name()),
             _ => why,
         };
         format!("{who}: next request in {secs:.1} s: {why}")

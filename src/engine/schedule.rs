@@ -20,6 +20,30 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Its name, as `EXONA_POLL_MODE` and the command's `--mode` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Latency => "latency",
+            Mode::Balanced => "balanced",
+            Mode::Frugal => "frugal",
+            Mode::Adaptive => "adaptive",
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    /// `adaptive`, `latency`, `balanced` or `frugal`, in any case.
+    fn from_str(text: &str) -> Result<Mode, String> {
+        let all = [Mode::Adaptive, Mode::Latency, Mode::Balanced, Mode::Frugal];
+        all.into_iter()
+            .find(|m| text.trim().eq_ignore_ascii_case(m.name()))
+            .ok_or_else(|| format!("{text:?} is not a poll mode: use adaptive, latency, balanced or frugal"))
+    }
+}
+
+impl Mode {
     /// The duration quantiles at which successive polls are sent.
     fn plan(self) -> &'static [f64] {
         match self {

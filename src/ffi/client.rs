@@ -81,7 +81,9 @@ pub(crate) fn build_with(
 /// production URL. Both strings are copied. `EXONA_SCAN_DURATION_MS` ("MIN-MAX", for
 /// simulators and tests) replaces the expected scan duration of 30000-120000: no poll is sent
 /// before MIN. `EXONA_CA_BUNDLE` names a PEM file of certificates to trust besides the
-/// system's (TLS verification is always on). Use `exona_client_create` to learn why it failed.
+/// system's (TLS verification is always on). `EXONA_POLL_MODE` (`adaptive`, `latency`,
+/// `balanced` or `frugal`) sets the client's default poll mode; a value it does not know
+/// fails the constructor. Use `exona_client_create` to learn why it failed.
 #[no_mangle]
 pub extern "C" fn exona_client_new(api_key: *const c_char, base_url: *const c_char) -> *mut exona_client {
     boundary(|| match build(api_key, base_url, None) {

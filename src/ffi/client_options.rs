@@ -15,7 +15,7 @@ use crate::Mode;
 /// Client settings (an opaque handle), for `exona_client_create_with_options`. Defaults:
 /// connect timeout 10 s, attempt timeout 30 s, User-Agent `libexona/<version>`, the
 /// environment's proxy (`HTTPS_PROXY`, `NO_PROXY`), the system's CA store (plus
-/// `EXONA_CA_BUNDLE`), balanced polling, scan durations expected 30–120 s (or
+/// `EXONA_CA_BUNDLE`), adaptive polling (or `EXONA_POLL_MODE`), scan durations expected 30–120 s (or
 /// `EXONA_SCAN_DURATION_MS`). Settings made here win over the environment. Not thread-safe
 /// while being modified; the client copies what it needs, so free the options any time.
 #[derive(Clone, Debug, Default)]
