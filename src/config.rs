@@ -91,6 +91,19 @@ impl ClientConfig {
 
     /// Checks everything that can be checked before connecting, and returns the key and the
     /// base URL (without a trailing slash) as the client will use them.
+    /// What the state store knows of this configuration's key (its budget across processes,
+    /// claims, scans in flight, learned durations), read only: no request, no file written.
+    /// `Ok(None)`: no store has been made in the state directory yet.
+    pub fn state_snapshot(&self) -> Result<Option<crate::store::snapshot::Snapshot>, Error> {
+        let (api_key, base_url) = self.validate()?;
+        let dir = self.state_dir.as_deref().ok_or_else(|| {
+            Error::invalid_argument(format!("no state directory: set {ENV_STATE_DIR} (it is off)"))
+        })?;
+        crate::store::snapshot(dir, &crate::store::fingerprint(api_key, &base_url)).map_err(|e| {
+            Error::invalid_argument(format!("cannot read the state store in {}: {e}", dir.display()))
+        })
+    }
+
     pub fn validate(&self) -> Result<(&str, String), Error> {
         let api_key = self.api_key.as_deref().ok_or_else(|| {
             Error::invalid_argument(format!("api_key is NULL and {ENV_API_KEY} is not set"))

@@ -83,6 +83,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What the state store knows of the key, with no request sent: its window (limit, left,
+    /// reset), what each process holds, claims and scans in flight, learned durations.
+    Status {
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Scan a portfolio: CSV (company_name, company_website, other columns carried through) or
     /// JSON Lines in; JSON Lines (or CSV, by extension) out, one line per row as it ends.
     /// Run the same command again after a crash or Ctrl-C to resume.

@@ -10,6 +10,7 @@ mod batch;
 mod commands;
 mod interrupt;
 mod setup;
+mod status;
 mod summary;
 
 use clap::Parser;
@@ -59,24 +60,23 @@ fn show_the_librarys_warnings() {
 fn run(cli: Cli) -> Result<(), Failure> {
     show_the_librarys_warnings();
     let interrupt = interrupt::Interrupt::install();
-    let mode = match &cli.command {
-        Command::Scan { mode, .. } | Command::Wait { mode, .. } | Command::Batch { mode, .. } => *mode,
-        Command::Get { .. } => None,
-    };
-    let client = setup::client(&cli.connection, mode)?;
+    let connection = &cli.connection;
+    let client = |mode| setup::client(connection, mode);
     match cli.command {
-        Command::Scan { name, website, max_age_days, force_refresh, citations, timeout, json, .. } => {
+        Command::Scan { name, website, max_age_days, force_refresh, citations, timeout, mode, json } => {
             let a =
                 commands::ScanArgs { name, website, max_age_days, force_refresh, citations, timeout, json };
-            commands::scan(&client, a, &interrupt)
+            commands::scan(&client(mode)?, a, &interrupt)
         }
-        Command::Get { scan_id, json } => commands::get(&client, &scan_id, json, &interrupt),
-        Command::Wait { scan_id, timeout, json, .. } => {
-            commands::wait(&client, &scan_id, timeout, json, &interrupt)
+        Command::Get { scan_id, json } => commands::get(&client(None)?, &scan_id, json, &interrupt),
+        Command::Wait { scan_id, timeout, mode, json } => {
+            commands::wait(&client(mode)?, &scan_id, timeout, json, &interrupt)
         }
-        Command::Batch { input, output, state, max_age_days, reconcile, timeout, .. } => {
+        // No client: no request, no store opened for writing, no lease taken.
+        Command::Status { json } => status::show(setup::config(connection, None)?, json),
+        Command::Batch { input, output, state, max_age_days, reconcile, timeout, mode } => {
             let a = batch::BatchArgs { input, output, state, max_age_days, reconcile, timeout };
-            batch::run(&client, a, &interrupt)
+            batch::run(&client(mode)?, a, &interrupt)
         }
     }
 }

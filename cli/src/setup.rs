@@ -27,7 +27,9 @@ pub fn state_dir() -> Option<PathBuf> {
     }
 }
 
-pub fn client(connection: &Connection, mode: Option<exona::Mode>) -> Result<Client, Failure> {
+/// The client's configuration: the key (file or environment), the URL, the state directory,
+/// the poll mode (`--mode` over `EXONA_POLL_MODE`).
+pub fn config(connection: &Connection, mode: Option<exona::Mode>) -> Result<ClientConfig, Failure> {
     if let Some(path) = &connection.key_file {
         warn_if_others_can_read(path);
     }
@@ -54,6 +56,11 @@ pub fn client(connection: &Connection, mode: Option<exona::Mode>) -> Result<Clie
     if let Some(mode) = mode {
         config.policy.mode = mode;
     }
+    Ok(config)
+}
+
+pub fn client(connection: &Connection, mode: Option<exona::Mode>) -> Result<Client, Failure> {
+    let config = config(connection, mode)?;
     let wanted = config.state_dir.clone();
     let client = config.build().map_err(|e| {
         // The library refuses a key of the wrong shape before any request; say how it should look.

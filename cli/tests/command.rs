@@ -345,3 +345,43 @@ fn the_poll_mode_is_chosen_by_flag_or_environment() {
         assert!(text(&o).0.contains("--mode <MODE>"), "{command:?}: {}", text(&o).0);
     }
 }
+
+/// `exona status` reads what the store knows of the key (its window, what each process holds,
+/// creates on their way, durations, results) and sends no request; `--json` for programs.
+#[test]
+fn status_shows_the_keys_budget_and_work_in_flight_without_a_request() {
+    let sim = sim_with(fast());
+    let (k, d) = (key(41), dir("status"));
+    let o = exona(&sim, &k, &d).args(["status"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
+    assert!(text(&o).0.contains("no state store in"), "{}", text(&o).0);
+    let o = exona(&sim, &k, &d)
+        .args(["scan", "Acme", "https://acme.ai", "--max-age-days", "30"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
+    // Another process creating a company now: its claim, with its pid.
+    let store = exona::store::open(&d, &exona::store::fingerprint(&k, &sim.base_url)).unwrap();
+    let now = std::time::SystemTime::now();
+    assert_eq!(store.claim("https://beta.ai|citations=0", now, now), exona::store::Claim::Mine);
+    let before = sim.stats(&k);
+
+    let o = exona(&sim, &k, &d).args(["status"]).output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(out.contains(&format!("requests left; resets at")), "{out}");
+    assert!(out.contains(&format!("of {} requests left", fast().rate_limit)), "{out}");
+    assert!(out.contains(&format!("https://beta.ai: being created by pid {}", std::process::id())), "{out}");
+    assert!(out.contains("durations learned: 1 ") && out.contains("results kept: 1 "), "{out}");
+    assert!(out.contains("no request was sent"), "{out}");
+
+    let o = exona(&sim, &k, &d).args(["status", "--json"]).output().unwrap();
+    let v: Value = serde_json::from_str(&text(&o).0).unwrap_or_else(|e| panic!("{e}: {}", text(&o).0));
+    assert_eq!(v["window"]["limit"], fast().rate_limit);
+    assert_eq!(v["results"], 1);
+    assert_eq!(v["durations"]["learned"], 1);
+    assert_eq!(v["in_flight"][0]["identity"], "https://beta.ai|citations=0");
+    assert_eq!(v["in_flight"][0]["scan_id"], Value::Null);
+    assert_eq!(v["requests_sent"], 0);
+    assert_eq!(sim.stats(&k), before, "status sent a request");
+}

@@ -22,6 +22,7 @@ use crate::engine::ledger::{Holds, Ledger, SharedWindow};
 use crate::log::{log, Level};
 
 pub mod calls;
+pub mod snapshot;
 #[cfg(feature = "store")]
 mod sqlite;
 
@@ -91,6 +92,20 @@ pub fn open(dir: &std::path::Path, fingerprint: &str) -> Option<Arc<Guarded>> {
     {
         let _ = (dir, fingerprint);
         None
+    }
+}
+
+/// What the store in `dir` knows of the key `fingerprint` stands for, read only (no file is
+/// created or written, no lease taken). `Ok(None)`: there is no store there yet.
+pub fn snapshot(dir: &std::path::Path, fingerprint: &str) -> Result<Option<snapshot::Snapshot>, String> {
+    #[cfg(feature = "store")]
+    {
+        sqlite::snapshot(dir, fingerprint, SystemTime::now())
+    }
+    #[cfg(not(feature = "store"))]
+    {
+        let _ = (dir, fingerprint);
+        Err("this build of libexona has no state store".into())
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::snapshot::{HolderView, InFlightView, Snapshot, WindowView};
 use super::{Claim, Store, StoredResult, LEASE};
 use crate::engine::ledger::{Holds, Ledger, SharedWindow, OUTSTANDING_TTL, RESERVED_TTL};
 
@@ -206,6 +207,98 @@ fn holder_name() -> String {
     let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     format!("{}-{nanos:x}-{n}", std::process::id())
+}
+
+/// See [`super::snapshot`]: a read-only connection, plain reads.
+pub fn snapshot(dir: &Path, fingerprint: &str, now: SystemTime) -> Result<Option<Snapshot>, String> {
+    let path = dir.join("exona-state.sqlite3");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
+    if version != SCHEMA_VERSION {
+        return Err(format!("its schema is version {version}; this library reads version {SCHEMA_VERSION}"));
+    }
+    let at = |ms: i64| UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    let now_ms = unix_ms(now);
+    let window = Connection::query_row(
+        &conn,
+        "SELECT budget_limit, remaining, reset_ms, window_ms, informed, cooldown_ms FROM ledger
+         WHERE fingerprint = ?1",
+        params![fingerprint],
+        |r| {
+            let cooldown: i64 = r.get(5)?;
+            Ok(WindowView {
+                limit: r.get(0)?,
+                remaining: r.get(1)?,
+                resets_at: at(r.get(2)?),
+                window: Duration::from_millis(r.get::<_, i64>(3)?.max(1) as u64),
+                informed: r.get(4)?,
+                cooldown_until: (cooldown > now_ms).then(|| at(cooldown)),
+            })
+        },
+    )
+    .optional()
+    .map_err(err)?;
+    let mut q = conn
+        .prepare(
+            "SELECT holder,
+                    CASE WHEN outstanding_until_ms > ?2 THEN outstanding ELSE 0 END,
+                    CASE WHEN reserved_until_ms > ?2 THEN reserved ELSE 0 END, lease_until_ms
+             FROM holds WHERE fingerprint = ?1 AND lease_until_ms > ?2 ORDER BY holder",
+        )
+        .map_err(err)?;
+    let holders = q
+        .query_map(params![fingerprint, now_ms], |r| {
+            let owner: String = r.get(0)?;
+            Ok(HolderView {
+                pid: super::snapshot::pid_of(&owner),
+                owner,
+                outstanding: r.get(1)?,
+                reserved: r.get(2)?,
+                lease_until: at(r.get(3)?),
+            })
+        })
+        .map_err(err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    let mut q = conn
+        .prepare(
+            "SELECT identity, scan_id, since_ms, owner, lease_until_ms FROM in_flight
+             WHERE fingerprint = ?1 AND (scan_id <> '' OR lease_until_ms > ?2) ORDER BY since_ms",
+        )
+        .map_err(err)?;
+    let in_flight = q
+        .query_map(params![fingerprint, now_ms], |r| {
+            let scan_id: String = r.get(1)?;
+            let owner: String = r.get(3)?;
+            let lease: i64 = r.get(4)?;
+            let claim = scan_id.is_empty();
+            Ok(InFlightView {
+                identity: r.get(0)?,
+                scan_id: (!claim).then_some(scan_id),
+                since: at(r.get(2)?),
+                owner: (claim && !owner.is_empty()).then_some(owner),
+                lease_until: claim.then(|| at(lease)),
+            })
+        })
+        .map_err(err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    let mut q = conn
+        .prepare("SELECT seconds FROM durations WHERE fingerprint = ?1 ORDER BY observed_ms DESC")
+        .map_err(err)?;
+    let durations = q
+        .query_map(params![fingerprint], |r| r.get::<_, f64>(0))
+        .map_err(err)?
+        .filter_map(|s| s.ok().and_then(|s| Duration::try_from_secs_f64(s).ok()))
+        .collect();
+    let results: i64 = conn
+        .query_row("SELECT COUNT(*) FROM results WHERE fingerprint = ?1", params![fingerprint], |r| r.get(0))
+        .map_err(err)?;
+    Ok(Some(Snapshot { window, holders, in_flight, durations, results: results.max(0) as usize }))
 }
 
 impl Ledger for SqliteStore {
