@@ -350,7 +350,7 @@ impl Client {
                     calls::created(store, request, scan.id(), std::time::SystemTime::now());
                 }
             }
-            calls::after(store, request.as_ref(), &outcome);
+            calls::after(store, request.as_ref(), &outcome, joined().is_some());
             return outcome;
         }
     }

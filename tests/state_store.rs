@@ -394,6 +394,58 @@ fn rows_waiting_on_another_process_create_cost_no_thread_and_make_one_scan() {
     assert_eq!(ids.len(), 1, "one scan for twenty rows: {ids:?}");
 }
 
+/// A call that joins a scan another process polls learns of its end from the store, with no
+/// request of its own. It used to poll the API itself on its own schedule (an outside check
+/// saw processes learn of a finished scan up to 79 s late, paying polls for it).
+#[test]
+fn a_joined_call_learns_the_scans_end_from_the_store_without_a_request() {
+    let sim = common::sim_with(exona_sim::Config {
+        scan_duration_min: Duration::from_secs(3),
+        scan_duration_max: Duration::from_secs(3),
+        ..exona_sim::Config::fast()
+    });
+    let (k, dir) = (key(11_011), state_dir("joined"));
+    let request = reusing("https://joined.example");
+    let creator = {
+        let (sim_url, k, dir, request) = (sim.base_url.clone(), k.clone(), dir.clone(), request.clone());
+        std::thread::spawn(move || {
+            let c = ClientConfig {
+                policy: fast_policy(),
+                state_dir: Some(dir),
+                ..ClientConfig::new(&k, Some(&sim_url))
+            }
+            .build()
+            .unwrap();
+            c.scan_and_wait(&request, &within(60_000))
+        })
+    };
+    // The event: the creator's scan is in flight in the store.
+    let fingerprint = exona::store::fingerprint(&k, &sim.base_url);
+    let in_flight = || {
+        exona::store::snapshot(&dir, &fingerprint)
+            .ok()
+            .flatten()
+            .and_then(|s| s.in_flight.iter().find_map(|f| f.scan_id.clone()))
+    };
+    let waiting = std::time::Instant::now();
+    while in_flight().is_none() && waiting.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let running = in_flight().expect("the creator's scan was never recorded in flight");
+    let joiner = client(&sim, &k, &dir);
+    let mut requests = 0;
+    let joined = joiner.scan_and_wait_with_progress(&request, &within(60_000), &mut |p| {
+        requests = requests.max(p.requests);
+        true
+    });
+    let created = creator.join().unwrap().expect("the creator's scan");
+    let joined = joined.expect("the joined scan");
+    assert_eq!((joined.id(), created.id()), (running.as_str(), running.as_str()));
+    assert_eq!(requests, 0, "the joined call polled the API while the creator did");
+    assert_eq!(sim.stats(&k).scans_created, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A batch row that found another process's claim waits until the claim lapses, then creates
 /// the scan itself, once. It used to ask the store again with its own new claim in place,
 /// find that claim, and wait on it: a row waiting on its own claim (for 15 minutes then, and

@@ -373,8 +373,18 @@ impl Core {
             // Before the budget is asked: a stored answer, another process's scan or its
             // create in progress (a read; the claim itself is taken when the create is sent).
             if let Some(gate) = entry.task.gate() {
-                match gate.peek() {
+                let creating = entry.task.is_creating();
+                match if creating { gate.peek() } else { gate.peek_joined() } {
                     Verdict::Send => {}
+                    // Another call polls the scan: its result will be in the store.
+                    Verdict::Later(after) if !creating => {
+                        if entry.task.may_wait_for_word_until(now + after) {
+                            entry.task.wait_for_word(now + after);
+                            self.arm(id, now + after);
+                            continue;
+                        }
+                        // Its deadline is near: its last poll goes to the API.
+                    }
                     verdict => {
                         self.gated(id, verdict, now);
                         continue;
@@ -433,7 +443,7 @@ impl Core {
                         };
                         self.outbox.push(Effect::Progress(entry.sink.clone(), event));
                     }
-                    let gate = entry.task.gate();
+                    let gate = entry.task.gate().filter(|_| entry.task.is_creating());
                     jobs.push(Job { task: id, request: entry.task.request(now, &self.policy), gate });
                 }
                 Grant::At(t) | Grant::Behind(t) => {

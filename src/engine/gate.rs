@@ -7,6 +7,10 @@
 //! request does [`CreateGate::claim`] take the claim, off the engine's lock, right before the
 //! POST. So a row waiting for budget holds no claim that another process would wait on, and
 //! a row waiting on another process's create is a timer in the engine's heap, not a thread.
+//!
+//! A call the gate joined to another call's scan asks [`CreateGate::peek_joined`] when a poll
+//! is due: while that call polls the scan (its lease holds), this one reads the store for the
+//! result every second instead of asking the API.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +38,12 @@ pub trait CreateGate: Send + Sync {
     /// Takes the claim for the create about to be sent; another verdict when the store's
     /// answer changed since `peek` (the grant is then given back).
     fn claim(&self) -> Verdict;
+    /// A read, for a call that joined a scan another call polls, before each of its polls:
+    /// the scan's result (`Answered`), `Later` while that call still polls it, else `Send`
+    /// (the call polls the API itself).
+    fn peek_joined(&self) -> Verdict {
+        Verdict::Send
+    }
 }
 
 /// A task's gate (a shared handle, so tasks stay `Clone` and `Debug`).

@@ -213,9 +213,24 @@ impl Task {
         self
     }
 
-    /// The gate, while the create is still to be sent.
+    /// The gate: while the create is still to be sent, and for a wait on a joined scan.
     pub fn gate(&self) -> Option<Arc<dyn CreateGate>> {
-        self.gate.as_ref().filter(|_| self.is_creating()).map(|g| g.0.clone())
+        let asks = matches!(self.phase, Phase::Create { .. } | Phase::Wait { once: false, .. });
+        self.gate.as_ref().filter(|_| asks).map(|g| g.0.clone())
+    }
+
+    /// Whether a poll may wait until `at` for another call's word and still leave time for
+    /// its own last poll before the deadline.
+    pub fn may_wait_for_word_until(&self, at: Duration) -> bool {
+        let margin = self.last_rtt.max(Duration::from_secs(1)) + Duration::from_secs(1);
+        self.deadline.is_none_or(|dl| at.saturating_add(margin) < dl)
+    }
+
+    /// Its next poll waits until `at` (another call polls the scan; its result comes through
+    /// the state store).
+    pub fn wait_for_word(&mut self, at: Duration) {
+        (self.floor, self.desired) = (at, at);
+        self.held = None;
     }
 
     /// Another process runs a scan of the same identity (the gate said so before this call's

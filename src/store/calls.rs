@@ -30,6 +30,10 @@ pub enum Before {
 /// How often a call waiting on another process's create asks the store again (a read).
 pub const CLAIM_POLL: Duration = Duration::from_millis(250);
 
+/// How often a call that joined a scan another call polls looks for its result in the store
+/// (a read; the API is not asked while that call's lease holds).
+pub const RESULT_WATCH: Duration = Duration::from_secs(1);
+
 /// The identity a request may share with others, when it may share at all: the API's own
 /// rules (a questionnaire or `force_refresh` never reuses; `max_age_days` 0 or absent means
 /// "always new").
@@ -135,6 +139,23 @@ impl CreateGate for StoreGate {
         }
     }
 
+    fn peek_joined(&self) -> Verdict {
+        let Some(scan_id) = self.joined() else { return Verdict::Send };
+        let now = SystemTime::now();
+        let stored = self.store.result(&self.identity, SystemTime::UNIX_EPOCH);
+        if let Some(mut scan) = stored.and_then(|s| Scan::from_body(s.json.as_bytes(), 200, None).ok()) {
+            if scan.id() == scan_id {
+                scan.from_store = true;
+                return Verdict::Answered(scan);
+            }
+        }
+        if self.store.watched(&self.identity, &scan_id, now) {
+            Verdict::Later(RESULT_WATCH)
+        } else {
+            Verdict::Send
+        }
+    }
+
     fn claim(&self) -> Verdict {
         match before_create(&self.store, &self.request, SystemTime::now()) {
             Before::Create => Verdict::Send,
@@ -153,8 +174,20 @@ pub fn created(store: &Guarded, request: &ScanRequest, scan_id: &str, now: Syste
 }
 
 /// After a call: a completed scan is kept (for reuse by identity, when it may be reused) and
-/// teaches its duration; an ended scan is no longer in flight.
-pub fn after(store: &Guarded, request: Option<&ScanRequest>, outcome: &Result<Scan, Error>) {
+/// teaches its duration; an ended scan is no longer in flight. A call that created its scan
+/// and ends before it (a deadline, a cancel) stops watching it, so that those who joined it
+/// poll it themselves. `joined`: the call waited on another call's scan.
+pub fn after(store: &Guarded, request: Option<&ScanRequest>, outcome: &Result<Scan, Error>, joined: bool) {
+    if let (Some(request), false) = (request, joined) {
+        let unfinished = match outcome {
+            Ok(scan) if !scan.status().is_terminal() => Some(scan.id()),
+            Err(e) if !e.scan.as_ref().is_some_and(|s| s.status().is_terminal()) => e.scan_id.as_deref(),
+            _ => None,
+        };
+        if let (Some(scan_id), Some(id)) = (unfinished, shareable_identity(request)) {
+            store.unwatch_in_flight(&id, scan_id);
+        }
+    }
     if let (Some(request), Err(e)) = (request, outcome) {
         if e.scan_id.is_none() {
             if let Some(id) = shareable_identity(request) {
@@ -191,10 +224,10 @@ pub fn after(store: &Guarded, request: Option<&ScanRequest>, outcome: &Result<Sc
     if !scan.status().is_terminal() {
         return; // still running (a create-only call, a timeout): it stays in flight
     }
-    if let Some(id) = &identity {
-        store.clear_in_flight(id, scan.id());
-    }
     if *scan.status() != ScanStatus::Completed {
+        if let Some(id) = &identity {
+            store.clear_in_flight(id, scan.id());
+        }
         return;
     }
     let parse = |p: &str| scan.get_str(p).and_then(|t| humantime::parse_rfc3339_weak(t).ok());
@@ -209,7 +242,10 @@ pub fn after(store: &Guarded, request: Option<&ScanRequest>, outcome: &Result<Sc
         }
     }
     if let Some(id) = &identity {
+        // The result before the in-flight row goes: a call that joined the scan finds it
+        // there rather than a scan no longer in flight and nothing stored.
         store.record_result(id, &StoredResult { json: scan.raw_json().to_owned(), completed_at });
+        store.clear_in_flight(id, scan.id());
     }
 }
 
@@ -252,6 +288,7 @@ impl Sink for Remembering {
     }
 
     fn finish(&self, mut outcome: Outcome) {
+        let mut create_only = false;
         match &mut outcome {
             // The scan another process recorded is gone: forget it. (A blocking call creates
             // anew at once; a submitted one cannot from inside the engine, so it says so.)
@@ -275,8 +312,13 @@ impl Sink for Remembering {
                 if let Some(request) = &self.request {
                     created(&self.store, request, scan.id(), SystemTime::now());
                 }
+                create_only = true;
             }
-            _ => after(&self.store, self.request.as_ref(), &outcome),
+            _ => after(&self.store, self.request.as_ref(), &outcome, self.joined()),
+        }
+        if create_only {
+            // Its scan is in flight and nobody here polls it: those who join it poll it.
+            after(&self.store, self.request.as_ref(), &outcome, false);
         }
         self.inner.finish(outcome)
     }

@@ -65,7 +65,14 @@ pub trait Store: Ledger + Send + Sync {
     /// or `Creating` while a claim's lease holds (this owner's own included: another call of
     /// this process is creating it); `None` when a create may claim it.
     fn peek_claim(&self, identity: &str, since: SystemTime, at: SystemTime) -> Result<Option<Claim>, String>;
+    /// A scan of this identity runs, and this owner polls it (the row is leased to it and
+    /// renewed by its heartbeat, so that those who join the scan wait for its result here).
     fn record_in_flight(&self, identity: &str, scan_id: &str, at: SystemTime) -> Result<(), String>;
+    /// This owner no longer polls the scan (its call ended before the scan did): those who
+    /// joined it poll it themselves.
+    fn unwatch_in_flight(&self, identity: &str, scan_id: &str) -> Result<(), String>;
+    /// Whether some owner whose lease holds at `at` polls this scan.
+    fn watched(&self, identity: &str, scan_id: &str, at: SystemTime) -> Result<bool, String>;
     /// Ends an entry; a claim (`scan_id` empty) only when it is this owner's.
     fn clear_in_flight(&self, identity: &str, scan_id: &str) -> Result<(), String>;
     /// The heartbeat: this owner's claims and holds are leased again from `at` (DESIGN 8.1).
@@ -229,6 +236,13 @@ impl Guarded {
     pub fn keep_ambiguous_claim(&self, identity: &str, until: SystemTime) {
         self.run("keeping an ambiguous create's claim", |s| s.keep_ambiguous_claim(identity, until));
     }
+    pub fn unwatch_in_flight(&self, identity: &str, scan_id: &str) {
+        self.run("handing over a scan in flight", |s| s.unwatch_in_flight(identity, scan_id));
+    }
+    /// A store that fails says no: the caller then polls the API itself.
+    pub fn watched(&self, identity: &str, scan_id: &str, at: SystemTime) -> bool {
+        self.run("reading scans in flight", |s| s.watched(identity, scan_id, at)).unwrap_or(false)
+    }
     pub fn record_in_flight(&self, identity: &str, scan_id: &str, at: SystemTime) {
         self.run("recording a scan in flight", |s| s.record_in_flight(identity, scan_id, at));
     }
@@ -384,6 +398,12 @@ mod tests {
         fn record_in_flight(&self, _: &str, _: &str, _: SystemTime) -> Result<(), String> {
             Err("disk I/O error".into())
         }
+        fn unwatch_in_flight(&self, _: &str, _: &str) -> Result<(), String> {
+            Err("disk I/O error".into())
+        }
+        fn watched(&self, _: &str, _: &str, _: SystemTime) -> Result<bool, String> {
+            Err("disk I/O error".into())
+        }
         fn claim(&self, _: &str, _: SystemTime, _: SystemTime) -> Result<Claim, String> {
             Err("disk I/O error".into())
         }
@@ -440,6 +460,12 @@ mod tests {
         }
         fn record_in_flight(&self, _: &str, _: &str, _: SystemTime) -> Result<(), String> {
             Ok(())
+        }
+        fn unwatch_in_flight(&self, _: &str, _: &str) -> Result<(), String> {
+            Ok(())
+        }
+        fn watched(&self, _: &str, _: &str, _: SystemTime) -> Result<bool, String> {
+            Ok(false)
         }
         fn claim(&self, _: &str, _: SystemTime, _: SystemTime) -> Result<Claim, String> {
             Ok(Claim::Mine)

@@ -530,10 +530,41 @@ impl Store for SqliteStore {
     fn record_in_flight(&self, identity: &str, scan_id: &str, at: SystemTime) -> Result<(), String> {
         self.conn()
             .execute(
-                "INSERT OR REPLACE INTO in_flight (fingerprint, identity, scan_id, since_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![self.fingerprint, identity, scan_id, unix_ms(at)],
+                "INSERT OR REPLACE INTO in_flight (fingerprint, identity, scan_id, since_ms, owner, lease_until_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    self.fingerprint,
+                    identity,
+                    scan_id,
+                    unix_ms(at),
+                    self.holder,
+                    unix_ms(at) + LEASE.as_millis() as i64
+                ],
             )
             .map(|_| ())
+            .map_err(err)
+    }
+
+    fn unwatch_in_flight(&self, identity: &str, scan_id: &str) -> Result<(), String> {
+        self.conn()
+            .execute(
+                "UPDATE in_flight SET owner = '', lease_until_ms = 0
+                 WHERE fingerprint = ?1 AND identity = ?2 AND scan_id = ?3 AND scan_id <> '' AND owner = ?4",
+                params![self.fingerprint, identity, scan_id, self.holder],
+            )
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    fn watched(&self, identity: &str, scan_id: &str, at: SystemTime) -> Result<bool, String> {
+        self.conn()
+            .query_row(
+                "SELECT COUNT(*) FROM in_flight WHERE fingerprint = ?1 AND identity = ?2 AND scan_id = ?3
+                     AND scan_id <> '' AND owner <> '' AND lease_until_ms > ?4",
+                params![self.fingerprint, identity, scan_id, unix_ms(at)],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
             .map_err(err)
     }
 
@@ -542,7 +573,7 @@ impl Store for SqliteStore {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
         let until = unix_ms(at) + LEASE.as_millis() as i64;
         tx.execute(
-            "UPDATE in_flight SET lease_until_ms = ?3 WHERE fingerprint = ?1 AND owner = ?2 AND scan_id = ''",
+            "UPDATE in_flight SET lease_until_ms = ?3 WHERE fingerprint = ?1 AND owner = ?2",
             params![self.fingerprint, self.holder, until],
         )
         .map_err(err)?;
