@@ -154,14 +154,17 @@ mod tests {
             "--citations",
             "--timeout",
             "2m",
+            "--mode",
+            "Frugal",
             "--json",
         ])
         .unwrap();
         match cli.command {
-            Command::Scan { name, website, max_age_days, force_refresh, citations, timeout, json } => {
+            Command::Scan { name, website, max_age_days, force_refresh, citations, timeout, mode, json } => {
                 assert_eq!((name.as_str(), website.as_str()), ("Acme", "https://acme.ai"));
                 assert_eq!((max_age_days, force_refresh, citations, json), (Some(30), false, true, true));
                 assert_eq!(timeout, Duration::from_secs(120));
+                assert_eq!(mode, Some(exona::Mode::Frugal));
             }
             other => panic!("{other:?}"),
         }

@@ -369,7 +369,7 @@ fn status_shows_the_keys_budget_and_work_in_flight_without_a_request() {
     let o = exona(&sim, &k, &d).args(["status"]).output().unwrap();
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
-    assert!(out.contains(&format!("requests left; resets at")), "{out}");
+    assert!(out.contains("requests left; resets at"), "{out}");
     assert!(out.contains(&format!("of {} requests left", fast().rate_limit)), "{out}");
     assert!(out.contains(&format!("https://beta.ai: being created by pid {}", std::process::id())), "{out}");
     assert!(out.contains("durations learned: 1 ") && out.contains("results kept: 1 "), "{out}");

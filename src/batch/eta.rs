@@ -7,13 +7,37 @@ use super::Status;
 use crate::engine::governor::Outlook;
 
 /// The time until the last row ends: the requests the rows left still need, spent from the
-/// window's remainder and then one window after another, plus one scan's duration for the
-/// last rows to finish. `planned` is a row's cost before any row has taught a better one.
+/// window's remainder and then, at each reset, a whole window at once (the budget lets a
+/// window's requests go as soon as it opens), plus one scan's duration for the last rows to
+/// finish. `planned` is a row's cost before any row has taught a better one. With nothing
+/// changing but the clock, it only shrinks (a step at each reset, the time to the reset
+/// between): it used to spread the rest over a fraction of the next window, which read "1h
+/// 40m" for 20 rows that the next window, 55 min away, would take whole.
 pub fn estimate(status: &Status, outlook: Outlook, median_scan: Duration, planned: u32) -> Option<Duration> {
     let left = status.queued as f64 + status.in_flight as f64;
     if left == 0.0 {
         return None;
     }
+    let (needed, available) = need(status, outlook, planned);
+    let wait_for_budget = if needed <= available {
+        Duration::ZERO
+    } else {
+        // Windows after the next reset that the rest needs, beyond the first (0: it fits).
+        let windows = ((needed - available) / outlook.limit.max(1) as f64).ceil() - 1.0;
+        outlook.reset_in + outlook.window.mul_f64(windows.max(0.0))
+    };
+    Some(wait_for_budget + median_scan)
+}
+
+/// Whether rows not yet created need more than the window has left: they wait for its reset
+/// (what the progress line then says, with the reset's time).
+pub fn waits_for_window(status: &Status, outlook: Outlook, planned: u32) -> bool {
+    let (needed, available) = need(status, outlook, planned);
+    status.queued > 0 && needed > available
+}
+
+/// The requests the rows left still need, and what the window has left.
+fn need(status: &Status, outlook: Outlook, planned: u32) -> (f64, f64) {
     // Rows under way have spent about half of their requests; ended rows all of theirs.
     let ended = (status.completed + status.failed) as f64;
     let progressed = ended + status.in_flight as f64 * 0.5;
@@ -23,15 +47,7 @@ pub fn estimate(status: &Status, outlook: Outlook, median_scan: Duration, planne
         planned as f64
     };
     let needed = status.queued as f64 * per_row + status.in_flight as f64 * per_row * 0.5;
-    let available = outlook.available as f64;
-    let wait_for_budget = if needed <= available {
-        Duration::ZERO
-    } else {
-        let windows = (needed - available) / outlook.limit.max(1) as f64;
-        // The last window need not be spent whole: its share of the window, not all of it.
-        outlook.reset_in + outlook.window.mul_f64(windows.max(0.0))
-    };
-    Some(wait_for_budget + median_scan)
+    (needed, outlook.available as f64)
 }
 
 #[cfg(test)]
@@ -56,8 +72,30 @@ mod tests {
         // 1,000 s), then 100 per hour: 9 more windows.
         let s = Status { queued: 480, in_flight: 0, completed: 20, requests: 40, ..Status::default() };
         let eta = estimate(&s, outlook(40, 1000), S(60), 3).unwrap();
-        // 960 needed, 40 now, 920 / 100 = 9.2 windows after the reset.
-        assert_eq!(eta, S(1000) + S(3600).mul_f64(9.2) + S(60));
+        // 960 needed, 40 now, 920 / 100: the reset's window and 9 more whole windows.
+        assert_eq!(eta, S(1000) + S(3600) * 9 + S(60));
+    }
+
+    /// The outside check: 20 rows planned at 4.7 requests each, 9 requests left, the window
+    /// resetting in 55 min: the next window takes them all, so they end a scan after it. The
+    /// estimate read "about 1h 40m" (a fraction of the next window added).
+    #[test]
+    fn rows_the_next_window_takes_whole_end_a_scan_after_its_reset() {
+        let s = Status { queued: 20, ..Status::default() };
+        let eta = estimate(&s, outlook(9, 55 * 60), S(60), 5).unwrap();
+        assert_eq!(eta, S(55 * 60) + S(60));
+    }
+
+    /// With nothing changing but the clock, the estimate never grows.
+    #[test]
+    fn the_estimate_only_shrinks_while_nothing_changes() {
+        let s = Status { queued: 300, in_flight: 10, completed: 40, requests: 120, ..Status::default() };
+        let mut last = Duration::MAX;
+        for reset_in in (0..=3600).rev().step_by(60) {
+            let eta = estimate(&s, outlook(7, reset_in), S(60), 3).unwrap();
+            assert!(eta <= last, "{eta:?} after {last:?} at reset_in {reset_in}");
+            last = eta;
+        }
     }
 
     #[test]

@@ -118,6 +118,9 @@ pub struct Status {
     /// When the last row should end, from the key's budget and the rows left; `None` before
     /// anything is known, or when nothing is left.
     pub eta: Option<Duration>,
+    /// When the rows not yet created need more than the key's window has left: the time to
+    /// the window's reset, which they wait for.
+    pub window_resets_in: Option<Duration>,
 }
 
 /// What `next` found.
@@ -337,7 +340,10 @@ impl Batch {
         status.budget_left = budget_left;
         status.requests = granted.saturating_sub(self.granted_at_start);
         let (outlook, median) = self.client.outlook();
-        status.eta = eta::estimate(&status, outlook, median, self.client.requests_per_scan_planned());
+        let planned = self.client.requests_per_scan_planned();
+        status.eta = eta::estimate(&status, outlook, median, planned);
+        status.window_resets_in =
+            eta::waits_for_window(&status, outlook, planned).then_some(outlook.reset_in);
         status
     }
 

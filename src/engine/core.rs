@@ -207,7 +207,7 @@ impl Core {
             }
         };
         if let Some(e) = self.tasks.get(&id) {
-            log(Level::Debug, || self.describe_wait(&e.task, at.saturating_sub(now), budget_left));
+            log(Level::Debug, || self.describe_wait(&e.task, now, at.saturating_sub(now), budget_left));
             let event = Progress {
                 scan_id: e.task.scan_id().map(str::to_owned),
                 status: e.task.last_status().map(str::to_owned),
@@ -272,7 +272,7 @@ impl Core {
     }
 
     /// A wait, said so that a user watching `EXONA_LOG=debug` knows why nothing happens.
-    fn describe_wait(&self, task: &Task, wait: Duration, budget_left: u32) -> String {
+    fn describe_wait(&self, task: &Task, now: Duration, wait: Duration, budget_left: u32) -> String {
         let who = task.scan_id().map_or_else(|| "the create request".to_owned(), |id| format!("scan {id}"));
         let secs = wait.as_secs_f64();
         let why = match task.reason() {
@@ -290,7 +290,10 @@ impl Core {
             Reason::RetryAfter => "the server's Retry-After".to_owned(),
             Reason::Backoff => "backing off after a failed request".to_owned(),
             Reason::RateLimit => "the server answered 429: the key cools down".to_owned(),
-            Reason::Budget => format!("the key's request budget ({budget_left} left in this window)"),
+            Reason::Budget => format!(
+                "the key's request budget ({budget_left} left in this window; it resets in {:.0} s)",
+                self.governor.outlook(now).reset_in.as_secs_f64()
+            ),
             Reason::FinalPoll => "the last poll before the deadline".to_owned(),
             Reason::OtherCreate => "another process of this host is creating a scan of the same company \
                                     (its claim in the state store lapses if that process stops)"

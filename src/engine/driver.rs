@@ -431,7 +431,7 @@ impl Wake for Mailbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::clock::{Clock as _, SystemClock};
+    use crate::engine::clock::SystemClock;
     use crate::engine::governor::{Governor, Limits};
     use crate::engine::policy::Policy;
     use crate::engine::task::{Goal, Settings};

@@ -36,11 +36,24 @@ pub fn describe(ended: &Ended, s: &Status) -> String {
         Some(d) => format!(", about {} to go", humantime::format_duration(Duration::from_secs(d.as_secs()))),
         None => String::new(),
     };
+    let reset = match s.window_resets_in {
+        Some(d) => format!("; the window resets at {}", reset_at(d, std::time::SystemTime::now())),
+        None => String::new(),
+    };
     format!(
         "{} completed, {} failed, {} error, {} in flight, {} queued; {} requests used, {} left in the key's \
-         budget{eta}",
+         budget{reset}{eta}",
         ended.completed, ended.failed, ended.errors, s.in_flight, s.queued, s.requests, s.budget_left
     )
+}
+
+/// "13:06 UTC, in 41 min": when a window that resets `after` from `now` does.
+pub fn reset_at(after: Duration, now: std::time::SystemTime) -> String {
+    let at = humantime::format_rfc3339_seconds(now + after).to_string();
+    let clock = at.get(11..16).unwrap_or(&at);
+    let secs = after.as_secs();
+    let wait = if secs >= 90 { format!("{} min", (secs + 30) / 60) } else { format!("{secs} s") };
+    format!("{clock} UTC, in {wait}")
 }
 
 impl Progress {
@@ -81,5 +94,31 @@ impl Progress {
         if let Some(bar) = self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows waiting for the key's window say when it resets (an outside check saw "0 requests
+    /// used, 9 left in the key's budget, about 1h 40m to go" and no word of the window).
+    #[test]
+    fn rows_waiting_for_the_window_say_when_it_resets() {
+        let waiting = Status {
+            queued: 20,
+            budget_left: 9,
+            eta: Some(Duration::from_secs(56 * 60)),
+            window_resets_in: Some(Duration::from_secs(55 * 60)),
+            ..Status::default()
+        };
+        let line = describe(&Ended::default(), &waiting);
+        assert!(line.contains("9 left in the key's budget; the window resets at "), "{line}");
+        assert!(line.contains(" UTC, in 55 min, about 56m to go"), "{line}");
+        let flowing = Status { window_resets_in: None, ..waiting };
+        assert!(!describe(&Ended::default(), &flowing).contains("resets"));
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(12 * 3600);
+        assert_eq!(reset_at(Duration::from_secs(41 * 60), at), "12:41 UTC, in 41 min");
+        assert_eq!(reset_at(Duration::from_secs(30), at), "12:00 UTC, in 30 s");
     }
 }
