@@ -40,10 +40,14 @@ pub struct Journal {
     /// a second batch on the same journal would create and write its rows a second time. An
     /// flock, so the kernel releases it when the process dies, even by kill -9; SQLite's own
     /// locks are fcntl locks, which it does not disturb.
+    /// `None` once the batch is closed ([`Journal::close`]).
     #[cfg(feature = "store")]
-    _lock: std::fs::File,
+    lock: Mutex<Option<std::fs::File>>,
     /// The first write error is logged; the batch goes on without its journal after it.
     broken: AtomicBool,
+    /// Closed with its batch: rows still unwinding write nothing more (another batch may hold
+    /// the journal by then).
+    closed: AtomicBool,
 }
 
 #[cfg(feature = "store")]
@@ -142,7 +146,21 @@ impl Journal {
             rusqlite::params![std::process::id(), host_name(), now_ms()],
         )
         .map_err(|e| fail(err(e)))?;
-        Ok(Journal { conn: Mutex::new(conn), _lock: lock, broken: AtomicBool::new(false) })
+        Ok(Journal {
+            conn: Mutex::new(conn),
+            lock: Mutex::new(Some(lock)),
+            broken: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The batch is done with its journal: the file's lock is released now, not when the last
+    /// row still unwinding lets go of the journal (a new batch on the same journal, opened
+    /// right after, was refused "in use" by its own predecessor), and nothing more is written.
+    pub fn close(&self) {
+        let _writes = self.conn();
+        self.closed.store(true, Ordering::SeqCst);
+        drop(self.lock.lock().unwrap_or_else(|p| p.into_inner()).take());
     }
 
     /// The rows of `rows` (row number, normalized request body) that the journal holds for
@@ -261,6 +279,9 @@ impl Journal {
             return;
         }
         let conn = self.conn();
+        if self.closed.load(Ordering::SeqCst) {
+            return;
+        }
         let done = match request {
             Some(request) => conn.execute(
                 "INSERT INTO batch_rows (row, request, state, updated_ms) VALUES (?1, ?2, ?3, ?4)",
@@ -301,6 +322,7 @@ impl Journal {
     pub fn changed_rows(&self, _: &[(u64, String)]) -> Result<Vec<u64>, Error> {
         Ok(Vec::new())
     }
+    pub fn close(&self) {}
     pub fn creating(&self, _: u64) {}
     pub fn created(&self, _: u64, _: &str) {}
     pub fn ended(&self, _: u64, _: &Outcome) {}

@@ -362,5 +362,34 @@ impl Drop for Batch {
     /// results nobody will collect.
     fn drop(&mut self) {
         self.cancel_all();
+        if let Some(journal) = self.journal.get() {
+            journal.close();
+        }
+    }
+}
+
+#[cfg(all(test, feature = "store"))]
+mod tests {
+    use super::*;
+
+    /// A batch freed while a row still unwinds (its sink holds the journal a moment longer)
+    /// lets go of the journal's lock at once: a new batch on the same journal, opened right
+    /// after, is not refused "in use by another run" by its own predecessor (seen in CI from
+    /// the Ruby binding's resume test).
+    #[test]
+    fn a_freed_batch_releases_its_journal_at_once() {
+        let dir = std::env::temp_dir().join(format!("exona-batch-close-{}", std::process::id()));
+        let path = dir.join("rows.journal");
+        let client =
+            Client::new("exo_test_000000000000000000000000000000000042", Some("http://127.0.0.1:9/api/v1"))
+                .unwrap();
+        let batch = Batch::new(&client);
+        batch.set_journal(&path).unwrap();
+        let unwinding = batch.journal.get().unwrap().clone();
+        drop(batch);
+        let next = Batch::new(&client);
+        assert!(next.set_journal(&path).is_ok(), "the journal stayed locked by the freed batch");
+        drop((next, unwinding));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
