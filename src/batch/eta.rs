@@ -57,7 +57,14 @@ mod tests {
     const S: fn(u64) -> Duration = Duration::from_secs;
 
     fn outlook(available: u32, reset_in: u64) -> Outlook {
-        Outlook { limit: 100, available, reserved: 0, reset_in: S(reset_in), window: S(3600) }
+        Outlook {
+            limit: 100,
+            available,
+            reserved: 0,
+            reset_in: S(reset_in),
+            window: S(3600),
+            others_known: false,
+        }
     }
 
     #[test]

@@ -283,16 +283,18 @@ impl Governor {
     /// Takes in what a response said; returns the window as it stands after it (in the same
     /// transaction, with a ledger).
     pub fn observe(&self, now: Duration, seen: Observed) -> Outlook {
-        self.decide(Some(now), |s| {
+        let known = self.shared.get().is_some();
+        let outlook = self.decide(Some(now), |s| {
             s.observe(now, seen);
             s.outlook(now)
-        })
+        });
+        Outlook { others_known: known, ..outlook }
     }
 
     /// The key's window as the governor sees it now: what an estimate of a long batch's end
     /// needs (the budget binds a portfolio, not the scans' durations).
     pub fn outlook(&self, now: Duration) -> Outlook {
-        self.view(now, |s| s.outlook(now))
+        Outlook { others_known: self.shared.get().is_some(), ..self.view(now, |s| s.outlook(now)) }
     }
 
     /// The longest a server's word holds the key: the learned window, at most an hour.
@@ -325,6 +327,7 @@ impl State {
             reserved: self.reserved,
             reset_in: reset_in.max(self.cooldown_until.saturating_sub(now)),
             window,
+            others_known: false,
         }
     }
 
@@ -583,6 +586,9 @@ pub struct Outlook {
     /// Until the window ends (or a 429's cooldown does, if later).
     pub reset_in: Duration,
     pub window: Duration,
+    /// Every process on the key shares this window through a ledger (the state store): the
+    /// others' grants and promised polls are counted, none is unknown.
+    pub others_known: bool,
 }
 
 /// What one response said about the budget.
