@@ -379,7 +379,13 @@ fn rows_waiting_on_another_process_create_cost_no_thread_and_make_one_scan() {
     for _ in 0..20 {
         batch.add(request.clone(), &within(120_000));
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // The event: every row says it waits on the other process's create (the progress line's
+    // count).
+    let waiting = std::time::Instant::now();
+    while batch.status().waiting_on_other_create < 20 && waiting.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(batch.status().waiting_on_other_create, 20, "rows seen waiting on the other create");
     let during = threads();
     assert!(during <= before + 2, "{before} threads before the 20 rows, {during} while they wait");
     // The other process gives its create up: a waiting row takes over, the rest join it.
@@ -392,6 +398,7 @@ fn rows_waiting_on_another_process_create_cost_no_thread_and_make_one_scan() {
         };
     }
     assert_eq!(ids.len(), 1, "one scan for twenty rows: {ids:?}");
+    assert_eq!(batch.status().waiting_on_other_create, 0);
 }
 
 /// A call that joins a scan another process polls learns of its end from the store, with no

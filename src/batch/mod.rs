@@ -53,6 +53,8 @@ struct State {
     cancels: Vec<CancelToken>,
     ready: VecDeque<(usize, Outcome)>,
     collected: usize,
+    /// Rows whose create waits on another process's create of the same company.
+    waiting_on_other: std::collections::HashSet<usize>,
 }
 
 #[derive(Default)]
@@ -75,16 +77,20 @@ struct Item {
 
 impl Sink for Item {
     fn progress(&self, event: Progress) {
-        if event.scan_id.is_some() {
-            let mut st = self.shared.lock();
-            if st.stages[self.index] == Stage::Queued {
-                st.stages[self.index] = Stage::InFlight;
-            }
+        let mut st = self.shared.lock();
+        if event.reason == crate::engine::task::Reason::OtherCreate && event.scan_id.is_none() {
+            st.waiting_on_other.insert(self.index);
+        } else {
+            st.waiting_on_other.remove(&self.index);
+        }
+        if event.scan_id.is_some() && st.stages[self.index] == Stage::Queued {
+            st.stages[self.index] = Stage::InFlight;
         }
     }
 
     fn finish(&self, outcome: Outcome) {
         let mut st = self.shared.lock();
+        st.waiting_on_other.remove(&self.index);
         st.stages[self.index] = Stage::Done { completed: outcome.is_ok() };
         st.ready.push_back((self.index, outcome));
         self.shared.ready.notify_all();
@@ -121,6 +127,9 @@ pub struct Status {
     /// When the rows not yet created need more than the key's window has left: the time to
     /// the window's reset, which they wait for.
     pub window_resets_in: Option<Duration>,
+    /// Rows (among `queued`) waiting on another process's create of the same company: they
+    /// join its scan when its id is known, rather than creating a twin.
+    pub waiting_on_other_create: usize,
 }
 
 /// What `next` found.
@@ -321,7 +330,7 @@ impl Batch {
 
     fn status_counts(&self) -> Status {
         let st = self.shared.lock();
-        let mut c = Status::default();
+        let mut c = Status { waiting_on_other_create: st.waiting_on_other.len(), ..Status::default() };
         for s in &st.stages {
             match s {
                 Stage::Queued => c.queued += 1,

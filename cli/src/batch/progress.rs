@@ -36,13 +36,17 @@ pub fn describe(ended: &Ended, s: &Status) -> String {
         Some(d) => format!(", about {} to go", humantime::format_duration(Duration::from_secs(d.as_secs()))),
         None => String::new(),
     };
+    let others = match s.waiting_on_other_create {
+        0 => String::new(),
+        n => format!(" ({n} waiting on another process's create of the same company)"),
+    };
     let reset = match s.window_resets_in {
         Some(d) => format!("; the window resets at {}", reset_at(d, std::time::SystemTime::now())),
         None => String::new(),
     };
     format!(
-        "{} completed, {} failed, {} error, {} in flight, {} queued; {} requests used, {} left in the key's \
-         budget{reset}{eta}",
+        "{} completed, {} failed, {} error, {} in flight, {} queued{others}; {} requests used, {} left in the \
+         key's budget{reset}{eta}",
         ended.completed, ended.failed, ended.errors, s.in_flight, s.queued, s.requests, s.budget_left
     )
 }
@@ -117,6 +121,12 @@ mod tests {
         assert!(line.contains(" UTC, in 55 min, about 56m to go"), "{line}");
         let flowing = Status { window_resets_in: None, ..waiting };
         assert!(!describe(&Ended::default(), &flowing).contains("resets"));
+        let joined = Status { waiting_on_other_create: 3, ..flowing };
+        let line = describe(&Ended::default(), &joined);
+        assert!(
+            line.contains("20 queued (3 waiting on another process's create of the same company);"),
+            "{line}"
+        );
         let at = std::time::UNIX_EPOCH + Duration::from_secs(12 * 3600);
         assert_eq!(reset_at(Duration::from_secs(41 * 60), at), "12:41 UTC, in 41 min");
         assert_eq!(reset_at(Duration::from_secs(30), at), "12:00 UTC, in 30 s");
