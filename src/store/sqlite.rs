@@ -301,6 +301,31 @@ pub fn snapshot(dir: &Path, fingerprint: &str, now: SystemTime) -> Result<Option
     Ok(Some(Snapshot { window, holders, in_flight, durations, results: results.max(0) as usize }))
 }
 
+/// Who creates a scan of `identity` now: its scan in flight (recorded since `since`), or a
+/// claim whose lease holds at `at` (another owner's, this owner's own, or an ambiguous
+/// create's kept for its reconciliation); `None` when a create may claim it (a lapsed claim is
+/// taken over).
+fn who_creates(
+    conn: &Connection,
+    fingerprint: &str,
+    identity: &str,
+    since: SystemTime,
+    at: SystemTime,
+) -> rusqlite::Result<Option<Claim>> {
+    let row: Option<(String, i64, i64)> = conn
+        .query_row(
+            "SELECT scan_id, since_ms, lease_until_ms FROM in_flight WHERE fingerprint = ?1 AND identity = ?2",
+            params![fingerprint, identity],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    Ok(match row {
+        Some((id, started, _)) if !id.is_empty() && started >= unix_ms(since) => Some(Claim::Running(id)),
+        Some((id, _, lease_until)) if id.is_empty() && lease_until > unix_ms(at) => Some(Claim::Creating),
+        _ => None,
+    })
+}
+
 impl Ledger for SqliteStore {
     fn peek(&self, wall_ms: i64, read: &mut dyn FnMut(&SharedWindow)) -> Result<(), String> {
         // A plain read (WAL: it neither waits for nor blocks a writer).
@@ -482,21 +507,10 @@ impl Store for SqliteStore {
     fn claim(&self, identity: &str, since: SystemTime, at: SystemTime) -> Result<Claim, String> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
-        let row: Option<(String, i64, i64)> = tx
-            .query_row(
-                "SELECT scan_id, since_ms, lease_until_ms FROM in_flight WHERE fingerprint = ?1 AND identity = ?2",
-                params![self.fingerprint, identity],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()
-            .map_err(err)?;
-        let now = unix_ms(at);
-        let claim = match row {
-            Some((id, started, _)) if !id.is_empty() && started >= unix_ms(since) => Claim::Running(id),
-            // Another owner's claim (or an ambiguous create's, kept for its reconciliation)
-            // holds while its lease does; a lapsed one is taken over.
-            Some((id, _, lease_until)) if id.is_empty() && lease_until > now => Claim::Creating,
-            _ => {
+        let claim = match who_creates(&tx, &self.fingerprint, identity, since, at).map_err(err)? {
+            Some(found) => found,
+            None => {
+                let now = unix_ms(at);
                 tx.execute(
                     "INSERT OR REPLACE INTO in_flight (fingerprint, identity, scan_id, since_ms, owner, lease_until_ms)
                      VALUES (?1, ?2, '', ?3, ?4, ?5)",
@@ -511,20 +525,7 @@ impl Store for SqliteStore {
     }
 
     fn peek_claim(&self, identity: &str, since: SystemTime, at: SystemTime) -> Result<Option<Claim>, String> {
-        let row: Option<(String, i64, i64)> = self
-            .conn()
-            .query_row(
-                "SELECT scan_id, since_ms, lease_until_ms FROM in_flight WHERE fingerprint = ?1 AND identity = ?2",
-                params![self.fingerprint, identity],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()
-            .map_err(err)?;
-        Ok(match row {
-            Some((id, started, _)) if !id.is_empty() && started >= unix_ms(since) => Some(Claim::Running(id)),
-            Some((id, _, lease_until)) if id.is_empty() && lease_until > unix_ms(at) => Some(Claim::Creating),
-            _ => None,
-        })
+        who_creates(&self.conn(), &self.fingerprint, identity, since, at).map_err(err)
     }
 
     fn record_in_flight(&self, identity: &str, scan_id: &str, at: SystemTime) -> Result<(), String> {
