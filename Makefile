@@ -1,6 +1,6 @@
 # libexona: the two commands a newcomer needs are `make demo` and `make test`.
 
-.PHONY: demo test test-rust test-c test-go test-ruby test-install test-fuzz header build clean install uninstall
+.PHONY: demo test test-rust test-c test-go test-ruby test-python test-install test-fuzz header build clean install uninstall
 
 PREFIX ?= /usr/local
 export PREFIX LIBDIR DESTDIR
@@ -15,7 +15,7 @@ test:
 
 # One part of it: the Rust crates (with the C programs), the C programs alone, a binding, the
 # installed tree, the fuzzers (EXONA_FUZZ_SECONDS per target).
-test-rust test-c test-go test-ruby test-install test-fuzz:
+test-rust test-c test-go test-ruby test-python test-install test-fuzz:
 	bash scripts/test.sh $(@:test-%=%)
 
 # Regenerate include/exona.h after changing the C surface (src/ffi), then commit it.

@@ -6,7 +6,7 @@
 #
 # Counted from the log: cargo's "test result:" lines; a test binary killed by a signal and a
 # crate that does not compile (each one failure, as they print no result line); go test's
-# "--- PASS/FAIL/SKIP:"; minitest's "N runs, N assertions, N failures, N errors, N skips";
+# "--- PASS/FAIL/SKIP:"; pytest -v's "FILE::TEST PASSED|FAILED|ERROR|SKIPPED"; minitest's "N runs, N assertions, N failures, N errors, N skips";
 # the installed-tree and fuzz checks ("--- PASS:", "fuzz NAME: ok|FAILED|skipped"); and
 # "step failed: NAME" lines that scripts/test.sh writes for a step that exited non-zero.
 # Each failure counts once: a step that failed because one of its tests failed is that test's
@@ -49,6 +49,9 @@ awk '
     # Named above ("1) Failure:" and the next line); any it did not name still count.
     for (k = in_step; k < bad; k++) failed("a minitest test (unnamed)")
   }
+  file == 1 && /^[^ ]+\.py::[^ ]+ PASSED/ { p++ }
+  file == 1 && /^[^ ]+\.py::[^ ]+ (FAILED|ERROR)/ { failed($1) }
+  file == 1 && /^[^ ]+\.py::[^ ]+ SKIPPED/ { s++ }
   file == 1 && /^fuzz [a-z_]+: ok/ { p++ }
   file == 1 && /^fuzz [a-z_]+: FAILED/ { failed("fuzz " substr($2, 1, length($2) - 1)) }
   file == 1 && /^fuzz: skipped/ { s++ }

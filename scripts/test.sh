@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, or some of its parts:
 #
-#   bash scripts/test.sh [PART...]     PART: rust c go ruby install fuzz (default: all but c,
-#                                      which is a part of rust)
+#   bash scripts/test.sh [PART...]     PART: rust c go ruby python install fuzz (default: all
+#                                      but c, which is a part of rust)
 #
 # - rust: the Rust crates (and the crash harness, cli/tests/crash.rs, built with the test-only
 #   feature crash-points): unit, integration and simulator tests, and the C programs compiled with
@@ -11,6 +11,8 @@
 #   programs (cargo test --test c_examples);
 # - go, ruby: the Go binding (go vet, go test -race) and the Ruby binding (minitest), where those
 #   toolchains exist; they say "skipped" where not;
+# - python: `pip install ./bindings/python` (a wheel carrying libexona, built by maturin) into a
+#   virtual environment in a temporary directory, then pytest on bindings/python/tests;
 # - install: the installed tree: make install into a temporary prefix, examples built through
 #   pkg-config and CMake (when cmake exists), shared and static, then make uninstall;
 # - fuzz: a short coverage-guided fuzz run of every parser (nightly only; "skipped" without it;
@@ -28,11 +30,11 @@ EXONA_SKIP_LOG=$(mktemp)
 trap 'rm -f "$log" "$EXONA_SKIP_LOG"' EXIT
 
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(rust go ruby install fuzz)
+[ ${#parts[@]} -eq 0 ] && parts=(rust go ruby python install fuzz)
 for part in "${parts[@]}"; do
   case "$part" in
-    rust | c | go | ruby | install | fuzz) ;;
-    *) echo "scripts/test.sh: unknown part '$part' (rust c go ruby install fuzz)" >&2; exit 2 ;;
+    rust | c | go | ruby | python | install | fuzz) ;;
+    *) echo "scripts/test.sh: unknown part '$part' (rust c go ruby python install fuzz)" >&2; exit 2 ;;
   esac
 done
 wants() {
@@ -69,7 +71,8 @@ elif wants c; then
 fi
 
 # The bindings link the release library and start the simulator binary.
-if { wants go && command -v go >/dev/null 2>&1; } || { wants ruby && command -v ruby >/dev/null 2>&1; }; then
+if { wants go && command -v go >/dev/null 2>&1; } || { wants ruby && command -v ruby >/dev/null 2>&1; } ||
+  wants python; then
   step "release build for the bindings" "" cargo build --release --locked -p exona -p exona-sim
 fi
 export EXONA_SIM_BIN="$PWD/target/release/exona-sim"
@@ -97,6 +100,32 @@ elif command -v ruby >/dev/null 2>&1 && ruby -e 'require "ffi"' 2>/dev/null; the
 else
   echo "== Ruby binding: skipped (ruby or its ffi gem is not installed)"
   echo "--- SKIP: ruby binding (ruby or its ffi gem is not installed)" >>"$log"
+fi
+
+# pip builds the wheel with maturin (the release library, reusing target/); the environment
+# lives outside the repository, and neither pytest nor Python writes a cache into it.
+python_binding() {
+  local venv
+  venv=$(mktemp -d) &&
+    python3 -m venv "$venv" &&
+    "$venv/bin/pip" install -q --disable-pip-version-check "./bindings/python[test]" &&
+    PYTHONDONTWRITEBYTECODE=1 EXONA_PY_EXPECT_BUNDLED=1 \
+      "$venv/bin/pytest" -p no:cacheprovider -v bindings/python/tests
+  local rc=$?
+  rm -rf "$venv"
+  return $rc
+}
+if ! wants python; then
+  :
+elif command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' 2>/dev/null; then
+  echo "== Python binding: pip install ./bindings/python, pytest"
+  step "Python binding" '(PASSED|FAILED|SKIPPED|ERROR|passed|failed|^E )' python_binding
+elif [ "${EXONA_REQUIRE_TOOLS:-0}" = 1 ]; then
+  echo "== Python binding: python3 with venv is required (EXONA_REQUIRE_TOOLS=1)"
+  echo "step failed: Python binding (python3 -m venv is not available)" >>"$log"
+else
+  echo "== Python binding: skipped (python3 with venv is not installed)"
+  echo "--- SKIP: python binding (python3 with venv is not installed)" >>"$log"
 fi
 
 if wants install; then

@@ -106,3 +106,16 @@ fn tests_skipped_for_a_missing_tool_are_skips() {
                  skip-check threads_share_one_client: valgrind is not available\n";
     assert_eq!(summarize(log, skips), ("3 passed, 0 failed, 2 skipped".into(), 0));
 }
+
+#[test]
+fn pytest_results_count_and_a_failed_one_is_named_once() {
+    let log = "== step: Python binding\n\
+               bindings/python/tests/test_client.py::test_scan PASSED [ 33%]\n\
+               bindings/python/tests/test_client.py::test_cache SKIPPED (no release build) [ 66%]\n\
+               bindings/python/tests/test_waiting.py::test_ctrl_c FAILED [100%]\n\
+               FAILED bindings/python/tests/test_waiting.py::test_ctrl_c - AssertionError\n\
+               ========== 1 failed, 1 passed, 1 skipped in 2.00s ==========\n\
+               step failed: Python binding (exit 1)\n";
+    assert_eq!(summarize(log, ""), ("1 passed, 1 failed, 1 skipped".into(), 1));
+    assert_eq!(failed_names(log), ["bindings/python/tests/test_waiting.py::test_ctrl_c"]);
+}
