@@ -121,7 +121,7 @@ class ExonaClient:
         False return cancels).
 
         ``timeout``: seconds until :class:`exona.ScanTimeoutError` (a ``TimeoutError``; the scan
-        goes on, resume it with :meth:`wait`); None for the library's default (15 minutes).
+        goes on, resume it with :meth:`wait`); None for the library's default (300 s).
         ``poll_interval`` is accepted for the guide's signature and not used: libexona learns
         when scans end and polls as the key's budget allows, never sooner than Retry-After.
 

@@ -15,6 +15,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 REVOKED_KEY = "exo_test_revoked00000000000000000000000000000"
+FORBIDDEN_KEY = "exo_test_forbidden000000000000000000000000000"
 
 
 def sim_binary() -> str:
@@ -60,7 +61,7 @@ def masked(key: str) -> str:
 @pytest.fixture(scope="session")
 def sim() -> Iterator[Sim]:
     s = Sim("--scan-min", "0.05", "--scan-max", "0.15", "--retry-after", "0.05",
-            "--rate-limit", "100000", "--revoked-key", REVOKED_KEY)
+            "--rate-limit", "100000", "--revoked-key", REVOKED_KEY, "--forbidden-key", FORBIDDEN_KEY)
     yield s
     s.stop()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import exona
-from conftest import REVOKED_KEY
+from conftest import FORBIDDEN_KEY, REVOKED_KEY
 
 
 def test_a_failed_scan_is_a_runtime_error_with_its_ids(client):
@@ -65,3 +65,17 @@ def test_every_code_has_its_class():
         assert issubclass(cls, exona.Error) and cls.code_name.startswith("EXONA_ERR_")
     assert issubclass(exona.NetworkError, ConnectionError)
     assert issubclass(exona.PermissionDeniedError, PermissionError)
+
+
+def test_a_forbidden_key_is_a_permission_error(sim):
+    with exona.ExonaClient(FORBIDDEN_KEY) as c:
+        with pytest.raises(PermissionError) as caught:
+            c.get_scan("scn_test_00000000000000000000000000")
+    assert isinstance(caught.value, exona.PermissionDeniedError) and caught.value.http_status == 403
+
+
+def test_an_unreachable_api_is_a_connection_error(key):
+    with exona.ExonaClient(key, "http://127.0.0.1:1/api/v1") as c:  # nothing listens on port 1
+        with pytest.raises(ConnectionError) as caught:
+            c.get_scan("scn_test_00000000000000000000000000")
+    assert isinstance(caught.value, exona.NetworkError) and caught.value.code == "network"
