@@ -605,6 +605,22 @@ exona_code exona_client_options_set_expected_duration_ms(exona_client_options *o
 exona_code exona_client_options_set_state_dir(exona_client_options *options, const char *path);
 
 /**
+ * The fleet store: a PostgreSQL database (`postgresql://user:password@host:port/db`, with
+ * libpq's parameters such as `sslmode=require`, and `schema=NAME` for a schema other than
+ * `exona`) shared by the processes of every host that names it, in place of the state
+ * directory's SQLite file: the key's budget, claims, scans in flight, results and learned
+ * durations (docs/store.md). The database is reached on first use; while it cannot be (down
+ * at start, gone mid-run) it is bypassed with one warning and tried again, and no scan fails
+ * for it. The URL's password never appears in a message or a log line, and is wiped from
+ * memory with the options and the client. "" or "off" turns the fleet store off whatever
+ * `EXONA_STATE_URL` says; NULL leaves the environment's setting. Returns `EXONA_OK`, or
+ * `EXONA_ERR_INVALID_ARGUMENT` for NULL options, a string that is not UTF-8 or not a
+ * `postgresql://` URL (the message names what, without the password; options unchanged), or
+ * when the library was built without the `fleet` feature.
+ */
+exona_code exona_client_options_set_state_url(exona_client_options *options, const char *url);
+
+/**
  * The library version, e.g. "0.1.0". Static storage: never free it. Thread-safe.
  */
 const char *exona_version(void);

@@ -154,10 +154,13 @@ impl Client {
     pub(crate) fn from_config(config: ClientConfig) -> Result<Client, Error> {
         let (api_key, base_url) = config.validate()?;
         let api_key = Zeroizing::new(api_key.to_owned());
-        let store = config
-            .state_dir
-            .as_deref()
-            .and_then(|dir| crate::store::open(dir, &crate::store::fingerprint(&api_key, &base_url)));
+        let store_fingerprint = crate::store::fingerprint(&api_key, &base_url);
+        let store = match &config.state_url {
+            Some(url) => Some(
+                crate::store::open_url(url.as_str(), &store_fingerprint).map_err(Error::invalid_argument)?,
+            ),
+            None => config.state_dir.as_deref().and_then(|dir| crate::store::open(dir, &store_fingerprint)),
+        };
         let ClientConfig { policy, connect, .. } = config;
         let fingerprint = fingerprint(&api_key, &base_url);
         let transport = HttpTransport::new(HttpConfig {

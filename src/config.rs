@@ -21,6 +21,28 @@ pub struct ClientConfig {
     pub connect: ConnectOptions,
     /// Where the state store lives (src/store); `None`: no store, no files written.
     pub state_dir: Option<std::path::PathBuf>,
+    /// The fleet store's database (`postgresql://...`); when set it is the store, in place of
+    /// the directory's SQLite file (batch journals still live beside their output).
+    pub state_url: Option<StateUrl>,
+}
+
+/// A fleet store's URL: wiped from memory when dropped, shown without its password.
+#[derive(Clone)]
+pub struct StateUrl(Zeroizing<String>);
+
+impl StateUrl {
+    pub fn new(url: &str) -> StateUrl {
+        StateUrl(Zeroizing::new(url.trim().to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for StateUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::store::redact_url(&self.0))
+    }
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -30,6 +52,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
             .field("base_url", &self.base_url)
             .field("policy", &self.policy)
+            .field("state_url", &self.state_url)
             .finish_non_exhaustive()
     }
 }
@@ -41,6 +64,7 @@ pub const ENV_SCAN_DURATION_MS: &str = "EXONA_SCAN_DURATION_MS";
 pub const ENV_CA_BUNDLE: &str = "EXONA_CA_BUNDLE";
 pub const ENV_STATE_DIR: &str = "EXONA_STATE_DIR";
 pub const ENV_POLL_MODE: &str = "EXONA_POLL_MODE";
+pub const ENV_STATE_URL: &str = "EXONA_STATE_URL";
 
 /// The state directory a setting names: `off` (or empty) turns the store off.
 pub fn state_dir_setting(value: &str) -> Option<std::path::PathBuf> {
@@ -53,7 +77,8 @@ impl ClientConfig {
     /// `EXONA_SCAN_DURATION_MS` ("MIN-MAX" in milliseconds), `EXONA_CA_BUNDLE` (a PEM file of
     /// extra CAs), `EXONA_STATE_DIR` (the state store's directory; `off` for none) and
     /// `EXONA_POLL_MODE` (`adaptive`, `latency`, `balanced` or `frugal`: the client's default
-    /// poll mode). A variable that is set but unusable is an error naming it.
+    /// poll mode) and `EXONA_STATE_URL` (a `postgresql://` URL: the fleet store, in place of the
+    /// directory's). A variable that is set but unusable is an error naming it.
     pub fn from_env() -> Result<ClientConfig, Error> {
         let mut config = ClientConfig {
             api_key: env_var(ENV_API_KEY)?.map(Zeroizing::new),
@@ -72,6 +97,11 @@ impl ClientConfig {
         }
         if let Some(dir) = env_var(ENV_STATE_DIR)? {
             config.state_dir = state_dir_setting(&dir);
+        }
+        if let Some(url) =
+            env_var(ENV_STATE_URL)?.filter(|u| !u.trim().is_empty() && !u.trim().eq_ignore_ascii_case("off"))
+        {
+            config.state_url = Some(StateUrl::new(&url));
         }
         if let Some(text) = env_var(ENV_POLL_MODE)? {
             config.policy.mode =
@@ -112,6 +142,10 @@ impl ClientConfig {
         let base_url = check_base_url(self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL))?;
         if let Some(p) = self.connect.proxy.as_deref().filter(|p| !p.is_empty()) {
             check_proxy(p)?;
+        }
+        if let Some(url) = &self.state_url {
+            crate::store::check_url(url.as_str())
+                .map_err(|e| Error::invalid_argument(format!("state_url ({ENV_STATE_URL}): {e}")))?;
         }
         Ok((api_key, base_url))
     }

@@ -6,6 +6,7 @@ use std::ptr::{null, null_mut};
 
 use exona::ffi::cancel::*;
 use exona::ffi::client::*;
+use exona::ffi::client_options::*;
 use exona::ffi::codes::exona_code::{self, *};
 use exona::ffi::codes::*;
 use exona::ffi::result::*;
@@ -204,4 +205,38 @@ fn cancel_tokens_outlive_their_handle_inside_options() {
     exona_cancel_free(token);
     assert!(unsafe { &*o }.wait.cancel.as_ref().unwrap().is_cancelled());
     exona_scan_options_free(o);
+}
+
+#[test]
+fn the_state_url_setter_checks_its_url_and_creation_refuses_a_bad_one_without_its_password() {
+    let url = c("postgresql://exona:hunter2-secret@127.0.0.1:1/fleet");
+    assert_eq!(exona_client_options_set_state_url(null_mut(), url.as_ptr()), EXONA_ERR_INVALID_ARGUMENT);
+    let o = exona_client_options_new();
+    assert_eq!(exona_client_options_set_state_url(o, url.as_ptr()), EXONA_OK);
+    assert_eq!(exona_client_options_set_state_url(o, c("off").as_ptr()), EXONA_OK);
+    assert_eq!(exona_client_options_set_state_url(o, null()), EXONA_OK, "NULL: the environment's");
+    assert_eq!(
+        exona_client_options_set_state_url(o, c("mysql://exona:hunter2-secret@h/x").as_ptr()),
+        EXONA_ERR_INVALID_ARGUMENT
+    );
+    // A database that is down does not stop the client (it is reached on first use).
+    assert_eq!(exona_client_options_set_state_url(o, url.as_ptr()), EXONA_OK);
+    let key = c("exo_test_000000000000000000000000000000000042");
+    let base = c("http://127.0.0.1:1/api/v1");
+    let (mut client, mut err) = (null_mut(), null_mut());
+    assert_eq!(
+        exona_client_create_with_options(key.as_ptr(), base.as_ptr(), o, &mut client, &mut err),
+        EXONA_OK
+    );
+    exona_client_free(client);
+    exona_client_options_free(o);
+    // Through the environment, a URL that is not postgresql:// is refused by name.
+    let config = exona::ClientConfig {
+        state_url: Some(exona::config::StateUrl::new("mysql://exona:hunter2-secret@h/x")),
+        ..exona::ClientConfig::new("exo_test_000000000000000000000000000000000042", None)
+    };
+    let e = config.validate().err().unwrap();
+    assert!(e.message.contains("EXONA_STATE_URL") && !e.message.contains("hunter2"), "{}", e.message);
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("hunter2") && shown.contains("exona:***@h"), "{shown}");
 }

@@ -33,6 +33,11 @@ pub struct Connection {
     /// The API's base URL (instead of EXONA_BASE_URL; default: the production URL).
     #[arg(long, global = true, value_name = "URL")]
     pub base_url: Option<String>,
+    /// The fleet store: a postgresql:// URL shared by the hosts of a fleet on one key, in place
+    /// of the state directory's file (instead of EXONA_STATE_URL, which keeps the password out
+    /// of the process list; "off" for none). The password is never printed.
+    #[arg(long, global = true, value_name = "URL")]
+    pub state_url: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

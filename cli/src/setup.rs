@@ -53,6 +53,10 @@ pub fn config(connection: &Connection, mode: Option<exona::Mode>) -> Result<Clie
         config.base_url = Some(url.clone());
     }
     config.state_dir = state_dir();
+    if let Some(url) = connection.state_url.as_deref().map(str::trim) {
+        config.state_url =
+            (!url.is_empty() && !url.eq_ignore_ascii_case("off")).then(|| exona::config::StateUrl::new(url));
+    }
     if let Some(mode) = mode {
         config.policy.mode = mode;
     }
@@ -61,7 +65,7 @@ pub fn config(connection: &Connection, mode: Option<exona::Mode>) -> Result<Clie
 
 pub fn client(connection: &Connection, mode: Option<exona::Mode>) -> Result<Client, Failure> {
     let config = config(connection, mode)?;
-    let wanted = config.state_dir.clone();
+    let wanted = if config.state_url.is_some() { None } else { config.state_dir.clone() };
     let client = config.build().map_err(|e| {
         // The library refuses a key of the wrong shape before any request; say how it should look.
         let hint = if e.message.contains("key") && !e.message.contains("dashboard") {

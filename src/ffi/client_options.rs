@@ -30,6 +30,8 @@ pub struct exona_client_options {
     pub(crate) expected: Option<(Duration, Duration)>,
     /// `Some(None)`: no store, whatever the environment says.
     pub(crate) state_dir: Option<Option<std::path::PathBuf>>,
+    /// `Some(None)`: no fleet store, whatever `EXONA_STATE_URL` says.
+    pub(crate) state_url: Option<Option<crate::config::StateUrl>>,
 }
 
 impl exona_client_options {
@@ -59,6 +61,9 @@ impl exona_client_options {
         }
         if let Some(dir) = &self.state_dir {
             config.state_dir = dir.clone();
+        }
+        if let Some(url) = &self.state_url {
+            config.state_url = url.clone();
         }
     }
 }
@@ -224,6 +229,46 @@ pub extern "C" fn exona_client_options_set_state_dir(
                 ));
             }
             o.state_dir = unsafe { optional_str(path, "path") }?.map(crate::config::state_dir_setting);
+            Ok(())
+        })
+    })
+}
+
+/// The fleet store: a PostgreSQL database (`postgresql://user:password@host:port/db`, with
+/// libpq's parameters such as `sslmode=require`, and `schema=NAME` for a schema other than
+/// `exona`) shared by the processes of every host that names it, in place of the state
+/// directory's SQLite file: the key's budget, claims, scans in flight, results and learned
+/// durations (docs/store.md). The database is reached on first use; while it cannot be (down
+/// at start, gone mid-run) it is bypassed with one warning and tried again, and no scan fails
+/// for it. The URL's password never appears in a message or a log line, and is wiped from
+/// memory with the options and the client. "" or "off" turns the fleet store off whatever
+/// `EXONA_STATE_URL` says; NULL leaves the environment's setting. Returns `EXONA_OK`, or
+/// `EXONA_ERR_INVALID_ARGUMENT` for NULL options, a string that is not UTF-8 or not a
+/// `postgresql://` URL (the message names what, without the password; options unchanged), or
+/// when the library was built without the `fleet` feature.
+#[no_mangle]
+pub extern "C" fn exona_client_options_set_state_url(
+    options: *mut exona_client_options,
+    url: *const c_char,
+) -> exona_code {
+    boundary(|| {
+        update(options, |o| {
+            if !cfg!(feature = "fleet") {
+                return Err(Error::invalid_argument(
+                    "this libexona was built without the fleet store (feature `fleet`)",
+                ));
+            }
+            let Some(text) = (unsafe { optional_str(url, "url") })? else {
+                o.state_url = None;
+                return Ok(());
+            };
+            let text = text.trim();
+            if text.is_empty() || text.eq_ignore_ascii_case("off") {
+                o.state_url = Some(None);
+                return Ok(());
+            }
+            crate::store::check_url(text).map_err(Error::invalid_argument)?;
+            o.state_url = Some(Some(crate::config::StateUrl::new(text)));
             Ok(())
         })
     })

@@ -22,6 +22,10 @@ use crate::engine::ledger::{Holds, Ledger, SharedWindow};
 use crate::log::{log, Level};
 
 pub mod calls;
+#[cfg(all(test, feature = "fleet"))]
+mod contract;
+#[cfg(feature = "fleet")]
+mod postgres;
 pub mod snapshot;
 #[cfg(feature = "store")]
 mod sqlite;
@@ -99,6 +103,50 @@ pub fn open(dir: &std::path::Path, fingerprint: &str) -> Option<Arc<Guarded>> {
     {
         let _ = (dir, fingerprint);
         None
+    }
+}
+
+/// Opens the fleet store on the PostgreSQL database `url` names (DESIGN.md 8.4). Only the URL
+/// is checked now; the database is reached on first use, and while it cannot be (down at
+/// start, gone mid-run) the store is bypassed and tried again. The error names what is wrong
+/// with the URL, never its password.
+pub fn open_url(url: &str, fingerprint: &str) -> Result<Arc<Guarded>, String> {
+    #[cfg(feature = "fleet")]
+    {
+        let store = postgres::PgStore::new(url, fingerprint)?;
+        log(Level::Info, || format!("state store: PostgreSQL at {}", store.shown()));
+        Ok(Guarded::with_heartbeat(Box::new(store)))
+    }
+    #[cfg(not(feature = "fleet"))]
+    {
+        let _ = (url, fingerprint);
+        Err("this build of libexona has no fleet store (feature \"fleet\")".into())
+    }
+}
+
+/// `url` as messages may show it: without its password.
+pub fn redact_url(url: &str) -> String {
+    #[cfg(feature = "fleet")]
+    {
+        postgres::redact(url)
+    }
+    #[cfg(not(feature = "fleet"))]
+    {
+        let _ = url;
+        "the state URL".into()
+    }
+}
+
+/// Checks a state URL without connecting (what [`open_url`] would refuse).
+pub fn check_url(url: &str) -> Result<(), String> {
+    #[cfg(feature = "fleet")]
+    {
+        postgres::PgStore::new(url, "check").map(|_| ())
+    }
+    #[cfg(not(feature = "fleet"))]
+    {
+        let _ = url;
+        Err("this build of libexona has no fleet store (feature \"fleet\")".into())
     }
 }
 

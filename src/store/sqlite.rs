@@ -202,7 +202,7 @@ fn prune(conn: &Connection, now_ms: i64) -> rusqlite::Result<()> {
 }
 
 /// A name no other open store on the host has: the process id, the time, a counter.
-fn holder_name() -> String {
+pub(super) fn holder_name() -> String {
     static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());

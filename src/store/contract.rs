@@ -1,0 +1,241 @@
+//! The store's contract, one suite run against both backends: the SQLite file (a host) and
+//! PostgreSQL (a fleet; a throwaway server started by the test). Each test opens the store
+//! more than once on the same backing: each opening is another owner, as another process (on
+//! another host, for PostgreSQL) would be.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::{Claim, Guarded, Store, StoredResult, LEASE};
+use crate::engine::ledger::{Holds, SharedWindow};
+
+#[path = "../../tests/common/postgres.rs"]
+mod pg_server;
+
+type Open = Box<dyn Fn() -> Box<dyn Store>>;
+
+fn sqlite(name: &str) -> (Open, impl Drop) {
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("exona-contract-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.clone();
+    let open: Open = Box::new(move || Box::new(super::sqlite::SqliteStore::open(&d, "fp").unwrap()));
+    (open, Cleanup(dir))
+}
+
+fn postgres() -> Option<(Open, pg_server::PgServer)> {
+    let server = pg_server::PgServer::start_or_skip()?;
+    let url = server.url();
+    let open: Open = Box::new(move || Box::new(super::postgres::PgStore::new(&url, "fp").unwrap()));
+    Some((open, server))
+}
+
+/// Runs `check` against both backends (PostgreSQL where it is installed; CI requires it).
+fn on_both(name: &str, check: impl Fn(&Open)) {
+    let (open, _cleanup) = sqlite(name);
+    check(&open);
+    if let Some((open, _server)) = postgres() {
+        check(&open);
+    }
+}
+
+fn t(secs: u64) -> SystemTime {
+    // A fixed, recent time: leases are compared on it, not on the clock.
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_000_000 + secs)
+}
+
+fn result_at(secs: u64, json: &str) -> StoredResult {
+    StoredResult { json: json.to_owned(), completed_at: t(secs) }
+}
+
+#[test]
+fn results_are_shared_and_the_newest_wins() {
+    on_both("results", |open| {
+        let (a, b) = (open(), open());
+        assert_eq!(a.result("acme", t(0)).unwrap(), None);
+        a.record_result("acme", &result_at(100, "{\"v\":1}")).unwrap();
+        assert_eq!(b.result("acme", t(50)).unwrap(), Some(result_at(100, "{\"v\":1}")));
+        assert_eq!(b.result("acme", t(101)).unwrap(), None, "older than since");
+        b.record_result("acme", &result_at(90, "{\"v\":0}")).unwrap();
+        assert_eq!(
+            a.result("acme", t(0)).unwrap().unwrap().json,
+            "{\"v\":1}",
+            "an older result does not replace"
+        );
+        b.record_result("acme", &result_at(200, "{\"v\":2}")).unwrap();
+        assert_eq!(a.result("acme", t(0)).unwrap().unwrap().json, "{\"v\":2}");
+    });
+}
+
+#[test]
+fn durations_count_once_per_scan_newest_first() {
+    on_both("durations", |open| {
+        let (a, b) = (open(), open());
+        a.record_duration("scn_1", Duration::from_secs(30), t(1)).unwrap();
+        b.record_duration("scn_1", Duration::from_secs(30), t(2)).unwrap();
+        b.record_duration("scn_2", Duration::from_secs(60), t(3)).unwrap();
+        assert_eq!(a.durations(10).unwrap(), [Duration::from_secs(60), Duration::from_secs(30)]);
+        assert_eq!(a.durations(1).unwrap(), [Duration::from_secs(60)]);
+    });
+}
+
+#[test]
+fn one_owner_claims_the_others_wait_then_join_its_scan() {
+    on_both("claims", |open| {
+        let (a, b) = (open(), open());
+        assert_eq!(b.peek_claim("acme", t(0), t(10)).unwrap(), None);
+        assert_eq!(a.claim("acme", t(0), t(10)).unwrap(), Claim::Mine);
+        assert_eq!(b.claim("acme", t(0), t(11)).unwrap(), Claim::Creating);
+        assert_eq!(b.peek_claim("acme", t(0), t(11)).unwrap(), Some(Claim::Creating));
+        a.record_in_flight("acme", "scn_a", t(12)).unwrap();
+        assert_eq!(b.claim("acme", t(0), t(13)).unwrap(), Claim::Running("scn_a".into()));
+        assert!(b.watched("acme", "scn_a", t(13)).unwrap());
+        a.unwatch_in_flight("acme", "scn_a").unwrap();
+        assert!(!b.watched("acme", "scn_a", t(13)).unwrap(), "unwatched: joiners poll it themselves");
+        b.clear_in_flight("acme", "scn_a").unwrap();
+        assert_eq!(b.peek_claim("acme", t(0), t(14)).unwrap(), None);
+    });
+}
+
+#[test]
+fn a_lapsed_lease_is_taken_over_and_a_renewed_one_holds() {
+    on_both("leases", |open| {
+        let (a, b) = (open(), open());
+        let lease = LEASE.as_secs();
+        assert_eq!(a.claim("acme", t(0), t(100)).unwrap(), Claim::Mine);
+        a.renew_leases(t(100 + lease - 1)).unwrap();
+        assert_eq!(b.claim("acme", t(0), t(100 + lease + 1)).unwrap(), Claim::Creating, "renewed");
+        // Its owner died (no more renewals): once its lease lapses, the claim is taken over.
+        assert_eq!(b.claim("acme", t(0), t(100 + 2 * lease)).unwrap(), Claim::Mine);
+        // A claim is cleared only by its owner: the dead one's clear does not remove b's.
+        a.clear_in_flight("acme", "").unwrap();
+        assert_eq!(a.peek_claim("acme", t(0), t(100 + 2 * lease + 1)).unwrap(), Some(Claim::Creating));
+    });
+}
+
+#[test]
+fn an_ambiguous_creates_claim_is_kept_until_its_time() {
+    on_both("ambiguous", |open| {
+        let (a, b) = (open(), open());
+        assert_eq!(a.claim("acme", t(0), t(100)).unwrap(), Claim::Mine);
+        a.keep_ambiguous_claim("acme", t(160)).unwrap();
+        a.renew_leases(t(150)).unwrap(); // no longer a's: not renewed past its time
+        assert_eq!(b.claim("acme", t(0), t(159)).unwrap(), Claim::Creating);
+        assert_eq!(b.claim("acme", t(0), t(161)).unwrap(), Claim::Mine);
+    });
+}
+
+/// A wall-clock millisecond near now: the ledger's own times are the engine's wall clock.
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+#[test]
+fn the_ledger_shares_the_window_and_each_owners_holds() {
+    on_both("ledger", |open| {
+        let (a, b) = (open(), open());
+        let now = now_ms();
+        let mut seen = SharedWindow::default();
+        b.peek(now, &mut |w| seen = w.clone()).unwrap();
+        assert!(!seen.known, "nothing written yet");
+        a.transact(now, &mut |w, mine| {
+            assert!(!w.known);
+            *w = SharedWindow {
+                known: true,
+                limit: 100,
+                remaining: 40,
+                reset_wall_ms: now + 60_000,
+                reset_unix: Some(1_900_000_000),
+                ended_unix: None,
+                window_ms: 3_600_000,
+                informed: true,
+                cooldown_wall_ms: now + 1_000,
+                last_grant_wall_ms: Some(now),
+                others_outstanding: 0,
+                others_reserved: 0,
+            };
+            *mine = Holds { outstanding: 2, reserved: 5 };
+        })
+        .unwrap();
+        b.transact(now + 10, &mut |w, _| {
+            assert!(w.known && w.limit == 100 && w.remaining == 40 && w.informed);
+            // Times come back as written, whatever the database's clock says.
+            assert!(
+                (w.reset_wall_ms - (now + 60_000)).abs() <= 50,
+                "{} vs {}",
+                w.reset_wall_ms,
+                now + 60_000
+            );
+            assert!((w.cooldown_wall_ms - (now + 1_000)).abs() <= 50);
+            assert_eq!((w.others_outstanding, w.others_reserved), (2, 5), "a's holds");
+            w.remaining = 39;
+        })
+        .unwrap();
+        a.peek(now + 20, &mut |w| seen = w.clone()).unwrap();
+        assert_eq!((seen.remaining, seen.others_outstanding), (39, 0), "b holds nothing");
+    });
+}
+
+#[test]
+fn a_dead_owners_holds_lapse_with_its_lease() {
+    on_both("holds", |open| {
+        let (a, b) = (open(), open());
+        let now = now_ms();
+        a.transact(now, &mut |w, mine| {
+            w.known = true;
+            w.limit = 10;
+            w.remaining = 10;
+            w.window_ms = 60_000;
+            *mine = Holds { outstanding: 3, reserved: 4 };
+        })
+        .unwrap();
+        let later = now + LEASE.as_millis() as i64 + 1_000;
+        b.transact(later, &mut |w, _| {
+            assert_eq!((w.others_outstanding, w.others_reserved), (0, 0), "a's lease lapsed");
+        })
+        .unwrap();
+    });
+}
+
+/// PostgreSQL only: a database that goes away mid-run is bypassed (calls answer "not known",
+/// nothing fails), and the store is attached again once it answers.
+#[test]
+fn a_database_that_goes_away_is_bypassed_then_reattached() {
+    let Some(server) = pg_server::PgServer::start_or_skip() else { return };
+    let store = Arc::new(Guarded::new(Box::new(super::postgres::PgStore::new(&server.url(), "fp").unwrap())));
+    store.record_result("acme", &result_at(100, "{}"));
+    assert!(store.result("acme", t(0)).is_some());
+    server.stop();
+    assert!(store.result("acme", t(0)).is_none(), "down: not known, no error");
+    assert!(store.is_bypassed());
+    assert_eq!(store.claim("beta", t(0), t(1)), Claim::Mine, "a store that fails lets the caller create");
+    server.start_again().unwrap();
+    // Tried again after REATTACH_AFTER: it reconnects and answers.
+    let deadline = std::time::Instant::now() + super::REATTACH_AFTER * 3;
+    while store.result("acme", t(0)).is_none() {
+        assert!(std::time::Instant::now() < deadline, "not re-attached");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!store.is_bypassed());
+}
+
+/// PostgreSQL only: a schema written by a newer library is refused, not used.
+#[test]
+fn a_newer_schema_is_refused() {
+    let Some(server) = pg_server::PgServer::start_or_skip() else { return };
+    let store = super::postgres::PgStore::new(&server.url(), "fp").unwrap();
+    store.durations(1).unwrap();
+    let mut admin = postgres::Client::connect(&server.url(), postgres::NoTls).unwrap();
+    admin.execute("UPDATE exona.meta SET value = 99 WHERE key = 'schema_version'", &[]).unwrap();
+    let fresh = super::postgres::PgStore::new(&server.url(), "fp").unwrap();
+    let e = fresh.durations(1).unwrap_err();
+    assert!(e.contains("version 99") && !e.contains("fleet-secret-pw"), "{e}");
+    // Another schema in the same database is a store of its own.
+    let other = super::postgres::PgStore::new(&format!("{}?schema=fleet_b", server.url()), "fp").unwrap();
+    assert_eq!(other.durations(1).unwrap(), []);
+}

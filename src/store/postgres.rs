@@ -1,0 +1,670 @@
+//! The fleet store: PostgreSQL shared by the hosts of a fleet on one key (DESIGN.md 8.4), the
+//! same calls as the SQLite file (src/store/sqlite.rs) over one connection per client.
+//!
+//! - **Time is the database's.** Hosts' clocks disagree; leases, holds and the window's reset
+//!   compared across hosts must not. Each connection measures how far the database's clock is
+//!   from this host's (at connect and in every ledger transaction), and every time the store
+//!   writes or compares is translated to the database's clock at this boundary, so the engine
+//!   keeps its own wall clock and a host skewed by seconds still never over-spends a window.
+//! - **One transaction per decision**: the ledger's read-modify-write runs under a transaction
+//!   advisory lock on the key (so a window row that does not exist yet is serialized too), and
+//!   a claim under one on the key and company.
+//! - **Failure costs nothing**: the connection is made lazily and dropped on any error; the
+//!   store's guard (`Guarded`) bypasses it and tries again later, when it reconnects. A
+//!   statement timeout bounds every query.
+//! - **A schema of its own** (`exona` unless the URL says `?schema=NAME`), versioned in
+//!   `meta`; a newer schema is refused, as the SQLite file is.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use postgres::{Client, Config, Transaction};
+
+use super::{Claim, Store, StoredResult, LEASE};
+use crate::engine::ledger::{Holds, Ledger, SharedWindow, OUTSTANDING_TTL, RESERVED_TTL};
+
+/// The schema this version writes.
+const SCHEMA_VERSION: i64 = 1;
+/// Every statement's bound: the store is bypassed rather than a scan waiting on the database.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Durations kept per key (the most recent), as in the SQLite store.
+const KEEP_DURATIONS: i64 = 500;
+
+pub struct PgStore {
+    config: Config,
+    /// What messages call the database: the URL without its password.
+    shown: String,
+    schema: String,
+    fingerprint: String,
+    holder: String,
+    conn: Mutex<Option<Client>>,
+    /// The database's clock less this host's, in milliseconds (measured on each connection
+    /// and ledger transaction; a test may add a skew of its own, see `EXONA_TEST_CLOCK_SKEW_MS`).
+    offset_ms: AtomicI64,
+}
+
+/// A URL as it may be shown: its password replaced by `***`.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "the state URL (unparsable)".to_owned(),
+    }
+}
+
+/// The URL's `schema` parameter (ours, not libpq's), and the URL without it.
+fn split_schema(url: &str) -> Result<(String, String), String> {
+    let mut u = url::Url::parse(url).map_err(|e| format!("{} is not a URL ({e})", redact(url)))?;
+    if !matches!(u.scheme(), "postgres" | "postgresql") {
+        return Err(format!("{} is not a postgresql:// URL", redact(url)));
+    }
+    let mut schema = "exona".to_owned();
+    let kept: Vec<(String, String)> = u
+        .query_pairs()
+        .filter_map(|(k, v)| {
+            if k == "schema" {
+                schema = v.into_owned();
+                None
+            } else {
+                Some((k.into_owned(), v.into_owned()))
+            }
+        })
+        .collect();
+    let valid = !schema.is_empty()
+        && schema.len() <= 63
+        && schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid {
+        return Err(format!("schema={schema:?} in the state URL: use lower-case letters, digits and _"));
+    }
+    if kept.is_empty() {
+        u.set_query(None);
+    } else {
+        u.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    Ok((u.to_string(), schema))
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis().min(i64::MAX as u128) as i64)
+}
+
+fn local_now_ms() -> i64 {
+    unix_ms(SystemTime::now()) + test_skew_ms()
+}
+
+/// A test-only skew of this process's clock as the fleet store sees it (hosts whose clocks
+/// disagree are simulated by processes on one host): `EXONA_TEST_CLOCK_SKEW_MS`, read once.
+fn test_skew_ms() -> i64 {
+    static SKEW: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *SKEW.get_or_init(|| {
+        std::env::var("EXONA_TEST_CLOCK_SKEW_MS").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    })
+}
+
+/// rustls with the system's roots, the library's one TLS stack: `sslmode=require` (or
+/// `prefer`, libpq's default) works against a managed database.
+fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(err)?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+impl PgStore {
+    /// A store on the database `url` names, for the key `fingerprint` stands for. Only the URL
+    /// is checked here: the database is reached on first use (one that is down at start is
+    /// bypassed, then attached when it answers).
+    pub fn new(url: &str, fingerprint: &str) -> Result<PgStore, String> {
+        let (plain, schema) = split_schema(url)?;
+        let mut config: Config = plain.parse().map_err(|e| format!("{}: {e}", redact(url)))?;
+        config.connect_timeout(CONNECT_TIMEOUT);
+        config.options(&format!("-c statement_timeout={}", STATEMENT_TIMEOUT.as_millis()));
+        config.application_name("libexona");
+        Ok(PgStore {
+            config,
+            shown: redact(url),
+            schema,
+            fingerprint: fingerprint.to_owned(),
+            holder: super::sqlite::holder_name(),
+            conn: Mutex::new(None),
+            offset_ms: AtomicI64::new(0),
+        })
+    }
+
+    /// The database as messages name it (no password).
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    fn connect(&self) -> Result<Client, String> {
+        let mut client = self.config.connect(tls()?).map_err(|e| format!("{}: {e}", self.shown))?;
+        self.prepare_schema(&mut client)?;
+        self.measure_offset(&mut client)?;
+        Ok(client)
+    }
+
+    /// Runs `f` on the connection (made if there is none); any error drops the connection,
+    /// so the next use reconnects (after the guard's bypass).
+    fn with<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, String>) -> Result<T, String> {
+        let mut slot = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(self.connect()?);
+        }
+        let client = slot.as_mut().expect("connected above");
+        let out = f(client);
+        if out.is_err() {
+            *slot = None;
+        }
+        out
+    }
+
+    fn measure_offset(&self, client: &mut Client) -> Result<(), String> {
+        let before = local_now_ms();
+        let row = client
+            .query_one("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint", &[])
+            .map_err(err)?;
+        let after = local_now_ms();
+        let db: i64 = row.get(0);
+        self.offset_ms.store(db - (before + after) / 2, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// This host's time `t` on the database's clock.
+    fn db_ms(&self, t: SystemTime) -> i64 {
+        unix_ms(t) + test_skew_ms() + self.offset_ms.load(Ordering::Relaxed)
+    }
+
+    fn prepare_schema(&self, client: &mut Client) -> Result<(), String> {
+        let s = &self.schema;
+        let mut tx = client.transaction().map_err(err)?;
+        // One process creates or migrates at a time (the lock ends with the transaction).
+        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended('exona-schema', 0))", &[]).map_err(err)?;
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {s};
+             CREATE TABLE IF NOT EXISTS {s}.meta (key text PRIMARY KEY, value bigint NOT NULL);"
+        ))
+        .map_err(err)?;
+        let found: Option<i64> = tx
+            .query_opt(&format!("SELECT value FROM {s}.meta WHERE key = 'schema_version'"), &[])
+            .map_err(err)?
+            .map(|r| r.get(0));
+        if let Some(v) = found.filter(|&v| v > SCHEMA_VERSION) {
+            return Err(format!(
+                "schema {s} in {} is version {v}, newer than this library's {SCHEMA_VERSION}",
+                self.shown
+            ));
+        }
+        tx.batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {s}.durations (
+                 fingerprint text NOT NULL, seconds double precision NOT NULL,
+                 observed_ms bigint NOT NULL, scan_id text NOT NULL,
+                 PRIMARY KEY (fingerprint, scan_id));
+             CREATE INDEX IF NOT EXISTS durations_by_key ON {s}.durations (fingerprint, observed_ms);
+             CREATE TABLE IF NOT EXISTS {s}.results (
+                 fingerprint text NOT NULL, identity text NOT NULL, json text NOT NULL,
+                 completed_ms bigint NOT NULL, PRIMARY KEY (fingerprint, identity));
+             CREATE TABLE IF NOT EXISTS {s}.in_flight (
+                 fingerprint text NOT NULL, identity text NOT NULL, scan_id text NOT NULL,
+                 since_ms bigint NOT NULL, owner text NOT NULL, lease_until_ms bigint NOT NULL,
+                 PRIMARY KEY (fingerprint, identity));
+             CREATE TABLE IF NOT EXISTS {s}.ledger (
+                 fingerprint text PRIMARY KEY, budget_limit bigint NOT NULL, remaining bigint NOT NULL,
+                 reset_ms bigint NOT NULL, reset_unix bigint, ended_unix bigint, window_ms bigint NOT NULL,
+                 informed boolean NOT NULL, cooldown_ms bigint NOT NULL, last_grant_ms bigint);
+             CREATE TABLE IF NOT EXISTS {s}.holds (
+                 fingerprint text NOT NULL, holder text NOT NULL,
+                 outstanding bigint NOT NULL, outstanding_until_ms bigint NOT NULL,
+                 reserved bigint NOT NULL, reserved_until_ms bigint NOT NULL,
+                 lease_until_ms bigint NOT NULL, PRIMARY KEY (fingerprint, holder));
+             INSERT INTO {s}.meta (key, value) VALUES ('schema_version', {SCHEMA_VERSION})
+                 ON CONFLICT (key) DO NOTHING;"
+        ))
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    fn t(&self, table: &str) -> String {
+        format!("{}.{table}", self.schema)
+    }
+
+    /// Who creates a scan of `identity` now (see the SQLite store's `who_creates`).
+    fn who_creates(
+        &self,
+        tx: &mut impl postgres::GenericClient,
+        identity: &str,
+        since_ms: i64,
+        at_ms: i64,
+    ) -> Result<Option<Claim>, String> {
+        let row = tx
+            .query_opt(
+                &format!(
+                    "SELECT scan_id, since_ms, lease_until_ms FROM {} WHERE fingerprint = $1 AND identity = $2",
+                    self.t("in_flight")
+                ),
+                &[&self.fingerprint, &identity],
+            )
+            .map_err(err)?;
+        Ok(match row.map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1), r.get::<_, i64>(2))) {
+            Some((id, started, _)) if !id.is_empty() && started >= since_ms => Some(Claim::Running(id)),
+            Some((id, _, lease_until)) if id.is_empty() && lease_until > at_ms => Some(Claim::Creating),
+            _ => None,
+        })
+    }
+
+    /// The key's window on the database's clock, translated to this host's (`offset`).
+    fn read_window(
+        &self,
+        tx: &mut impl postgres::GenericClient,
+        db_now: i64,
+        offset: i64,
+    ) -> Result<SharedWindow, String> {
+        let row = tx
+            .query_opt(
+                &format!(
+                    "SELECT budget_limit, remaining, reset_ms, reset_unix, ended_unix, window_ms, informed,
+                            cooldown_ms, last_grant_ms FROM {} WHERE fingerprint = $1",
+                    self.t("ledger")
+                ),
+                &[&self.fingerprint],
+            )
+            .map_err(err)?;
+        let mut window = match row {
+            Some(r) => SharedWindow {
+                known: true,
+                limit: r.get::<_, i64>(0).clamp(0, u32::MAX as i64) as u32,
+                remaining: r.get::<_, i64>(1).clamp(0, u32::MAX as i64) as u32,
+                reset_wall_ms: r.get::<_, i64>(2) - offset,
+                reset_unix: r.get::<_, Option<i64>>(3).map(|v| v.max(0) as u64),
+                ended_unix: r.get::<_, Option<i64>>(4).map(|v| v.max(0) as u64),
+                window_ms: r.get::<_, i64>(5).max(1) as u64,
+                informed: r.get(6),
+                cooldown_wall_ms: r.get::<_, i64>(7) - offset,
+                last_grant_wall_ms: r.get::<_, Option<i64>>(8).map(|v| v - offset),
+                others_outstanding: 0,
+                others_reserved: 0,
+            },
+            None => SharedWindow::default(),
+        };
+        let r = tx
+            .query_one(
+                &format!(
+                    "SELECT COALESCE(SUM(CASE WHEN outstanding_until_ms > $3 THEN outstanding ELSE 0 END), 0)::bigint,
+                            COALESCE(SUM(CASE WHEN reserved_until_ms > $3 THEN reserved ELSE 0 END), 0)::bigint
+                     FROM {} WHERE fingerprint = $1 AND holder <> $2 AND lease_until_ms > $3",
+                    self.t("holds")
+                ),
+                &[&self.fingerprint, &self.holder, &db_now],
+            )
+            .map_err(err)?;
+        window.others_outstanding = r.get::<_, i64>(0).clamp(0, u32::MAX as i64) as u32;
+        window.others_reserved = r.get::<_, i64>(1).clamp(0, u32::MAX as i64) as u32;
+        Ok(window)
+    }
+
+    fn key_lock(tx: &mut Transaction<'_>, what: &str) -> Result<(), String> {
+        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&what]).map(|_| ()).map_err(err)
+    }
+}
+
+impl Ledger for PgStore {
+    fn peek(&self, wall_ms: i64, read: &mut dyn FnMut(&SharedWindow)) -> Result<(), String> {
+        self.with(|c| {
+            let offset = self.offset_ms.load(Ordering::Relaxed);
+            let window = self.read_window(c, wall_ms + test_skew_ms() + offset, offset + test_skew_ms())?;
+            read(&window);
+            Ok(())
+        })
+    }
+
+    fn transact(
+        &self,
+        wall_ms: i64,
+        decide: &mut dyn FnMut(&mut SharedWindow, &mut Holds),
+    ) -> Result<(), String> {
+        self.with(|c| {
+            let mut tx = c.transaction().map_err(err)?;
+            Self::key_lock(&mut tx, &format!("exona-ledger:{}", self.fingerprint))?;
+            // The database's clock now, against this host's: the offset every time below
+            // is translated by (measured inside the transaction, so it is fresh).
+            let before = local_now_ms();
+            let db_now: i64 = tx
+                .query_one("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint", &[])
+                .map_err(err)?
+                .get(0);
+            let offset = db_now - (before + local_now_ms()) / 2;
+            self.offset_ms.store(offset, Ordering::Relaxed);
+            // The engine's wall clock is this process's own (without the test skew): the
+            // translation covers both.
+            let shift = offset + test_skew_ms();
+            let db_wall = wall_ms + shift;
+            tx.execute(
+                &format!("DELETE FROM {} WHERE fingerprint = $1 AND holder <> $2 AND lease_until_ms <= $3", self.t("holds")),
+                &[&self.fingerprint, &self.holder, &db_wall],
+            )
+            .map_err(err)?;
+            let mut window = self.read_window(&mut tx, db_wall, shift)?;
+            let mut mine = Holds::default();
+            decide(&mut window, &mut mine);
+            let w = &window;
+            tx.execute(
+                &format!(
+                    "INSERT INTO {} (fingerprint, budget_limit, remaining, reset_ms, reset_unix, ended_unix,
+                         window_ms, informed, cooldown_ms, last_grant_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                     ON CONFLICT (fingerprint) DO UPDATE SET budget_limit = excluded.budget_limit,
+                         remaining = excluded.remaining, reset_ms = excluded.reset_ms,
+                         reset_unix = excluded.reset_unix, ended_unix = excluded.ended_unix,
+                         window_ms = excluded.window_ms, informed = excluded.informed,
+                         cooldown_ms = excluded.cooldown_ms, last_grant_ms = excluded.last_grant_ms",
+                    self.t("ledger")
+                ),
+                &[
+                    &self.fingerprint,
+                    &i64::from(w.limit),
+                    &i64::from(w.remaining),
+                    &(w.reset_wall_ms + shift),
+                    &w.reset_unix.map(|v| v.min(i64::MAX as u64) as i64),
+                    &w.ended_unix.map(|v| v.min(i64::MAX as u64) as i64),
+                    &(w.window_ms.min(i64::MAX as u64) as i64),
+                    &w.informed,
+                    &(w.cooldown_wall_ms + shift),
+                    &w.last_grant_wall_ms.map(|v| v + shift),
+                ],
+            )
+            .map_err(err)?;
+            if mine == Holds::default() {
+                tx.execute(
+                    &format!("DELETE FROM {} WHERE fingerprint = $1 AND holder = $2", self.t("holds")),
+                    &[&self.fingerprint, &self.holder],
+                )
+                .map_err(err)?;
+            } else {
+                tx.execute(
+                    &format!(
+                        "INSERT INTO {} (fingerprint, holder, outstanding, outstanding_until_ms, reserved,
+                             reserved_until_ms, lease_until_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                         ON CONFLICT (fingerprint, holder) DO UPDATE SET outstanding = excluded.outstanding,
+                             outstanding_until_ms = excluded.outstanding_until_ms, reserved = excluded.reserved,
+                             reserved_until_ms = excluded.reserved_until_ms, lease_until_ms = excluded.lease_until_ms",
+                        self.t("holds")
+                    ),
+                    &[
+                        &self.fingerprint,
+                        &self.holder,
+                        &i64::from(mine.outstanding),
+                        &(db_wall + OUTSTANDING_TTL.as_millis() as i64),
+                        &i64::from(mine.reserved),
+                        &(db_wall + RESERVED_TTL.as_millis() as i64),
+                        &(db_wall + LEASE.as_millis() as i64),
+                    ],
+                )
+                .map_err(err)?;
+            }
+            crate::crash::point("store_mid_transaction");
+            tx.commit().map_err(err)
+        })
+    }
+}
+
+impl Store for PgStore {
+    fn durations(&self, limit: usize) -> Result<Vec<Duration>, String> {
+        self.with(|c| {
+            let rows = c
+                .query(
+                    &format!(
+                        "SELECT seconds FROM {} WHERE fingerprint = $1 ORDER BY observed_ms DESC LIMIT $2",
+                        self.t("durations")
+                    ),
+                    &[&self.fingerprint, &(limit.min(i64::MAX as usize) as i64)],
+                )
+                .map_err(err)?;
+            Ok(rows.iter().map(|r| Duration::from_secs_f64(r.get::<_, f64>(0).max(0.0))).collect())
+        })
+    }
+
+    fn record_duration(&self, scan_id: &str, duration: Duration, at: SystemTime) -> Result<(), String> {
+        self.with(|c| {
+            let mut tx = c.transaction().map_err(err)?;
+            // Once per scan, as in the SQLite store.
+            tx.execute(
+                &format!(
+                    "INSERT INTO {} (fingerprint, seconds, observed_ms, scan_id) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT DO NOTHING",
+                    self.t("durations")
+                ),
+                &[&self.fingerprint, &duration.as_secs_f64(), &self.db_ms(at), &scan_id],
+            )
+            .map_err(err)?;
+            tx.execute(
+                &format!(
+                    "DELETE FROM {t} WHERE fingerprint = $1 AND scan_id NOT IN (
+                         SELECT scan_id FROM {t} WHERE fingerprint = $1 ORDER BY observed_ms DESC LIMIT $2)",
+                    t = self.t("durations")
+                ),
+                &[&self.fingerprint, &KEEP_DURATIONS],
+            )
+            .map_err(err)?;
+            tx.commit().map_err(err)
+        })
+    }
+
+    // Results are dated by the API's `completed_at` (the service's clock, not a host's), and
+    // asked for by days (`max_age_days`): stored as they come, untranslated.
+    fn result(&self, identity: &str, since: SystemTime) -> Result<Option<StoredResult>, String> {
+        self.with(|c| {
+            let row = c
+                .query_opt(
+                    &format!(
+                        "SELECT json, completed_ms FROM {} WHERE fingerprint = $1 AND identity = $2 AND completed_ms >= $3",
+                        self.t("results")
+                    ),
+                    &[&self.fingerprint, &identity, &unix_ms(since)],
+                )
+                .map_err(err)?;
+            Ok(row.map(|r| StoredResult {
+                json: r.get(0),
+                completed_at: UNIX_EPOCH + Duration::from_millis(r.get::<_, i64>(1).max(0) as u64),
+            }))
+        })
+    }
+
+    fn record_result(&self, identity: &str, result: &StoredResult) -> Result<(), String> {
+        self.with(|c| {
+            c.execute(
+                &format!(
+                    "INSERT INTO {t} (fingerprint, identity, json, completed_ms) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (fingerprint, identity) DO UPDATE SET json = excluded.json,
+                         completed_ms = excluded.completed_ms WHERE excluded.completed_ms >= {t}.completed_ms",
+                    t = self.t("results")
+                ),
+                &[&self.fingerprint, &identity, &result.json, &unix_ms(result.completed_at)],
+            )
+            .map(|_| ())
+            .map_err(err)
+        })
+    }
+
+    fn claim(&self, identity: &str, since: SystemTime, at: SystemTime) -> Result<Claim, String> {
+        let (since_ms, at_ms) = (self.db_ms(since), self.db_ms(at));
+        self.with(|c| {
+            let mut tx = c.transaction().map_err(err)?;
+            Self::key_lock(&mut tx, &format!("exona-claim:{}:{identity}", self.fingerprint))?;
+            let claim = match self.who_creates(&mut tx, identity, since_ms, at_ms)? {
+                Some(found) => found,
+                None => {
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO {} (fingerprint, identity, scan_id, since_ms, owner, lease_until_ms)
+                             VALUES ($1, $2, '', $3, $4, $5)
+                             ON CONFLICT (fingerprint, identity) DO UPDATE SET scan_id = '', since_ms = excluded.since_ms,
+                                 owner = excluded.owner, lease_until_ms = excluded.lease_until_ms",
+                            self.t("in_flight")
+                        ),
+                        &[&self.fingerprint, &identity, &at_ms, &self.holder, &(at_ms + LEASE.as_millis() as i64)],
+                    )
+                    .map_err(err)?;
+                    Claim::Mine
+                }
+            };
+            tx.commit().map_err(err)?;
+            Ok(claim)
+        })
+    }
+
+    fn peek_claim(&self, identity: &str, since: SystemTime, at: SystemTime) -> Result<Option<Claim>, String> {
+        let (since_ms, at_ms) = (self.db_ms(since), self.db_ms(at));
+        self.with(|c| self.who_creates(c, identity, since_ms, at_ms))
+    }
+
+    fn record_in_flight(&self, identity: &str, scan_id: &str, at: SystemTime) -> Result<(), String> {
+        let at_ms = self.db_ms(at);
+        self.with(|c| {
+            c.execute(
+                &format!(
+                    "INSERT INTO {} (fingerprint, identity, scan_id, since_ms, owner, lease_until_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (fingerprint, identity) DO UPDATE SET scan_id = excluded.scan_id,
+                         since_ms = excluded.since_ms, owner = excluded.owner, lease_until_ms = excluded.lease_until_ms",
+                    self.t("in_flight")
+                ),
+                &[&self.fingerprint, &identity, &scan_id, &at_ms, &self.holder, &(at_ms + LEASE.as_millis() as i64)],
+            )
+            .map(|_| ())
+            .map_err(err)
+        })
+    }
+
+    fn unwatch_in_flight(&self, identity: &str, scan_id: &str) -> Result<(), String> {
+        self.with(|c| {
+            c.execute(
+                &format!(
+                    "UPDATE {} SET owner = '', lease_until_ms = 0
+                     WHERE fingerprint = $1 AND identity = $2 AND scan_id = $3 AND scan_id <> '' AND owner = $4",
+                    self.t("in_flight")
+                ),
+                &[&self.fingerprint, &identity, &scan_id, &self.holder],
+            )
+            .map(|_| ())
+            .map_err(err)
+        })
+    }
+
+    fn watched(&self, identity: &str, scan_id: &str, at: SystemTime) -> Result<bool, String> {
+        let at_ms = self.db_ms(at);
+        self.with(|c| {
+            let n: i64 = c
+                .query_one(
+                    &format!(
+                        "SELECT COUNT(*) FROM {} WHERE fingerprint = $1 AND identity = $2 AND scan_id = $3
+                             AND scan_id <> '' AND owner <> '' AND lease_until_ms > $4",
+                        self.t("in_flight")
+                    ),
+                    &[&self.fingerprint, &identity, &scan_id, &at_ms],
+                )
+                .map_err(err)?
+                .get(0);
+            Ok(n > 0)
+        })
+    }
+
+    fn clear_in_flight(&self, identity: &str, scan_id: &str) -> Result<(), String> {
+        self.with(|c| {
+            c.execute(
+                &format!(
+                    "DELETE FROM {} WHERE fingerprint = $1 AND identity = $2 AND scan_id = $3
+                         AND ($3 <> '' OR owner = $4)",
+                    self.t("in_flight")
+                ),
+                &[&self.fingerprint, &identity, &scan_id, &self.holder],
+            )
+            .map(|_| ())
+            .map_err(err)
+        })
+    }
+
+    fn renew_leases(&self, at: SystemTime) -> Result<(), String> {
+        let until = self.db_ms(at) + LEASE.as_millis() as i64;
+        self.with(|c| {
+            let mut tx = c.transaction().map_err(err)?;
+            tx.execute(
+                &format!(
+                    "UPDATE {} SET lease_until_ms = $3 WHERE fingerprint = $1 AND owner = $2",
+                    self.t("in_flight")
+                ),
+                &[&self.fingerprint, &self.holder, &until],
+            )
+            .map_err(err)?;
+            tx.execute(
+                &format!(
+                    "UPDATE {} SET lease_until_ms = $3 WHERE fingerprint = $1 AND holder = $2",
+                    self.t("holds")
+                ),
+                &[&self.fingerprint, &self.holder, &until],
+            )
+            .map_err(err)?;
+            tx.commit().map_err(err)
+        })
+    }
+
+    fn keep_ambiguous_claim(&self, identity: &str, until: SystemTime) -> Result<(), String> {
+        let until_ms = self.db_ms(until);
+        self.with(|c| {
+            c.execute(
+                &format!(
+                    "UPDATE {} SET owner = '', lease_until_ms = $4
+                     WHERE fingerprint = $1 AND identity = $2 AND scan_id = '' AND owner = $3",
+                    self.t("in_flight")
+                ),
+                &[&self.fingerprint, &identity, &self.holder, &until_ms],
+            )
+            .map(|_| ())
+            .map_err(err)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_urls_password_is_never_shown() {
+        let shown = redact("postgresql://exona:s3cret-pw@db.example:5432/fleet?sslmode=require");
+        assert!(!shown.contains("s3cret-pw"), "{shown}");
+        assert!(shown.contains("exona:***@db.example"), "{shown}");
+        let bad = PgStore::new("postgresql://exona:s3cret-pw@db.example/fleet?schema=Bad-Name", "fp")
+            .err()
+            .unwrap();
+        assert!(!bad.contains("s3cret-pw") && bad.contains("schema"), "{bad}");
+        let bad = PgStore::new("mysql://exona:s3cret-pw@db.example/fleet", "fp").err().unwrap();
+        assert!(!bad.contains("s3cret-pw") && bad.contains("postgresql://"), "{bad}");
+    }
+
+    #[test]
+    fn the_schema_parameter_is_ours_and_the_rest_goes_to_the_driver() {
+        let (url, schema) = split_schema("postgresql://u@h/db?schema=fleet_a&sslmode=require").unwrap();
+        assert_eq!(schema, "fleet_a");
+        assert_eq!(url, "postgresql://u@h/db?sslmode=require");
+        let (url, schema) = split_schema("postgres://u@h/db").unwrap();
+        assert_eq!((url.as_str(), schema.as_str()), ("postgres://u@h/db", "exona"));
+    }
+}
