@@ -233,6 +233,11 @@ public:
     client_options &state_dir(const std::string &path) {
         return check(exona_client_options_set_state_dir(o_, path.c_str()), "state dir");
     }
+    /// The fleet store: a postgresql:// URL shared by the hosts of a fleet, in place of the
+    /// state directory's file; "off" for none. Its password is never shown.
+    client_options &state_url(const std::string &url) {
+        return check(exona_client_options_set_state_url(o_, url.c_str()), "state URL: a postgresql:// URL");
+    }
     client_options &expected_duration(std::chrono::milliseconds min, std::chrono::milliseconds max) {
         return check(exona_client_options_set_expected_duration_ms(o_, ms(min), ms(max)), "expected duration: 0 < min <= max");
     }

@@ -265,7 +265,7 @@ type Options struct {
 	IncludeFieldCitations bool
 	Questionnaire         []Question
 	Timeout               time.Duration // 0: the library's default (300 s); also bounded by the context
-	Mode                  PollMode // DefaultMode: the client's
+	Mode                  PollMode      // DefaultMode: the client's
 	// Thrift, when set (0 to 1), fixes how thrifty the call's polling is whatever the key's
 	// window: 0 polls like Latency, 1 like Frugal; it wins over Mode (see
 	// exona_scan_options_set_thrift_permille and docs/waiting.md's curve). nil: Mode decides.

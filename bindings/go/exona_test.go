@@ -378,6 +378,20 @@ func TestClientSettingsApplyAndAreChecked(t *testing.T) {
 	}
 }
 
+func TestStateURLIsCheckedWithoutShowingItsPassword(t *testing.T) {
+	key := fmt.Sprintf("exo_test_%036d", 43)
+	_, err := NewClientWith(key, baseURL, &ClientSettings{StateURL: "mysql://u:go-secret-pw@h/x"})
+	if !errors.Is(err, ErrInvalidArgument) || strings.Contains(err.Error(), "go-secret-pw") {
+		t.Fatalf("a URL that is not postgresql:// must be refused without its password: %v", err)
+	}
+	// A postgresql:// URL makes a client: the database is reached on first use.
+	c, err := NewClientWith(key, baseURL, &ClientSettings{StateURL: "postgresql://u:pw@127.0.0.1:1/x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+}
+
 func TestStateDirAnswersARepeatedScanWithNoRequest(t *testing.T) {
 	dir := t.TempDir()
 	key := fmt.Sprintf("exo_test_%036d", 42)

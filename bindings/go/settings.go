@@ -9,6 +9,7 @@ import "C"
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"time"
 	"unsafe"
 )
@@ -30,6 +31,10 @@ type ClientSettings struct {
 	// durations, stored results, scans in flight); "off" turns it off; empty keeps
 	// EXONA_STATE_DIR (unset: no store).
 	StateDir string
+	// StateURL is the fleet store: a postgresql:// URL shared by the hosts of a fleet on one
+	// key, in place of StateDir's file; "off" turns it off; empty keeps EXONA_STATE_URL. Its
+	// password never appears in an error or a log line.
+	StateURL string
 }
 
 // NewClientWith makes a client with settings. An empty apiKey reads EXONA_API_KEY; an empty
@@ -56,6 +61,10 @@ func NewClientWith(apiKey, baseURL string, s *ClientSettings) (*Client, error) {
 		cs := C.CString(v)
 		defer C.free(unsafe.Pointer(cs))
 		if set(cs) != C.EXONA_OK {
+			// A URL may carry credentials (user:password@): it is named, never repeated.
+			if strings.Contains(v, "@") {
+				return invalid(fmt.Sprintf("%s is refused (its value is not shown: it may hold a password)", name))
+			}
 			return invalid(fmt.Sprintf("%s %q is refused", name, v))
 		}
 		return nil
@@ -80,6 +89,9 @@ func NewClientWith(apiKey, baseURL string, s *ClientSettings) (*Client, error) {
 		return nil, err
 	}
 	if err := setString(s.StateDir, func(v *C.char) C.exona_code { return C.exona_client_options_set_state_dir(o, v) }, "StateDir"); err != nil {
+		return nil, err
+	}
+	if err := setString(s.StateURL, func(v *C.char) C.exona_code { return C.exona_client_options_set_state_url(o, v) }, "StateURL (a postgresql:// URL)"); err != nil {
 		return nil, err
 	}
 	if !setPollMode(s.Mode, func(m C.int) C.exona_code { return C.exona_client_options_set_poll_mode(o, m) }) {

@@ -130,7 +130,7 @@ def client_options(*, connect_timeout: Optional[float] = None, attempt_timeout: 
                    user_agent_suffix: Optional[str] = None, proxy: Optional[str] = None,
                    ca_bundle: Optional[str] = None, poll_mode: Optional[str] = None,
                    expected_duration: Optional[Tuple[float, float]] = None,
-                   state_dir: Optional[str] = None) -> Any:
+                   state_dir: Optional[str] = None, state_url: Optional[str] = None) -> Any:
     """An exona_client_options handle; the caller frees it with exona_client_options_free."""
     o = lib.exona_client_options_new()
 
@@ -155,6 +155,10 @@ def client_options(*, connect_timeout: Optional[float] = None, attempt_timeout: 
         if state_dir is not None:
             check(lib.exona_client_options_set_state_dir(o, str(state_dir).encode()),
                   f'state_dir must be a directory path (or "off"), not {state_dir!r}')
+        if state_url is not None:
+            # The message never repeats the URL: it may hold a password.
+            check(lib.exona_client_options_set_state_url(o, str(state_url).encode()),
+                  'state_url must be a postgresql:// URL (or "off")')
         if poll_mode is not None:
             lib.exona_client_options_set_poll_mode(o, _mode(poll_mode, "poll_mode"))
         if expected_duration is not None:

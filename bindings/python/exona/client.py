@@ -31,6 +31,9 @@ class ExonaClient:
         state_dir: the state store the processes of this host share (the key's budget, scans
             in flight, results, learned durations); default ``EXONA_STATE_DIR`` or the user's
             cache directory; ``"off"`` for none.
+        state_url: the fleet store: a ``postgresql://`` URL shared by the hosts of a fleet on
+            one key, in place of ``state_dir``'s file; default ``EXONA_STATE_URL``. Its
+            password never appears in a message.
         poll_mode: ``"adaptive"`` (the default: polls as the key's budget allows),
             ``"balanced"``, ``"latency"`` or ``"frugal"``; default ``EXONA_POLL_MODE``.
         connect_timeout, attempt_timeout: seconds, per connection and per request attempt.

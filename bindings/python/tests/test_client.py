@@ -77,6 +77,11 @@ def test_settings_are_taken_and_bad_ones_named(key, tmp_path):
             exona.ExonaClient(key, **settings)
     with pytest.raises(TypeError):
         exona.ExonaClient(key, no_such_setting=1)
+    # The fleet store's URL: checked, never repeated (it may hold a password).
+    with pytest.raises(exona.InvalidArgumentError, match="state_url") as caught:
+        exona.ExonaClient(key, state_url="mysql://u:py-secret-pw@h/x")
+    assert "py-secret-pw" not in str(caught.value)
+    exona.ExonaClient(key, state_url="postgresql://u:pw@127.0.0.1:1/x").close()  # reached on first use
 
 
 def test_per_call_options_are_checked(client):

@@ -79,6 +79,7 @@ module Exona
     attach_function :exona_client_options_set_poll_mode, %i[pointer int], :int
     attach_function :exona_client_options_set_expected_duration_ms, %i[pointer uint64 uint64], :int
     attach_function :exona_client_options_set_state_dir, %i[pointer string], :int
+    attach_function :exona_client_options_set_state_url, %i[pointer string], :int
     attach_function :exona_client_create_with_options, %i[string string pointer pointer pointer], :int
     attach_function :exona_cancel_new, [], :pointer
     attach_function :exona_cancel, [:pointer], :int
@@ -251,7 +252,7 @@ module Exona
 
     # Builds C client options from keyword settings; the caller frees them.
     def self.client_options(connect_timeout: nil, attempt_timeout: nil, user_agent_suffix: nil, proxy: nil,
-                            ca_bundle: nil, poll_mode: nil, expected_duration: nil, state_dir: nil)
+                            ca_bundle: nil, poll_mode: nil, expected_duration: nil, state_dir: nil, state_url: nil)
       o = C.exona_client_options_new
       check = lambda do |rc, what|
         next if rc.zero?
@@ -266,6 +267,7 @@ module Exona
       check.call(C.exona_client_options_set_proxy(o, proxy), "proxy must be a URL (or \"\" for none)") if proxy
       check.call(C.exona_client_options_set_ca_bundle_file(o, ca_bundle), "ca_bundle must be a readable PEM file") if ca_bundle
       check.call(C.exona_client_options_set_state_dir(o, state_dir.to_s), "state_dir must be a path (or \"off\")") if state_dir
+      check.call(C.exona_client_options_set_state_url(o, state_url.to_s), "state_url must be a postgresql:// URL (or \"off\")") if state_url
       check.call(C.exona_client_options_set_poll_mode(o, MODES.fetch(poll_mode) { -1 }), "poll_mode must be one of #{MODES.keys}") if poll_mode
       if expected_duration
         lo, hi = expected_duration
@@ -281,8 +283,9 @@ module Exona
     # api_key nil: EXONA_API_KEY; base_url nil: EXONA_BASE_URL, else the production URL.
     # Settings (all optional): connect_timeout and attempt_timeout (seconds), proxy (a URL, or
     # "" for none), ca_bundle (a PEM file), user_agent_suffix, poll_mode (:adaptive, the default,
-    # :balanced, :latency, :frugal), expected_duration ([min, max] seconds) and state_dir (the state store shared by
-    # the processes of the host; "off" for none).
+    # :balanced, :latency, :frugal), expected_duration ([min, max] seconds), state_dir (the state store shared by
+    # the processes of the host; "off" for none) and state_url (a postgresql:// URL: the fleet
+    # store shared by the hosts of a fleet, in place of state_dir's file; its password is never shown).
     def initialize(api_key: nil, base_url: nil, **settings)
       client = FFI::MemoryPointer.new(:pointer)
       error = FFI::MemoryPointer.new(:pointer)

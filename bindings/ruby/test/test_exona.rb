@@ -157,6 +157,13 @@ class ExonaTest < Minitest::Test
     assert_raises(Exona::InvalidArgumentError) { c.scan_and_wait("Acme", "https://rb-settings.example", thrift: "half") }
     assert_raises(Exona::InvalidArgumentError) { Exona::Client.new(api_key: key, base_url: SimServer.url, ca_bundle: "/nonexistent.pem") }
     assert_raises(Exona::InvalidArgumentError) { Exona::Client.new(api_key: key, base_url: SimServer.url, poll_mode: :fastest) }
+    # A fleet store URL that is not postgresql:// is refused, without its password in the message.
+    e = assert_raises(Exona::InvalidArgumentError) do
+      Exona::Client.new(api_key: key, base_url: SimServer.url, state_url: "mysql://u:rb-secret-pw@h/x")
+    end
+    refute_includes e.message, "rb-secret-pw"
+    # One that is (the database is reached on first use) makes a client.
+    Exona::Client.new(api_key: key, base_url: SimServer.url, state_url: "postgresql://u:pw@127.0.0.1:1/x").close
   end
 
   def test_the_readmes_settings_snippet_runs_as_written
