@@ -126,6 +126,13 @@ impl ClientConfig {
     /// `Ok(None)`: no store has been made in the state directory yet.
     pub fn state_snapshot(&self) -> Result<Option<crate::store::snapshot::Snapshot>, Error> {
         let (api_key, base_url) = self.validate()?;
+        if let Some(url) = &self.state_url {
+            let shown = crate::store::redact_url(url.as_str());
+            return crate::store::snapshot_url(url.as_str(), &crate::store::fingerprint(api_key, &base_url))
+                .map_err(|e| {
+                    Error::invalid_argument(format!("cannot read the state store at {shown}: {e}"))
+                });
+        }
         let dir = self.state_dir.as_deref().ok_or_else(|| {
             Error::invalid_argument(format!("no state directory: set {ENV_STATE_DIR} (it is off)"))
         })?;

@@ -17,6 +17,7 @@
 mod adaptive;
 mod crash;
 mod curve;
+mod fleet;
 mod portfolio;
 mod store;
 mod textbook;
@@ -383,6 +384,7 @@ fn main() {
         "adaptive" => adaptive::run(),
         "curve" => curve::run(),
         "crash" => crash::run(),
+        "fleet" => fleet::run(),
         "all" => {
             efficiency();
             pressure();
@@ -395,7 +397,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "exona-bench: unknown scenario {other:?} (efficiency, pressure, cancel, scale, store, portfolio, adaptive, curve, crash, all)"
+                "exona-bench: unknown scenario {other:?} (efficiency, pressure, cancel, scale, store, portfolio, adaptive, curve, crash, fleet, all)"
             );
             std::process::exit(2);
         }

@@ -16,15 +16,16 @@ use exona::{Batch, ClientConfig, Next, Policy, ScanRequest, WaitOptions};
 use exona_sim::{Config, SimHandle};
 
 /// What a worker process prints on its last line.
-struct WorkerReport {
-    completed: usize,
-    failed: usize,
-    from_store: usize,
-    elapsed: f64,
+pub struct WorkerReport {
+    pub completed: usize,
+    pub failed: usize,
+    pub from_store: usize,
+    pub elapsed: f64,
 }
 
 /// `exona-bench store-worker BASE_URL STATE_DIR|off HINT|none SITE...`, the key in
-/// `EXONA_API_KEY`: scans every site in one batch (max_age_days 30), prints one line.
+/// `EXONA_API_KEY` (and the fleet store's database in `EXONA_STATE_URL`, when set): scans
+/// every site in one batch (max_age_days 30), prints one line.
 pub fn worker(args: &[String]) {
     let [base_url, state, hint, sites @ ..] = args else {
         eprintln!("store-worker: BASE_URL STATE_DIR|off HINT|none SITE...");
@@ -39,6 +40,7 @@ pub fn worker(args: &[String]) {
     let config = ClientConfig {
         policy,
         state_dir: (state != "off").then(|| PathBuf::from(state)),
+        state_url: std::env::var("EXONA_STATE_URL").ok().map(|u| exona::config::StateUrl::new(&u)),
         ..ClientConfig::new(&key, Some(base_url))
     };
     let client = config.build().expect("client");
@@ -64,7 +66,7 @@ pub fn worker(args: &[String]) {
     println!("report {completed} {failed} {from_store} {:.3}", started.elapsed().as_secs_f64());
 }
 
-fn spawn_worker(sim: &SimHandle, key: &str, state: &Path, hint: &str, sites: &[String]) -> Child {
+pub fn spawn_worker(sim: &SimHandle, key: &str, state: &Path, hint: &str, sites: &[String]) -> Child {
     Command::new(std::env::current_exe().expect("own path"))
         .arg("store-worker")
         .arg(&sim.base_url)
@@ -73,13 +75,14 @@ fn spawn_worker(sim: &SimHandle, key: &str, state: &Path, hint: &str, sites: &[S
         .args(sites)
         .env("EXONA_API_KEY", key)
         .env_remove("EXONA_STATE_DIR")
+        .env_remove("EXONA_STATE_URL")
         .env_remove("EXONA_SCAN_DURATION_MS")
         .stdout(Stdio::piped())
         .spawn()
         .expect("worker starts")
 }
 
-fn collect(child: Child) -> WorkerReport {
+pub fn collect(child: Child) -> WorkerReport {
     let out = child.wait_with_output().expect("worker ends");
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().find(|l| l.starts_with("report ")).expect("worker report");
@@ -92,17 +95,17 @@ fn collect(child: Child) -> WorkerReport {
     }
 }
 
-fn state_dir(tag: &str) -> PathBuf {
+pub fn state_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("exona-bench-store-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
 }
 
-fn sites(tag: &str, n: usize) -> Vec<String> {
+pub fn sites(tag: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("https://{tag}-{i}.example")).collect()
 }
 
-fn sim_with(limit: u32, window: Duration, min: Duration, max: Duration) -> SimHandle {
+pub fn sim_with(limit: u32, window: Duration, min: Duration, max: Duration) -> SimHandle {
     exona_sim::spawn(Config {
         scan_duration_min: min,
         scan_duration_max: max,

@@ -10,9 +10,17 @@ use serde_json::{json, Value};
 use crate::Failure;
 
 pub fn show(config: ClientConfig, json: bool) -> Result<(), Failure> {
-    let Some(dir) = config.state_dir.clone() else {
-        return Err(Failure::usage("no state store: EXONA_STATE_DIR is off, so nothing is shared or kept"));
+    // Where the store is, as it may be shown: the fleet's database (no password) or the directory.
+    let place = match (&config.state_url, &config.state_dir) {
+        (Some(url), _) => exona::store::redact_url(url.as_str()),
+        (None, Some(dir)) => dir.display().to_string(),
+        (None, None) => {
+            return Err(Failure::usage(
+                "no state store: EXONA_STATE_DIR is off, so nothing is shared or kept",
+            ))
+        }
     };
+    let key = if config.state_url.is_some() { "state_url" } else { "state_dir" };
     let snapshot = config.state_snapshot().map_err(|e| match e.code {
         exona::Code::InvalidArgument if e.message.starts_with("cannot read") => Failure::output(e.message),
         _ => Failure::usage(e.message),
@@ -24,19 +32,18 @@ pub fn show(config: ClientConfig, json: bool) -> Result<(), Failure> {
             None => json!({ "store": null }),
         };
         let mut value = value;
-        value["state_dir"] = json!(dir.display().to_string());
+        value[key] = json!(place);
         value["requests_sent"] = json!(0);
         println!("{value:#}");
         return Ok(());
     }
     match &snapshot {
         Some(s) => print!("{}", as_text(s, now)),
-        None => println!(
-            "no state store in {} yet: no process has used this key with it (nothing learned)",
-            dir.display()
-        ),
+        None => {
+            println!("no state store in {place} yet: no process has used this key with it (nothing learned)")
+        }
     }
-    println!("(read from {}; no request was sent)", dir.display());
+    println!("(read from {place}; no request was sent)");
     Ok(())
 }
 

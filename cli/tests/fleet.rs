@@ -101,6 +101,18 @@ fn hosts_sharing_only_the_database_make_one_scan_per_company_and_meet_no_429() {
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let after = sim.stats(&key);
     assert_eq!(after.posts + after.gets, before, "{after:?}");
+    // `exona status` reads the fleet's database: the key's window and the 6 results, no request.
+    let o = host(&sim, &key, &d.join("host-4"), &pg.url(), 0).args(["status", "--json"]).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let status: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(status["window"]["limit"], 12, "{text}");
+    assert_eq!(status["results"], 6, "{text}");
+    assert!(
+        !text.contains("fleet-secret-pw") && status["state_url"].as_str().unwrap().contains("***"),
+        "{text}"
+    );
+    assert_eq!(sim.stats(&key).posts + sim.stats(&key).gets, before);
 }
 
 #[test]

@@ -124,6 +124,20 @@ pub fn open_url(url: &str, fingerprint: &str) -> Result<Arc<Guarded>, String> {
     }
 }
 
+/// What the fleet's database knows of the key `fingerprint` stands for, read only.
+/// `Ok(None)`: no store in its schema yet.
+pub fn snapshot_url(url: &str, fingerprint: &str) -> Result<Option<snapshot::Snapshot>, String> {
+    #[cfg(feature = "fleet")]
+    {
+        postgres::snapshot(url, fingerprint, SystemTime::now())
+    }
+    #[cfg(not(feature = "fleet"))]
+    {
+        let _ = (url, fingerprint);
+        Err("this build of libexona has no fleet store (feature \"fleet\")".into())
+    }
+}
+
 /// `url` as messages may show it: without its password.
 pub fn redact_url(url: &str) -> String {
     #[cfg(feature = "fleet")]

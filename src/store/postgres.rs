@@ -21,6 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use postgres::{Client, Config, Transaction};
 
+use super::snapshot::{HolderView, InFlightView, Snapshot, WindowView};
 use super::{Claim, Store, StoredResult, LEASE};
 use crate::engine::ledger::{Holds, Ledger, SharedWindow, OUTSTANDING_TTL, RESERVED_TTL};
 
@@ -640,6 +641,110 @@ impl Store for PgStore {
             .map_err(err)
         })
     }
+}
+
+/// What the fleet's database knows of the key `fingerprint` stands for, read only (no table is
+/// created, no lease taken): `exona status` with a state URL. `Ok(None)`: no store in that
+/// schema yet. Times are translated to this host's clock.
+pub fn snapshot(url: &str, fingerprint: &str, now: SystemTime) -> Result<Option<Snapshot>, String> {
+    let store = PgStore::new(url, fingerprint)?;
+    let mut client = store.config.connect(tls()?).map_err(|e| format!("{}: {e}", store.shown))?;
+    let s = &store.schema;
+    let exists: bool =
+        client.query_one(&format!("SELECT to_regclass('{s}.meta') IS NOT NULL"), &[]).map_err(err)?.get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let version: i64 = client
+        .query_one(&format!("SELECT value FROM {s}.meta WHERE key = 'schema_version'"), &[])
+        .map_err(err)?
+        .get(0);
+    if version != SCHEMA_VERSION {
+        return Err(format!("schema {s} is version {version}; this library reads version {SCHEMA_VERSION}"));
+    }
+    store.measure_offset(&mut client)?;
+    let offset = store.offset_ms.load(Ordering::Relaxed) + test_skew_ms();
+    let at = |ms: i64| UNIX_EPOCH + Duration::from_millis((ms - offset).max(0) as u64);
+    let db_now = unix_ms(now) + offset;
+    let window = client
+        .query_opt(
+            &format!(
+                "SELECT budget_limit, remaining, reset_ms, window_ms, informed, cooldown_ms FROM {s}.ledger
+                 WHERE fingerprint = $1"
+            ),
+            &[&fingerprint],
+        )
+        .map_err(err)?
+        .map(|r| {
+            let cooldown: i64 = r.get(5);
+            WindowView {
+                limit: r.get::<_, i64>(0).clamp(0, u32::MAX as i64) as u32,
+                remaining: r.get::<_, i64>(1).clamp(0, u32::MAX as i64) as u32,
+                resets_at: at(r.get(2)),
+                window: Duration::from_millis(r.get::<_, i64>(3).max(1) as u64),
+                informed: r.get(4),
+                cooldown_until: (cooldown > db_now).then(|| at(cooldown)),
+            }
+        });
+    let holders = client
+        .query(
+            &format!(
+                "SELECT holder, CASE WHEN outstanding_until_ms > $2 THEN outstanding ELSE 0 END,
+                        CASE WHEN reserved_until_ms > $2 THEN reserved ELSE 0 END, lease_until_ms
+                 FROM {s}.holds WHERE fingerprint = $1 AND lease_until_ms > $2 ORDER BY holder"
+            ),
+            &[&fingerprint, &db_now],
+        )
+        .map_err(err)?
+        .iter()
+        .map(|r| {
+            let owner: String = r.get(0);
+            HolderView {
+                pid: super::snapshot::pid_of(&owner),
+                owner,
+                outstanding: r.get::<_, i64>(1).clamp(0, u32::MAX as i64) as u32,
+                reserved: r.get::<_, i64>(2).clamp(0, u32::MAX as i64) as u32,
+                lease_until: at(r.get(3)),
+            }
+        })
+        .collect();
+    let in_flight = client
+        .query(
+            &format!(
+                "SELECT identity, scan_id, since_ms, owner, lease_until_ms FROM {s}.in_flight
+                 WHERE fingerprint = $1 AND (scan_id <> '' OR lease_until_ms > $2) ORDER BY since_ms"
+            ),
+            &[&fingerprint, &db_now],
+        )
+        .map_err(err)?
+        .iter()
+        .map(|r| {
+            let scan_id: String = r.get(1);
+            let owner: String = r.get(3);
+            let claim = scan_id.is_empty();
+            InFlightView {
+                identity: r.get(0),
+                scan_id: (!claim).then_some(scan_id),
+                since: at(r.get(2)),
+                owner: (claim && !owner.is_empty()).then_some(owner),
+                lease_until: claim.then(|| at(r.get(4))),
+            }
+        })
+        .collect();
+    let durations = client
+        .query(
+            &format!("SELECT seconds FROM {s}.durations WHERE fingerprint = $1 ORDER BY observed_ms DESC"),
+            &[&fingerprint],
+        )
+        .map_err(err)?
+        .iter()
+        .filter_map(|r| Duration::try_from_secs_f64(r.get::<_, f64>(0)).ok())
+        .collect();
+    let results: i64 = client
+        .query_one(&format!("SELECT COUNT(*) FROM {s}.results WHERE fingerprint = $1"), &[&fingerprint])
+        .map_err(err)?
+        .get(0);
+    Ok(Some(Snapshot { window, holders, in_flight, durations, results: results.max(0) as usize }))
 }
 
 #[cfg(test)]

@@ -1,0 +1,249 @@
+//! The `fleet` scenario: processes with separate state directories (hosts that share no
+//! volume) on one key, connected only by a PostgreSQL database (`EXONA_STATE_URL`), a
+//! throwaway server this scenario starts and stops (issue 24). Every process is a real child
+//! (`exona-bench store-worker`); blind processes (no store) run beside them on the same load.
+//!
+//! - 4 processes × 12 scans, 20 requests per 40 s: with the database, and blind;
+//! - a fifth process asking again for 12 completed companies (max_age_days 30);
+//! - two processes asking at once for the same 6 companies;
+//! - wall clocks skewed by -3, -1, +1 and +3 s (a test-only skew of each process's clock);
+//! - the database stopped mid-run and started again;
+//! - the ledger's cost per request on loopback PostgreSQL, p50 and p99, beside SQLite's.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use exona::ClientConfig;
+use exona_sim::SimHandle;
+
+use crate::store::{sim_with, sites, state_dir, WorkerReport};
+
+#[path = "../../tests/common/postgres.rs"]
+mod pg_server;
+
+/// One host: its own state directory, the fleet's database (or none), its clock skewed.
+fn spawn_host(
+    sim: &SimHandle,
+    key: &str,
+    state: &Path,
+    url: Option<&str>,
+    skew_ms: i64,
+    sites: &[String],
+) -> Child {
+    let mut c = Command::new(std::env::current_exe().expect("own path"));
+    c.arg("store-worker")
+        .arg(&sim.base_url)
+        .arg(state)
+        .arg("3-12")
+        .args(sites)
+        .env("EXONA_API_KEY", key)
+        .env("EXONA_TEST_CLOCK_SKEW_MS", skew_ms.to_string())
+        .env("EXONA_LOG", "warn")
+        .env_remove("EXONA_STATE_DIR")
+        .env_remove("EXONA_SCAN_DURATION_MS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match url {
+        Some(u) => c.env("EXONA_STATE_URL", u),
+        None => c.env_remove("EXONA_STATE_URL"),
+    };
+    c.spawn().expect("worker starts")
+}
+
+/// A host's report and what it said on stderr.
+fn collect(child: Child) -> (WorkerReport, String) {
+    let out = child.wait_with_output().expect("worker ends");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("report ")).expect("worker report");
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let report = WorkerReport {
+        completed: f[1].parse().unwrap(),
+        failed: f[2].parse().unwrap(),
+        from_store: f[3].parse().unwrap(),
+        elapsed: f[4].parse().unwrap(),
+    };
+    (report, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+struct Run {
+    completed: usize,
+    failed: usize,
+    requests: u64,
+    rate_limited: u64,
+    scans: u64,
+    last_done: f64,
+    reattached: usize,
+    bypassed: usize,
+}
+
+/// Four hosts × 12 companies of their own on a fresh key; `during` runs while they do.
+fn four_hosts(
+    url: Option<&str>,
+    skews: [i64; 4],
+    n: u32,
+    during: impl FnOnce(),
+) -> (Run, SimHandle, String, Vec<PathBuf>) {
+    let sim = sim_with(20, Duration::from_secs(40), super::SCAN_MIN, super::SCAN_MAX);
+    let key = super::key(2400 + n);
+    let dirs: Vec<PathBuf> = (0..4).map(|h| state_dir(&format!("fleet-{n}-{h}"))).collect();
+    let children: Vec<Child> = (0..4)
+        .map(|h| {
+            let state = if url.is_some() { dirs[h].clone() } else { PathBuf::from("off") };
+            spawn_host(&sim, &key, &state, url, skews[h], &sites(&format!("f{n}h{h}"), 12))
+        })
+        .collect();
+    during();
+    let reports: Vec<(WorkerReport, String)> = children.into_iter().map(collect).collect();
+    let stats = sim.stats(&key);
+    let run = Run {
+        completed: reports.iter().map(|r| r.0.completed).sum(),
+        failed: reports.iter().map(|r| r.0.failed).sum(),
+        requests: stats.posts + stats.gets + stats.rate_limited,
+        rate_limited: stats.rate_limited,
+        scans: stats.scans_created,
+        last_done: reports.iter().map(|r| r.0.elapsed).fold(0.0, f64::max),
+        reattached: reports.iter().map(|r| r.1.matches("re-attached").count()).sum(),
+        bypassed: reports.iter().map(|r| r.1.matches("state store bypassed").count()).sum(),
+    };
+    (run, sim, key, dirs)
+}
+
+fn row(label: &str, r: &Run) {
+    println!(
+        "| {label} | 48 | {} | {} | {} | {} | {} | {:.1} | {} / {} |",
+        r.completed, r.failed, r.scans, r.requests, r.rate_limited, r.last_done, r.bypassed, r.reattached
+    );
+}
+
+fn hosts(server: &pg_server::PgServer) {
+    let url = server.url();
+    println!("### Four hosts × 12 scans on one key, 20 requests per 40 s\n");
+    println!("Each host a process with a state directory of its own; only the database connects them.");
+    println!("Requests count 429s too. Last column: store bypass warnings / re-attachments, summed over the hosts.\n");
+    println!("| hosts | scans asked | completed | failed | scans created | requests | 429s | last host done (s) | bypassed / re-attached |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let (shared, sim, key, dirs) = four_hosts(Some(&url), [0; 4], 1, || {});
+    row("one database", &shared);
+    let (blind, ..) = four_hosts(None, [0; 4], 2, || {});
+    row("blind (no store)", &blind);
+    let (skewed, ..) = four_hosts(Some(&url), [-3_000, -1_000, 1_000, 3_000], 3, || {});
+    row("one database, clocks skewed -3, -1, +1, +3 s", &skewed);
+    let (restarted, ..) = four_hosts(Some(&url), [0; 4], 4, || {
+        std::thread::sleep(Duration::from_secs(20));
+        server.stop();
+        std::thread::sleep(Duration::from_secs(5));
+        server.start_again().expect("the database starts again");
+    });
+    row("one database, stopped at 20 s for 5 s", &restarted);
+
+    // A fifth host asks again for the first host's 12 companies, within max_age_days.
+    let before = sim.stats(&key);
+    let fifth = state_dir("fleet-fifth");
+    let (again, _) = collect(spawn_host(&sim, &key, &fifth, Some(&url), 0, &sites("f1h0", 12)));
+    let after = sim.stats(&key);
+    println!(
+        "\nA fifth host (a state directory of its own) asking again for the first host's 12 companies \
+         (max_age_days 30): {} completed, {} from the store, {} requests sent, in {:.3} s.\n",
+        again.completed,
+        again.from_store,
+        (after.posts + after.gets + after.rate_limited) - (before.posts + before.gets + before.rate_limited),
+        again.elapsed
+    );
+    for d in dirs.iter().chain(std::iter::once(&fifth)) {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+fn twins(server: &pg_server::PgServer) {
+    println!("### Two hosts asking at once for the same 6 companies\n");
+    println!("| store | scans asked for | scans created | completed | failed |");
+    println!("|---|---|---|---|---|");
+    for (label, url) in [("one database", Some(server.url())), ("none", None)] {
+        let sim = sim_with(1000, Duration::from_secs(3600), super::SCAN_MIN, super::SCAN_MAX);
+        let key = super::key(if url.is_some() { 2411 } else { 2412 });
+        let same = sites("fleet-same", 6);
+        let dirs: Vec<PathBuf> = (0..2).map(|h| state_dir(&format!("fleet-twins-{h}"))).collect();
+        let children: Vec<Child> = dirs
+            .iter()
+            .map(|d| {
+                let state = if url.is_some() { d.clone() } else { PathBuf::from("off") };
+                spawn_host(&sim, &key, &state, url.as_deref(), 0, &same)
+            })
+            .collect();
+        let reports: Vec<(WorkerReport, String)> = children.into_iter().map(collect).collect();
+        println!(
+            "| {label} | 12 | {} | {} | {} |",
+            sim.stats(&key).scans_created,
+            reports.iter().map(|r| r.0.completed).sum::<usize>(),
+            reports.iter().map(|r| r.0.failed).sum::<usize>(),
+        );
+        for d in &dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+    println!();
+}
+
+/// Per-request latency of sequential GETs through a client with the store, p50 and p99.
+fn latencies(config: ClientConfig, n: usize) -> (f64, f64) {
+    let client = config.build().expect("client");
+    client.get_scan("scn_missing").ok(); // the first exchange informs the ledger and connects
+    let mut times: Vec<f64> = (0..n)
+        .map(|_| {
+            let started = Instant::now();
+            let _ = client.get_scan("scn_missing");
+            started.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    (times[n / 2], times[n * 99 / 100])
+}
+
+fn ledger_cost(server: &pg_server::PgServer) {
+    println!("### The ledger's cost per request\n");
+    let sim =
+        sim_with(1_000_000, Duration::from_secs(3600), Duration::from_millis(1), Duration::from_millis(2));
+    let n = 2000;
+    println!("{n} sequential GETs (answered 404 by the simulator on 127.0.0.1), per request:\n");
+    println!("| client | p50 ms | p99 ms | p50 beyond none | p99 beyond none |");
+    println!("|---|---|---|---|---|");
+    let dir = state_dir("fleet-cost");
+    let none = latencies(ClientConfig::new(&super::key(2421), Some(&sim.base_url)), n);
+    let sqlite = latencies(
+        ClientConfig {
+            state_dir: Some(dir.clone()),
+            ..ClientConfig::new(&super::key(2422), Some(&sim.base_url))
+        },
+        n,
+    );
+    let pg = latencies(
+        ClientConfig {
+            state_url: Some(exona::config::StateUrl::new(&server.url())),
+            ..ClientConfig::new(&super::key(2423), Some(&sim.base_url))
+        },
+        n,
+    );
+    for (label, (p50, p99)) in
+        [("no store", none), ("SQLite (a host)", sqlite), ("PostgreSQL on loopback (a fleet)", pg)]
+    {
+        println!("| {label} | {p50:.3} | {p99:.3} | {:.3} | {:.3} |", p50 - none.0, p99 - none.1);
+    }
+    println!();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+pub fn run() {
+    println!("## Fleet: hosts sharing a key through PostgreSQL\n");
+    let server = match pg_server::PgServer::start() {
+        Ok(s) => s,
+        Err(e) => {
+            println!("skipped: {e}\n");
+            return;
+        }
+    };
+    println!("A throwaway PostgreSQL server on 127.0.0.1:{} (initdb + pg_ctl, fsync off).\n", server.port);
+    hosts(&server);
+    twins(&server);
+    ledger_cost(&server);
+}
