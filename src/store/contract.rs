@@ -239,3 +239,30 @@ fn a_newer_schema_is_refused() {
     let other = super::postgres::PgStore::new(&format!("{}?schema=fleet_b", server.url()), "fp").unwrap();
     assert_eq!(other.durations(1).unwrap(), []);
 }
+
+/// PostgreSQL only: a role with rights on its own schema only (no right to create schemas in
+/// the database) is all the store needs.
+#[test]
+fn a_role_with_rights_on_its_schema_only_is_enough() {
+    let Some(server) = pg_server::PgServer::start_or_skip() else { return };
+    let mut admin = postgres::Client::connect(&server.url(), postgres::NoTls).unwrap();
+    admin
+        .batch_execute(
+            "CREATE ROLE fleet LOGIN;
+             REVOKE CREATE ON DATABASE postgres FROM PUBLIC;
+             REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+             CREATE SCHEMA fleet_store AUTHORIZATION fleet;",
+        )
+        .unwrap();
+    let url = format!("postgresql://fleet:pw@127.0.0.1:{}/postgres?schema=fleet_store", server.port);
+    let (a, b) = (
+        super::postgres::PgStore::new(&url, "fp").unwrap(),
+        super::postgres::PgStore::new(&url, "fp").unwrap(),
+    );
+    assert_eq!(a.claim("acme", t(0), t(10)).unwrap(), Claim::Mine);
+    assert_eq!(b.claim("acme", t(0), t(11)).unwrap(), Claim::Creating);
+    // And it cannot create a schema of its own: the default `exona` is refused, by name.
+    let other = format!("postgresql://fleet:pw@127.0.0.1:{}/postgres", server.port);
+    let e = super::postgres::PgStore::new(&other, "fp").unwrap().durations(1).unwrap_err();
+    assert!(e.contains("permission denied"), "{e}");
+}

@@ -92,8 +92,16 @@ fn split_schema(url: &str) -> Result<(String, String), String> {
     Ok((u.to_string(), schema))
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
+/// An error with its causes: the driver's own Display says only "db error", the server's
+/// words are in its source.
+fn err(e: impl std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text = format!("{text}: {c}");
+        cause = c.source();
+    }
+    text
 }
 
 fn unix_ms(t: SystemTime) -> i64 {
@@ -157,7 +165,7 @@ impl PgStore {
     }
 
     fn connect(&self) -> Result<Client, String> {
-        let mut client = self.config.connect(tls()?).map_err(|e| format!("{}: {e}", self.shown))?;
+        let mut client = self.config.connect(tls()?).map_err(|e| format!("{}: {}", self.shown, err(e)))?;
         self.prepare_schema(&mut client)?;
         self.measure_offset(&mut client)?;
         Ok(client)
@@ -199,9 +207,17 @@ impl PgStore {
         let mut tx = client.transaction().map_err(err)?;
         // One process creates or migrates at a time (the lock ends with the transaction).
         tx.execute("SELECT pg_advisory_xact_lock(hashtextextended('exona-schema', 0))", &[]).map_err(err)?;
+        // CREATE SCHEMA checks the right to create in the database even when the schema
+        // exists: a role given rights on its schema only must not be asked for more.
+        let exists: bool = tx
+            .query_one("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", &[&s])
+            .map_err(err)?
+            .get(0);
+        if !exists {
+            tx.batch_execute(&format!("CREATE SCHEMA {s}")).map_err(err)?;
+        }
         tx.batch_execute(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {s};
-             CREATE TABLE IF NOT EXISTS {s}.meta (key text PRIMARY KEY, value bigint NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS {s}.meta (key text PRIMARY KEY, value bigint NOT NULL);"
         ))
         .map_err(err)?;
         let found: Option<i64> = tx
@@ -648,7 +664,7 @@ impl Store for PgStore {
 /// schema yet. Times are translated to this host's clock.
 pub fn snapshot(url: &str, fingerprint: &str, now: SystemTime) -> Result<Option<Snapshot>, String> {
     let store = PgStore::new(url, fingerprint)?;
-    let mut client = store.config.connect(tls()?).map_err(|e| format!("{}: {e}", store.shown))?;
+    let mut client = store.config.connect(tls()?).map_err(|e| format!("{}: {}", store.shown, err(e)))?;
     let s = &store.schema;
     let exists: bool =
         client.query_one(&format!("SELECT to_regclass('{s}.meta') IS NOT NULL"), &[]).map_err(err)?.get(0);
