@@ -45,8 +45,14 @@ fn on_both(name: &str, check: impl Fn(&Open)) {
 }
 
 fn t(secs: u64) -> SystemTime {
-    // A fixed, recent time: leases are compared on it, not on the clock.
-    SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_000_000 + secs)
+    // Times from when the tests began (leases are compared on them, not on the clock): recent,
+    // so that no store's pruning of hour-old rows takes them for stale.
+    static BASE: std::sync::OnceLock<SystemTime> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(|| {
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        SystemTime::UNIX_EPOCH + Duration::from_secs(now) // whole seconds: stores keep milliseconds
+    });
+    base + Duration::from_secs(secs)
 }
 
 fn result_at(secs: u64, json: &str) -> StoredResult {

@@ -168,7 +168,37 @@ impl PgStore {
         let mut client = self.config.connect(tls()?).map_err(|e| format!("{}: {}", self.shown, err(e)))?;
         self.prepare_schema(&mut client)?;
         self.measure_offset(&mut client)?;
+        self.prune(&mut client)?;
         Ok(client)
+    }
+
+    /// What no call can use any more, dropped on connecting (as the SQLite store does on
+    /// opening): results older than the API's longest `max_age_days`, claims and holds whose
+    /// leases lapsed an hour ago, scans recorded in flight longer than any scan runs.
+    fn prune(&self, client: &mut Client) -> Result<(), String> {
+        const DAY_MS: i64 = 86_400_000;
+        let now = local_now_ms() + self.offset_ms.load(Ordering::Relaxed);
+        let hour_ago = now - 3_600_000;
+        let in_flight_ttl = super::IN_FLIGHT_TTL.as_millis() as i64;
+        let mut tx = client.transaction().map_err(err)?;
+        tx.execute(
+            &format!("DELETE FROM {} WHERE completed_ms < $1", self.t("results")),
+            &[&(unix_ms(SystemTime::now()) - 366 * DAY_MS)],
+        )
+        .map_err(err)?;
+        tx.execute(
+            &format!("DELETE FROM {} WHERE scan_id = '' AND lease_until_ms < $1", self.t("in_flight")),
+            &[&hour_ago],
+        )
+        .map_err(err)?;
+        tx.execute(
+            &format!("DELETE FROM {} WHERE scan_id <> '' AND since_ms < $1", self.t("in_flight")),
+            &[&(now - in_flight_ttl)],
+        )
+        .map_err(err)?;
+        tx.execute(&format!("DELETE FROM {} WHERE lease_until_ms < $1", self.t("holds")), &[&hour_ago])
+            .map_err(err)?;
+        tx.commit().map_err(err)
     }
 
     /// Runs `f` on the connection (made if there is none); any error drops the connection,
