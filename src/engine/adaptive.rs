@@ -167,7 +167,31 @@ pub fn thrift(outlook: Outlook, demand: Demand, costs: &PlanCosts) -> f64 {
             + costs.scale(t) * demand.beyond_one
             + (demand.queued as f64 + demand.arriving) * (1.0 + costs.fresh(t))
     };
-    (0..=STEPS).map(|i| i as f64 / STEPS as f64).find(|&t| spend(t) <= budget).unwrap_or(1.0)
+    // What latency polls may take is the window's surplus beyond frugal polling, less a
+    // provision for as much work again (the next portfolio a user starts when this one ends)
+    // while the window has time for it: a fresh key's first batch otherwise spent its hour on
+    // latency polls and the next waited for the reset (issue 23).
+    let target = (budget - provision(outlook, demand, costs)).max(spend(1.0));
+    (0..=STEPS).map(|i| i as f64 / STEPS as f64).find(|&t| spend(t) <= target).unwrap_or(1.0)
+}
+
+/// The requests kept for a batch like the one under way (its scans created and admitted to
+/// poll frugally) that may follow it within the window, less what the expected arrivals already
+/// count for; nothing once the window would end before such a batch could finish.
+fn provision(outlook: Outlook, demand: Demand, costs: &PlanCosts) -> f64 {
+    let horizon = demand.horizon.as_secs_f64();
+    let reset_in = outlook.reset_in.as_secs_f64();
+    let weight = if horizon <= 0.0 || reset_in >= 2.0 * horizon {
+        1.0
+    } else {
+        ((reset_in - horizon) / horizon).clamp(0.0, 1.0)
+    };
+    // A scan is admitted only with its frugal reservation free, more than frugal polling
+    // spends: the next batch needs that much room to run at frugal's pace.
+    let admitted = f64::from(super::policy::Policy::default().polls_to_reserve(Mode::Frugal));
+    let per_scan = 1.0 + costs.fresh(1.0).max(admitted);
+    let batch = (demand.running + demand.queued) as f64 * per_scan;
+    (batch - demand.arriving * per_scan).max(0.0) * weight
 }
 
 /// The thrifts tried, from latency up.
@@ -227,8 +251,10 @@ mod tests {
 
     #[test]
     fn a_tightening_window_moves_toward_frugal_continuously() {
+        // (With room kept for a batch like these 8 after them: 32 requests, created and admitted
+        // at frugal's reservation.)
         let at = |available| thrift(outlook(available, 3000), running(8), &costs());
-        let ts: Vec<f64> = [60, 40, 30, 25, 15].iter().map(|&a| at(a)).collect();
+        let ts: Vec<f64> = [90, 75, 65, 55, 40].iter().map(|&a| at(a)).collect();
         assert_eq!(ts[0], 0.0);
         assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
         assert!(ts[2] > 0.0 && ts[2] < 1.0, "{ts:?}");
@@ -270,5 +296,50 @@ mod tests {
         assert_eq!(thrift(outlook(0, 5), running(1), &costs()), 1.0, "115 s of an hour is 3 requests");
         let short = Outlook { window: S(60), ..outlook(0, 5) };
         assert_eq!(thrift(short, running(4), &costs()), 0.0);
+    }
+}
+
+#[cfg(test)]
+mod provision_tests {
+    use super::*;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    fn costs() -> PlanCosts {
+        PlanCosts::new(&DurationModel::new(), (S(3), S(12)), S(1))
+    }
+
+    /// Issue 23: 20 scans just created on a fresh key at 100 requests per 360 s, with a store
+    /// (no blind reserve). Before, the window's surplus went on latency polls (thrift 0), and a
+    /// second portfolio started after this one waited for the reset.
+    #[test]
+    fn a_fresh_windows_surplus_is_kept_for_the_next_batch_until_its_end_nears() {
+        let c = costs();
+        let demand = Demand {
+            running: 20,
+            beyond_one: 20.0 * c.latency_beyond_one(Duration::ZERO),
+            horizon: S(12),
+            ..Demand::default()
+        };
+        let at = |reset_in| {
+            thrift(
+                Outlook {
+                    limit: 100,
+                    available: 80,
+                    reserved: 60,
+                    reset_in: S(reset_in),
+                    window: S(360),
+                    others_known: true,
+                },
+                demand,
+                &c,
+            )
+        };
+        assert_eq!(at(340), 1.0, "room for another 20 is kept");
+        // Near the end no other batch could finish in the window: the surplus is spent (as far
+        // as the window pays for latency's polls of 20 fresh scans), and in between, in part.
+        let (end, near, early) = (at(12), at(18), at(340));
+        assert!(end < 0.5, "{end}");
+        assert!(end < near && near < early, "{end} {near} {early}");
     }
 }
