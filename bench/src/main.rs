@@ -385,6 +385,7 @@ fn main() {
         "curve" => curve::run(),
         "crash" => crash::run(),
         "fleet" => fleet::run(),
+        "pair" => portfolio::two_portfolios(),
         "all" => {
             efficiency();
             pressure();
@@ -397,7 +398,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "exona-bench: unknown scenario {other:?} (efficiency, pressure, cancel, scale, store, portfolio, adaptive, curve, crash, fleet, all)"
+                "exona-bench: unknown scenario {other:?} (efficiency, pressure, cancel, scale, store, portfolio, adaptive, curve, crash, fleet, pair, all)"
             );
             std::process::exit(2);
         }
