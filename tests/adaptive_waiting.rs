@@ -59,11 +59,21 @@ fn run_with(
     thrift: Option<f64>,
 ) -> Run {
     let client = Client::with_transport("http://virtual/api/v1".into(), api.clone(), clock.clone(), policy);
-    let sink = Arc::new(Collect::default());
     let options = WaitOptions { deadline: Some(Duration::from_secs(1800)), thrift, ..WaitOptions::default() };
-    for i in 0..scans {
-        let request = ScanRequest::new(format!("Company {i}"), format!("https://c{i}.example"));
-        client.submit(Goal::Create { request, create_only: false }, &options, sink.clone()).unwrap();
+    let outcomes = scan_all(&client, &options, (0..scans).map(|i| format!("https://c{i}.example")));
+    Run::of(scans, &api, &outcomes, &clock)
+}
+
+/// Submits a create of each website and drives the engine until every one has ended.
+fn scan_all(
+    client: &Client,
+    options: &WaitOptions,
+    sites: impl Iterator<Item = String>,
+) -> Vec<exona::Outcome> {
+    let sink = Arc::new(Collect::default());
+    for (i, site) in sites.enumerate() {
+        let request = ScanRequest::new(format!("Company {i}"), site);
+        client.submit(Goal::Create { request, create_only: false }, options, sink.clone()).unwrap();
     }
     let idle = CancelToken::new();
     let mut steps = 0u64;
@@ -71,8 +81,8 @@ fn run_with(
         steps += 1;
         assert!(steps < 10_000_000, "the engine does not settle");
     }
-    let outcomes = std::mem::take(&mut *sink.outcomes.lock().unwrap());
-    Run::of(scans, &api, &outcomes, &clock)
+    let outcomes: Vec<exona::Outcome> = sink.outcomes.lock().unwrap().drain(..).collect();
+    outcomes
 }
 
 /// Scans of 3–12 s, the prior told so, 30 requests per 60 s, `Retry-After: 1`.
@@ -360,19 +370,8 @@ fn two_portfolios(seed: u64, mode: Mode) -> (Run, Run) {
     let options = WaitOptions { deadline: Some(Duration::from_secs(1800)), ..WaitOptions::default() };
     let mut runs = Vec::new();
     for portfolio in 0..2 {
-        let sink = Arc::new(Collect::default());
-        for i in 0..20 {
-            let request =
-                ScanRequest::new(format!("Company {i}"), format!("https://p{portfolio}-{i}.example"));
-            client.submit(Goal::Create { request, create_only: false }, &options, sink.clone()).unwrap();
-        }
-        let idle = CancelToken::new();
-        let mut steps = 0u64;
-        while client.drive(&idle) {
-            steps += 1;
-            assert!(steps < 10_000_000, "the engine does not settle");
-        }
-        let outcomes = std::mem::take(&mut *sink.outcomes.lock().unwrap());
+        let outcomes =
+            scan_all(&client, &options, (0..20).map(|i| format!("https://p{portfolio}-{i}.example")));
         runs.push(Run::of(20, &api, &outcomes, &clock));
     }
     let second = runs.pop().unwrap();
