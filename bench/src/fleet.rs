@@ -247,3 +247,12 @@ pub fn run() {
     twins(&server);
     ledger_cost(&server);
 }
+
+/// Only the ledger's cost (`exona-bench fleet-cost`: seconds, where `fleet` takes twenty minutes).
+pub fn run_cost() {
+    println!("## Fleet: the ledger's cost on PostgreSQL\n");
+    match pg_server::PgServer::start() {
+        Ok(server) => ledger_cost(&server),
+        Err(e) => println!("skipped: {e}\n"),
+    }
+}

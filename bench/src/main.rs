@@ -385,6 +385,7 @@ fn main() {
         "curve" => curve::run(),
         "crash" => crash::run(),
         "fleet" => fleet::run(),
+        "fleet-cost" => fleet::run_cost(),
         "pair" => portfolio::two_portfolios(),
         "all" => {
             efficiency();
@@ -398,7 +399,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "exona-bench: unknown scenario {other:?} (efficiency, pressure, cancel, scale, store, portfolio, adaptive, curve, crash, fleet, pair, all)"
+                "exona-bench: unknown scenario {other:?} (efficiency, pressure, cancel, scale, store, portfolio, adaptive, curve, crash, fleet, fleet-cost, pair, all)"
             );
             std::process::exit(2);
         }

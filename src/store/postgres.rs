@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use postgres::{Client, Config, Transaction};
+use std::collections::HashMap;
+
+use postgres::{Client, Config, GenericClient, Statement, Transaction};
 
 use super::snapshot::{HolderView, InFlightView, Snapshot, WindowView};
 use super::{Claim, Store, StoredResult, LEASE};
@@ -42,6 +44,10 @@ pub struct PgStore {
     fingerprint: String,
     holder: String,
     conn: Mutex<Option<Client>>,
+    /// The ledger's statements, prepared once per connection (a statement run by its text is
+    /// parsed again each time: twice the round trips on every request's two transactions).
+    /// Emptied whenever the connection is made again; locked only under `conn`.
+    statements: Mutex<HashMap<String, Statement>>,
     /// The database's clock less this host's, in milliseconds (measured on each connection
     /// and ledger transaction; a test may add a skew of its own, see `EXONA_TEST_CLOCK_SKEW_MS`).
     offset_ms: AtomicI64,
@@ -155,6 +161,7 @@ impl PgStore {
             fingerprint: fingerprint.to_owned(),
             holder: super::sqlite::holder_name(),
             conn: Mutex::new(None),
+            statements: Mutex::new(HashMap::new()),
             offset_ms: AtomicI64::new(0),
         })
     }
@@ -206,6 +213,7 @@ impl PgStore {
     fn with<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, String>) -> Result<T, String> {
         let mut slot = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
+            self.statements.lock().unwrap_or_else(|p| p.into_inner()).clear();
             *slot = Some(self.connect()?);
         }
         let client = slot.as_mut().expect("connected above");
@@ -214,6 +222,17 @@ impl PgStore {
             *slot = None;
         }
         out
+    }
+
+    /// `sql` prepared on this connection (once; then from the cache).
+    fn prepared(&self, client: &mut impl GenericClient, sql: &str) -> Result<Statement, String> {
+        let mut cache = self.statements.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(statement) = cache.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = client.prepare(sql).map_err(err)?;
+        cache.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
     }
 
     fn measure_offset(&self, client: &mut Client) -> Result<(), String> {
@@ -324,16 +343,13 @@ impl PgStore {
         db_now: i64,
         offset: i64,
     ) -> Result<SharedWindow, String> {
-        let row = tx
-            .query_opt(
-                &format!(
-                    "SELECT budget_limit, remaining, reset_ms, reset_unix, ended_unix, window_ms, informed,
-                            cooldown_ms, last_grant_ms FROM {} WHERE fingerprint = $1",
-                    self.t("ledger")
-                ),
-                &[&self.fingerprint],
-            )
-            .map_err(err)?;
+        let sql = format!(
+            "SELECT budget_limit, remaining, reset_ms, reset_unix, ended_unix, window_ms, informed,
+                    cooldown_ms, last_grant_ms FROM {} WHERE fingerprint = $1",
+            self.t("ledger")
+        );
+        let statement = self.prepared(tx, &sql)?;
+        let row = tx.query_opt(&statement, &[&self.fingerprint]).map_err(err)?;
         let mut window = match row {
             Some(r) => SharedWindow {
                 known: true,
@@ -351,17 +367,14 @@ impl PgStore {
             },
             None => SharedWindow::default(),
         };
-        let r = tx
-            .query_one(
-                &format!(
-                    "SELECT COALESCE(SUM(CASE WHEN outstanding_until_ms > $3 THEN outstanding ELSE 0 END), 0)::bigint,
-                            COALESCE(SUM(CASE WHEN reserved_until_ms > $3 THEN reserved ELSE 0 END), 0)::bigint
-                     FROM {} WHERE fingerprint = $1 AND holder <> $2 AND lease_until_ms > $3",
-                    self.t("holds")
-                ),
-                &[&self.fingerprint, &self.holder, &db_now],
-            )
-            .map_err(err)?;
+        let sql = format!(
+            "SELECT COALESCE(SUM(CASE WHEN outstanding_until_ms > $3 THEN outstanding ELSE 0 END), 0)::bigint,
+                    COALESCE(SUM(CASE WHEN reserved_until_ms > $3 THEN reserved ELSE 0 END), 0)::bigint
+             FROM {} WHERE fingerprint = $1 AND holder <> $2 AND lease_until_ms > $3",
+            self.t("holds")
+        );
+        let statement = self.prepared(tx, &sql)?;
+        let r = tx.query_one(&statement, &[&self.fingerprint, &self.holder, &db_now]).map_err(err)?;
         window.others_outstanding = r.get::<_, i64>(0).clamp(0, u32::MAX as i64) as u32;
         window.others_reserved = r.get::<_, i64>(1).clamp(0, u32::MAX as i64) as u32;
         Ok(window)
@@ -389,31 +402,31 @@ impl Ledger for PgStore {
     ) -> Result<(), String> {
         self.with(|c| {
             let mut tx = c.transaction().map_err(err)?;
-            Self::key_lock(&mut tx, &format!("exona-ledger:{}", self.fingerprint))?;
-            // The database's clock now, against this host's: the offset every time below
-            // is translated by (measured inside the transaction, so it is fresh).
+            // The key's lock, and the database's clock once it is held, against this host's:
+            // the offset every time below is translated by (fresh in every transaction).
             let before = local_now_ms();
-            let db_now: i64 = tx
-                .query_one("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint", &[])
-                .map_err(err)?
-                .get(0);
+            let statement = self.prepared(
+                &mut tx,
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))::text,
+                        (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+            )?;
+            let db_now: i64 =
+                tx.query_one(&statement, &[&format!("exona-ledger:{}", self.fingerprint)]).map_err(err)?.get(1);
             let offset = db_now - (before + local_now_ms()) / 2;
             self.offset_ms.store(offset, Ordering::Relaxed);
             // The engine's wall clock is this process's own (without the test skew): the
             // translation covers both.
             let shift = offset + test_skew_ms();
             let db_wall = wall_ms + shift;
-            tx.execute(
-                &format!("DELETE FROM {} WHERE fingerprint = $1 AND holder <> $2 AND lease_until_ms <= $3", self.t("holds")),
-                &[&self.fingerprint, &self.holder, &db_wall],
-            )
-            .map_err(err)?;
+            let sql =
+                format!("DELETE FROM {} WHERE fingerprint = $1 AND holder <> $2 AND lease_until_ms <= $3", self.t("holds"));
+            let statement = self.prepared(&mut tx, &sql)?;
+            tx.execute(&statement, &[&self.fingerprint, &self.holder, &db_wall]).map_err(err)?;
             let mut window = self.read_window(&mut tx, db_wall, shift)?;
             let mut mine = Holds::default();
             decide(&mut window, &mut mine);
             let w = &window;
-            tx.execute(
-                &format!(
+            let sql = format!(
                     "INSERT INTO {} (fingerprint, budget_limit, remaining, reset_ms, reset_unix, ended_unix,
                          window_ms, informed, cooldown_ms, last_grant_ms)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -423,7 +436,10 @@ impl Ledger for PgStore {
                          window_ms = excluded.window_ms, informed = excluded.informed,
                          cooldown_ms = excluded.cooldown_ms, last_grant_ms = excluded.last_grant_ms",
                     self.t("ledger")
-                ),
+                );
+            let statement = self.prepared(&mut tx, &sql)?;
+            tx.execute(
+                &statement,
                 &[
                     &self.fingerprint,
                     &i64::from(w.limit),
@@ -439,21 +455,21 @@ impl Ledger for PgStore {
             )
             .map_err(err)?;
             if mine == Holds::default() {
-                tx.execute(
-                    &format!("DELETE FROM {} WHERE fingerprint = $1 AND holder = $2", self.t("holds")),
-                    &[&self.fingerprint, &self.holder],
-                )
-                .map_err(err)?;
+                let sql = format!("DELETE FROM {} WHERE fingerprint = $1 AND holder = $2", self.t("holds"));
+                let statement = self.prepared(&mut tx, &sql)?;
+                tx.execute(&statement, &[&self.fingerprint, &self.holder]).map_err(err)?;
             } else {
-                tx.execute(
-                    &format!(
+                let sql = format!(
                         "INSERT INTO {} (fingerprint, holder, outstanding, outstanding_until_ms, reserved,
                              reserved_until_ms, lease_until_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)
                          ON CONFLICT (fingerprint, holder) DO UPDATE SET outstanding = excluded.outstanding,
                              outstanding_until_ms = excluded.outstanding_until_ms, reserved = excluded.reserved,
                              reserved_until_ms = excluded.reserved_until_ms, lease_until_ms = excluded.lease_until_ms",
                         self.t("holds")
-                    ),
+                    );
+                let statement = self.prepared(&mut tx, &sql)?;
+                tx.execute(
+                    &statement,
                     &[
                         &self.fingerprint,
                         &self.holder,
