@@ -213,6 +213,44 @@ impl Client {
         }
     }
 
+    /// [`Client::with_transport`], its governor sharing the key's window through `ledger` as
+    /// a process with a state store does: how tests run several processes on one key on
+    /// virtual time (each client one process, driven with [`Client::drive_due`]).
+    #[doc(hidden)]
+    pub fn with_transport_sharing(
+        base_url: String,
+        transport: Arc<dyn Transport>,
+        clock: Arc<dyn Clock>,
+        policy: Policy,
+        ledger: Arc<dyn crate::engine::ledger::Ledger>,
+    ) -> Client {
+        let governor = Arc::new(Governor::new(policy.limits.clone()));
+        // One anchor for every client on the clock: the wall time of its origin.
+        let origin_ms =
+            clock.wall().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+                - clock.now().as_millis() as i64;
+        governor.share_anchored(
+            ledger,
+            crate::engine::ledger::WallAnchor { monotonic: Duration::ZERO, wall_ms: origin_ms },
+        );
+        let core = Core::new(policy, governor);
+        Client {
+            inner: Arc::new(Inner {
+                base_url,
+                engine: Engine::inline(core, transport, clock),
+                store: None,
+                _registration: None,
+            }),
+        }
+    }
+
+    /// Inline driving on a clock other clients share: sends what is due now and says when this
+    /// client next has something to do (`None`: nothing waits); never sleeps.
+    #[doc(hidden)]
+    pub fn drive_due(&self) -> Option<Duration> {
+        self.inner.engine.step_due()
+    }
+
     /// A client over any transport, driven by its own scheduler and worker threads as a
     /// production client is: how tests check what the threads do when a transport misbehaves.
     pub fn threaded_with_transport(

@@ -43,6 +43,12 @@ pub use engine::task::{Goal, Outcome, Reason};
 
 /// What a server says about when to come back: `Retry-After` (seconds or an HTTP date, read
 /// against the response's `Date`) and `X-RateLimit-Reset`.
+/// What tests of several processes on one key use (not a stable interface).
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::engine::ledger::{Holds, Ledger, MemoryLedger};
+}
+
 pub mod retry_after {
     pub use crate::engine::retry_after::{parse_reset, parse_retry_after, LONGEST};
 }

@@ -54,15 +54,7 @@ fn spawn_host(
 /// A host's report and what it said on stderr.
 fn collect(child: Child) -> (WorkerReport, String) {
     let out = child.wait_with_output().expect("worker ends");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.starts_with("report ")).expect("worker report");
-    let f: Vec<&str> = line.split_whitespace().collect();
-    let report = WorkerReport {
-        completed: f[1].parse().unwrap(),
-        failed: f[2].parse().unwrap(),
-        from_store: f[3].parse().unwrap(),
-        elapsed: f[4].parse().unwrap(),
-    };
+    let report = super::store::parse_report(&String::from_utf8_lossy(&out.stdout));
     (report, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 

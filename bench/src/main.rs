@@ -7,6 +7,7 @@
 //!   cargo run --release -p exona-bench -- cancel       # how soon a cancelled wait returns
 //!   cargo run --release -p exona-bench -- scale        # 100, 1,000, 10,000 scans in flight
 //!   cargo run --release -p exona-bench -- store        # processes sharing a key (state store)
+//!   cargo run --release -p exona-bench -- store-share  # just its two window-sharing scenarios
 //!   cargo run --release -p exona-bench -- portfolio    # the exona command: kill -9 and resume, 1,000 rows
 //!   cargo run --release -p exona-bench -- adaptive     # the adaptive mode at issue 13's three figures
 //!   cargo run --release -p exona-bench -- curve        # virtual time: requests per scan against delay
@@ -380,6 +381,7 @@ fn main() {
         "cancel" => cancel_latency(),
         "scale" => scale(),
         "store" => store::run(),
+        "store-share" => store::sharing(),
         "portfolio" => portfolio::run(),
         "adaptive" => adaptive::run(),
         "curve" => curve::run(),
@@ -399,7 +401,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "exona-bench: unknown scenario {other:?} (efficiency, pressure, cancel, scale, store, portfolio, adaptive, curve, crash, fleet, fleet-cost, pair, all)"
+                "exona-bench: unknown scenario {other:?} (efficiency, pressure, cancel, scale, store, portfolio, adaptive, curve, crash, fleet, fleet-cost, pair, store-share, all)"
             );
             std::process::exit(2);
         }

@@ -21,6 +21,8 @@ pub struct WorkerReport {
     pub failed: usize,
     pub from_store: usize,
     pub elapsed: f64,
+    /// When the worker's last call ended (Unix seconds).
+    pub ended_unix: f64,
 }
 
 /// `exona-bench store-worker BASE_URL STATE_DIR|off HINT|none SITE...`, the key in
@@ -63,7 +65,12 @@ pub fn worker(args: &[String]) {
             }
         }
     }
-    println!("report {completed} {failed} {from_store} {:.3}", started.elapsed().as_secs_f64());
+    let ended = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    println!(
+        "report {completed} {failed} {from_store} {:.3} {:.3}",
+        started.elapsed().as_secs_f64(),
+        ended.as_secs_f64()
+    );
 }
 
 pub fn spawn_worker(sim: &SimHandle, key: &str, state: &Path, hint: &str, sites: &[String]) -> Child {
@@ -84,7 +91,11 @@ pub fn spawn_worker(sim: &SimHandle, key: &str, state: &Path, hint: &str, sites:
 
 pub fn collect(child: Child) -> WorkerReport {
     let out = child.wait_with_output().expect("worker ends");
-    let text = String::from_utf8_lossy(&out.stdout);
+    parse_report(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The report line a worker printed (see [`worker`]).
+pub fn parse_report(text: &str) -> WorkerReport {
     let line = text.lines().find(|l| l.starts_with("report ")).expect("worker report");
     let f: Vec<&str> = line.split_whitespace().collect();
     WorkerReport {
@@ -92,6 +103,7 @@ pub fn collect(child: Child) -> WorkerReport {
         failed: f[2].parse().unwrap(),
         from_store: f[3].parse().unwrap(),
         elapsed: f[4].parse().unwrap(),
+        ended_unix: f[5].parse().unwrap(),
     }
 }
 
@@ -169,6 +181,46 @@ fn three_processes() {
         again.elapsed
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Three processes asking at once for the same 12 companies (max_age_days set), 20 requests
+/// per 40 s: the scans a process joins end for it when the creator's do (read from the store).
+fn shared_companies() {
+    println!(
+        "### Three processes asking at once for the same 12 companies, 20 requests per 40 s
+"
+    );
+    println!("Each process a batch of the same 12 (max_age_days 30); scans 3–12 s. \"returns\": when each process's last call ended, from the first process's start.\n");
+    println!("| state store | scans created | completed | failed | requests | 429s | processes returned at (s) | spread (s) |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (n, with_store) in [true, false].into_iter().enumerate() {
+        let sim = sim_with(20, Duration::from_secs(40), super::SCAN_MIN, super::SCAN_MAX);
+        let key = super::key(1121 + n as u32);
+        let dir = if with_store { state_dir("same12") } else { PathBuf::from("off") };
+        let same = sites("same12", 12);
+        let started =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+        let children: Vec<Child> = (0..3).map(|_| spawn_worker(&sim, &key, &dir, "3-12", &same)).collect();
+        let reports: Vec<WorkerReport> = children.into_iter().map(collect).collect();
+        let stats = sim.stats(&key);
+        let mut ends: Vec<f64> = reports.iter().map(|r| r.ended_unix - started).collect();
+        ends.sort_by(f64::total_cmp);
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} |",
+            if with_store { "shared" } else { "none" },
+            stats.scans_created,
+            reports.iter().map(|r| r.completed).sum::<usize>(),
+            reports.iter().map(|r| r.failed).sum::<usize>(),
+            stats.posts + stats.gets,
+            stats.rate_limited,
+            ends.iter().map(|e| format!("{e:.1}")).collect::<Vec<_>>().join(", "),
+            ends[2] - ends[0],
+        );
+        if with_store {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    println!();
 }
 
 /// Two processes asking at once for the same six companies.
@@ -261,9 +313,18 @@ fn ledger_overhead() {
     );
 }
 
+/// Just the two sharing scenarios (issue 23's figures): three processes with their own
+/// companies, and with the same ones.
+pub fn sharing() {
+    println!("## State store: processes sharing a key's window\n");
+    three_processes();
+    shared_companies();
+}
+
 pub fn run() {
     println!("## State store: processes sharing a key\n");
     three_processes();
+    shared_companies();
     twins();
     fresh_process();
     ledger_overhead();

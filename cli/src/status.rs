@@ -106,9 +106,12 @@ pub fn as_text(s: &Snapshot, now: SystemTime) -> String {
     for h in &s.holders {
         let who = h.pid.map_or_else(|| h.owner.clone(), |p| format!("pid {p}"));
         line(format!(
-            "process {who}: {} request(s) out, {} poll(s) promised to its scans (lease {})",
+            "process {who}: {} request(s) out, {} poll(s) promised to its scans, work in sight \
+             expected to take {} poll(s) and {} request(s) for creates waiting (lease {})",
             h.outstanding,
             h.reserved,
+            h.expected,
+            h.queued,
             from_now(h.lease_until, now)
         ));
     }
@@ -162,6 +165,7 @@ pub fn as_json(s: &Snapshot, now: SystemTime) -> Value {
         .map(|h| {
             json!({
                 "owner": h.owner, "pid": h.pid, "outstanding": h.outstanding, "reserved": h.reserved,
+                "expected_polls": h.expected, "queued_requests": h.queued,
                 "lease_until": rfc3339(h.lease_until),
             })
         })

@@ -364,6 +364,14 @@ fn status_shows_the_keys_budget_and_work_in_flight_without_a_request() {
     let store = exona::store::open(&d, &exona::store::fingerprint(&k, &sim.base_url)).unwrap();
     let now = std::time::SystemTime::now();
     assert_eq!(store.claim("https://beta.ai|citations=0", now, now), exona::store::Claim::Mine);
+    // And its holds on the window, with its work in sight.
+    let now_ms = now.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    use exona::testing::Ledger;
+    store
+        .transact(now_ms, &mut |_, mine| {
+            *mine = exona::testing::Holds { outstanding: 1, reserved: 3, expected: 5, queued: 8 };
+        })
+        .unwrap();
     let before = sim.stats(&k);
 
     let o = exona(&sim, &k, &d).args(["status"]).output().unwrap();
@@ -374,6 +382,10 @@ fn status_shows_the_keys_budget_and_work_in_flight_without_a_request() {
     assert!(out.contains(&format!("https://beta.ai: being created by pid {}", std::process::id())), "{out}");
     assert!(out.contains("durations learned: 1 ") && out.contains("results kept: 1 "), "{out}");
     assert!(out.contains("no request was sent"), "{out}");
+    assert!(
+        out.contains("3 poll(s) promised to its scans, work in sight expected to take 5 poll(s) and 8 request(s)"),
+        "{out}"
+    );
 
     let o = exona(&sim, &k, &d).args(["status", "--json"]).output().unwrap();
     let v: Value = serde_json::from_str(&text(&o).0).unwrap_or_else(|e| panic!("{e}: {}", text(&o).0));
@@ -383,5 +395,7 @@ fn status_shows_the_keys_budget_and_work_in_flight_without_a_request() {
     assert_eq!(v["in_flight"][0]["identity"], "https://beta.ai|citations=0");
     assert_eq!(v["in_flight"][0]["scan_id"], Value::Null);
     assert_eq!(v["requests_sent"], 0);
+    let me = v["processes"].as_array().unwrap().iter().find(|p| p["pid"] == std::process::id()).unwrap();
+    assert_eq!((me["expected_polls"].as_u64(), me["queued_requests"].as_u64()), (Some(5), Some(8)));
     assert_eq!(sim.stats(&k), before, "status sent a request");
 }

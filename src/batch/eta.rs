@@ -64,6 +64,7 @@ mod tests {
             reset_in: S(reset_in),
             window: S(3600),
             others_known: false,
+            others_demand: 0,
         }
     }
 

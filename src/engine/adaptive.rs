@@ -161,7 +161,8 @@ pub fn thrift(outlook: Outlook, demand: Demand, costs: &PlanCosts) -> f64 {
         _ => 0.0,
     };
     let reserve = if outlook.others_known { 0.0 } else { (limit * RESERVE_SHARE).ceil() };
-    let budget = outlook.available as f64 - reserve + later;
+    // Other processes' work in sight (with a ledger) is paid before latency polls here.
+    let budget = outlook.available as f64 - reserve + later - f64::from(outlook.others_demand);
     let spend = |t: f64| {
         demand.running as f64
             + costs.scale(t) * demand.beyond_one
@@ -212,6 +213,7 @@ mod tests {
             reset_in: S(reset_in),
             window: S(3600),
             others_known: false,
+            others_demand: 0,
         }
     }
 
@@ -330,6 +332,7 @@ mod provision_tests {
                     reset_in: S(reset_in),
                     window: S(360),
                     others_known: true,
+                    others_demand: 0,
                 },
                 demand,
                 &c,

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use super::adaptive::{thrift, Demand, PlanCosts};
 use super::cancel::CancelToken;
 use super::gate::{CreateGate, Verdict};
-use super::governor::{Governor, Grant, Kind, Observed, Outlook};
+use super::governor::{Governor, Grant, InSight, Kind, Observed, Outlook};
 use super::policy::Policy;
 use super::retry_after::{parse_reset, parse_retry_after, rate_limit_wait};
 use super::schedule::{DurationModel, Mode};
@@ -73,6 +73,8 @@ impl Effect {
 
 /// How long a weighed thrift holds (the window changes slowly against it).
 const THRIFT_FOR: Duration = Duration::from_millis(250);
+/// How often the work in sight is told to the governor when no create asks (see `dispatch_due`).
+const IN_SIGHT_EVERY: Duration = Duration::from_secs(1);
 
 /// Create grants remembered for the arrival rate (two windows' worth at most).
 const CREATES_REMEMBERED: usize = 10_000;
@@ -112,6 +114,8 @@ pub struct Core {
     costs: Option<(Duration, usize, PlanCosts)>,
     /// The thrift last weighed, and when.
     thrift_seen: Option<(Duration, f64, usize)>,
+    /// When the work in sight was last told to the governor.
+    in_sight_at: Option<Duration>,
     /// When creates were sent (the adaptive thrift's arrival rate), oldest first.
     creates_sent: std::collections::VecDeque<Duration>,
     /// Polls were given back since the last dispatch (see `wake_held_creates`).
@@ -139,6 +143,7 @@ impl Core {
             costs: None,
             creates_sent: Default::default(),
             thrift_seen: None,
+            in_sight_at: None,
             budget_freed: false,
             gap_seen: None,
             next_id: 1,
@@ -242,6 +247,38 @@ impl Core {
             })
             .sum();
         beyond.ceil().min(u32::MAX as f64) as u32
+    }
+
+    /// What this process's work in sight is expected to cost: each running scan's polls at its
+    /// thrift (its reservation, in a fixed mode), and each waiting create with the polls a
+    /// scan takes at the thrift last weighed (a fixed mode's reservation); and how long a poll
+    /// may wait without a call missing its deadline.
+    fn work_in_sight(&self, now: Duration) -> InSight {
+        let costs = self.costs.as_ref().map(|(_, _, c)| c);
+        let mut w = InSight::default();
+        let mut fixed_create: f64 = 0.0;
+        let longest = self.model.quantile(1.0, self.policy.expected_duration);
+        for e in self.tasks.values() {
+            if let Some(left) = e.task.time_left(now) {
+                let patience = left.saturating_sub(longest);
+                w.patience = Some(w.patience.map_or(patience, |p: Duration| p.min(patience)));
+            }
+            match (e.task.is_creating(), e.task.thrift(), costs) {
+                (true, ..) => {
+                    w.queued += (!e.in_flight) as u32;
+                    if e.task.mode() != Mode::Adaptive || costs.is_none() {
+                        fixed_create =
+                            fixed_create.max(f64::from(self.policy.polls_to_reserve(e.task.mode())));
+                    }
+                }
+                (false, Some(t), Some(c)) => w.running += c.polls_left(t, e.task.age(now)),
+                (false, ..) => w.running += f64::from(e.task.reserved.max(1)),
+            }
+        }
+        let thrift = self.thrift_seen.map_or(0.0, |(_, t, _)| t);
+        let fresh = costs.map_or(0.0, |c| c.fresh(thrift)).max(fixed_create);
+        w.per_create = if fresh > 0.0 { 1.0 + fresh } else { 0.0 };
+        w
     }
 
     /// Sets the task's timer to `at` (a timer set before is then stale).
@@ -354,6 +391,12 @@ impl Core {
         // Told to the governor before the first create of this dispatch asks (see
         // `running_beyond_reservations`); polls need not wait for it.
         let mut told_running = false;
+        // And what this process's work is expected to cost, for the other processes on the key
+        // (written with the next ledger decision): at most once a second, a pass over every task.
+        if self.in_sight_at.is_none_or(|at| now >= at + IN_SIGHT_EVERY) {
+            self.in_sight_at = Some(now);
+            self.governor.set_work_in_sight(self.work_in_sight(now));
+        }
         while let Some(Reverse((at, _, id))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -399,6 +442,8 @@ impl Core {
             if matches!(kind, Kind::Create { .. }) && !std::mem::replace(&mut told_running, true) {
                 let beyond = self.running_beyond_reservations(now);
                 self.governor.set_running_unreserved(beyond);
+                self.governor.set_work_in_sight(self.work_in_sight(now));
+                self.governor.set_first_poll_after(self.model.quantile(0.0, self.policy.expected_duration));
             }
             let entry = self.tasks.get_mut(&id).expect("present");
             let grant = match (kind, creates_held) {
@@ -706,6 +751,11 @@ impl Core {
     fn end(&mut self, id: TaskId, outcome: Option<Outcome>) {
         self.model.ended(id);
         if let Some(e) = self.tasks.remove(&id) {
+            if self.tasks.is_empty() {
+                // Nothing in sight any more: told with the release (other processes must not
+                // keep counting this one's finished work).
+                self.governor.set_work_in_sight(InSight::default());
+            }
             self.governor.release(e.task.reserved);
             self.budget_freed |= e.task.reserved > 0;
             log(Level::Info, || match &outcome {

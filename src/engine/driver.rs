@@ -193,6 +193,25 @@ impl Engine {
         true
     }
 
+    /// Inline mode on a clock that other engines share (tests of processes on one key): sends
+    /// everything due now, then says when this engine has something to do next (`None`:
+    /// nothing waits). Never sleeps: the caller moves the shared clock to the earliest wake.
+    pub fn step_due(&self) -> Option<std::time::Duration> {
+        let s = &self.shared;
+        loop {
+            let now = s.clock.now();
+            let sent = s.on_core(|c| {
+                let jobs = c.dispatch_due(now);
+                let sent = jobs.len();
+                c.queue_send(jobs);
+                sent
+            });
+            if sent == 0 {
+                return lock(&s.core).next_wake();
+            }
+        }
+    }
+
     /// Runs the whole task on this thread (inline) or waits for the scheduler (threaded),
     /// calling `on_progress` here before every wait; it returns false to cancel.
     pub fn run(

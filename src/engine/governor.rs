@@ -121,9 +121,20 @@ struct State {
     informed: bool,
     /// Running scans of this process with no reserved poll left (see `set_running_unreserved`).
     running_unreserved: u32,
+    /// The earliest a new scan's first poll can be due (see `set_first_poll_after`).
+    first_poll_after: Duration,
+    /// What this process's work in sight is expected to cost (see `set_work_in_sight`), and
+    /// whether the ledger has it as it is.
+    in_sight: InSight,
+    in_sight_told: bool,
     /// Polls other processes promised their scans, while a ledger transaction has them loaded
     /// (zero otherwise): their scans giving them back wake nothing here.
     others_reserved: u32,
+    /// What the other processes' work in sight is expected to cost, while a ledger transaction
+    /// has them loaded (zero otherwise): polls of their running scans, requests of their
+    /// waiting creates.
+    others_expected: u32,
+    others_queued: u32,
     /// When a create of this process was last held back for want of budget (the window spent,
     /// its requests promised, or paced low), not for a probe or a 429's cooldown.
     create_short_at: Option<Duration>,
@@ -166,7 +177,12 @@ impl Governor {
                 started: false,
                 informed: false,
                 running_unreserved: 0,
+                first_poll_after: Duration::ZERO,
+                in_sight: InSight::default(),
+                in_sight_told: true,
                 others_reserved: 0,
+                others_expected: 0,
+                others_queued: 0,
                 create_short_at: None,
                 limits,
             }),
@@ -187,7 +203,7 @@ impl Governor {
 
     /// As [`Governor::share`], with the wall clock's anchor given (tests give every "process"
     /// the same one: anchors taken a millisecond apart shift times by a millisecond).
-    fn share_anchored(&self, ledger: Arc<dyn Ledger>, anchor: WallAnchor) {
+    pub fn share_anchored(&self, ledger: Arc<dyn Ledger>, anchor: WallAnchor) {
         let _ = self.shared.set((ledger, anchor));
     }
 
@@ -225,6 +241,22 @@ impl Governor {
         self.lock().running_unreserved = n;
     }
 
+    /// The earliest a scan created now would be polled (the shortest duration the model finds
+    /// plausible): a create this close to the window's reset spends only its POST in this
+    /// window, its polls are the next window's.
+    pub fn set_first_poll_after(&self, after: Duration) {
+        self.lock().first_poll_after = after;
+    }
+
+    /// What this process's work in sight is expected to cost: when the window has room for a
+    /// create's expected cost beside the running scans' expected polls, it is admitted even if
+    /// its reservation does not fit; when it has room for all of it, pacing holds nothing back.
+    pub fn set_work_in_sight(&self, in_sight: InSight) {
+        let mut s = self.lock();
+        s.in_sight_told &= s.in_sight == in_sight;
+        s.in_sight = in_sight;
+    }
+
     /// When a create of this process was last held back for want of budget: the window spent,
     /// its requests promised to scans under way, or paced as it runs low. A create held behind
     /// the first request's probe or a 429's cooldown does not count.
@@ -253,7 +285,8 @@ impl Governor {
 
     /// Returns reservations a scan no longer needs (it ended before using them).
     pub fn release(&self, unused: u32) {
-        if unused > 0 {
+        let untold = !self.lock().in_sight_told;
+        if unused > 0 || (untold && self.shared.get().is_some()) {
             self.decide(None, |s| s.reserved = s.reserved.saturating_sub(unused));
         }
     }
@@ -328,6 +361,7 @@ impl State {
             reset_in: reset_in.max(self.cooldown_until.saturating_sub(now)),
             window,
             others_known: false,
+            others_demand: self.others_expected.saturating_add(self.others_queued),
         }
     }
 
@@ -353,6 +387,14 @@ impl State {
         }
         let available = s.remaining.saturating_sub(s.outstanding);
         let free = available.saturating_sub(s.reserved);
+        // What a request no promise covers may use: the window less the polls promised, as far
+        // as the scans under way are expected to send them (a promise covers the longest
+        // plausible scan, and creates admitted at their expected cost leave the window
+        // promised beyond what it holds: polls of resumed scans, which have no promise, then
+        // waited for the reset past their deadline).
+        let expected = (s.in_sight.running.ceil() as u32).saturating_add(s.others_expected);
+        let unpromised = available.saturating_sub(s.reserved.min(expected));
+        let (mut in_end_zone, mut whole_fits) = (false, false);
         match kind {
             Kind::Create { reserve } => {
                 // The scan and the polls it will need must fit beside what is promised already,
@@ -361,9 +403,39 @@ impl State {
                 // itself, or a tiny limit would admit nothing, ever.
                 let tail = (s.limit as f64 * s.limits.tail_share).ceil() as u32;
                 let needed = (1 + reserve + s.running_unreserved + tail).min(s.limit);
-                if free < needed {
+                // Near the reset a scan's polls fall in the next window: only its POST is this
+                // window's, and what this window has left would be lost at the reset (a key at
+                // 20 per 40 s spent 16 of each window before, the rest held for polls that
+                // came after the reset). The next window must still keep every promise.
+                let end_zone = s.end_zone(now, reserve, tail);
+                in_end_zone = end_zone.is_some_and(|starts| now >= starts);
+                // Reservations are what a scan may need; while the window binds, a create the
+                // window has room for at its expected cost goes (held to its reservation, 4
+                // scans of 3-12 s ran at once at 20 requests per 40 s, and the window's work
+                // took all of it, where 10 at once did it in a quarter). And the last of a
+                // portfolio, everything it will spend fitting, is admitted at once.
+                let w = s.in_sight;
+                // (The tail is kept for polls beyond what was expected: with nothing else under
+                // way on the key, there are none to keep it for.)
+                let margin = if w.running > 0.0 || s.others_expected > 0 { tail } else { 0 };
+                let room = available.saturating_sub(s.others_expected) as f64 - margin as f64;
+                // A poll beyond what the window pays waits for the reset: admitted at expected
+                // cost only when every call would still be in time after such a wait (a stream
+                // of 300 s calls on an hour's window lost scans to their deadlines).
+                let reset_in = s.reset_at.saturating_sub(now);
+                let patient = w.patience.is_none_or(|p| reset_in < p);
+                let expected_fits =
+                    patient && w.per_create > 0.0 && room >= (w.running + w.per_create).ceil();
+                whole_fits =
+                    w.per_create > 0.0 && room >= (w.running + w.queued as f64 * w.per_create).ceil();
+                let fits = expected_fits || if in_end_zone { available >= 1 } else { free >= needed };
+                if !fits {
                     s.create_short_at = Some(now);
                     let at = s.reset_at.max(now + Duration::from_millis(1));
+                    let at = match end_zone {
+                        Some(starts) if starts > now && available >= 1 => at.min(starts),
+                        _ => at,
+                    };
                     // With the reservations given back it would fit: scans give back what
                     // they do not spend when they end, often long before the reset. Another
                     // process's scans giving theirs back wakes nothing here: ask again soon.
@@ -375,9 +447,9 @@ impl State {
                 }
             }
             Kind::Poll { reserved } => {
-                let usable = if reserved { available } else { free };
+                let usable = if reserved { available } else { unpromised };
                 if usable == 0 {
-                    return Grant::At(s.reset_at.max(now + Duration::from_millis(1)));
+                    return Grant::At(s.held_by_promises_until(now, available));
                 }
             }
             Kind::Retry => {
@@ -385,15 +457,17 @@ impl State {
                 if s.retries >= cap {
                     return Grant::Refused;
                 }
-                if free == 0 {
-                    return Grant::At(s.reset_at.max(now + Duration::from_millis(1)));
+                if unpromised == 0 {
+                    return Grant::At(s.held_by_promises_until(now, available));
                 }
             }
         }
         // Low on budget: spread what is left over the rest of the window. Only new scans and
         // retries are paced: a poll of a scan under way is what the budget was kept for, and
-        // delaying it only delays noticing the scan's end (or fails it at its deadline).
-        let paced = matches!(kind, Kind::Create { .. } | Kind::Retry);
+        // delaying it only delays noticing the scan's end (or fails it at its deadline). Nor
+        // is a create in the window's end zone (what it would spread is lost at the reset), nor
+        // one whose work in sight the window has room for.
+        let paced = matches!(kind, Kind::Create { .. } | Kind::Retry) && !in_end_zone && !whole_fits;
         if paced && (available as f64) < s.limit as f64 * s.limits.low_water {
             if let Some(last) = s.last_grant {
                 let left = s.reset_at.saturating_sub(now);
@@ -407,7 +481,14 @@ impl State {
             }
         }
         match kind {
-            Kind::Create { reserve } => s.reserved += reserve,
+            Kind::Create { reserve } => {
+                s.reserved += reserve;
+                // The next create of the same dispatch weighs this one as under way (its POST
+                // is counted as out already).
+                let w = &mut s.in_sight;
+                w.running += (w.per_create - 1.0).max(0.0);
+                w.queued = w.queued.saturating_sub(1);
+            }
             Kind::Poll { reserved: true } => s.reserved = s.reserved.saturating_sub(1),
             Kind::Poll { reserved: false } => {}
             Kind::Retry => s.retries += 1,
@@ -417,6 +498,29 @@ impl State {
         s.last_grant = Some(now);
         s.granted += 1;
         Grant::Now
+    }
+
+    /// Until when a request no promise covers is held: the reset; or, when only the polls
+    /// other processes promised hold it (the window has requests left), a moment: their
+    /// promises come back as their scans end, and a killed process's with its lease, which
+    /// wakes nothing here (a batch resumed after a kill had the polls of its resumed scans
+    /// told to wait an hour, the window's length not yet learned, and fail at once).
+    fn held_by_promises_until(&self, now: Duration, available: u32) -> Duration {
+        let at = self.reset_at.max(now + Duration::from_millis(1));
+        match available > 0 && self.others_reserved > 0 {
+            true => at.min(now + OTHERS_RECHECK),
+            false => at,
+        }
+    }
+
+    /// When the window's end zone starts, if a create of `reserve` polls may be admitted in it
+    /// (see `request`): the reset is the server's word (not a guess, not a 429's cooldown), and
+    /// the next window has room for the create's polls beside every poll promised already.
+    fn end_zone(&self, now: Duration, reserve: u32, tail: u32) -> Option<Duration> {
+        let told = self.informed && self.reset_unix.is_some() && now >= self.cooldown_until;
+        let next_window_keeps_promises = self.reserved + reserve + tail <= self.limit;
+        (told && next_window_keeps_promises && !self.first_poll_after.is_zero())
+            .then(|| self.reset_at.saturating_sub(self.first_poll_after))
     }
 
     fn observe(&mut self, now: Duration, seen: Observed) {
@@ -501,6 +605,8 @@ impl State {
         self.outstanding += w.others_outstanding;
         self.reserved += w.others_reserved;
         self.others_reserved = w.others_reserved;
+        self.others_expected = w.others_expected;
+        self.others_queued = w.others_queued;
     }
 
     /// Writes the key's window back to the ledger, and keeps this process's holds apart.
@@ -508,7 +614,16 @@ impl State {
         self.outstanding = self.outstanding.saturating_sub(w.others_outstanding);
         self.reserved = self.reserved.saturating_sub(w.others_reserved);
         self.others_reserved = 0;
-        *mine = Holds { outstanding: self.outstanding, reserved: self.reserved };
+        self.others_expected = 0;
+        self.others_queued = 0;
+        let w_in = self.in_sight;
+        self.in_sight_told = true;
+        *mine = Holds {
+            outstanding: self.outstanding,
+            reserved: self.reserved,
+            expected: w_in.running.ceil().min(u32::MAX as f64) as u32,
+            queued: (w_in.queued as f64 * w_in.per_create).ceil().min(u32::MAX as f64) as u32,
+        };
         *w = SharedWindow {
             known: true,
             limit: self.limit,
@@ -522,6 +637,8 @@ impl State {
             last_grant_wall_ms: self.last_grant.map(|t| anchor.to_wall(t)),
             others_outstanding: w.others_outstanding,
             others_reserved: w.others_reserved,
+            others_expected: w.others_expected,
+            others_queued: w.others_queued,
         };
     }
 
@@ -589,6 +706,22 @@ pub struct Outlook {
     /// Every process on the key shares this window through a ledger (the state store): the
     /// others' grants and promised polls are counted, none is unknown.
     pub others_known: bool,
+    /// Requests the other processes' work in sight is expected to need (with a ledger).
+    pub others_demand: u32,
+}
+
+/// What a process's work in sight is expected to cost (see [`Governor::set_work_in_sight`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct InSight {
+    /// Polls the running scans are expected to send still.
+    pub running: f64,
+    /// Creates waiting.
+    pub queued: u32,
+    /// What one of them is expected to cost: its POST and its polls (0: not known).
+    pub per_create: f64,
+    /// How long a poll may wait without a call missing its deadline (the least of the calls'
+    /// time left, less the longest plausible scan); `None`: no call has a deadline.
+    pub patience: Option<Duration>,
 }
 
 /// What one response said about the budget.
@@ -640,6 +773,7 @@ impl Drop for Registration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::ledger::MemoryLedger;
 
     const S: fn(u64) -> Duration = Duration::from_secs;
 
@@ -697,6 +831,136 @@ mod tests {
         }
         assert_eq!(admitted, 2, "two more scans of three requests fit beside the first");
         assert_eq!(g.create_short_at(), Some(S(2)));
+    }
+
+    /// A key of 20 per 40 s, told by its first answer; `left` requests remain, the window
+    /// resets 40 s after time 0.
+    fn twenty_per_forty(left: u32) -> Governor {
+        let g = Governor::new(Limits { default_limit: 20, ..Limits::default() });
+        g.request(S(0), Kind::Poll { reserved: false });
+        g.observe(S(0), Observed { limit: Some(20), ..headers(left, 5040, 40) });
+        g
+    }
+
+    /// Issue 23: near the reset a new scan's polls fall in the next window, so a create needs
+    /// only its POST from this one; earlier it waits for the end zone, not for the reset.
+    /// Before, a key at 20 per 40 s spent 16 of each window: the last four were held for polls
+    /// that came after the reset.
+    #[test]
+    fn near_the_reset_a_create_spends_only_its_post() {
+        let g = twenty_per_forty(4);
+        g.set_first_poll_after(S(3));
+        assert_eq!(g.request(S(10), Kind::Create { reserve: 3 }), Grant::At(S(37)), "the end zone");
+        for _ in 0..4 {
+            assert_eq!(g.request(S(37), Kind::Create { reserve: 3 }), Grant::Now);
+        }
+        assert_eq!(g.request(S(37), Kind::Create { reserve: 3 }), Grant::At(S(40)), "the window is spent");
+        // The next window keeps the four scans' promised polls.
+        assert_eq!(g.outlook(S(41)).reserved, 12);
+        // Not on a guessed reset: before any answer, a create needs its reservation.
+        let fresh = Governor::new(Limits { default_limit: 20, ..Limits::default() });
+        fresh.set_first_poll_after(S(3));
+        assert!(fresh.lock().end_zone(S(0), 3, 1).is_none());
+    }
+
+    /// While the window binds, a create the window has room for at its expected cost (its POST
+    /// and about one poll, beside the running scans' expected polls) goes although its
+    /// reservation does not fit; not when a poll waiting for the reset would miss a deadline.
+    #[test]
+    fn a_create_goes_at_its_expected_cost_when_every_call_can_wait_for_the_reset() {
+        let with = |patience: Option<u64>| {
+            let g = twenty_per_forty(12);
+            g.request(S(1), Kind::Create { reserve: 3 }); // reserved 3, 11 available
+            g.request(S(1), Kind::Create { reserve: 3 }); // reserved 6, 10 available
+            g.set_work_in_sight(InSight {
+                running: 2.2,
+                queued: 10,
+                per_create: 2.1,
+                patience: patience.map(S),
+            });
+            // free = 10 - 6 = 4 < 1 + 3 + tail 1: the reservation does not fit.
+            g.request(S(1), Kind::Create { reserve: 3 })
+        };
+        assert_eq!(with(Some(1800)), Grant::Now, "2.2 + 2.1 + 1 fit in 10");
+        assert_eq!(with(None), Grant::Now, "no deadline at all");
+        assert!(matches!(with(Some(30)), Grant::Behind(_)), "a 30 s call cannot wait 39 s for the reset");
+    }
+
+    /// What other processes expect to spend is counted (their promises overstate it: a
+    /// promise covers the longest plausible scan); a create with no room beside it waits.
+    #[test]
+    fn other_processes_expected_polls_take_room_first() {
+        let memory = MemoryLedger::default();
+        let anchor = WallAnchor::now(S(0));
+        let gs: Vec<Governor> = (0..2)
+            .map(|holder| {
+                let g = Governor::new(Limits { default_limit: 20, ..Limits::default() });
+                g.share_anchored(Arc::new(memory.holder(holder)), anchor);
+                g
+            })
+            .collect();
+        gs[0].request(S(0), Kind::Poll { reserved: false });
+        gs[0].observe(S(0), Observed { limit: Some(20), ..headers(20, 5040, 40) });
+        // Process 0: four scans under way, 12 polls promised, 13 expected (more than a
+        // promise: they are latency polls of a window that was plentiful).
+        for _ in 0..4 {
+            assert_eq!(gs[0].request(S(0), Kind::Create { reserve: 3 }), Grant::Now);
+        }
+        let work = |running| InSight { running, queued: 5, per_create: 2.1, patience: None };
+        gs[0].set_work_in_sight(work(13.0));
+        gs[0].release(0); // written with its next decision
+        assert_eq!(memory.holds_of(0).expected, 13);
+        // Process 1: 15 available (one grant out), 12 promised: its reservation does not fit,
+        // nor its expected cost beside process 0's (15 - 13 - 1 < 2.1).
+        gs[1].set_work_in_sight(work(0.0));
+        assert!(!matches!(gs[1].request(S(1), Kind::Create { reserve: 3 }), Grant::Now));
+        assert_eq!(gs[1].outlook(S(1)).others_demand, 13 + 11, "polls expected and creates waiting");
+        // Process 0's polls turn out fewer: room for process 1's create at its expected cost.
+        gs[0].set_work_in_sight(work(9.0));
+        gs[0].release(0);
+        assert_eq!(gs[1].request(S(2), Kind::Create { reserve: 3 }), Grant::Now, "16 - 9 - 1 >= 2.1");
+    }
+
+    /// A poll no promise covers (a resumed scan's), held only by polls another process
+    /// promised, asks again in a moment, not at the reset: the promises come back when that
+    /// process's scans end, or with its lease if it was killed. Before, a batch resumed after
+    /// a kill had its resumed scans' polls told to wait for a reset an hour away (the window's
+    /// length not yet learned) and fail at once, `RATE_LIMITED`.
+    #[test]
+    fn a_poll_held_by_another_process_promises_asks_again_soon() {
+        let gs = processes(2, Limits { default_limit: 20, low_water: 0.0, ..Limits::default() });
+        gs[1].request(S(0), Kind::Poll { reserved: false });
+        gs[1].observe(S(0), Observed { limit: Some(20), ..headers(19, 8600, 3600) });
+        for _ in 0..4 {
+            assert_eq!(gs[1].request(S(0), Kind::Create { reserve: 3 }), Grant::Now);
+        }
+        // Process 1's scans are expected to send all 12 promised polls: 15 available, 12 kept.
+        gs[1].set_work_in_sight(InSight { running: 15.0, queued: 0, per_create: 2.0, patience: None });
+        gs[1].release(0);
+        for _ in 0..3 {
+            assert_eq!(gs[0].request(S(1), Kind::Poll { reserved: false }), Grant::Now);
+        }
+        assert_eq!(gs[0].request(S(1), Kind::Poll { reserved: false }), Grant::At(S(1) + OTHERS_RECHECK));
+        // Promised beyond what its scans will send: the excess does not hold a poll back.
+        gs[1].set_work_in_sight(InSight { running: 4.0, queued: 0, per_create: 2.0, patience: None });
+        gs[1].release(0);
+        assert_eq!(gs[0].request(S(2), Kind::Poll { reserved: false }), Grant::Now);
+    }
+
+    /// Low on budget, creates are spread over the rest of the window, unless all the work in
+    /// sight fits in what is left: the last creates of a portfolio went one by one, 10 s apart,
+    /// while the window had room for all of them (issue 23's second portfolio, seed 8).
+    #[test]
+    fn the_last_of_the_work_fitting_the_window_is_not_paced() {
+        let paced = |queued| {
+            let g = Governor::new(Limits { default_limit: 100, ..Limits::default() });
+            g.request(S(0), Kind::Poll { reserved: false });
+            g.observe(S(0), headers(16, 5360, 360));
+            g.set_work_in_sight(InSight { running: 0.0, queued, per_create: 2.1, patience: Some(S(10)) });
+            (0..4).filter(|_| g.request(S(10), Kind::Create { reserve: 1 }) == Grant::Now).count()
+        };
+        assert_eq!(paced(4), 4, "8.4 requests of work in 16");
+        assert_eq!(paced(40), 0, "84 requests of work: spread over the window (the next in 22 s)");
     }
 
     #[test]
@@ -856,58 +1120,14 @@ mod tests {
         assert!(!Arc::ptr_eq(&a, &c));
     }
 
-    /// The ledger as a store keeps it, in memory: one window, each holder's holds.
-    #[derive(Default)]
-    struct Memory {
-        window: SharedWindow,
-        holds: std::collections::HashMap<usize, Holds>,
-        /// Write transactions made (each a `BEGIN IMMEDIATE` on a store's file).
-        transactions: usize,
-    }
-
-    struct MemoryLedger {
-        memory: Arc<Mutex<Memory>>,
-        holder: usize,
-    }
-
-    impl Ledger for MemoryLedger {
-        fn transact(
-            &self,
-            _: i64,
-            decide: &mut dyn FnMut(&mut SharedWindow, &mut Holds),
-        ) -> Result<(), String> {
-            let mut m = self.memory.lock().unwrap();
-            m.transactions += 1;
-            let mut w = m.window.clone();
-            let others = m.holds.iter().filter(|(h, _)| **h != self.holder).map(|(_, h)| *h);
-            (w.others_outstanding, w.others_reserved) =
-                others.fold((0, 0), |(o, r), h| (o + h.outstanding, r + h.reserved));
-            let mut mine = Holds::default();
-            decide(&mut w, &mut mine);
-            m.window = w;
-            m.holds.insert(self.holder, mine);
-            Ok(())
-        }
-
-        fn peek(&self, _: i64, read: &mut dyn FnMut(&SharedWindow)) -> Result<(), String> {
-            let m = self.memory.lock().unwrap();
-            let mut w = m.window.clone();
-            let others = m.holds.iter().filter(|(h, _)| **h != self.holder).map(|(_, h)| *h);
-            (w.others_outstanding, w.others_reserved) =
-                others.fold((0, 0), |(o, r), h| (o + h.outstanding, r + h.reserved));
-            read(&w);
-            Ok(())
-        }
-    }
-
     /// Governors of `n` processes on one key, sharing one ledger.
     fn processes(n: usize, limits: Limits) -> Vec<Governor> {
-        let memory = Arc::new(Mutex::new(Memory::default()));
+        let memory = MemoryLedger::default();
         let anchor = WallAnchor::now(S(0));
         (0..n)
             .map(|holder| {
                 let g = Governor::new(limits.clone());
-                g.share_anchored(Arc::new(MemoryLedger { memory: memory.clone(), holder }), anchor);
+                g.share_anchored(Arc::new(memory.holder(holder)), anchor);
                 g
             })
             .collect()
@@ -941,17 +1161,17 @@ mod tests {
 
     #[test]
     fn a_status_read_writes_nothing_to_the_ledger() {
-        let memory = Arc::new(Mutex::new(Memory::default()));
+        let memory = MemoryLedger::default();
         let anchor = WallAnchor::now(S(0));
         let g = Governor::new(Limits { default_limit: 10, low_water: 0.0, ..Limits::default() });
-        g.share_anchored(Arc::new(MemoryLedger { memory: memory.clone(), holder: 0 }), anchor);
+        g.share_anchored(Arc::new(memory.clone()), anchor);
         g.request(S(0), Kind::Poll { reserved: false });
         g.observe(S(0), ten_left(600));
-        let before = memory.lock().unwrap().transactions;
+        let before = memory.transactions();
         for t in 1..50 {
             let _ = (g.budget(S(t)), g.outlook(S(t)));
         }
-        assert_eq!(memory.lock().unwrap().transactions, before, "a status read took the write lock");
+        assert_eq!(memory.transactions(), before, "a status read took the write lock");
         assert_eq!(g.budget(S(60)).0, 10);
     }
 

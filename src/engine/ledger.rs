@@ -36,6 +36,10 @@ pub struct SharedWindow {
     /// Holds of the other processes that have not expired (read only).
     pub others_outstanding: u32,
     pub others_reserved: u32,
+    /// What the other processes' work in sight is expected to cost (read only): polls their
+    /// running scans will send, and requests their waiting creates will need.
+    pub others_expected: u32,
+    pub others_queued: u32,
 }
 
 /// A store of shared windows. `transact` runs `decide` in one transaction on the key's row:
@@ -67,6 +71,11 @@ pub struct Holds {
     pub outstanding: u32,
     /// Polls promised to this process's admitted scans.
     pub reserved: u32,
+    /// Polls this process's running scans are expected to send (fewer than promised, as a
+    /// rule: a promise covers the longest plausible scan).
+    pub expected: u32,
+    /// Requests this process's waiting creates are expected to need (their POSTs and polls).
+    pub queued: u32,
 }
 
 /// How long another process's grants count without news from it: longer than any request's
@@ -108,5 +117,79 @@ impl WallAnchor {
         } else {
             self.monotonic.saturating_sub(Duration::from_millis(delta.unsigned_abs()))
         }
+    }
+}
+
+/// A ledger in memory, shared by the governors of several "processes" inside one program: how
+/// tests run processes sharing a key on virtual time (the state store is the real one).
+#[derive(Clone, Default)]
+pub struct MemoryLedger {
+    memory: std::sync::Arc<std::sync::Mutex<Memory>>,
+    holder: usize,
+}
+
+#[derive(Default)]
+struct Memory {
+    window: SharedWindow,
+    holds: std::collections::HashMap<usize, Holds>,
+    /// Write transactions made (each a `BEGIN IMMEDIATE` on a store's file).
+    transactions: usize,
+}
+
+impl MemoryLedger {
+    /// The same ledger, seen by another process.
+    pub fn holder(&self, holder: usize) -> MemoryLedger {
+        MemoryLedger { memory: self.memory.clone(), holder }
+    }
+
+    /// Write transactions made so far, by every holder.
+    pub fn transactions(&self) -> usize {
+        self.lock().transactions
+    }
+
+    /// What `holder` holds, as it last wrote it.
+    pub fn holds_of(&self, holder: usize) -> Holds {
+        self.lock().holds.get(&holder).copied().unwrap_or_default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.memory.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The window with the other holders' holds counted in.
+    fn window(&self, m: &Memory) -> SharedWindow {
+        let mut w = SharedWindow {
+            others_outstanding: 0,
+            others_reserved: 0,
+            others_expected: 0,
+            others_queued: 0,
+            ..m.window.clone()
+        };
+        for (_, h) in m.holds.iter().filter(|(h, _)| **h != self.holder) {
+            w.others_outstanding += h.outstanding;
+            w.others_reserved += h.reserved;
+            w.others_expected += h.expected;
+            w.others_queued += h.queued;
+        }
+        w
+    }
+}
+
+impl Ledger for MemoryLedger {
+    fn transact(&self, _: i64, decide: &mut dyn FnMut(&mut SharedWindow, &mut Holds)) -> Result<(), String> {
+        let mut m = self.lock();
+        m.transactions += 1;
+        let mut w = self.window(&m);
+        let mut mine = Holds::default();
+        decide(&mut w, &mut mine);
+        m.window = w;
+        m.holds.insert(self.holder, mine);
+        Ok(())
+    }
+
+    fn peek(&self, _: i64, read: &mut dyn FnMut(&SharedWindow)) -> Result<(), String> {
+        let m = self.lock();
+        read(&self.window(&m));
+        Ok(())
     }
 }

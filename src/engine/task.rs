@@ -323,6 +323,15 @@ impl Task {
         self.reason
     }
 
+    /// How long the call may still take (a create whose deadline starts at its scan's
+    /// creation: all of it); `None`: no deadline.
+    pub fn time_left(&self, now: Duration) -> Option<Duration> {
+        match (self.deadline, self.deadline_after_create) {
+            (Some(dl), _) => Some(dl.saturating_sub(now)),
+            (None, after) => after,
+        }
+    }
+
     /// The prior of this call's scan durations (shortest, longest).
     pub fn expected(&self) -> (Duration, Duration) {
         self.expected

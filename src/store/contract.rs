@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::{Claim, Guarded, Store, StoredResult, LEASE};
-use crate::engine::ledger::{Holds, SharedWindow};
+use crate::engine::ledger::{Holds, Ledger, SharedWindow};
 
 #[path = "../../tests/common/postgres.rs"]
 mod pg_server;
@@ -164,8 +164,10 @@ fn the_ledger_shares_the_window_and_each_owners_holds() {
                 last_grant_wall_ms: Some(now),
                 others_outstanding: 0,
                 others_reserved: 0,
+                others_expected: 0,
+                others_queued: 0,
             };
-            *mine = Holds { outstanding: 2, reserved: 5 };
+            *mine = Holds { outstanding: 2, reserved: 5, expected: 3, queued: 8 };
         })
         .unwrap();
         b.transact(now + 10, &mut |w, _| {
@@ -179,11 +181,14 @@ fn the_ledger_shares_the_window_and_each_owners_holds() {
             );
             assert!((w.cooldown_wall_ms - (now + 1_000)).abs() <= 50);
             assert_eq!((w.others_outstanding, w.others_reserved), (2, 5), "a's holds");
+            assert_eq!((w.others_expected, w.others_queued), (3, 8), "a's work in sight");
             w.remaining = 39;
         })
         .unwrap();
         a.peek(now + 20, &mut |w| seen = w.clone()).unwrap();
         assert_eq!((seen.remaining, seen.others_outstanding), (39, 0), "b holds nothing");
+        b.peek(now + 20, &mut |w| seen = w.clone()).unwrap();
+        assert_eq!((seen.others_expected, seen.others_queued), (3, 8), "a read-only view has it too");
     });
 }
 
@@ -197,12 +202,13 @@ fn a_dead_owners_holds_lapse_with_its_lease() {
             w.limit = 10;
             w.remaining = 10;
             w.window_ms = 60_000;
-            *mine = Holds { outstanding: 3, reserved: 4 };
+            *mine = Holds { outstanding: 3, reserved: 4, expected: 2, queued: 6 };
         })
         .unwrap();
         let later = now + LEASE.as_millis() as i64 + 1_000;
         b.transact(later, &mut |w, _| {
             assert_eq!((w.others_outstanding, w.others_reserved), (0, 0), "a's lease lapsed");
+            assert_eq!((w.others_expected, w.others_queued), (0, 0), "and its work in sight with it");
         })
         .unwrap();
     });
@@ -244,6 +250,33 @@ fn a_newer_schema_is_refused() {
     // Another schema in the same database is a store of its own.
     let other = super::postgres::PgStore::new(&format!("{}?schema=fleet_b", server.url()), "fp").unwrap();
     assert_eq!(other.durations(1).unwrap(), []);
+}
+
+/// PostgreSQL only: a schema of version 1 (holds without the work in sight) is brought up to
+/// date when opened, and its holds count for nothing of it.
+#[test]
+fn a_schema_of_version_1_is_migrated() {
+    let Some(server) = pg_server::PgServer::start_or_skip() else { return };
+    let mut admin = postgres::Client::connect(&server.url(), postgres::NoTls).unwrap();
+    admin
+        .batch_execute(
+            "CREATE SCHEMA exona;
+             CREATE TABLE exona.meta (key text PRIMARY KEY, value bigint NOT NULL);
+             CREATE TABLE exona.holds (fingerprint text NOT NULL, holder text NOT NULL,
+                 outstanding bigint NOT NULL, outstanding_until_ms bigint NOT NULL,
+                 reserved bigint NOT NULL, reserved_until_ms bigint NOT NULL,
+                 lease_until_ms bigint NOT NULL, PRIMARY KEY (fingerprint, holder));
+             INSERT INTO exona.holds VALUES ('fp', 'old-1', 1, 9999999999999, 2, 9999999999999, 9999999999999);
+             INSERT INTO exona.meta VALUES ('schema_version', 1);",
+        )
+        .unwrap();
+    let store = super::postgres::PgStore::new(&server.url(), "fp").unwrap();
+    let mut seen = SharedWindow::default();
+    store.peek(now_ms(), &mut |w| seen = w.clone()).unwrap();
+    assert_eq!((seen.others_reserved, seen.others_expected, seen.others_queued), (2, 0, 0));
+    let version: i64 =
+        admin.query_one("SELECT value FROM exona.meta WHERE key = 'schema_version'", &[]).unwrap().get(0);
+    assert_eq!(version, 2);
 }
 
 /// PostgreSQL only: a role with rights on its own schema only (no right to create schemas in

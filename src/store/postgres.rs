@@ -28,7 +28,7 @@ use super::{Claim, Store, StoredResult, LEASE};
 use crate::engine::ledger::{Holds, Ledger, SharedWindow, OUTSTANDING_TTL, RESERVED_TTL};
 
 /// The schema this version writes.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 /// Every statement's bound: the store is bypassed rather than a scan waiting on the database.
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a connection attempt may take.
@@ -300,11 +300,23 @@ impl PgStore {
                  fingerprint text NOT NULL, holder text NOT NULL,
                  outstanding bigint NOT NULL, outstanding_until_ms bigint NOT NULL,
                  reserved bigint NOT NULL, reserved_until_ms bigint NOT NULL,
-                 lease_until_ms bigint NOT NULL, PRIMARY KEY (fingerprint, holder));
+                 lease_until_ms bigint NOT NULL, expected bigint NOT NULL DEFAULT 0,
+                 queued bigint NOT NULL DEFAULT 0, PRIMARY KEY (fingerprint, holder));
              INSERT INTO {s}.meta (key, value) VALUES ('schema_version', {SCHEMA_VERSION})
                  ON CONFLICT (key) DO NOTHING;"
         ))
         .map_err(err)?;
+        if found.is_some_and(|v| v < 2) {
+            // Version 2: what each process's work in sight is expected to cost (holds written
+            // before say nothing of it: none is counted). Only then, so that a role given
+            // rights on the tables but not their ownership opens an up-to-date schema.
+            tx.batch_execute(&format!(
+                "ALTER TABLE {s}.holds ADD COLUMN IF NOT EXISTS expected bigint NOT NULL DEFAULT 0;
+                 ALTER TABLE {s}.holds ADD COLUMN IF NOT EXISTS queued bigint NOT NULL DEFAULT 0;
+                 UPDATE {s}.meta SET value = {SCHEMA_VERSION} WHERE key = 'schema_version';"
+            ))
+            .map_err(err)?;
+        }
         tx.commit().map_err(err)
     }
 
@@ -364,19 +376,24 @@ impl PgStore {
                 last_grant_wall_ms: r.get::<_, Option<i64>>(8).map(|v| v - offset),
                 others_outstanding: 0,
                 others_reserved: 0,
+                others_expected: 0,
+                others_queued: 0,
             },
             None => SharedWindow::default(),
         };
         let sql = format!(
             "SELECT COALESCE(SUM(CASE WHEN outstanding_until_ms > $3 THEN outstanding ELSE 0 END), 0)::bigint,
-                    COALESCE(SUM(CASE WHEN reserved_until_ms > $3 THEN reserved ELSE 0 END), 0)::bigint
+                    COALESCE(SUM(CASE WHEN reserved_until_ms > $3 THEN reserved ELSE 0 END), 0)::bigint,
+                    COALESCE(SUM(CASE WHEN reserved_until_ms > $3 THEN expected ELSE 0 END), 0)::bigint,
+                    COALESCE(SUM(CASE WHEN reserved_until_ms > $3 THEN queued ELSE 0 END), 0)::bigint
              FROM {} WHERE fingerprint = $1 AND holder <> $2 AND lease_until_ms > $3",
             self.t("holds")
         );
         let statement = self.prepared(tx, &sql)?;
         let r = tx.query_one(&statement, &[&self.fingerprint, &self.holder, &db_now]).map_err(err)?;
-        window.others_outstanding = r.get::<_, i64>(0).clamp(0, u32::MAX as i64) as u32;
-        window.others_reserved = r.get::<_, i64>(1).clamp(0, u32::MAX as i64) as u32;
+        let sum = |i: usize| r.get::<_, i64>(i).clamp(0, u32::MAX as i64) as u32;
+        (window.others_outstanding, window.others_reserved) = (sum(0), sum(1));
+        (window.others_expected, window.others_queued) = (sum(2), sum(3));
         Ok(window)
     }
 
@@ -461,10 +478,12 @@ impl Ledger for PgStore {
             } else {
                 let sql = format!(
                         "INSERT INTO {} (fingerprint, holder, outstanding, outstanding_until_ms, reserved,
-                             reserved_until_ms, lease_until_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                             reserved_until_ms, lease_until_ms, expected, queued)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                          ON CONFLICT (fingerprint, holder) DO UPDATE SET outstanding = excluded.outstanding,
                              outstanding_until_ms = excluded.outstanding_until_ms, reserved = excluded.reserved,
-                             reserved_until_ms = excluded.reserved_until_ms, lease_until_ms = excluded.lease_until_ms",
+                             reserved_until_ms = excluded.reserved_until_ms, lease_until_ms = excluded.lease_until_ms,
+                             expected = excluded.expected, queued = excluded.queued",
                         self.t("holds")
                     );
                 let statement = self.prepared(&mut tx, &sql)?;
@@ -478,6 +497,8 @@ impl Ledger for PgStore {
                         &i64::from(mine.reserved),
                         &(db_wall + RESERVED_TTL.as_millis() as i64),
                         &(db_wall + LEASE.as_millis() as i64),
+                        &i64::from(mine.expected),
+                        &i64::from(mine.queued),
                     ],
                 )
                 .map_err(err)?;
@@ -752,7 +773,9 @@ pub fn snapshot(url: &str, fingerprint: &str, now: SystemTime) -> Result<Option<
         .query(
             &format!(
                 "SELECT holder, CASE WHEN outstanding_until_ms > $2 THEN outstanding ELSE 0 END,
-                        CASE WHEN reserved_until_ms > $2 THEN reserved ELSE 0 END, lease_until_ms
+                        CASE WHEN reserved_until_ms > $2 THEN reserved ELSE 0 END, lease_until_ms,
+                        CASE WHEN reserved_until_ms > $2 THEN expected ELSE 0 END,
+                        CASE WHEN reserved_until_ms > $2 THEN queued ELSE 0 END
                  FROM {s}.holds WHERE fingerprint = $1 AND lease_until_ms > $2 ORDER BY holder"
             ),
             &[&fingerprint, &db_now],
@@ -766,6 +789,8 @@ pub fn snapshot(url: &str, fingerprint: &str, now: SystemTime) -> Result<Option<
                 owner,
                 outstanding: r.get::<_, i64>(1).clamp(0, u32::MAX as i64) as u32,
                 reserved: r.get::<_, i64>(2).clamp(0, u32::MAX as i64) as u32,
+                expected: r.get::<_, i64>(4).clamp(0, u32::MAX as i64) as u32,
+                queued: r.get::<_, i64>(5).clamp(0, u32::MAX as i64) as u32,
                 lease_until: at(r.get(3)),
             }
         })

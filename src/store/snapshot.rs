@@ -27,6 +27,10 @@ pub struct HolderView {
     pub pid: Option<u32>,
     pub outstanding: u32,
     pub reserved: u32,
+    /// What its work in sight is expected to cost: polls of its running scans, requests of
+    /// its waiting creates.
+    pub expected: u32,
+    pub queued: u32,
     pub lease_until: SystemTime,
 }
 

@@ -13,8 +13,9 @@ use super::{Claim, Store, StoredResult, LEASE};
 use crate::engine::ledger::{Holds, Ledger, SharedWindow, OUTSTANDING_TTL, RESERVED_TTL};
 
 /// The schema this version writes; a file of a newer one is left alone (not used). Version 3
-/// added owned leases (DESIGN.md 8.1): claims and holds carry their owner's lease expiry.
-const SCHEMA_VERSION: i64 = 3;
+/// added owned leases (DESIGN.md 8.1): claims and holds carry their owner's lease expiry;
+/// version 4, what each process's work in sight is expected to cost (`expected`, `queued`).
+const SCHEMA_VERSION: i64 = 4;
 /// How long a write waits for another process's transaction before giving up (the store is
 /// then bypassed: a scan never waits on the disk for long).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -127,7 +128,8 @@ impl SqliteStore {
                  fingerprint TEXT NOT NULL, holder TEXT NOT NULL,
                  outstanding INTEGER NOT NULL, outstanding_until_ms INTEGER NOT NULL,
                  reserved INTEGER NOT NULL, reserved_until_ms INTEGER NOT NULL,
-                 lease_until_ms INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (fingerprint, holder));
+                 lease_until_ms INTEGER NOT NULL DEFAULT 0, expected INTEGER NOT NULL DEFAULT 0,
+                 queued INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (fingerprint, holder));
              COMMIT;",
         )
         .map_err(err)?;
@@ -172,6 +174,16 @@ fn migrate(conn: &Connection, from: i64) -> rusqlite::Result<()> {
             }
             if !has_column("durations", "scan_id")? {
                 conn.execute_batch("ALTER TABLE durations ADD COLUMN scan_id TEXT")?;
+            }
+        }
+        if from < 4 {
+            // Holds written before say nothing of the work in sight: none is counted.
+            for column in ["expected", "queued"] {
+                if !has_column("holds", column)? {
+                    conn.execute_batch(&format!(
+                        "ALTER TABLE holds ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
+                    ))?;
+                }
             }
         }
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
@@ -246,7 +258,9 @@ pub fn snapshot(dir: &Path, fingerprint: &str, now: SystemTime) -> Result<Option
         .prepare(
             "SELECT holder,
                     CASE WHEN outstanding_until_ms > ?2 THEN outstanding ELSE 0 END,
-                    CASE WHEN reserved_until_ms > ?2 THEN reserved ELSE 0 END, lease_until_ms
+                    CASE WHEN reserved_until_ms > ?2 THEN reserved ELSE 0 END, lease_until_ms,
+                    CASE WHEN reserved_until_ms > ?2 THEN expected ELSE 0 END,
+                    CASE WHEN reserved_until_ms > ?2 THEN queued ELSE 0 END
              FROM holds WHERE fingerprint = ?1 AND lease_until_ms > ?2 ORDER BY holder",
         )
         .map_err(err)?;
@@ -258,6 +272,8 @@ pub fn snapshot(dir: &Path, fingerprint: &str, now: SystemTime) -> Result<Option
                 owner,
                 outstanding: r.get(1)?,
                 reserved: r.get(2)?,
+                expected: r.get(4)?,
+                queued: r.get(5)?,
                 lease_until: at(r.get(3)?),
             })
         })
@@ -384,7 +400,8 @@ impl Ledger for SqliteStore {
         } else {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO holds (fingerprint, holder, outstanding, outstanding_until_ms,
-                     reserved, reserved_until_ms, lease_until_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                     reserved, reserved_until_ms, lease_until_ms, expected, queued)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
             .map_err(err)?
             .execute(params![
@@ -395,6 +412,8 @@ impl Ledger for SqliteStore {
                 mine.reserved,
                 wall_ms + RESERVED_TTL.as_millis() as i64,
                 wall_ms + LEASE.as_millis() as i64,
+                mine.expected,
+                mine.queued,
             ])
             .map_err(err)?;
         }
@@ -430,19 +449,27 @@ impl SqliteStore {
                     last_grant_wall_ms: r.get(8)?,
                     others_outstanding: 0,
                     others_reserved: 0,
+                    others_expected: 0,
+                    others_queued: 0,
                 })
             })
             .optional()?
             .unwrap_or_default();
-        let (outstanding, reserved): (i64, i64) = conn
+        // The work in sight is as current as the promises: it lapses with them.
+        let sums: [i64; 4] = conn
             .prepare_cached(
                 "SELECT COALESCE(SUM(CASE WHEN outstanding_until_ms > ?3 THEN outstanding ELSE 0 END), 0),
-                        COALESCE(SUM(CASE WHEN reserved_until_ms > ?3 THEN reserved ELSE 0 END), 0)
+                        COALESCE(SUM(CASE WHEN reserved_until_ms > ?3 THEN reserved ELSE 0 END), 0),
+                        COALESCE(SUM(CASE WHEN reserved_until_ms > ?3 THEN expected ELSE 0 END), 0),
+                        COALESCE(SUM(CASE WHEN reserved_until_ms > ?3 THEN queued ELSE 0 END), 0)
                  FROM holds WHERE fingerprint = ?1 AND holder <> ?2 AND lease_until_ms > ?3",
             )?
-            .query_row(params![fingerprint, holder, wall_ms], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        window.others_outstanding = outstanding.clamp(0, u32::MAX as i64) as u32;
-        window.others_reserved = reserved.clamp(0, u32::MAX as i64) as u32;
+            .query_row(params![fingerprint, holder, wall_ms], |r| {
+                Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?])
+            })?;
+        let [outstanding, reserved, expected, queued] = sums.map(|v| v.clamp(0, u32::MAX as i64) as u32);
+        (window.others_outstanding, window.others_reserved) = (outstanding, reserved);
+        (window.others_expected, window.others_queued) = (expected, queued);
         Ok(window)
     }
 }
@@ -708,7 +735,7 @@ mod tests {
         a.transact(t, &mut |w, mine| {
             assert!(!w.known, "no window before the first write");
             (w.limit, w.remaining, w.window_ms, w.reset_wall_ms) = (10, 7, 60_000, t + 60_000);
-            *mine = Holds { outstanding: 3, reserved: 4 };
+            *mine = Holds { outstanding: 3, reserved: 4, ..Holds::default() };
         })
         .unwrap();
         let seen_by_b = |at: i64| {
@@ -852,6 +879,12 @@ mod tests {
         assert_eq!(s.claim("acme", now - Duration::from_secs(60), now).unwrap(), Claim::Mine);
         let version: i64 = s.conn().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+        // Holds carry the work in sight since version 4.
+        s.transact(unix_ms(now), &mut |w, mine| {
+            w.known = true;
+            *mine = Holds { outstanding: 1, reserved: 2, expected: 3, queued: 4 };
+        })
+        .unwrap();
         let _ = std::fs::remove_dir_all(&d);
     }
 }
