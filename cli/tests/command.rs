@@ -383,7 +383,9 @@ fn status_shows_the_keys_budget_and_work_in_flight_without_a_request() {
     assert!(out.contains("durations learned: 1 ") && out.contains("results kept: 1 "), "{out}");
     assert!(out.contains("no request was sent"), "{out}");
     assert!(
-        out.contains("3 poll(s) promised to its scans, work in sight expected to take 5 poll(s) and 8 request(s)"),
+        out.contains(
+            "3 poll(s) promised to its scans, work in sight expected to take 5 poll(s) and 8 request(s)"
+        ),
         "{out}"
     );
 

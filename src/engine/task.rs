@@ -425,7 +425,10 @@ impl Task {
     /// window (a scan ended early), so it need not wait for the reset. False when it is not
     /// such a create.
     pub fn wake(&mut self) -> bool {
-        if !self.is_creating() || self.reason != Reason::Budget {
+        // A create that met a 429 and is held by the budget after the cooldown keeps the 429
+        // as its reason: it wakes too (else it slept to its deadline, 30 min, when the window
+        // it was held for was a guessed hour; the engine wakes none during a cooldown).
+        if !self.is_creating() || !matches!(self.reason, Reason::Budget | Reason::RateLimit) {
             return false;
         }
         self.behind_until = None;
@@ -937,6 +940,19 @@ mod tests {
         task.hold_until(S(3600), S(0), true).unwrap();
         assert!(task.wake(), "polls came back");
         assert!(task.expired(S(300)).is_none(), "nothing left of the hold");
+    }
+
+    /// A create that met a 429, then was held by the budget once the cooldown passed, wakes
+    /// when polls come back. Before, it kept the 429 as its reason, no wake reached it, and a
+    /// blind process of three on a key slept to its deadline (30 min) with its window's
+    /// requests unspent (`exona-bench store-share`, issue 23).
+    #[test]
+    fn a_create_held_after_a_429_wakes_when_polls_come_back() {
+        let mut task = create_within(S(1800));
+        task.reason = super::Reason::RateLimit;
+        task.hold_until(S(3600), S(40), true).unwrap();
+        assert!(task.wake(), "polls came back");
+        assert!(task.expired(S(1800)).is_none(), "nothing left of the hold");
     }
 
     #[test]
