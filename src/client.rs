@@ -224,24 +224,14 @@ impl Client {
         policy: Policy,
         ledger: Arc<dyn crate::engine::ledger::Ledger>,
     ) -> Client {
-        let governor = Arc::new(Governor::new(policy.limits.clone()));
         // One anchor for every client on the clock: the wall time of its origin.
         let origin_ms =
             clock.wall().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
                 - clock.now().as_millis() as i64;
-        governor.share_anchored(
-            ledger,
-            crate::engine::ledger::WallAnchor { monotonic: Duration::ZERO, wall_ms: origin_ms },
-        );
-        let core = Core::new(policy, governor);
-        Client {
-            inner: Arc::new(Inner {
-                base_url,
-                engine: Engine::inline(core, transport, clock),
-                store: None,
-                _registration: None,
-            }),
-        }
+        let anchor = crate::engine::ledger::WallAnchor { monotonic: Duration::ZERO, wall_ms: origin_ms };
+        let client = Client::with_transport(base_url, transport, clock, policy);
+        client.inner.engine.with_core(|c| c.governor.share_anchored(ledger, anchor));
+        client
     }
 
     /// Inline driving on a clock other clients share: sends what is due now and says when this

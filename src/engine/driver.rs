@@ -173,14 +173,7 @@ impl Engine {
     /// Returns false when nothing at all is waiting.
     pub fn step(&self, cancel: &CancelToken) -> bool {
         let s = &self.shared;
-        let now = s.clock.now();
-        let sent = s.on_core(|c| {
-            let jobs = c.dispatch_due(now);
-            let sent = jobs.len();
-            c.queue_send(jobs);
-            sent
-        });
-        if sent == 0 {
+        if self.send_due() == 0 {
             let next = lock(&s.core).next_wake();
             return match next {
                 Some(at) => {
@@ -197,19 +190,20 @@ impl Engine {
     /// everything due now, then says when this engine has something to do next (`None`:
     /// nothing waits). Never sleeps: the caller moves the shared clock to the earliest wake.
     pub fn step_due(&self) -> Option<std::time::Duration> {
+        while self.send_due() > 0 {}
+        lock(&self.shared.core).next_wake()
+    }
+
+    /// Inline mode: sends the requests due now (answered before it returns); how many.
+    fn send_due(&self) -> usize {
         let s = &self.shared;
-        loop {
-            let now = s.clock.now();
-            let sent = s.on_core(|c| {
-                let jobs = c.dispatch_due(now);
-                let sent = jobs.len();
-                c.queue_send(jobs);
-                sent
-            });
-            if sent == 0 {
-                return lock(&s.core).next_wake();
-            }
-        }
+        let now = s.clock.now();
+        s.on_core(|c| {
+            let jobs = c.dispatch_due(now);
+            let sent = jobs.len();
+            c.queue_send(jobs);
+            sent
+        })
     }
 
     /// Runs the whole task on this thread (inline) or waits for the scheduler (threaded),
