@@ -387,7 +387,10 @@ mod tests {
     /// the Ruby binding's resume test).
     #[test]
     fn a_freed_batch_releases_its_journal_at_once() {
-        let dir = std::env::temp_dir().join(format!("exona-batch-close-{}", std::process::id()));
+        // A directory no other run shares: CI runs in PID namespaces, where a process id
+        // repeats from run to run (and a failed run leaves its directory behind).
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let dir = std::env::temp_dir().join(format!("exona-batch-close-{}-{nanos:x}", std::process::id()));
         let path = dir.join("rows.journal");
         let client =
             Client::new("exo_test_000000000000000000000000000000000042", Some("http://127.0.0.1:9/api/v1"))
@@ -397,7 +400,9 @@ mod tests {
         let unwinding = batch.journal.get().unwrap().clone();
         drop(batch);
         let next = Batch::new(&client);
-        assert!(next.set_journal(&path).is_ok(), "the journal stayed locked by the freed batch");
+        if let Err(e) = next.set_journal(&path) {
+            panic!("the journal stayed locked by the freed batch: {e}");
+        }
         drop((next, unwinding));
         let _ = std::fs::remove_dir_all(&dir);
     }
