@@ -758,6 +758,7 @@ fn a_journaled_batch_killed_halfway_resumes() {
     first.wait().unwrap();
     let created_by_first = sim.stats(&k).scans_created;
     assert!((4..12).contains(&created_by_first), "killed halfway: {created_by_first} created");
+    assert_eq!(sim.stats(&k).rate_limited, 0, "the first run met no 429");
 
     let check = if valgrind_available() { Check::Valgrind } else { Check::Plain };
     let o = run_program(example("batch"), check, &sim, &k, &args, "50-150");
@@ -769,7 +770,9 @@ fn a_journaled_batch_killed_halfway_resumes() {
     assert!(ambiguous <= 1, "only a create in flight at the kill can be ambiguous\n{out}");
     let stats = sim.stats(&k);
     assert!(stats.scans_created <= 12, "no company was created twice: {stats:?}");
-    assert_eq!(stats.rate_limited, 0);
+    // Without a state store the second run cannot know that the first spent the window: its
+    // first request probes alone and may meet one 429 (the others wait for its answer).
+    assert!(stats.rate_limited <= 1, "{stats:?}\n{err}");
     let mut ids: Vec<&str> = completed.iter().filter_map(|l| l.split_whitespace().last()).collect();
     ids.sort();
     ids.dedup();

@@ -394,7 +394,7 @@ impl State {
         // waited for the reset past their deadline).
         let expected = (s.in_sight.running.ceil() as u32).saturating_add(s.others_expected);
         let unpromised = available.saturating_sub(s.reserved.min(expected));
-        let (mut in_end_zone, mut whole_fits) = (false, false);
+        let (mut in_end_zone, mut whole_fits, mut before_last) = (false, false, false);
         match kind {
             Kind::Create { reserve } => {
                 // The scan and the polls it will need must fit beside what is promised already,
@@ -428,7 +428,23 @@ impl State {
                     patient && w.per_create > 0.0 && room >= (w.running + w.per_create).ceil();
                 whole_fits =
                     w.per_create > 0.0 && room >= (w.running + w.queued as f64 * w.per_create).ceil();
-                let fits = expected_fits || if in_end_zone { available >= 1 } else { free >= needed };
+                // The window before the last: when the work in sight (every process's) spills
+                // past this window but what spills fits in the next one, creates go first and
+                // the polls this window cannot pay wait for the reset. The run then ends at the
+                // next window's start, on polls of scans already done; spending this window on
+                // polls instead left creates for the last window, whose scans then had to run
+                // and be polled there (three processes × 12 scans at 20 per 40 s ended 13 s
+                // after the last window opened, blind processes 5 s).
+                let in_sight = w.running + w.queued as f64 * w.per_create;
+                let spill = in_sight + f64::from(s.others_expected + s.others_queued) - f64::from(available);
+                before_last = patient
+                    && s.reset_told(now)
+                    && w.queued > 0
+                    && w.per_create > 0.0
+                    && spill > 0.0
+                    && spill + f64::from(tail) <= f64::from(s.limit);
+                let fits =
+                    expected_fits || if in_end_zone || before_last { available >= 1 } else { free >= needed };
                 if !fits {
                     s.create_short_at = Some(now);
                     let at = s.reset_at.max(now + Duration::from_millis(1));
@@ -467,7 +483,8 @@ impl State {
         // delaying it only delays noticing the scan's end (or fails it at its deadline). Nor
         // is a create in the window's end zone (what it would spread is lost at the reset), nor
         // one whose work in sight the window has room for.
-        let paced = matches!(kind, Kind::Create { .. } | Kind::Retry) && !in_end_zone && !whole_fits;
+        let paced =
+            matches!(kind, Kind::Create { .. } | Kind::Retry) && !in_end_zone && !whole_fits && !before_last;
         if paced && (available as f64) < s.limit as f64 * s.limits.low_water {
             if let Some(last) = s.last_grant {
                 let left = s.reset_at.saturating_sub(now);
@@ -517,10 +534,15 @@ impl State {
     /// (see `request`): the reset is the server's word (not a guess, not a 429's cooldown), and
     /// the next window has room for the create's polls beside every poll promised already.
     fn end_zone(&self, now: Duration, reserve: u32, tail: u32) -> Option<Duration> {
-        let told = self.informed && self.reset_unix.is_some() && now >= self.cooldown_until;
         let next_window_keeps_promises = self.reserved + reserve + tail <= self.limit;
-        (told && next_window_keeps_promises && !self.first_poll_after.is_zero())
+        (self.reset_told(now) && next_window_keeps_promises && !self.first_poll_after.is_zero())
             .then(|| self.reset_at.saturating_sub(self.first_poll_after))
+    }
+
+    /// Whether the window's reset is the server's own word (not a guess from the documented
+    /// window, not a 429's cooldown): only then may work be planned for the next window.
+    fn reset_told(&self, now: Duration) -> bool {
+        self.informed && self.reset_unix.is_some() && now >= self.cooldown_until
     }
 
     fn observe(&mut self, now: Duration, seen: Observed) {
@@ -886,6 +908,44 @@ mod tests {
         assert!(matches!(with(Some(30)), Grant::Behind(_)), "a 30 s call cannot wait 39 s for the reset");
     }
 
+    /// The window before the last: when what spills past this window fits in the next one,
+    /// creates need only their POST from this one (their polls wait for the reset, where the
+    /// run then ends on polls of finished scans). Not when the spill needs more than the next
+    /// window, nor when a call could not wait for the reset, nor on a guessed reset.
+    #[test]
+    fn in_the_window_before_the_last_creates_go_first() {
+        // 12 available, 6 promised to two scans under way that are expected to send 6 polls:
+        // a create's reservation (3 + tail 1) never fits beside the promises.
+        let with = |queued: u32, patience: Option<u64>| {
+            let g = twenty_per_forty(14);
+            g.request(S(1), Kind::Create { reserve: 3 });
+            g.request(S(1), Kind::Create { reserve: 3 });
+            g.set_work_in_sight(InSight { running: 6.0, queued, per_create: 2.0, patience: patience.map(S) });
+            let mut sent = 0;
+            let last = loop {
+                match g.request(S(1), Kind::Create { reserve: 3 }) {
+                    Grant::Now => sent += 1,
+                    held => break held,
+                }
+            };
+            (sent, last)
+        };
+        // 8 creates waiting: 6 + 16 = 22 in sight, 10 of it past this window; the next window
+        // holds it. Every create goes, their polls left for the next window.
+        assert_eq!(with(8, Some(1800)).0, 8);
+        // 14 waiting: 6 + 28 - 12 = 22 spill past the next window too: creates go at their
+        // expected cost only (11 >= 6 + 2, 10 >= 7 + 2, then 9 < 8 + 2).
+        assert_eq!(with(14, Some(1800)).0, 2);
+        // A call that cannot wait the 39 s to the reset: creates go at their reservation only
+        // (one: 12 - 6 >= 1 + 3 + 1).
+        let (sent, held) = with(8, Some(30));
+        assert_eq!(sent, 1);
+        assert!(matches!(held, Grant::Behind(_)), "{held:?}");
+        // On a guessed reset (no answer has told of the window), nothing is planned for the next.
+        let fresh = Governor::new(Limits { default_limit: 20, ..Limits::default() });
+        assert!(!fresh.lock().reset_told(S(0)));
+    }
+
     /// What other processes expect to spend is counted (their promises overstate it: a
     /// promise covers the longest plausible scan); a create with no room beside it waits.
     #[test]
@@ -906,7 +966,9 @@ mod tests {
         for _ in 0..4 {
             assert_eq!(gs[0].request(S(0), Kind::Create { reserve: 3 }), Grant::Now);
         }
-        let work = |running| InSight { running, queued: 5, per_create: 2.1, patience: None };
+        // (Ten creates waiting in each: the work spills past the next window too, so this
+        // window is not the one before the last.)
+        let work = |running| InSight { running, queued: 10, per_create: 2.1, patience: None };
         gs[0].set_work_in_sight(work(13.0));
         gs[0].release(0); // written with its next decision
         assert_eq!(memory.holds_of(0).expected, 13);
@@ -914,7 +976,7 @@ mod tests {
         // nor its expected cost beside process 0's (15 - 13 - 1 < 2.1).
         gs[1].set_work_in_sight(work(0.0));
         assert!(!matches!(gs[1].request(S(1), Kind::Create { reserve: 3 }), Grant::Now));
-        assert_eq!(gs[1].outlook(S(1)).others_demand, 13 + 11, "polls expected and creates waiting");
+        assert_eq!(gs[1].outlook(S(1)).others_demand, 13 + 21, "polls expected and creates waiting");
         // Process 0's polls turn out fewer: room for process 1's create at its expected cost.
         gs[0].set_work_in_sight(work(9.0));
         gs[0].release(0);
