@@ -8,6 +8,7 @@
 //!   cargo run --release -p exona-bench -- scale        # 100, 1,000, 10,000 scans in flight
 //!   cargo run --release -p exona-bench -- store        # processes sharing a key (state store)
 //!   cargo run --release -p exona-bench -- store-share  # just its two window-sharing scenarios
+//!   cargo run --release -p exona-bench -- fleet-outage [RUNS]  # the database stopped mid-run, hosts' logs kept
 //!   cargo run --release -p exona-bench -- portfolio    # the exona command: kill -9 and resume, 1,000 rows
 //!   cargo run --release -p exona-bench -- adaptive     # the adaptive mode at issue 13's three figures
 //!   cargo run --release -p exona-bench -- curve        # virtual time: requests per scan against delay
@@ -388,6 +389,9 @@ fn main() {
         "crash" => crash::run(),
         "fleet" => fleet::run(),
         "fleet-cost" => fleet::run_cost(),
+        "fleet-outage" => {
+            fleet::run_outage(std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(3))
+        }
         "pair" => portfolio::two_portfolios(),
         "all" => {
             efficiency();
@@ -401,7 +405,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "exona-bench: unknown scenario {other:?} (efficiency, pressure, cancel, scale, store, portfolio, adaptive, curve, crash, fleet, fleet-cost, pair, store-share, all)"
+                "exona-bench: unknown scenario {other:?} (efficiency, pressure, cancel, scale, store, portfolio, adaptive, curve, crash, fleet, fleet-cost, fleet-outage, pair, store-share, all)"
             );
             std::process::exit(2);
         }
