@@ -30,6 +30,7 @@ fn spawn_host(
     url: Option<&str>,
     skew_ms: i64,
     sites: &[String],
+    log: Option<&Path>,
 ) -> Child {
     let mut c = Command::new(std::env::current_exe().expect("own path"));
     c.arg("store-worker")
@@ -43,8 +44,13 @@ fn spawn_host(
         .env("EXONA_LOG", std::env::var("EXONA_BENCH_HOST_LOG").unwrap_or_else(|_| "warn".into()))
         .env_remove("EXONA_STATE_DIR")
         .env_remove("EXONA_SCAN_DURATION_MS")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stdout(Stdio::piped());
+    // A log file is written as the host runs (to watch a host that waits); else stderr is
+    // collected at its end.
+    match log {
+        Some(path) => c.stderr(std::fs::File::create(path).expect("host log")),
+        None => c.stderr(Stdio::piped()),
+    };
     match url {
         Some(u) => c.env("EXONA_STATE_URL", u),
         None => c.env_remove("EXONA_STATE_URL"),
@@ -52,11 +58,24 @@ fn spawn_host(
     c.spawn().expect("worker starts")
 }
 
-/// A host's report and what it said on stderr.
-fn collect(child: Child) -> (WorkerReport, String) {
+/// Where a host of [`four_hosts`] writes its log, with EXONA_BENCH_HOST_LOG_DIR set: named by
+/// its state directory and its first site.
+fn host_log(state: &Path, sites: &[String]) -> Option<PathBuf> {
+    let dir = std::env::var_os("EXONA_BENCH_HOST_LOG_DIR")?;
+    let state = state.file_name().map_or("off".into(), |n| n.to_string_lossy().into_owned());
+    let site = sites.first().map_or("none".into(), |s| s.replace("https://", "").replace('/', "_"));
+    Some(Path::new(&dir).join(format!("{state}-{site}.log")))
+}
+
+/// A host's report and what it said on stderr (or in its log file: see [`spawn_host`]).
+fn collect(child: Child, log: Option<PathBuf>) -> (WorkerReport, String) {
     let out = child.wait_with_output().expect("worker ends");
     let report = super::store::parse_report(&String::from_utf8_lossy(&out.stdout));
-    (report, String::from_utf8_lossy(&out.stderr).into_owned())
+    let err = match log {
+        Some(path) => std::fs::read_to_string(path).unwrap_or_default(),
+        None => String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    (report, err)
 }
 
 struct Run {
@@ -91,14 +110,20 @@ fn four_hosts_logged(
     let sim = sim_with(20, Duration::from_secs(40), super::SCAN_MIN, super::SCAN_MAX);
     let key = super::key(2400 + n);
     let dirs: Vec<PathBuf> = (0..4).map(|h| state_dir(&format!("fleet-{n}-{h}"))).collect();
-    let children: Vec<Child> = (0..4)
+    let hosts: Vec<(PathBuf, Vec<String>)> = (0..4)
         .map(|h| {
             let state = if url.is_some() { dirs[h].clone() } else { PathBuf::from("off") };
-            spawn_host(&sim, &key, &state, url, skews[h], &sites(&format!("f{n}h{h}"), 12))
+            (state, sites(&format!("f{n}h{h}"), 12))
         })
         .collect();
+    let children: Vec<Child> = hosts
+        .iter()
+        .enumerate()
+        .map(|(h, (state, s))| spawn_host(&sim, &key, state, url, skews[h], s, host_log(state, s).as_deref()))
+        .collect();
     during();
-    let reports: Vec<(WorkerReport, String)> = children.into_iter().map(collect).collect();
+    let reports: Vec<(WorkerReport, String)> =
+        children.into_iter().zip(&hosts).map(|(c, (state, s))| collect(c, host_log(state, s))).collect();
     let stats = sim.stats(&key);
     let run = Run {
         completed: reports.iter().map(|r| r.0.completed).sum(),
@@ -144,7 +169,7 @@ fn hosts(server: &pg_server::PgServer) {
     // A fifth host asks again for the first host's 12 companies, within max_age_days.
     let before = sim.stats(&key);
     let fifth = state_dir("fleet-fifth");
-    let (again, _) = collect(spawn_host(&sim, &key, &fifth, Some(&url), 0, &sites("f1h0", 12)));
+    let (again, _) = collect(spawn_host(&sim, &key, &fifth, Some(&url), 0, &sites("f1h0", 12), None), None);
     let after = sim.stats(&key);
     println!(
         "\nA fifth host (a state directory of its own) asking again for the first host's 12 companies \
@@ -172,10 +197,10 @@ fn twins(server: &pg_server::PgServer) {
             .iter()
             .map(|d| {
                 let state = if url.is_some() { d.clone() } else { PathBuf::from("off") };
-                spawn_host(&sim, &key, &state, url.as_deref(), 0, &same)
+                spawn_host(&sim, &key, &state, url.as_deref(), 0, &same, None)
             })
             .collect();
-        let reports: Vec<(WorkerReport, String)> = children.into_iter().map(collect).collect();
+        let reports: Vec<(WorkerReport, String)> = children.into_iter().map(|c| collect(c, None)).collect();
         println!(
             "| {label} | 12 | {} | {} | {} |",
             sim.stats(&key).scans_created,
