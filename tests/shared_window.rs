@@ -200,3 +200,52 @@ fn a_finished_process_leaves_no_work_in_sight_behind() {
     assert!(told_work, "the ledger never heard of the work under way");
     assert_eq!(ledger.holds_of(0), exona::testing::Holds::default(), "a finished process holds nothing");
 }
+
+/// Issue 23: the arrivals a process expects come from the key's history in the state store
+/// (scans that earlier processes and runs created), not only from its own creates. A fresh
+/// process whose key saw a portfolio every few minutes keeps the window for the next one
+/// instead of spending it on latency polls for its own few scans.
+#[test]
+fn a_fresh_process_expects_the_arrivals_the_keys_history_shows() {
+    // 10 scans of 3-12 s on a key of 100 per 360 s; `history`: scans the key's other
+    // processes created over the last 340 s, spread evenly.
+    let requests = |history: u32| {
+        let clock = Arc::new(VirtualClock::new());
+        let api = VirtualApi::seeded(clock.clone(), (3.0, 12.0), 1, 100, Duration::from_secs(360), 7);
+        let policy = Policy {
+            mode: Mode::Adaptive,
+            expected_duration: (Duration::from_secs(3), Duration::from_secs(12)),
+            ..Policy::default()
+        };
+        let ledger = MemoryLedger::default();
+        let wall_now = clock.wall().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        for i in 0..history {
+            ledger.record_created(wall_now - 20_000 - i64::from(i) * 340_000 / i64::from(history.max(1)));
+        }
+        let client = Client::with_transport_sharing(
+            "http://virtual/api/v1".into(),
+            api.clone(),
+            clock.clone(),
+            policy,
+            Arc::new(ledger.holder(0)),
+        );
+        let sink = Arc::new(Collect::default());
+        let options = WaitOptions { deadline: Some(Duration::from_secs(1800)), ..WaitOptions::default() };
+        for i in 0..10 {
+            let request = ScanRequest::new(format!("Company {i}"), format!("https://h{i}.example"));
+            client.submit(Goal::Create { request, create_only: false }, &options, sink.clone()).unwrap();
+        }
+        while let Some(next) = client.drive_due() {
+            if next > clock.now() {
+                clock.advance(next - clock.now());
+            }
+        }
+        let outcomes = sink.outcomes.lock().unwrap();
+        assert_eq!((outcomes.len(), outcomes.iter().filter(|o| o.is_err()).count()), (10, 0));
+        api.log().len()
+    };
+    let (alone, busy) = (requests(0), requests(60));
+    println!("10 scans: {alone} requests on a quiet key, {busy} on a key that saw 60 scans lately");
+    assert!(busy < alone, "the history's arrivals made no difference: {busy} against {alone}");
+    assert!(busy <= 23, "{busy} requests: polls as if the window were its own");
+}

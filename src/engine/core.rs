@@ -75,6 +75,9 @@ impl Effect {
 const THRIFT_FOR: Duration = Duration::from_millis(250);
 /// How often the work in sight is told to the governor when no create asks (see `dispatch_due`).
 const IN_SIGHT_EVERY: Duration = Duration::from_secs(1);
+/// How often the key's history of creates (the state store's) is read for the arrivals
+/// expected: it moves as scans end, slowly beside the thrift's weighing.
+const HISTORY_EVERY: Duration = Duration::from_secs(5);
 
 /// Create grants remembered for the arrival rate (two windows' worth at most).
 const CREATES_REMEMBERED: usize = 10_000;
@@ -116,6 +119,9 @@ pub struct Core {
     thrift_seen: Option<(Duration, f64, usize)>,
     /// When the work in sight was last told to the governor.
     in_sight_at: Option<Duration>,
+    /// The key's creates in the span `arrivals` counts, by every process (the ledger's
+    /// history), and when that was read.
+    history_seen: Option<(Duration, u32)>,
     /// When creates were sent (the adaptive thrift's arrival rate), oldest first.
     creates_sent: std::collections::VecDeque<Duration>,
     /// Polls were given back since the last dispatch (see `wake_held_creates`).
@@ -144,6 +150,7 @@ impl Core {
             creates_sent: Default::default(),
             thrift_seen: None,
             in_sight_at: None,
+            history_seen: None,
             budget_freed: false,
             gap_seen: None,
             next_id: 1,
@@ -442,7 +449,12 @@ impl Core {
             if matches!(kind, Kind::Create { .. }) && !std::mem::replace(&mut told_running, true) {
                 let beyond = self.running_beyond_reservations(now);
                 self.governor.set_running_unreserved(beyond);
-                self.governor.set_work_in_sight(self.work_in_sight(now));
+                // (A pass over every task: not twice at one instant, as when the refresh
+                // above has just run.)
+                if self.in_sight_at != Some(now) {
+                    self.in_sight_at = Some(now);
+                    self.governor.set_work_in_sight(self.work_in_sight(now));
+                }
                 self.governor.set_first_poll_after(self.model.quantile(0.0, self.policy.expected_duration));
             }
             let entry = self.tasks.get_mut(&id).expect("present");
@@ -724,8 +736,20 @@ impl Core {
             if span.is_zero() {
                 return 0.0;
             }
-            in_last(longest + Duration::from_nanos(1), window + Duration::from_nanos(1)) as f64
-                / span.as_secs_f64()
+            let own = in_last(longest + Duration::from_nanos(1), window + Duration::from_nanos(1));
+            // With a state store, as the key's scans came over that span, whichever process of
+            // this run or an earlier one created them (the scans of that span have ended, so
+            // the store's history holds them): a fresh process on a key whose portfolios come
+            // every few minutes expects the next one, where its own record is empty.
+            let key_wide = match self.history_seen {
+                Some((at, n)) if now < at + HISTORY_EVERY => n,
+                _ => {
+                    let n = self.governor.key_created_between(now, window, longest).unwrap_or(0);
+                    self.history_seen = Some((now, n));
+                    n
+                }
+            };
+            own.max(key_wide as usize) as f64 / span.as_secs_f64()
         };
         rate * outlook.reset_in.as_secs_f64()
     }

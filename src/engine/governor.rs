@@ -264,6 +264,16 @@ impl Governor {
         self.lock().create_short_at
     }
 
+    /// How many of the key's scans were created between `from_ago` and `to_ago` before `now`,
+    /// by any process of this run or earlier ones, as the ledger's history has them; `None`
+    /// without a ledger, or when it keeps no history or fails.
+    pub fn key_created_between(&self, now: Duration, from_ago: Duration, to_ago: Duration) -> Option<u32> {
+        let (ledger, anchor) = self.shared.get()?;
+        let wall = anchor.to_wall(now);
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        ledger.created_between(wall.saturating_sub(ms(from_ago)), wall.saturating_sub(ms(to_ago))).ok()
+    }
+
     /// Whether a 429's cooldown holds the key at `now` (as this process last saw the key).
     pub fn cooling_down(&self, now: Duration) -> bool {
         now < self.lock().cooldown_until

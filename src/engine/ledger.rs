@@ -62,6 +62,15 @@ pub trait Ledger: Send + Sync {
         let _ = (wall_ms, read);
         Err("this ledger has no read-only view".to_owned())
     }
+
+    /// How many of the key's scans were created in `[from_wall_ms, to_wall_ms)`, by any process
+    /// of this run or of earlier ones, as the ledger's history has them: the scans seen to end,
+    /// dated by their end less their duration (a scan still running is not in it yet). A ledger
+    /// without a history says so.
+    fn created_between(&self, from_wall_ms: i64, to_wall_ms: i64) -> Result<u32, String> {
+        let _ = (from_wall_ms, to_wall_ms);
+        Err("this ledger keeps no history".to_owned())
+    }
 }
 
 /// One process's holds on a key's budget.
@@ -134,6 +143,8 @@ struct Memory {
     holds: std::collections::HashMap<usize, Holds>,
     /// Write transactions made (each a `BEGIN IMMEDIATE` on a store's file).
     transactions: usize,
+    /// When the key's scans were created (wall ms), for [`Ledger::created_between`].
+    created: Vec<i64>,
 }
 
 impl MemoryLedger {
@@ -145,6 +156,12 @@ impl MemoryLedger {
     /// Write transactions made so far, by every holder.
     pub fn transactions(&self) -> usize {
         self.lock().transactions
+    }
+
+    /// Adds a scan created at `wall_ms` to the key's history (as a store learns of it when the
+    /// scan ends).
+    pub fn record_created(&self, wall_ms: i64) {
+        self.lock().created.push(wall_ms);
     }
 
     /// What `holder` holds, as it last wrote it.
@@ -191,5 +208,10 @@ impl Ledger for MemoryLedger {
         let m = self.lock();
         read(&self.window(&m));
         Ok(())
+    }
+
+    fn created_between(&self, from_wall_ms: i64, to_wall_ms: i64) -> Result<u32, String> {
+        let m = self.lock();
+        Ok(m.created.iter().filter(|t| (from_wall_ms..to_wall_ms).contains(t)).count() as u32)
     }
 }

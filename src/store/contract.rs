@@ -90,6 +90,23 @@ fn durations_count_once_per_scan_newest_first() {
     });
 }
 
+/// The key's history of creates (the arrivals a process expects, issue 23): a scan counts
+/// once, whichever owner recorded it, where it was created (its end less its duration).
+#[test]
+fn the_history_counts_each_scan_where_it_was_created() {
+    on_both("history", |open| {
+        let (a, b) = (open(), open());
+        let ms = |secs: u64| t(secs).duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as i64;
+        a.record_duration("scn_1", Duration::from_secs(10), t(100)).unwrap(); // created at 90
+        b.record_duration("scn_1", Duration::from_secs(10), t(101)).unwrap(); // the same scan
+        b.record_duration("scn_2", Duration::from_millis(30_500), t(100)).unwrap(); // at 69.5
+        assert_eq!(a.created_between(ms(60), ms(95)).unwrap(), 2);
+        assert_eq!(b.created_between(ms(70), ms(95)).unwrap(), 1);
+        assert_eq!(a.created_between(ms(60), ms(90)).unwrap(), 1, "from inclusive, to exclusive");
+        assert_eq!(a.created_between(ms(91), ms(200)).unwrap(), 0, "ended after, created before");
+    });
+}
+
 #[test]
 fn one_owner_claims_the_others_wait_then_join_its_scan() {
     on_both("claims", |open| {

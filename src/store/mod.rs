@@ -387,6 +387,11 @@ impl Ledger for Guarded {
     fn peek(&self, wall_ms: i64, read: &mut dyn FnMut(&SharedWindow)) -> Result<(), String> {
         self.run("reading the budget ledger", |s| s.peek(wall_ms, read)).ok_or_else(|| "bypassed".to_owned())
     }
+
+    fn created_between(&self, from_wall_ms: i64, to_wall_ms: i64) -> Result<u32, String> {
+        self.run("reading the key's history", |s| s.created_between(from_wall_ms, to_wall_ms))
+            .ok_or_else(|| "bypassed".to_owned())
+    }
 }
 
 /// The store's name for a key at a base URL: a SHA-256 of both (with a label), so the store

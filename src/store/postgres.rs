@@ -412,6 +412,26 @@ impl Ledger for PgStore {
         })
     }
 
+    fn created_between(&self, from_wall_ms: i64, to_wall_ms: i64) -> Result<u32, String> {
+        // As in the SQLite store, on the database's clock (durations are dated by it).
+        self.with(|c| {
+            let shift = self.offset_ms.load(Ordering::Relaxed) + test_skew_ms();
+            let (from, to) = (from_wall_ms + shift, to_wall_ms + shift);
+            let row = c
+                .query_one(
+                    &format!(
+                        "SELECT count(*) FROM {} WHERE fingerprint = $1 AND observed_ms >= $2
+                           AND observed_ms - (seconds * 1000)::bigint >= $2
+                           AND observed_ms - (seconds * 1000)::bigint < $3",
+                        self.t("durations")
+                    ),
+                    &[&self.fingerprint, &from, &to],
+                )
+                .map_err(err)?;
+            Ok(row.get::<_, i64>(0).clamp(0, i64::from(u32::MAX)) as u32)
+        })
+    }
+
     fn transact(
         &self,
         wall_ms: i64,

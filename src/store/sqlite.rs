@@ -351,6 +351,22 @@ impl Ledger for SqliteStore {
         Ok(())
     }
 
+    fn created_between(&self, from_wall_ms: i64, to_wall_ms: i64) -> Result<u32, String> {
+        // From the durations kept (the most recent few hundred scans of the key): a scan was
+        // created its duration before it was seen to end. A plain read, like `peek`.
+        let conn = self.conn();
+        let mut q = conn
+            .prepare_cached(
+                "SELECT count(*) FROM durations WHERE fingerprint = ?1 AND observed_ms >= ?2
+                   AND observed_ms - CAST(seconds * 1000 AS INTEGER) >= ?2
+                   AND observed_ms - CAST(seconds * 1000 AS INTEGER) < ?3",
+            )
+            .map_err(err)?;
+        let n: i64 =
+            q.query_row(params![self.fingerprint, from_wall_ms, to_wall_ms], |r| r.get(0)).map_err(err)?;
+        Ok(n.clamp(0, i64::from(u32::MAX)) as u32)
+    }
+
     fn transact(
         &self,
         wall_ms: i64,
