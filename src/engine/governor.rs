@@ -446,7 +446,8 @@ impl State {
                 // and be polled there (three processes × 12 scans at 20 per 40 s ended 13 s
                 // after the last window opened, blind processes 5 s).
                 let in_sight = w.running + w.queued as f64 * w.per_create;
-                let spill = in_sight + f64::from(s.others_expected + s.others_queued) - f64::from(available);
+                let others = s.others_expected.saturating_add(s.others_queued);
+                let spill = in_sight + f64::from(others) - f64::from(available);
                 before_last = patient
                     && s.reset_told(now)
                     && w.queued > 0
