@@ -83,6 +83,12 @@ pub struct StoreGate {
     identity: String,
     joined: std::sync::Mutex<Option<String>>,
     told: AtomicBool,
+    /// This call took the claim (its create was sent, or about to be). A create sent again
+    /// (after a 429, a 5xx or a network error) finds its own claim in the store, which the
+    /// store cannot tell from another call's: it must not wait on it (its own heartbeat renews
+    /// the lease, so it never lapses: a fleet host whose create met a 429 while the database
+    /// was down waited on itself until its deadline).
+    claimed: AtomicBool,
 }
 
 impl StoreGate {
@@ -96,6 +102,7 @@ impl StoreGate {
             identity,
             joined: Default::default(),
             told: AtomicBool::new(false),
+            claimed: AtomicBool::new(false),
         }))
     }
 
@@ -134,6 +141,8 @@ impl CreateGate for StoreGate {
         }
         match self.store.peek_claim(&self.identity, ago(now, IN_FLIGHT_TTL), now) {
             Some(Claim::Running(scan_id)) => self.join(scan_id),
+            // The claim is this call's own (see `claimed`).
+            Some(Claim::Creating) if self.claimed.load(Ordering::Relaxed) => Verdict::Send,
             Some(Claim::Creating) => self.later(),
             Some(Claim::Mine) | None => Verdict::Send,
         }
@@ -157,8 +166,18 @@ impl CreateGate for StoreGate {
     }
 
     fn claim(&self) -> Verdict {
+        if self.claimed.load(Ordering::Relaxed) {
+            // Sent again: the claim is still this call's, unless its scan is known by now.
+            return match self.peek() {
+                Verdict::Later(_) => Verdict::Send,
+                verdict => verdict,
+            };
+        }
         match before_create(&self.store, &self.request, SystemTime::now()) {
-            Before::Create => Verdict::Send,
+            Before::Create => {
+                self.claimed.store(true, Ordering::Relaxed);
+                Verdict::Send
+            }
             Before::Answered(scan) => Verdict::Answered(scan),
             Before::Join(scan_id) => self.join(scan_id),
             Before::Claimed => self.later(),
@@ -321,5 +340,36 @@ impl Sink for Remembering {
             after(&self.store, self.request.as_ref(), &outcome, false);
         }
         self.inner.finish(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A create sent again (its POST met a 429, a 5xx or a network error) holds its claim
+    /// still: it goes, where it waited on its own claim before, which its own heartbeat kept
+    /// alive (a fleet host stalled until its deadline: `exona-bench fleet`, the database
+    /// stopped mid-run). Another call of the same company still waits, then joins the scan.
+    #[test]
+    fn a_create_sent_again_does_not_wait_on_its_own_claim() {
+        let dir = std::env::temp_dir().join(format!("exona-own-claim-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = super::super::open(&dir, "fp").expect("store");
+        let request =
+            ScanRequest { max_age_days: Some(30), ..ScanRequest::new("Co", "https://own-claim.example") };
+        let (mine, other) =
+            (StoreGate::new(&store, &request).unwrap(), StoreGate::new(&store, &request).unwrap());
+        assert!(matches!(mine.peek(), Verdict::Send));
+        assert!(matches!(mine.claim(), Verdict::Send));
+        // Its POST met a 429: the create's timer fires again, then its grant comes.
+        assert!(matches!(mine.peek(), Verdict::Send), "waits on its own claim");
+        assert!(matches!(mine.claim(), Verdict::Send), "waits on its own claim");
+        assert!(matches!(other.peek(), Verdict::Later(_)), "another call creates a twin");
+        assert!(matches!(other.claim(), Verdict::Later(_)), "another call creates a twin");
+        created(&store, &request, "scn_own", SystemTime::now());
+        assert!(matches!(other.peek(), Verdict::Join(id) if id == "scn_own"));
+        drop((mine, other, store));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
