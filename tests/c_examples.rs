@@ -767,7 +767,10 @@ fn a_journaled_batch_killed_halfway_resumes() {
         out.lines().filter(|l| l.contains(" scn_test_") && !l.contains("EXONA_ERR")).collect();
     let ambiguous = out.lines().filter(|l| l.contains("EXONA_ERR_AMBIGUOUS_CREATE")).count();
     assert_eq!(completed.len() + ambiguous, 12, "every row ends\nstdout:\n{out}\nstderr:\n{err}");
-    assert!(ambiguous <= 1, "only a create in flight at the kill can be ambiguous\n{out}");
+    // Only a create in flight at the kill can be ambiguous (granted, journaled "creating", not
+    // answered): creates go at once when the window has room for them, so as many as the
+    // window's 10 requests, not one (a clean-clone CI run saw 3).
+    assert!(ambiguous <= 10, "only a create in flight at the kill can be ambiguous\n{out}");
     let stats = sim.stats(&k);
     assert!(stats.scans_created <= 12, "no company was created twice: {stats:?}");
     // Without a state store the second run cannot know that the first spent the window: its
@@ -777,6 +780,6 @@ fn a_journaled_batch_killed_halfway_resumes() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), completed.len(), "one scan per row");
-    assert!(o.status.code() == Some(0) || (ambiguous == 1 && o.status.code() == Some(1)), "{err}");
+    assert!(o.status.code() == Some(0) || (ambiguous >= 1 && o.status.code() == Some(1)), "{err}");
     let _ = std::fs::remove_dir_all(&base);
 }
