@@ -167,11 +167,14 @@ impl CreateGate for StoreGate {
 
     fn claim(&self) -> Verdict {
         if self.claimed.load(Ordering::Relaxed) {
-            // Sent again: the claim is still this call's, unless its scan is known by now.
-            return match self.peek() {
-                Verdict::Later(_) => Verdict::Send,
-                verdict => verdict,
-            };
+            // Sent again: a claim still held is this call's own, a scan known by now is joined,
+            // and a claim that lapsed meanwhile is taken again below (never sent without one).
+            let now = SystemTime::now();
+            match self.store.peek_claim(&self.identity, ago(now, IN_FLIGHT_TTL), now) {
+                Some(Claim::Running(scan_id)) => return self.join(scan_id),
+                Some(Claim::Creating) => return Verdict::Send,
+                Some(Claim::Mine) | None => {}
+            }
         }
         match before_create(&self.store, &self.request, SystemTime::now()) {
             Before::Create => {
@@ -180,7 +183,11 @@ impl CreateGate for StoreGate {
             }
             Before::Answered(scan) => Verdict::Answered(scan),
             Before::Join(scan_id) => self.join(scan_id),
-            Before::Claimed => self.later(),
+            Before::Claimed => {
+                // Another call holds the claim now (this call's lapsed and was taken over).
+                self.claimed.store(false, Ordering::Relaxed);
+                self.later()
+            }
         }
     }
 }
