@@ -87,7 +87,8 @@ pub struct StoreGate {
     /// (after a 429, a 5xx or a network error) finds its own claim in the store, which the
     /// store cannot tell from another call's: it must not wait on it (its own heartbeat renews
     /// the lease, so it never lapses: a fleet host whose create met a 429 while the database
-    /// was down waited on itself until its deadline).
+    /// was down waited on itself, its batch rows without end, their deadline counting from a
+    /// creation that never came).
     claimed: AtomicBool,
 }
 
@@ -356,8 +357,8 @@ mod tests {
 
     /// A create sent again (its POST met a 429, a 5xx or a network error) holds its claim
     /// still: it goes, where it waited on its own claim before, which its own heartbeat kept
-    /// alive (a fleet host stalled until its deadline: `exona-bench fleet`, the database
-    /// stopped mid-run). Another call of the same company still waits, then joins the scan.
+    /// alive (a fleet host stalled past 2,000 s: `exona-bench fleet`, the database stopped
+    /// mid-run). Another call of the same company still waits, then joins the scan.
     #[test]
     fn a_create_sent_again_does_not_wait_on_its_own_claim() {
         let dir = std::env::temp_dir().join(format!("exona-own-claim-{}", std::process::id()));
