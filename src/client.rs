@@ -98,7 +98,35 @@ impl Default for ConnectOptions {
 /// thread and a few HTTP workers serve every call on it.
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<Inner>,
+    shared: Arc<Shared>,
+}
+
+/// A client as every process that holds it sees it (DESIGN.md 9.2): the process that made it
+/// uses `born`; a child forked from it makes its own engine, HTTP client and store connection
+/// from `recipe` on its first call, and never touches the parent's (whose threads it does not
+/// have, and whose locks may have been held at the fork).
+struct Shared {
+    pid: u32,
+    /// Dropped only in the process that made it (see `Drop for Shared`).
+    born: std::mem::ManuallyDrop<Inner>,
+    /// What the client was made from; `None` for a client over a given transport (tests),
+    /// which a child uses as it is.
+    recipe: Option<ClientConfig>,
+    forked: crate::process::PerProcess<Inner>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if crate::process::id() == self.pid {
+            unsafe { std::mem::ManuallyDrop::drop(&mut self.born) };
+        } else {
+            let born = unsafe { std::mem::ManuallyDrop::take(&mut self.born) };
+            crate::process::keep_unfreed(Box::new(born));
+        }
+        // In a forked child the parent's engine is left as it is: joining its threads (which
+        // the child does not have) would fail, and closing its store connection could drop
+        // file locks the parent still holds. The child's own state (`forked`) is freed.
+    }
 }
 
 struct Inner {
@@ -113,7 +141,45 @@ struct Inner {
 impl fmt::Debug for Client {
     // Says where the client points, never which key it holds.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client").field("base_url", &self.inner.base_url).finish_non_exhaustive()
+        f.debug_struct("Client").field("base_url", &self.shared.born.base_url).finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    fn from_inner(inner: Inner, recipe: Option<ClientConfig>) -> Client {
+        Client {
+            shared: Arc::new(Shared {
+                pid: crate::process::id(),
+                born: std::mem::ManuallyDrop::new(inner),
+                recipe,
+                forked: crate::process::PerProcess::new(),
+            }),
+        }
+    }
+
+    /// This process's client: the one made, or in a forked child its own, made afresh from the
+    /// same settings on first use (a new engine, HTTP client and store connection; the
+    /// parent's calls in flight are not the child's).
+    fn inner(&self) -> &Inner {
+        let shared = &*self.shared;
+        if crate::process::id() == shared.pid {
+            return &shared.born;
+        }
+        let Some(recipe) = &shared.recipe else { return &shared.born };
+        shared
+            .forked
+            .get_or_try_init(|| {
+                crate::log::log(crate::log::Level::Info, || {
+                    format!(
+                        "this process (pid {}) was forked from the one that made its client (pid {}): \
+                     it uses a client of its own, made with the same settings",
+                        crate::process::id(),
+                        shared.pid
+                    )
+                });
+                Client::build_inner(recipe.clone())
+            })
+            .unwrap_or_else(|e| panic!("cannot make the client afresh after fork(): {e}"))
     }
 }
 
@@ -152,6 +218,11 @@ impl Client {
 
     /// The client a configuration describes (see [`ClientConfig::build`]).
     pub(crate) fn from_config(config: ClientConfig) -> Result<Client, Error> {
+        let recipe = config.clone();
+        Ok(Client::from_inner(Client::build_inner(config)?, Some(recipe)))
+    }
+
+    fn build_inner(config: ClientConfig) -> Result<Inner, Error> {
         let (api_key, base_url) = config.validate()?;
         let api_key = Zeroizing::new(api_key.to_owned());
         let store_fingerprint = crate::store::fingerprint(&api_key, &base_url);
@@ -188,9 +259,7 @@ impl Client {
         }
         let engine = Engine::threaded(core, Arc::new(transport), clock)
             .map_err(|e| Error::new(Code::Internal, format!("cannot start the scheduler thread: {e}")))?;
-        Ok(Client {
-            inner: Arc::new(Inner { base_url, engine, store, _registration: Some(governor::Registration) }),
-        })
+        Ok(Inner { base_url, engine, store, _registration: Some(governor::Registration) })
     }
 
     /// A client over any transport and clock, driven on the calling thread, with its own
@@ -203,14 +272,15 @@ impl Client {
     ) -> Client {
         let governor = Arc::new(Governor::new(policy.limits.clone()));
         let core = Core::new(policy, governor);
-        Client {
-            inner: Arc::new(Inner {
+        Client::from_inner(
+            Inner {
                 base_url,
                 engine: Engine::inline(core, transport, clock),
                 store: None,
                 _registration: None,
-            }),
-        }
+            },
+            None,
+        )
     }
 
     /// [`Client::with_transport`], its governor sharing the key's window through `ledger` as
@@ -230,7 +300,7 @@ impl Client {
                 - clock.now().as_millis() as i64;
         let anchor = crate::engine::ledger::WallAnchor { monotonic: Duration::ZERO, wall_ms: origin_ms };
         let client = Client::with_transport(base_url, transport, clock, policy);
-        client.inner.engine.with_core(|c| c.governor.share_anchored(ledger, anchor));
+        client.inner().engine.with_core(|c| c.governor.share_anchored(ledger, anchor));
         client
     }
 
@@ -238,7 +308,7 @@ impl Client {
     /// client next has something to do (`None`: nothing waits); never sleeps.
     #[doc(hidden)]
     pub fn drive_due(&self) -> Option<Duration> {
-        self.inner.engine.step_due()
+        self.inner().engine.step_due()
     }
 
     /// A client over any transport, driven by its own scheduler and worker threads as a
@@ -252,29 +322,29 @@ impl Client {
         let core = Core::new(policy, governor);
         let engine = Engine::threaded(core, transport, Arc::new(SystemClock::new()))
             .map_err(|e| Error::new(Code::Internal, format!("cannot start the scheduler thread: {e}")))?;
-        Ok(Client { inner: Arc::new(Inner { base_url, engine, store: None, _registration: None }) })
+        Ok(Client::from_inner(Inner { base_url, engine, store: None, _registration: None }, None))
     }
 
     pub fn base_url(&self) -> &str {
-        &self.inner.base_url
+        &self.inner().base_url
     }
 
     /// The engine's tunables.
     pub fn policy(&self) -> Policy {
-        self.inner.engine.with_core(|c| c.policy.clone())
+        self.inner().engine.with_core(|c| c.policy.clone())
     }
 
     /// Requests the key's budget allows now, and requests granted by this client's governor.
     pub fn budget(&self) -> (u32, u64) {
-        let now = self.inner.engine.clock().now();
-        self.inner.engine.with_core(|c| c.governor.budget(now))
+        let now = self.inner().engine.clock().now();
+        self.inner().engine.with_core(|c| c.governor.budget(now))
     }
 
     /// The key's window now, and the median scan duration learned (for estimates of when a
     /// batch ends).
     pub(crate) fn outlook(&self) -> (crate::engine::governor::Outlook, Duration) {
-        let now = self.inner.engine.clock().now();
-        self.inner
+        let now = self.inner().engine.clock().now();
+        self.inner()
             .engine
             .with_core(|c| (c.governor.outlook(now), c.model.quantile(0.5, c.policy.expected_duration)))
     }
@@ -282,11 +352,11 @@ impl Client {
     /// Requests one scan needs when nothing is known yet: its create and the polls the mode
     /// reserves.
     pub(crate) fn requests_per_scan_planned(&self) -> u32 {
-        self.inner.engine.with_core(|c| 1 + c.policy.polls_to_reserve(c.policy.mode))
+        self.inner().engine.with_core(|c| 1 + c.policy.polls_to_reserve(c.policy.mode))
     }
 
     fn task(&self, goal: Goal, options: &WaitOptions) -> Result<Task, Error> {
-        let engine = &self.inner.engine;
+        let engine = &self.inner().engine;
         let now = engine.clock().now();
         let settings = engine.with_core(|c| Settings {
             deadline: options
@@ -313,7 +383,7 @@ impl Client {
         options: &WaitOptions,
         on_progress: &mut dyn FnMut(&Progress) -> bool,
     ) -> Result<Scan, Error> {
-        match &self.inner.store {
+        match &self.inner().store {
             Some(store) => self.run_remembered(store, goal, options, on_progress),
             None => self.run_engine(goal, options, None, on_progress),
         }
@@ -326,7 +396,7 @@ impl Client {
         gate: Option<Arc<crate::store::calls::StoreGate>>,
         on_progress: &mut dyn FnMut(&Progress) -> bool,
     ) -> Result<Scan, Error> {
-        let engine = &self.inner.engine;
+        let engine = &self.inner().engine;
         let task = self.task(goal, options)?.with_gate(gate.map(|g| g as Arc<dyn CreateGate>));
         let cancel = options.cancel.clone().unwrap_or_default();
         if cancel.is_cancelled() {
@@ -389,12 +459,12 @@ impl Client {
     /// Durations the duration schedule has learned (from this process's scans and, with a
     /// state store, from earlier ones).
     pub fn durations_learned(&self) -> usize {
-        self.inner.engine.with_core(|c| c.model.samples())
+        self.inner().engine.with_core(|c| c.model.samples())
     }
 
     /// Whether the client uses a state store (one was asked for, opened and has not failed).
     pub fn uses_state_store(&self) -> bool {
-        self.inner.store.as_ref().is_some_and(|s| !s.is_bypassed())
+        self.inner().store.as_ref().is_some_and(|s| !s.is_bypassed())
     }
 
     /// Hands a call to the engine without waiting: its progress and outcome go to `sink`.
@@ -403,7 +473,7 @@ impl Client {
     /// a call waiting on another process's create is a timer in the engine, not a thread.
     pub fn submit(&self, goal: Goal, options: &WaitOptions, sink: Arc<dyn Sink>) -> Result<(), Error> {
         use crate::store::calls::{Remembering, StoreGate};
-        let Some(store) = &self.inner.store else { return self.submit_engine(goal, options, None, sink) };
+        let Some(store) = &self.inner().store else { return self.submit_engine(goal, options, None, sink) };
         let request = match &goal {
             Goal::Create { request, .. } => Some(request.normalized()?),
             _ => None,
@@ -421,7 +491,7 @@ impl Client {
         sink: Arc<dyn Sink>,
     ) -> Result<(), Error> {
         let task = self.task(goal, options)?.with_gate(gate.map(|g| g as Arc<dyn CreateGate>));
-        self.inner.engine.submit(task, sink, options.cancel.clone().unwrap_or_default());
+        self.inner().engine.submit(task, sink, options.cancel.clone().unwrap_or_default());
         Ok(())
     }
 
@@ -429,18 +499,18 @@ impl Client {
     /// sleeps until the next timer, on this thread. Returns false when nothing waits.
     /// A threaded client drives itself; there it returns false at once.
     pub fn drive(&self, cancel: &CancelToken) -> bool {
-        !self.inner.engine.is_threaded() && self.inner.engine.step(cancel)
+        !self.inner().engine.is_threaded() && self.inner().engine.step(cancel)
     }
 
     /// Tells the engine that cancel tokens of submitted calls may have fired: their calls end
     /// now instead of at their next timer.
     pub fn wake(&self) {
-        self.inner.engine.poke();
+        self.inner().engine.poke();
     }
 
     /// Tasks the engine holds (waiting or in flight).
     pub fn pending(&self) -> usize {
-        self.inner.engine.with_core(|c| c.len())
+        self.inner().engine.with_core(|c| c.len())
     }
 
     /// POST /scans: a new scan (`processing`), or a cached one (`completed`, `cached()`).

@@ -20,6 +20,7 @@ pub mod error;
 pub mod log;
 pub mod model;
 mod private_files;
+pub(crate) mod process;
 pub mod redact;
 pub mod scan;
 pub mod store;

@@ -84,8 +84,10 @@ pub fn log(level: Level, message: impl FnOnce() -> String) {
     drop(guard);
     if env_level().is_some_and(|max| level <= max) {
         // One write per line, so lines from several threads do not interleave.
-        static STDERR: Mutex<()> = Mutex::new(());
-        let _one_at_a_time = STDERR.lock().unwrap_or_else(|p| p.into_inner());
+        // One lock per process: a child forked while another thread held it must not wait
+        // for ever (DESIGN.md 9.2).
+        static STDERR: crate::process::PerProcess<Mutex<()>> = crate::process::PerProcess::new();
+        let _one_at_a_time = STDERR.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
         // Built whole, then written with one call: eprintln! may split a line into several
         // writes, which other output on stderr can then land between.
         let line = format!("libexona[{}]: {}\n", level.name(), message());

@@ -16,7 +16,7 @@ use exona::Mode;
                   Exit status: 0 done (every row completed, or failed as a scan), 1 some scan or row ended in\n\
                   error, 2 usage (arguments, key, input), 3 the output or state file cannot be used or written\n\
                   (in use by another run, the input itself, not a regular file, unwritable), 130 interrupted\n\
-                  (Ctrl-C or SIGTERM)."
+                  by Ctrl-C, 143 stopped by SIGTERM."
 )]
 pub struct Cli {
     #[command(flatten)]

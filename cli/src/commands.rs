@@ -80,7 +80,7 @@ fn show(outcome: Result<Scan, Error>, json: bool, interrupt: &Interrupt) -> Resu
             };
             let message = format!("{}: {}{resume}", e.code.name(), e.message);
             if e.code == Code::Cancelled && interrupt.happened() {
-                return Err(Failure::interrupted(message));
+                return Err(Failure::interrupted(interrupt, message));
             }
             Err(Failure::failed(message))
         }

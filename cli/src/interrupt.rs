@@ -25,6 +25,11 @@ pub fn signal_name(signal: i32) -> &'static str {
     }
 }
 
+/// 128 + the signal's number: the shell's convention for a process ended by a signal.
+fn exit_status(signal: i32) -> u8 {
+    (128 + signal) as u8
+}
+
 impl Interrupt {
     pub fn install() -> Interrupt {
         let interrupt = Interrupt {
@@ -60,12 +65,18 @@ impl Interrupt {
                 "interrupted (Ctrl-C)"
             }));
         } else {
-            std::process::exit(130);
+            std::process::exit(i32::from(exit_status(signal)));
         }
     }
 
     pub fn happened(&self) -> bool {
         self.count.load(Ordering::SeqCst) > 0
+    }
+
+    /// The status the command exits with when this signal stopped it: 128 + its number, as
+    /// shells report it (130 for Ctrl-C, 143 for SIGTERM), so a supervisor sees which.
+    pub fn status(&self) -> u8 {
+        exit_status(if self.by() == signal_name(SIGTERM) { SIGTERM } else { SIGINT })
     }
 
     /// The first signal's name, once one came.

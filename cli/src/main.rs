@@ -38,9 +38,9 @@ impl Failure {
     pub fn output(message: impl Into<String>) -> Failure {
         Failure { status: 3, message: message.into() }
     }
-    /// Status 130: stopped by Ctrl-C or SIGTERM.
-    pub fn interrupted(message: impl Into<String>) -> Failure {
-        Failure { status: 130, message: message.into() }
+    /// Status 130 (Ctrl-C) or 143 (SIGTERM): stopped by that signal.
+    pub fn interrupted(by: &interrupt::Interrupt, message: impl Into<String>) -> Failure {
+        Failure { status: by.status(), message: message.into() }
     }
 }
 

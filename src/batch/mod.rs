@@ -107,6 +107,9 @@ pub struct Batch {
     reconcile: AtomicBool,
     /// Requests the client's governor had granted when the batch began.
     granted_at_start: u64,
+    /// The process that made it: a batch's rows run on that process's threads, so a forked
+    /// child makes its own batch (DESIGN.md 9.2) and leaves this one as it was.
+    pid: u32,
 }
 
 /// Where a batch stands, for a progress display.
@@ -151,6 +154,7 @@ impl Batch {
             journal: OnceLock::new(),
             reconcile: AtomicBool::new(false),
             granted_at_start: client.budget().1,
+            pid: crate::process::id(),
         }
     }
 
@@ -370,6 +374,12 @@ impl Drop for Batch {
     /// A batch dropped with requests still running cancels them: nothing keeps polling for
     /// results nobody will collect.
     fn drop(&mut self) {
+        if crate::process::id() != self.pid {
+            // Inherited through fork(): its rows and journal are the parent's, and a lock one
+            // of the parent's threads held at the fork may never be let go here.
+            crate::process::keep_unfreed(Box::new((self.shared.clone(), self.journal.take())));
+            return;
+        }
         self.cancel_all();
         if let Some(journal) = self.journal.get() {
             journal.close();

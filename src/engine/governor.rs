@@ -771,8 +771,10 @@ pub struct Observed {
 /// (fingerprint of a key, its governor while anyone uses it).
 type Registry = Vec<(u64, Weak<Governor>)>;
 
+/// One registry per process: a child forked while another thread held the lock makes its own
+/// (DESIGN.md 9.2), and its clients share governors among themselves, not with the parent's.
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
-    static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
+    static REGISTRY: crate::process::PerProcess<Mutex<Registry>> = crate::process::PerProcess::new();
     REGISTRY.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
 }
 

@@ -8,6 +8,7 @@ use super::client_options::exona_client_options;
 use super::codes::exona_code;
 use super::result::{deliver, exona_result};
 use crate::error::Error;
+use crate::process::PerProcess;
 use crate::CancelToken;
 use crate::{Client, ClientConfig};
 
@@ -16,12 +17,18 @@ use crate::{Client, ClientConfig};
 pub struct exona_client {
     pub(crate) client: Client,
     /// Cancelled by `exona_client_free`: every call made through this handle links to it.
-    pub(crate) closing: CancelToken,
+    /// One per process: a forked child's calls never link to (or wake) the parent's calls.
+    closing: PerProcess<CancelToken>,
 }
 
 impl exona_client {
     fn new(client: Client) -> exona_client {
-        exona_client { client, closing: CancelToken::new() }
+        exona_client { client, closing: PerProcess::new() }
+    }
+
+    /// The token that `exona_client_free` cancels, in this process.
+    pub(crate) fn closing(&self) -> &CancelToken {
+        self.closing.get_or_init(CancelToken::new)
     }
 }
 
@@ -119,7 +126,10 @@ pub extern "C" fn exona_client_create(
 pub extern "C" fn exona_client_free(client: *mut exona_client) {
     boundary(|| {
         if let Some(c) = unsafe { optional_handle(client) } {
-            c.closing.cancel_because(Some(FREED));
+            // Only this process's calls: a token the child never used needs no cancel.
+            if let Some(closing) = c.closing.get() {
+                closing.cancel_because(Some(FREED));
+            }
         }
         unsafe { free(client) }
     })

@@ -41,7 +41,7 @@ fn run(
         let defaults = exona_scan_options::default();
         let given = unsafe { optional_handle(options) }.unwrap_or(&defaults);
         let own = given.wait.cancel.clone().unwrap_or_default();
-        let (cancel, _link) = CancelToken::linked(&[&own, &c.closing]);
+        let (cancel, _link) = CancelToken::linked(&[&own, c.closing()]);
         let mut options = given.clone();
         options.wait.cancel = Some(cancel);
         call(&client, &options)

@@ -103,13 +103,16 @@ pub fn run(client: &Client, a: BatchArgs, interrupt: &Interrupt) -> Result<(), F
     let done = written.len() + ended.total();
     let errors = errors_before + ended.errors;
     if stopping {
-        return Err(Failure::interrupted(format!(
+        return Err(Failure::interrupted(
+            interrupt,
+            format!(
             "stopped on {}: {done} of {total} rows in {}, {} to go ({unfinished} cancelled in flight or queued); run \
              the same command again to resume",
             interrupt.by(),
             a.output.display(),
             total - done
-        )));
+        ),
+        ));
     }
     let summary =
         format!("{done} of {total} rows in {}: {}", a.output.display(), progress::describe(&ended, &status));
