@@ -29,8 +29,8 @@ from .errors import (
     ScanFailedError,
     ScanTimeoutError,
     ServerError,
-    TimeoutError,
 )
+from .errors import TimeoutError  # noqa: A004 - exona.TimeoutError only: `import *` must not shadow the built-in
 from .results import Scan, ScanResult
 
 __version__ = "0.1.0"
@@ -39,5 +39,5 @@ __all__ = [
     "AmbiguousCreateError", "AsyncExonaClient", "AuthenticationError", "BadRequestError", "CancelledError",
     "Error", "ExonaClient", "InternalError", "InvalidArgumentError", "NetworkError", "NotFoundError",
     "Outcome", "PermissionDeniedError", "ProtocolError", "RateLimitedError", "Scan", "ScanFailedError",
-    "ScanMany", "ScanResult", "ScanTimeoutError", "ServerError", "TimeoutError", "library", "version",
+    "ScanMany", "ScanResult", "ScanTimeoutError", "ServerError", "library", "version",
 ]

@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 from . import errors
 from ._lib import ffi, lib
+from ._strings import c_string
 
 MODES = {"balanced": 0, "latency": 1, "frugal": 2, "adaptive": 3}
 MODE_NAMES = {v: k for k, v in MODES.items()}
@@ -71,7 +72,9 @@ class ScanOptions:
             lib.exona_scan_options_set_force_refresh(self.ptr, bool(force_refresh))
             lib.exona_scan_options_set_include_field_citations(self.ptr, bool(include_field_citations))
             for i, (question, answer) in enumerate(_questions(questionnaire_data or []), 1):
-                if lib.exona_scan_options_add_question(self.ptr, question.encode(), answer.encode()):
+                q = c_string(question, f"questionnaire_data item {i}'s question")
+                a = c_string(answer, f"questionnaire_data item {i}'s answer")
+                if lib.exona_scan_options_add_question(self.ptr, q, a):
                     raise errors.InvalidArgumentError(
                         f"questionnaire_data item {i} is over the API's limits "
                         "(50 items, 5,000 characters per answer, 20,000 in all)")
@@ -144,20 +147,20 @@ def client_options(*, connect_timeout: Optional[float] = None, attempt_timeout: 
         if attempt_timeout is not None:
             lib.exona_client_options_set_attempt_timeout_ms(o, _ms(attempt_timeout, "attempt_timeout"))
         if user_agent_suffix is not None:
-            check(lib.exona_client_options_set_user_agent_suffix(o, str(user_agent_suffix).encode()),
+            check(lib.exona_client_options_set_user_agent_suffix(o, c_string(str(user_agent_suffix), "user_agent_suffix")),
                   f"user_agent_suffix must be printable ASCII, not {user_agent_suffix!r}")
         if proxy is not None:
-            check(lib.exona_client_options_set_proxy(o, str(proxy).encode()),
+            check(lib.exona_client_options_set_proxy(o, c_string(str(proxy), "proxy")),
                   f'proxy must be a URL (or "" for none), not {proxy!r}')
         if ca_bundle is not None:
-            check(lib.exona_client_options_set_ca_bundle_file(o, str(ca_bundle).encode()),
+            check(lib.exona_client_options_set_ca_bundle_file(o, c_string(str(ca_bundle), "ca_bundle")),
                   f"ca_bundle must be a readable PEM file, not {ca_bundle!r}")
         if state_dir is not None:
-            check(lib.exona_client_options_set_state_dir(o, str(state_dir).encode()),
+            check(lib.exona_client_options_set_state_dir(o, c_string(str(state_dir), "state_dir")),
                   f'state_dir must be a directory path (or "off"), not {state_dir!r}')
         if state_url is not None:
             # The message never repeats the URL: it may hold a password.
-            check(lib.exona_client_options_set_state_url(o, str(state_url).encode()),
+            check(lib.exona_client_options_set_state_url(o, c_string(str(state_url), "state_url")),
                   'state_url must be a postgresql:// URL (or "off")')
         if poll_mode is not None:
             lib.exona_client_options_set_poll_mode(o, _mode(poll_mode, "poll_mode"))

@@ -25,12 +25,13 @@ class AsyncExonaClient:
         opts = ScanOptions(**kwargs)
         name, site = _arg(company_name, "company_name"), _arg(company_website, "company_website")
         return await _call.run_async(
-            lambda o, out, p=self.sync.ptr: lib.exona_scan_create(p, name, site, o, out), opts)
+            self.sync.calls, lambda p, o, out: lib.exona_scan_create(p, name, site, o, out), opts)
 
     async def get_scan(self, scan_id: str) -> Scan:
         """:meth:`ExonaClient.get_scan`, awaited."""
         sid = _arg(scan_id, "scan_id")
-        return await _call.run_async(lambda _o, out, p=self.sync.ptr: lib.exona_scan_get(p, sid, out), ScanOptions())
+        return await _call.run_async(self.sync.calls, lambda p, _o, out: lib.exona_scan_get(p, sid, out),
+                                     ScanOptions())
 
     async def scan_and_wait(self, company_name: str, company_website: str, poll_interval: Optional[float] = None,
                             timeout: Optional[float] = 300, **kwargs: Any) -> ScanResult:
@@ -42,10 +43,15 @@ class AsyncExonaClient:
         opts = ScanOptions(timeout=timeout, **kwargs)
         sid = _arg(scan_id, "scan_id")
         return result_of(await _call.run_async(
-            lambda o, out, p=self.sync.ptr: lib.exona_scan_wait(p, sid, o, out), opts))
+            self.sync.calls, lambda p, o, out: lib.exona_scan_wait(p, sid, o, out), opts))
 
-    def close(self) -> None:
-        self.sync.close()
+    def close(self, timeout: Optional[float] = 15.0) -> None:
+        """:meth:`ExonaClient.close`: pending awaits raise CancelledError."""
+        self.sync.close(timeout)
+
+    def cancel_all(self) -> int:
+        """:meth:`ExonaClient.cancel_all`."""
+        return self.sync.cancel_all()
 
     async def __aenter__(self) -> "AsyncExonaClient":
         return self

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List,
 from . import errors
 from ._lib import ffi, lib
 from ._options import ScanOptions
+from ._strings import c_string
 from .results import ScanResult, result_of, take
 
 if TYPE_CHECKING:
@@ -50,6 +51,9 @@ def _company(item: Company, i: int) -> Tuple[str, str]:
         raise errors.InvalidArgumentError(
             f"company {i + 1} must be a (name, website) pair of strings or a dict with name and website, "
             f"not {item!r}")
+    # Every row is checked before the batch starts, so a bad row sends nothing at all.
+    c_string(name, f"company {i + 1}'s name")
+    c_string(site, f"company {i + 1}'s website")
     return name, site
 
 
@@ -64,14 +68,16 @@ class ScanMany:
         self._client = client  # kept alive for as long as the batch runs on it
         self._on_progress = on_progress
         self._rows: List[Tuple[str, str]] = [_company(c, i) for i, c in enumerate(companies)]
-        self._ptr = lib.exona_batch_new(client.ptr)
+        with client.calls.using() as client_ptr:
+            # The batch holds its own reference to the client from here on.
+            self._ptr = lib.exona_batch_new(client_ptr)
         self._left = len(self._rows)
         self._last_progress = 0.0
         self._final: Dict[str, Any] = {}
         try:
             if journal is not None:
                 path = os.fspath(journal)
-                if lib.exona_batch_set_journal(self._ptr, path.encode()):
+                if lib.exona_batch_set_journal(self._ptr, c_string(path, "journal")):
                     raise errors.InvalidArgumentError(
                         f"{path} cannot be the batch's journal: it is in use by another run, not a "
                         "journal of these rows, or not writable (EXONA_LOG=warn says which)")
@@ -80,7 +86,8 @@ class ScanMany:
             for i, (name, site) in enumerate(self._rows):
                 opts = ScanOptions(max_age_days=max_age_days, **kwargs)
                 try:
-                    rc = lib.exona_batch_add(self._ptr, name.encode(), site.encode(), opts.ptr, index)
+                    rc = lib.exona_batch_add(self._ptr, c_string(name, f"company {i + 1}'s name"),
+                                             c_string(site, f"company {i + 1}'s website"), opts.ptr, index)
                 finally:
                     opts.free()
                 if rc:

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Iterable, Optional
 
 from . import _call, errors
 from ._lib import ffi, lib
 from ._options import ProgressFn, Questionnaire, ScanOptions, client_options
 from .batch import Company, ScanMany
+from ._strings import c_string
 from .results import Scan, ScanResult, result_of, take
 
 
 def _arg(value: Optional[str], what: str) -> Any:
+    """A string argument for C (None: NULL); a NUL in it is refused, never cut off."""
     if value is None:
         return ffi.NULL
-    if not isinstance(value, str):
-        raise errors.InvalidArgumentError(f"{what} must be a string, not {type(value).__name__}")
-    return value.encode("utf-8")
+    return c_string(value, what)
 
 
 class ExonaClient:
@@ -29,8 +28,9 @@ class ExonaClient:
 
     Settings (all optional, as in the other bindings):
         state_dir: the state store the processes of this host share (the key's budget, scans
-            in flight, results, learned durations); default ``EXONA_STATE_DIR`` or the user's
-            cache directory; ``"off"`` for none.
+            in flight, results, learned durations); default ``EXONA_STATE_DIR``; with neither,
+            no store is used and no file is written (as in every binding; the ``exona``
+            command alone keeps one by default); ``"off"`` for none.
         state_url: the fleet store: a ``postgresql://`` URL shared by the hosts of a fleet on
             one key, in place of ``state_dir``'s file; default ``EXONA_STATE_URL``. Its
             password never appears in a message.
@@ -43,12 +43,17 @@ class ExonaClient:
         expected_duration: ``(min, max)`` seconds a scan takes, before any is learned.
 
     Raises :class:`exona.InvalidArgumentError` for a key, URL or setting it refuses (the
-    message names which); nothing is sent by the constructor.
+    message names which), a string holding a NUL character among them; nothing is sent by the
+    constructor.
+
+    A client made before ``fork()`` (gunicorn ``--preload``, Celery prefork,
+    ``multiprocessing``) works in the child: the library gives the child its own engine and
+    connections on its first call. ``close()`` and ``cancel_all()`` end calls running in other
+    threads with :class:`exona.CancelledError`.
     """
 
     def __init__(self, api_key: Optional[str] = None, base_url: Optional[str] = None, **settings: Any) -> None:
-        self._ptr = None
-        self._lock = threading.Lock()
+        self._calls: Optional[_call.Calls] = None
         opts = client_options(**settings)
         out = ffi.new("exona_client **")
         error = ffi.new("exona_result **")
@@ -60,22 +65,31 @@ class ExonaClient:
         if rc != 0:
             _, err = take(error[0])
             raise err if err is not None else errors.InternalError("the client could not be made")
-        self._ptr = out[0]
+        self._calls = _call.Calls(out[0], lib.exona_client_free)
 
     @property
-    def ptr(self) -> Any:
-        ptr = self._ptr
-        if ptr is None:
-            raise errors.InvalidArgumentError("the client is closed")
-        return ptr
+    def calls(self) -> "_call.Calls":
+        """The C handle and the calls in flight on it (internal)."""
+        if self._calls is None:
+            raise errors.CancelledError(_call.CLOSED)
+        return self._calls
 
-    def close(self) -> None:
-        """Frees the client now (also done by ``with`` and by garbage collection). Calls of
-        other threads still running on it must have returned first."""
-        with self._lock:
-            ptr, self._ptr = self._ptr, None
-        if ptr is not None:
-            lib.exona_client_free(ptr)
+    def close(self, timeout: Optional[float] = 15.0) -> None:
+        """Closes the client (also done by ``with`` and by garbage collection): new calls raise
+        :class:`exona.CancelledError`, calls still running in other threads are cancelled
+        (each raises CancelledError; a scan already created keeps its ``scan_id``), and the
+        library's handle is freed once none of them uses it. Waits up to ``timeout`` seconds
+        (None: as long as it takes) for them to return; a call whose create request is on the
+        wire first takes its answer, so that no scan id is lost. Safe from any thread, and from
+        a signal handler. Idempotent."""
+        if self._calls is not None:
+            self._calls.close(timeout)
+
+    def cancel_all(self) -> int:
+        """Cancels every call running on this client, in any thread (a thread pool's too), and
+        returns how many; each raises :class:`exona.CancelledError`. The client stays open.
+        Safe from a signal handler: how a script stops its workers on Ctrl-C."""
+        return self._calls.cancel_all() if self._calls is not None else 0
 
     def __enter__(self) -> "ExonaClient":
         return self
@@ -85,7 +99,7 @@ class ExonaClient:
 
     def __del__(self) -> None:
         try:
-            self.close()
+            self.close(timeout=0)
         except Exception:  # noqa: BLE001 - never raise from a finalizer
             pass
 
@@ -104,12 +118,12 @@ class ExonaClient:
                            include_field_citations=include_field_citations,
                            questionnaire_data=questionnaire_data)
         name, site = _arg(company_name, "company_name"), _arg(company_website, "company_website")
-        return _call.run(lambda o, out, p=self.ptr: lib.exona_scan_create(p, name, site, o, out), opts)
+        return _call.run(self.calls, lambda p, o, out: lib.exona_scan_create(p, name, site, o, out), opts)
 
     def get_scan(self, scan_id: str) -> Scan:
         """``GET /scans/{id}``: the scan object, whatever its status. One request."""
         sid = _arg(scan_id, "scan_id")
-        return _call.run(lambda _o, out, p=self.ptr: lib.exona_scan_get(p, sid, out), ScanOptions())
+        return _call.run(self.calls, lambda p, _o, out: lib.exona_scan_get(p, sid, out), ScanOptions())
 
     def scan_and_wait(self, company_name: str, company_website: str, poll_interval: Optional[float] = None,
                       timeout: Optional[float] = 300, **kwargs: Any) -> ScanResult:
@@ -135,7 +149,8 @@ class ExonaClient:
         del poll_interval
         opts = ScanOptions(timeout=timeout, **kwargs)
         name, site = _arg(company_name, "company_name"), _arg(company_website, "company_website")
-        return result_of(_call.run(lambda o, out, p=self.ptr: lib.exona_scan_and_wait(p, name, site, o, out), opts))
+        return result_of(_call.run(self.calls, lambda p, o, out: lib.exona_scan_and_wait(p, name, site, o, out),
+                                   opts))
 
     def wait(self, scan_id: str, timeout: Optional[float] = 300, **kwargs: Any) -> ScanResult:
         """Waits for an existing scan (no new create): how a program resumes a scan whose id
@@ -143,7 +158,7 @@ class ExonaClient:
         :meth:`scan_and_wait` does; ``mode``, ``thrift`` and ``on_progress`` as there."""
         opts = ScanOptions(timeout=timeout, **kwargs)
         sid = _arg(scan_id, "scan_id")
-        return result_of(_call.run(lambda o, out, p=self.ptr: lib.exona_scan_wait(p, sid, o, out), opts))
+        return result_of(_call.run(self.calls, lambda p, o, out: lib.exona_scan_wait(p, sid, o, out), opts))
 
     # What the guide's loop lacks.
 
@@ -175,7 +190,8 @@ class ExonaClient:
         del poll_interval
         opts = ScanOptions(timeout=timeout, **kwargs)
         name, site = _arg(company_name, "company_name"), _arg(company_website, "company_website")
-        scan = await _call.run_async(lambda o, out, p=self.ptr: lib.exona_scan_and_wait(p, name, site, o, out), opts)
+        scan = await _call.run_async(self.calls, lambda p, o, out: lib.exona_scan_and_wait(p, name, site, o, out),
+                                     opts)
         return result_of(scan)
 
 

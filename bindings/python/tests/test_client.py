@@ -98,7 +98,7 @@ def test_a_closed_client_says_so(key):
     c = exona.ExonaClient(key)
     c.close()
     c.close()  # twice is harmless
-    with pytest.raises(exona.InvalidArgumentError, match="closed"):
+    with pytest.raises(exona.CancelledError, match="closed"):
         c.get_scan("scn_test_x")
 
 
