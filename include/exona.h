@@ -200,6 +200,13 @@ typedef struct exona_cancel_token exona_cancel_token;
 /**
  * A client of the Exona API (an opaque handle). Thread-safe: one client may be used by any
  * number of threads at once. Freeing it ends the calls still waiting on it.
+ *
+ * Fork-safe: a client made before `fork()` works in the child (preforking servers make it at
+ * boot). On the child's first call the library gives the child an engine, connections and a
+ * state-store connection of its own, made with the client's settings; the parent's calls in
+ * flight are not the child's, and the parent is unaffected. Freeing the inherited client in
+ * the child frees the child's part and leaves the parent's untouched (its threads do not
+ * exist in the child). A batch belongs to the process that made it: make a new one in the child.
  */
 typedef struct exona_client exona_client;
 
@@ -518,7 +525,9 @@ exona_code exona_client_create(const char *api_key,
  * flight first awaits its answer, so the id is not lost). The client's connections close,
  * its threads are joined and the API key is wiped when the last of those calls has returned
  * (at once when none is running). Batches made from the client hold their own reference and
- * keep working until freed. Entering a new call with a freed client is a caller bug.
+ * keep working until freed. Entering a new call with a freed client is a caller bug. In a
+ * child forked after the client was made, only the child's own part is freed (see
+ * `exona_client`); this neither blocks nor fails.
  */
 void exona_client_free(exona_client *client);
 

@@ -32,6 +32,15 @@ namespace exona {
 
 inline std::string_view view(const char *s) { return s ? std::string_view(s) : std::string_view(); }
 
+class error;
+
+namespace detail {
+/// `s` for C, or exona::error (EXONA_ERR_INVALID_ARGUMENT) naming `what` when it holds a NUL
+/// character: a C string ends there, so "https://a.example\0.evil" would scan
+/// https://a.example. Nothing is sent for a refused string.
+inline const char *c_str(const std::string &s, const char *what);
+}  // namespace detail
+
 /// A failed call: what() is the library's message; the rest is what support asks for.
 class error : public std::runtime_error {
 public:
@@ -53,6 +62,17 @@ private:
     std::string request_id_, scan_id_, api_code_;
     std::uint16_t http_status_;
 };
+
+inline const char *detail::c_str(const std::string &s, const char *what) {
+    std::string::size_type at = s.find('\0');
+    if (at != std::string::npos) {
+        throw error(EXONA_ERR_INVALID_ARGUMENT,
+                    std::string(what) + " contains a NUL character (at index " + std::to_string(at) +
+                        "); C strings cannot carry one, and cutting the string there would name something else, "
+                        "so nothing was sent");
+    }
+    return s.c_str();
+}
 
 /// The outcome of a scan call (success or failure). Move-only; frees itself.
 class result {
@@ -156,7 +176,7 @@ public:
         return check(exona_scan_options_set_include_field_citations(o_, on), "include_field_citations");
     }
     options &question(const std::string &q, const std::string &a) {
-        return check(exona_scan_options_add_question(o_, q.c_str(), a.c_str()),
+        return check(exona_scan_options_add_question(o_, detail::c_str(q, "question"), detail::c_str(a, "answer")),
                      "questionnaire: at most 50 items and 5,000 characters per answer");
     }
     options &timeout(std::chrono::milliseconds t) {
@@ -221,22 +241,22 @@ public:
         return check(exona_client_options_set_attempt_timeout_ms(o_, ms(t)), "attempt timeout must be positive");
     }
     client_options &user_agent_suffix(const std::string &s) {
-        return check(exona_client_options_set_user_agent_suffix(o_, s.c_str()), "user agent suffix: printable ASCII");
+        return check(exona_client_options_set_user_agent_suffix(o_, detail::c_str(s, "user agent suffix")), "user agent suffix: printable ASCII");
     }
     /// A proxy URL for every request; "" for none at all.
-    client_options &proxy(const std::string &url) { return check(exona_client_options_set_proxy(o_, url.c_str()), "proxy URL"); }
+    client_options &proxy(const std::string &url) { return check(exona_client_options_set_proxy(o_, detail::c_str(url, "proxy")), "proxy URL"); }
     client_options &ca_bundle_file(const std::string &path) {
-        return check(exona_client_options_set_ca_bundle_file(o_, path.c_str()), "CA bundle: a readable PEM file");
+        return check(exona_client_options_set_ca_bundle_file(o_, detail::c_str(path, "CA bundle")), "CA bundle: a readable PEM file");
     }
     client_options &poll_mode(exona_poll_mode mode) { return check(exona_client_options_set_poll_mode(o_, mode), "poll mode"); }
     /// The state store's directory, shared by the processes of the host; "off" for none.
     client_options &state_dir(const std::string &path) {
-        return check(exona_client_options_set_state_dir(o_, path.c_str()), "state dir");
+        return check(exona_client_options_set_state_dir(o_, detail::c_str(path, "state dir")), "state dir");
     }
     /// The fleet store: a postgresql:// URL shared by the hosts of a fleet, in place of the
     /// state directory's file; "off" for none. Its password is never shown.
     client_options &state_url(const std::string &url) {
-        return check(exona_client_options_set_state_url(o_, url.c_str()), "state URL: a postgresql:// URL");
+        return check(exona_client_options_set_state_url(o_, detail::c_str(url, "state URL")), "state URL: a postgresql:// URL");
     }
     client_options &expected_duration(std::chrono::milliseconds min, std::chrono::milliseconds max) {
         return check(exona_client_options_set_expected_duration_ms(o_, ms(min), ms(max)), "expected duration: 0 < min <= max");
@@ -283,26 +303,27 @@ public:
         r.throw_if_error();
         return r;
     }
-    /// The same, returning the result on failure too (no exception).
+    /// The same, returning the result on failure too (no exception, but for a name or website
+    /// holding a NUL character: exona::error, before anything is sent).
     result try_scan_and_wait(const std::string &name, const std::string &website, const options *opts = nullptr) const {
         exona_result *r = nullptr;
-        exona_scan_and_wait(c_, name.c_str(), website.c_str(), opts ? opts->get() : nullptr, &r);
+        exona_scan_and_wait(c_, detail::c_str(name, "company name"), detail::c_str(website, "company website"), opts ? opts->get() : nullptr, &r);
         return result(r);
     }
     result create(const std::string &name, const std::string &website, const options *opts = nullptr) const {
         exona_result *r = nullptr;
-        exona_scan_create(c_, name.c_str(), website.c_str(), opts ? opts->get() : nullptr, &r);
+        exona_scan_create(c_, detail::c_str(name, "company name"), detail::c_str(website, "company website"), opts ? opts->get() : nullptr, &r);
         return checked(r);
     }
     result get(const std::string &scan_id) const {
         exona_result *r = nullptr;
-        exona_scan_get(c_, scan_id.c_str(), &r);
+        exona_scan_get(c_, detail::c_str(scan_id, "scan id"), &r);
         return checked(r);
     }
     /// Waits for an existing scan (no new POST); throws exona::error on failure.
     result wait(const std::string &scan_id, const options *opts = nullptr) const {
         exona_result *r = nullptr;
-        exona_scan_wait(c_, scan_id.c_str(), opts ? opts->get() : nullptr, &r);
+        exona_scan_wait(c_, detail::c_str(scan_id, "scan id"), opts ? opts->get() : nullptr, &r);
         return checked(r);
     }
 
@@ -339,7 +360,7 @@ public:
     /// their create are created again with max_age_days instead of ending
     /// EXONA_ERR_AMBIGUOUS_CREATE. Throws exona::error when the journal cannot be used.
     void set_journal(const std::string &path, bool reconcile = false) {
-        exona_code rc = exona_batch_set_journal(b_, path.c_str());
+        exona_code rc = exona_batch_set_journal(b_, detail::c_str(path, "batch journal"));
         if (rc != EXONA_OK) throw error(rc, "batch journal: " + path + " cannot be used (EXONA_LOG=warn says why)");
         exona_batch_set_reconcile(b_, reconcile ? 1 : 0);
     }
@@ -355,7 +376,7 @@ public:
     /// for a request refused before sending.
     std::size_t add(const std::string &name, const std::string &website, const options *opts = nullptr) {
         std::size_t index = 0;
-        exona_code rc = exona_batch_add(b_, name.c_str(), website.c_str(), opts ? opts->get() : nullptr, &index);
+        exona_code rc = exona_batch_add(b_, detail::c_str(name, "company name"), detail::c_str(website, "company website"), opts ? opts->get() : nullptr, &index);
         if (rc != EXONA_OK) throw error(rc, "batch add: " + name + " (" + website + ")");
         return index;
     }

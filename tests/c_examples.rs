@@ -600,6 +600,22 @@ fn the_cpp_wrapper_builds_with_cpp17_and_runs_clean() {
     assert!(err.contains("EXONA_ERR_INVALID_ARGUMENT") && err.contains("exo_live_"), "{err}");
 }
 
+/// DESIGN.md 9.2: the C++ wrapper refuses a string holding a NUL character (C would cut it
+/// there and scan another website), naming which, and sends nothing.
+#[test]
+fn the_cpp_wrapper_refuses_a_nul_in_any_string() {
+    let sim = sim();
+    let k = key(153);
+    let exe = build("tests/cpp/strings.cpp", false).unwrap();
+    let check = if valgrind_available() { Check::Valgrind } else { Check::Plain };
+    let o = run_program(exe, check, &sim, &k, &[], "50-150");
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("8 of 8 refused"), "{out}");
+    let stats = sim.stats(&k);
+    assert_eq!((stats.posts, stats.gets), (0, 0), "nothing was sent: {stats:?}");
+}
+
 #[test]
 fn the_cpp_settings_progress_and_cancel_example_runs_clean() {
     let sim = sim();

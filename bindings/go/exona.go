@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -180,23 +181,54 @@ func take(r *C.exona_result) (*Scan, error) {
 
 // Client is a client of the Exona API, safe for concurrent use. Close it when done; a
 // finalizer closes a forgotten one.
+//
+// A client made before fork() works in the child (the library gives the child an engine and
+// connections of its own on its first call); Go programs rarely fork without exec, but a cgo
+// host may.
 type Client struct {
 	mu sync.RWMutex
 	c  *C.exona_client
+	// closing is closed by Close: every call in flight cancels its token when it is.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
-func cstr(s string) *C.char {
-	if s == "" {
-		return nil
+// closedMessage is what a call made on a closed client, or cancelled by Close, says.
+const closedMessage = "the client is closed: its calls were cancelled, and it takes no new ones"
+
+// cString copies s for C. A C string ends at its first NUL, so a Go string holding one
+// would reach the library cut short ("https://a.example\x00.evil" would scan
+// https://a.example): it is refused, naming what, and nothing is sent. The caller frees the
+// copy with C.free.
+func cString(s, what string) (*C.char, error) {
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		return nil, &Error{Code: CodeInvalidArgument, Message: fmt.Sprintf(
+			"%s contains a NUL byte (at index %d); C strings cannot carry one, and cutting the string there would name something else, so nothing was sent", what, i)}
 	}
-	return C.CString(s)
+	return C.CString(s), nil
+}
+
+// cStringOrNil is cString with "" as NULL (the library's default).
+func cStringOrNil(s, what string) (*C.char, error) {
+	if s == "" {
+		return nil, nil
+	}
+	return cString(s, what)
 }
 
 // NewClient makes a client. An empty apiKey reads EXONA_API_KEY; an empty baseURL reads
-// EXONA_BASE_URL, else the production URL.
+// EXONA_BASE_URL, else the production URL. A string holding a NUL byte is refused
+// (CodeInvalidArgument).
 func NewClient(apiKey, baseURL string) (*Client, error) {
-	k, u := cstr(apiKey), cstr(baseURL)
+	k, err := cStringOrNil(apiKey, "apiKey")
+	if err != nil {
+		return nil, err
+	}
 	defer C.free(unsafe.Pointer(k))
+	u, err := cStringOrNil(baseURL, "baseURL")
+	if err != nil {
+		return nil, err
+	}
 	defer C.free(unsafe.Pointer(u))
 	var c *C.exona_client
 	var r *C.exona_result
@@ -204,13 +236,20 @@ func NewClient(apiKey, baseURL string) (*Client, error) {
 		_, err := take(r)
 		return nil, err
 	}
-	client := &Client{c: c}
-	runtime.SetFinalizer(client, (*Client).Close)
-	return client, nil
+	return wrapClient(c), nil
 }
 
-// Close frees the client. Calls still running finish first. Safe to call twice.
+func wrapClient(c *C.exona_client) *Client {
+	client := &Client{c: c, closing: make(chan struct{})}
+	runtime.SetFinalizer(client, (*Client).Close)
+	return client
+}
+
+// Close cancels the calls still running on the client (from any goroutine; each returns an
+// *Error with CodeCancelled, keeping the scan id of a scan already created), waits for them
+// to return, and frees the client. Later calls return CodeCancelled. Safe to call twice.
 func (c *Client) Close() {
+	c.closeOnce.Do(func() { close(c.closing) })
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.c != nil {
@@ -278,7 +317,9 @@ type Options struct {
 
 // callOptions builds C options from o and ctx: the context's deadline bounds the wait, and
 // its cancellation cancels the call through a token. The returned func releases everything.
-func callOptions(ctx context.Context, o *Options) (*C.exona_scan_options, func(), error) {
+// callOptions builds a call's options; its token is cancelled when ctx is done or when
+// closing (nil: never) is closed.
+func callOptions(ctx context.Context, o *Options, closing <-chan struct{}) (*C.exona_scan_options, func(), error) {
 	opts := C.exona_scan_options_new()
 	token := C.exona_cancel_new()
 	release := func() {
@@ -300,6 +341,9 @@ func callOptions(ctx context.Context, o *Options) (*C.exona_scan_options, func()
 	C.exona_scan_options_set_force_refresh(opts, C.bool(o.ForceRefresh))
 	C.exona_scan_options_set_include_field_citations(opts, C.bool(o.IncludeFieldCitations))
 	for i, q := range o.Questionnaire {
+		if strings.IndexByte(q.Question, 0) >= 0 || strings.IndexByte(q.Answer, 0) >= 0 {
+			return bad(fmt.Sprintf("questionnaire item %d contains a NUL byte; C strings cannot carry one, and cutting the string there would change it, so nothing was sent", i+1))
+		}
 		qs, as := C.CString(q.Question), C.CString(q.Answer)
 		rc := C.exona_scan_options_add_question(opts, qs, as)
 		C.free(unsafe.Pointer(qs))
@@ -349,6 +393,8 @@ func callOptions(ctx context.Context, o *Options) (*C.exona_scan_options, func()
 		select {
 		case <-ctx.Done():
 			C.exona_cancel(token)
+		case <-closing:
+			C.exona_cancel(token)
 		case <-done:
 		}
 	}()
@@ -366,12 +412,12 @@ func (c *Client) call(ctx context.Context, o *Options, f func(*C.exona_client, *
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.c == nil {
-		return nil, &Error{Code: CodeInvalidArgument, Message: "the client is closed"}
+		return nil, &Error{Code: CodeCancelled, Message: closedMessage}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, &Error{Code: CodeCancelled, Message: err.Error()}
 	}
-	opts, release, err := callOptions(ctx, o)
+	opts, release, err := callOptions(ctx, o, c.closing)
 	if err != nil {
 		return nil, err
 	}
@@ -385,7 +431,10 @@ func (c *Client) call(ctx context.Context, o *Options, f func(*C.exona_client, *
 // or ctx) passes, or ctx is cancelled. On failure the *Error carries the scan id whenever a
 // scan exists.
 func (c *Client) ScanAndWait(ctx context.Context, companyName, companyWebsite string, opts *Options) (*Scan, error) {
-	n, w := C.CString(companyName), C.CString(companyWebsite)
+	n, w, err := company(companyName, companyWebsite)
+	if err != nil {
+		return nil, err
+	}
 	defer C.free(unsafe.Pointer(n))
 	defer C.free(unsafe.Pointer(w))
 	return c.call(ctx, opts, func(cl *C.exona_client, o *C.exona_scan_options, r **C.exona_result) {
@@ -395,7 +444,10 @@ func (c *Client) ScanAndWait(ctx context.Context, companyName, companyWebsite st
 
 // Create creates a scan and returns at once (status "processing", or a cached "completed").
 func (c *Client) Create(ctx context.Context, companyName, companyWebsite string, opts *Options) (*Scan, error) {
-	n, w := C.CString(companyName), C.CString(companyWebsite)
+	n, w, err := company(companyName, companyWebsite)
+	if err != nil {
+		return nil, err
+	}
 	defer C.free(unsafe.Pointer(n))
 	defer C.free(unsafe.Pointer(w))
 	return c.call(ctx, opts, func(cl *C.exona_client, o *C.exona_scan_options, r **C.exona_result) {
@@ -405,7 +457,10 @@ func (c *Client) Create(ctx context.Context, companyName, companyWebsite string,
 
 // Get fetches a scan once, whatever its status.
 func (c *Client) Get(ctx context.Context, scanID string) (*Scan, error) {
-	id := C.CString(scanID)
+	id, err := cString(scanID, "scanID")
+	if err != nil {
+		return nil, err
+	}
 	defer C.free(unsafe.Pointer(id))
 	return c.call(ctx, nil, func(cl *C.exona_client, _ *C.exona_scan_options, r **C.exona_result) {
 		C.exona_scan_get(cl, id, r)
@@ -414,11 +469,29 @@ func (c *Client) Get(ctx context.Context, scanID string) (*Scan, error) {
 
 // Wait waits for an existing scan, with no new POST: how a program resumes a scan.
 func (c *Client) Wait(ctx context.Context, scanID string, opts *Options) (*Scan, error) {
-	id := C.CString(scanID)
+	id, err := cString(scanID, "scanID")
+	if err != nil {
+		return nil, err
+	}
 	defer C.free(unsafe.Pointer(id))
 	return c.call(ctx, opts, func(cl *C.exona_client, o *C.exona_scan_options, r **C.exona_result) {
 		C.exona_scan_wait(cl, id, o, r)
 	})
+}
+
+// company copies a company's name and website for C (both freed by the caller), or refuses
+// them (nothing allocated).
+func company(name, website string) (*C.char, *C.char, error) {
+	n, err := cString(name, "companyName")
+	if err != nil {
+		return nil, nil, err
+	}
+	w, err := cString(website, "companyWebsite")
+	if err != nil {
+		C.free(unsafe.Pointer(n))
+		return nil, nil, err
+	}
+	return n, w, nil
 }
 
 // Batch runs many scans at once on one client. Every added request ends with exactly one
@@ -445,12 +518,17 @@ func (b *Batch) Add(companyName, companyWebsite string, opts *Options) (int, err
 	if b.b == nil {
 		return -1, &Error{Code: CodeInvalidArgument, Message: "the batch is closed"}
 	}
-	o, release, err := callOptions(context.Background(), opts)
+	n, w, err := company(companyName, companyWebsite)
 	if err != nil {
 		return -1, err
 	}
+	o, release, err := callOptions(context.Background(), opts, nil)
+	if err != nil {
+		C.free(unsafe.Pointer(n))
+		C.free(unsafe.Pointer(w))
+		return -1, err
+	}
 	defer release()
-	n, w := C.CString(companyName), C.CString(companyWebsite)
 	defer C.free(unsafe.Pointer(n))
 	defer C.free(unsafe.Pointer(w))
 	var index C.size_t
@@ -508,7 +586,10 @@ func (b *Batch) SetJournal(path string, reconcile bool) error {
 	if b.b == nil {
 		return &Error{Code: CodeInvalidArgument, Message: "the batch is closed"}
 	}
-	p := C.CString(path)
+	p, err := cString(path, "the journal's path")
+	if err != nil {
+		return err
+	}
 	defer C.free(unsafe.Pointer(p))
 	if rc := C.exona_batch_set_journal(b.b, p); rc != C.EXONA_OK {
 		return &Error{Code: Code(rc), Message: fmt.Sprintf("%s cannot be used as the batch's journal (set before the first Add; EXONA_LOG=warn says why)", path)}

@@ -8,7 +8,6 @@ import "C"
 
 import (
 	"fmt"
-	"runtime"
 	"strings"
 	"time"
 	"unsafe"
@@ -58,6 +57,9 @@ func NewClientWith(apiKey, baseURL string, s *ClientSettings) (*Client, error) {
 		if v == "" {
 			return nil
 		}
+		if strings.IndexByte(v, 0) >= 0 {
+			return invalid(fmt.Sprintf("%s contains a NUL byte; C strings cannot carry one, and cutting the string there would name something else, so nothing was sent", name))
+		}
 		cs := C.CString(v)
 		defer C.free(unsafe.Pointer(cs))
 		if set(cs) != C.EXONA_OK {
@@ -102,8 +104,15 @@ func NewClientWith(apiKey, baseURL string, s *ClientSettings) (*Client, error) {
 			return nil, invalid("ExpectedMin/ExpectedMax are refused (both positive, min <= max)")
 		}
 	}
-	k, u := cstr(apiKey), cstr(baseURL)
+	k, err := cStringOrNil(apiKey, "apiKey")
+	if err != nil {
+		return nil, err
+	}
 	defer C.free(unsafe.Pointer(k))
+	u, err := cStringOrNil(baseURL, "baseURL")
+	if err != nil {
+		return nil, err
+	}
 	defer C.free(unsafe.Pointer(u))
 	var c *C.exona_client
 	var r *C.exona_result
@@ -111,7 +120,5 @@ func NewClientWith(apiKey, baseURL string, s *ClientSettings) (*Client, error) {
 		_, err := take(r)
 		return nil, err
 	}
-	client := &Client{c: c}
-	runtime.SetFinalizer(client, (*Client).Close)
-	return client, nil
+	return wrapClient(c), nil
 }

@@ -206,6 +206,22 @@ module Exona
 
     MODES = { balanced: 0, latency: 1, frugal: 2, adaptive: 3 }.freeze
 
+    # A Ruby string on its way to C, or nil for NULL. A C string ends at its first NUL, so
+    # "https://a.example\0.evil" would scan https://a.example: such a string is refused with
+    # InvalidArgumentError, naming `what`, and nothing is sent.
+    def self.c_string(value, what)
+      return nil if value.nil?
+
+      value = value.to_s
+      if (at = value.index("\0"))
+        raise InvalidArgumentError.new(
+          "#{what} contains a NUL character (at index #{at}); C strings cannot carry one, and cutting the " \
+          "string there would name something else, so nothing was sent", code: :invalid_argument
+        )
+      end
+      value
+    end
+
     # Builds C scan options; the caller frees them with exona_scan_options_free.
     # thrift (0.0 to 1.0) fixes how thrifty the polling is whatever the key's window, winning
     # over mode: 0 polls like :latency, 1 like :frugal (exona_scan_options_set_thrift_permille).
@@ -222,7 +238,15 @@ module Exona
       C.exona_scan_options_set_force_refresh(opts, force_refresh)
       C.exona_scan_options_set_include_field_citations(opts, include_field_citations)
       questionnaire.each_with_index do |(question, answer), i|
-        check.call(C.exona_scan_options_add_question(opts, question.to_s, answer.to_s),
+        q = a = nil
+        begin
+          q = c_string(question, "questionnaire item #{i + 1}'s question")
+          a = c_string(answer, "questionnaire item #{i + 1}'s answer")
+        rescue InvalidArgumentError
+          C.exona_scan_options_free(opts)
+          raise
+        end
+        check.call(C.exona_scan_options_add_question(opts, q, a),
                    "questionnaire item #{i + 1} is over the limits (50 items, 5000 characters per answer)")
       end
       check.call(C.exona_scan_options_set_timeout_ms(opts, (timeout * 1000).ceil), "timeout must be positive") if timeout
@@ -253,6 +277,8 @@ module Exona
     # Builds C client options from keyword settings; the caller frees them.
     def self.client_options(connect_timeout: nil, attempt_timeout: nil, user_agent_suffix: nil, proxy: nil,
                             ca_bundle: nil, poll_mode: nil, expected_duration: nil, state_dir: nil, state_url: nil)
+      { user_agent_suffix: user_agent_suffix, proxy: proxy, ca_bundle: ca_bundle, state_dir: state_dir,
+        state_url: state_url }.each { |name, value| c_string(value, name.to_s) }
       o = C.exona_client_options_new
       check = lambda do |rc, what|
         next if rc.zero?
@@ -278,7 +304,125 @@ module Exona
     end
   end
 
+  # A client's C handle and the calls in flight on it. A call enters before its helper thread
+  # starts and leaves when the C call has returned; #close refuses new calls, cancels those in
+  # flight, and the handle is freed by whichever comes last (#close or the last call to leave):
+  # no call ever reaches C with a freed handle.
+  class Handle # :nodoc:
+    CLOSED = "the client is closed: its calls were cancelled, and it takes no new ones"
+    @all = ObjectSpace::WeakMap.new
+
+    class << self
+      attr_reader :all
+
+      # In a forked child: the parent's calls run on threads the child does not have, and a
+      # lock one of them held at the fork would never be let go, so each handle starts afresh.
+      # The C handle stays usable: libexona gives the child an engine of its own.
+      def after_fork_in_child
+        all.each_key(&:reset_after_fork)
+      end
+    end
+
+    def initialize(ptr, free)
+      @ptr = ptr
+      @free = free
+      @lock = Mutex.new
+      @idle = ConditionVariable.new
+      @tokens = {}
+      @closed = false
+      Handle.all[self] = true
+    end
+
+    # The C handle for a call about to start. `call` is the call's key (its cancel token, or any
+    # object for a short call with none); `token` what #close and #cancel_all cancel (or nil).
+    def enter(call, token = nil)
+      @lock.synchronize do
+        raise CancelledError.new(CLOSED, code: :cancelled) if @closed
+
+        @tokens[call] = token
+        @ptr
+      end
+    end
+
+    def leave(call)
+      ptr = @lock.synchronize do
+        @tokens.delete(call)
+        @idle.broadcast
+        take_if_done
+      end
+      @free.call(ptr) if ptr
+    end
+
+    # Cancels every call in flight; returns how many.
+    def cancel_all
+      tokens = @lock.synchronize { @tokens.values.compact }
+      tokens.each { |t| C.exona_cancel(t) }
+      tokens.size
+    end
+
+    def close(timeout)
+      tokens = @lock.synchronize do
+        @closed = true
+        @tokens.values.compact
+      end
+      tokens.each { |t| C.exona_cancel(t) }
+      ptr = @lock.synchronize do
+        deadline = timeout && (Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout)
+        until @tokens.empty?
+          left = deadline && (deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC))
+          break if left && left <= 0
+
+          @idle.wait(@lock, left)
+        end
+        take_if_done
+      end
+      @free.call(ptr) if ptr
+    end
+
+    def closed? = @closed
+
+    # Frees the handle without the lock, for a finalizer: only when no call can use it.
+    def release_unused
+      ptr = @ptr
+      @ptr = nil
+      @closed = true
+      @free.call(ptr) if ptr
+    end
+
+    def reset_after_fork
+      @lock = Mutex.new
+      @idle = ConditionVariable.new
+      @tokens = {}
+    end
+
+    private
+
+    def take_if_done
+      return nil unless @closed && @tokens.empty? && @ptr
+
+      ptr = @ptr
+      @ptr = nil
+      ptr
+    end
+  end
+
+  # Process._fork (Ruby 3.1+) is called by every fork: Kernel#fork, Process.fork, and the
+  # forking servers built on them (Puma, Unicorn, Resque).
+  module ForkHook # :nodoc:
+    def _fork
+      pid = super
+      Handle.after_fork_in_child if pid.zero?
+      pid
+    end
+  end
+  Process.singleton_class.prepend(ForkHook) if Process.respond_to?(:_fork)
+
   # A client of the Exona API, safe to share between threads.
+  #
+  # A client made before fork (Puma and Unicorn with preload_app, Resque, Process.fork) works
+  # in the child: libexona gives the child its own engine and connections on its first call.
+  # #close (from any thread) cancels the calls running in other threads: each raises
+  # CancelledError.
   class Client
     # api_key nil: EXONA_API_KEY; base_url nil: EXONA_BASE_URL, else the production URL.
     # Settings (all optional): connect_timeout and attempt_timeout (seconds), proxy (a URL, or
@@ -287,6 +431,8 @@ module Exona
     # the processes of the host; "off" for none) and state_url (a postgresql:// URL: the fleet
     # store shared by the hosts of a fleet, in place of state_dir's file; its password is never shown).
     def initialize(api_key: nil, base_url: nil, **settings)
+      api_key = Native.c_string(api_key, "api_key")
+      base_url = Native.c_string(base_url, "base_url")
       client = FFI::MemoryPointer.new(:pointer)
       error = FFI::MemoryPointer.new(:pointer)
       opts = Native.client_options(**settings)
@@ -299,38 +445,58 @@ module Exona
         _, err = Native.take(error.read_pointer)
         raise err
       end
-      @ptr = FFI::AutoPointer.new(client.read_pointer, C.method(:exona_client_free))
+      @handle = Handle.new(client.read_pointer, C.method(:exona_client_free))
+      ObjectSpace.define_finalizer(self, Client.finalizer(@handle))
     end
 
-    attr_reader :ptr # :nodoc:
+    # Frees at garbage collection what #close did not. No call can be running then (each
+    # holds its client), and a finalizer may take no lock (it runs in trap context).
+    def self.finalizer(handle) = proc { handle.release_unused }
 
-    # Frees the client now instead of at garbage collection.
-    def close
-      @ptr.free
+    attr_reader :handle # :nodoc:
+
+    # Closes the client: new calls raise CancelledError, calls running in other threads are
+    # cancelled (each raises CancelledError, keeping the scan id of a scan already created),
+    # and the C client is freed once none of them uses it. Waits up to `timeout` seconds (nil:
+    # as long as they take) for them to return. Idempotent.
+    def close(timeout: 15)
+      @handle.close(timeout)
     end
+
+    # Cancels every call running on this client, in any thread; returns how many. The client
+    # stays open.
+    def cancel_all = @handle.cancel_all
 
     # Creates a scan and waits until it completes or fails. Raises an Exona::Error subclass.
     # Interruptible: Thread#raise or #kill on the calling thread cancels the wait at once.
     def scan_and_wait(company_name, company_website, **options)
-      call(options) { |opts, out| C.exona_scan_and_wait(@ptr, company_name, company_website, opts, out) }
+      name, site = company(company_name, company_website)
+      call(options) { |ptr, opts, out| C.exona_scan_and_wait(ptr, name, site, opts, out) }
     end
 
     # Creates a scan and returns at once (status "processing", or a cached "completed").
     def create(company_name, company_website, **options)
-      call(options) { |opts, out| C.exona_scan_create(@ptr, company_name, company_website, opts, out) }
+      name, site = company(company_name, company_website)
+      call(options) { |ptr, opts, out| C.exona_scan_create(ptr, name, site, opts, out) }
     end
 
     # One GET of a scan, whatever its status.
     def get(scan_id)
-      call({}) { |_, out| C.exona_scan_get(@ptr, scan_id, out) }
+      id = Native.c_string(scan_id, "scan_id")
+      call({}) { |ptr, _, out| C.exona_scan_get(ptr, id, out) }
     end
 
     # Waits for an existing scan (no new POST): how a program resumes a scan.
     def wait(scan_id, timeout: nil, mode: nil, thrift: nil, progress: nil)
-      call({ timeout: timeout, mode: mode, thrift: thrift, progress: progress }) { |opts, out| C.exona_scan_wait(@ptr, scan_id, opts, out) }
+      id = Native.c_string(scan_id, "scan_id")
+      call({ timeout: timeout, mode: mode, thrift: thrift, progress: progress }) { |ptr, opts, out| C.exona_scan_wait(ptr, id, opts, out) }
     end
 
     private
+
+    def company(name, website)
+      [Native.c_string(name, "company_name"), Native.c_string(website, "company_website")]
+    end
 
     # Runs a blocking C call on a helper thread, so the calling thread stays interruptible;
     # an interruption cancels the call through its token, and nothing leaks.
@@ -344,7 +510,18 @@ module Exona
       token = C.exona_cancel_new
       C.exona_scan_options_set_cancel(opts, token)
       out = FFI::MemoryPointer.new(:pointer)
-      worker = Thread.new { blocking.call(opts, out) }
+      begin
+        ptr = @handle.enter(token, token)
+      rescue StandardError
+        C.exona_scan_options_free(opts)
+        C.exona_cancel_free(token)
+        raise
+      end
+      worker = Thread.new do
+        blocking.call(ptr, opts, out)
+      ensure
+        @handle.leave(token)
+      end
       begin
         worker.join
       ensure
@@ -377,10 +554,18 @@ module Exona
     # completed twin is returned instead of a new scan).
     def initialize(client, journal: nil, reconcile: false)
       @client = client
-      @ptr = FFI::AutoPointer.new(C.exona_batch_new(client.ptr), C.method(:exona_batch_free))
+      handle = client.handle
+      # The batch holds its own reference to the client from here on.
+      marker = Object.new
+      batch = begin
+        C.exona_batch_new(handle.enter(marker))
+      ensure
+        handle.leave(marker)
+      end
+      @ptr = FFI::AutoPointer.new(batch, C.method(:exona_batch_free))
       return unless journal
 
-      unless C.exona_batch_set_journal(@ptr, journal.to_s).zero?
+      unless C.exona_batch_set_journal(@ptr, Native.c_string(journal, "journal")).zero?
         raise InvalidArgumentError.new("#{journal} cannot be used as the batch's journal (EXONA_LOG=warn says why)",
                                        code: :invalid_argument)
       end
@@ -399,9 +584,11 @@ module Exona
 
     # Adds a scan request; returns its index (0, 1, 2, ... in order of addition).
     def add(company_name, company_website, **options)
+      name = Native.c_string(company_name, "company_name")
+      site = Native.c_string(company_website, "company_website")
       opts = Native.options(**options)
       index = FFI::MemoryPointer.new(:size_t)
-      rc = C.exona_batch_add(@ptr, company_name, company_website, opts, index)
+      rc = C.exona_batch_add(@ptr, name, site, opts, index)
       raise InvalidArgumentError.new("the request could not be added", code: :invalid_argument) unless rc.zero?
 
       index.read(:size_t)

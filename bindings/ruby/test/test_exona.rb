@@ -202,4 +202,98 @@ class ExonaTest < Minitest::Test
       assert_equal first.scan_id, again.scan_id
     end
   end
+  # Requests the simulator saw from `key` (GET /_sim/stats; it names a key by its first 9 and
+  # last 4 characters).
+  def sim_requests(key)
+    require "net/http"
+    rows = JSON.parse(Net::HTTP.get(URI(SimServer.url.sub(%r{/api/v1\z}, "/_sim/stats"))))
+    rows.select { |name, _| name.start_with?("#{key[0, 9]}\u2026#{key[-4..]}") }
+        .sum { |_, r| r["posts"] + r["gets"] }
+  end
+
+  # DESIGN.md 9.2: C strings end at a NUL, so cutting there would scan another website. Every
+  # string is refused with the binding's own error, naming which, and nothing is sent.
+  def test_a_nul_in_any_string_is_refused_and_nothing_is_sent
+    key = format("exo_test_%036d", 9201)
+    c = Exona::Client.new(api_key: key, base_url: SimServer.url)
+    calls = {
+      "company_name" => -> { c.scan_and_wait("Acme\0Evil", "https://acme.ai") },
+      "company_website" => -> { c.create("Acme", "https://nul2.example\0.evil") },
+      "scan_id" => -> { c.get("scn_test_1\0") },
+      "question" => -> { c.scan_and_wait("Acme", "https://acme.ai", questionnaire: [["Q\0", "a"]]) },
+      "state_dir" => -> { Exona::Client.new(api_key: key, base_url: SimServer.url, state_dir: "/tmp/x\0y") },
+      "base_url" => -> { Exona::Client.new(api_key: key, base_url: "#{SimServer.url}\0x") },
+      "journal" => -> { Exona::Batch.new(c, journal: "/tmp/j\0k") },
+      "company_website " => -> { Exona::Batch.new(c).add("Evil", "https://nul4.example\0.evil") }
+    }
+    calls.each do |what, call|
+      e = assert_raises(Exona::InvalidArgumentError, what) { call.call }
+      assert_match(/#{what.strip}.*NUL/, e.message)
+      assert_equal :invalid_argument, e.code
+    end
+    assert_equal 0, sim_requests(key)
+  ensure
+    c&.close
+  end
+
+  # Waits for a forked child at most `limit` seconds: its exit status, or :hung (then killed).
+  def wait_child(pid, limit)
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + limit
+    loop do
+      _, status = Process.waitpid2(pid, Process::WNOHANG)
+      return status if status
+
+      if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+        Process.kill("KILL", pid)
+        Process.waitpid(pid)
+        return :hung
+      end
+      sleep 0.05
+    end
+  end
+
+  # A client made before Process.fork works in the child (a result within 30 s); the child
+  # exits cleanly, freeing the client it inherited (no panic, no hang); the parent still scans.
+  def test_a_client_made_before_fork_works_in_the_child
+    c = client(9202)
+    c.scan_and_wait("Before Fork", "https://rb-before-fork.example")
+    err_r, err_w = IO.pipe
+    pid = Process.fork do
+      err_r.close
+      $stderr.reopen(err_w)
+      r = c.scan_and_wait("In Child", "https://rb-in-child.example", timeout: 15)
+      own = client(9203).scan_and_wait("Own", "https://rb-own.example", timeout: 15)
+      exit(r.status == "completed" && own.status == "completed" ? 0 : 1) # finalizers free both
+    end
+    err_w.close
+    status = wait_child(pid, 30)
+    stderr = err_r.read
+    refute_equal :hung, status, "the child hung"
+    assert status.success?, "the child failed: #{status.inspect}\n#{stderr}"
+    refute_match(/panick/, stderr)
+    assert_equal "completed", c.scan_and_wait("After Fork", "https://rb-after-fork.example").status
+  ensure
+    c&.close
+  end
+
+  # #close from another thread ends the calls in flight with CancelledError (not after their
+  # 60 s deadline), and later calls say the client is closed.
+  def test_close_cancels_calls_in_other_threads
+    c = client(9204)
+    threads = 6.times.map do |i|
+      Thread.new do
+        c.scan_and_wait("Stuck", "https://stuck.rb-#{i}.example", timeout: 60)
+        :result
+      rescue Exona::Error => e
+        e.class
+      end
+    end
+    sleep 0.3
+    c.close
+    outcomes = threads.map { |t| t.join(15) ? t.value : :still_running }
+    assert_equal [Exona::CancelledError] * 6, outcomes
+    e = assert_raises(Exona::CancelledError) { c.get("scn_test_x") }
+    assert_match(/closed/, e.message)
+    c.close # twice is harmless
+  end
 end
