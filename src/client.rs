@@ -440,7 +440,7 @@ impl Client {
                     // The scan another process recorded is gone (or never was under this
                     // key): forget it and create as asked.
                     if let Some(identity) = calls::shareable_identity(r) {
-                        store.clear_in_flight(&identity, &id);
+                        store.clear_in_flight(&identity, &id, "");
                     }
                     continue;
                 }
@@ -451,7 +451,8 @@ impl Client {
                     calls::created(store, request, scan.id(), std::time::SystemTime::now());
                 }
             }
-            calls::after(store, request.as_ref(), &outcome, joined().is_some());
+            let token = gate.as_ref().map_or("", |g| g.token());
+            calls::after(store, request.as_ref(), &outcome, joined().is_some(), token);
             return outcome;
         }
     }

@@ -177,7 +177,7 @@ mod tests {
         let parent = id();
         let code = in_child(|| {
             // The parent's value is not the child's: a fresh one is made, and kept.
-            let first = *slot.get_or_init(|| id());
+            let first = *slot.get_or_init(id);
             let again = *slot.get_or_init(|| 0);
             i32::from(first == parent || first != again || first != id())
         });

@@ -366,7 +366,7 @@ fn rows_waiting_on_another_process_create_cost_no_thread_and_make_one_scan() {
     let other = exona::store::open(&dir, &exona::store::fingerprint(&k, &url)).unwrap();
     let identity = exona::store::calls::shareable_identity(&request.normalized().unwrap()).unwrap();
     let now = std::time::SystemTime::now();
-    assert_eq!(other.claim(&identity, now, now), exona::store::Claim::Mine);
+    assert_eq!(other.claim(&identity, "other-call", now, now), exona::store::Claim::Mine);
     let c = ClientConfig {
         policy: fast_policy(),
         state_dir: Some(dir.clone()),
@@ -389,7 +389,7 @@ fn rows_waiting_on_another_process_create_cost_no_thread_and_make_one_scan() {
     let during = threads();
     assert!(during <= before + 2, "{before} threads before the 20 rows, {during} while they wait");
     // The other process gives its create up: a waiting row takes over, the rest join it.
-    other.clear_in_flight(&identity, "");
+    other.clear_in_flight(&identity, "", "other-call");
     let mut ids = std::collections::BTreeSet::new();
     for _ in 0..20 {
         match batch.next(Some(Duration::from_secs(120))) {
@@ -467,7 +467,7 @@ fn a_batch_row_that_waited_on_a_lapsed_claim_creates_the_scan_once() {
         let other = exona::store::open(&dir, &exona::store::fingerprint(&k, &sim.base_url)).unwrap();
         let identity = exona::store::calls::shareable_identity(&request.normalized().unwrap()).unwrap();
         let now = std::time::SystemTime::now();
-        assert_eq!(other.claim(&identity, now, now), exona::store::Claim::Mine);
+        assert_eq!(other.claim(&identity, "other-call", now, now), exona::store::Claim::Mine);
     }
     let c = client(&sim, &k, &dir);
     let batch = Batch::new(&c);

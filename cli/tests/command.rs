@@ -363,7 +363,7 @@ fn status_shows_the_keys_budget_and_work_in_flight_without_a_request() {
     // Another process creating a company now: its claim, with its pid.
     let store = exona::store::open(&d, &exona::store::fingerprint(&k, &sim.base_url)).unwrap();
     let now = std::time::SystemTime::now();
-    assert_eq!(store.claim("https://beta.ai|citations=0", now, now), exona::store::Claim::Mine);
+    assert_eq!(store.claim("https://beta.ai|citations=0", "a-call", now, now), exona::store::Claim::Mine);
     // And its holds on the window, with its work in sight.
     let now_ms = now.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     use exona::testing::Ledger;

@@ -25,6 +25,9 @@ pub enum Before {
     Claimed,
     /// Nothing to reuse: create (the call holds the claim, when the request may be shared).
     Create,
+    /// The store did not answer: create as without a store, knowing that it is blind (the
+    /// scan is recorded when the store answers again; a create sent again claims first).
+    Blind,
 }
 
 /// How often a call waiting on another process's create asks the store again (a read).
@@ -58,20 +61,22 @@ fn ago(now: SystemTime, d: Duration) -> SystemTime {
     now.checked_sub(d).unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
-/// Takes the claim for a create about to be sent, unless the store answers it, knows its
-/// scan, or another call is creating it.
-pub fn before_create(store: &Guarded, request: &ScanRequest, now: SystemTime) -> Before {
+/// Takes the claim of the call `token` for a create about to be sent (or confirms it, leased
+/// again from now), unless the store answers it, knows its scan, or another call is creating
+/// it.
+pub fn before_create(store: &Guarded, request: &ScanRequest, token: &str, now: SystemTime) -> Before {
     let Some(id) = shareable_identity(request) else { return Before::Create };
     if let Some(scan) = stored_answer(store, &id, request, now) {
         return Before::Answered(scan);
     }
-    match store.claim(&id, ago(now, IN_FLIGHT_TTL), now) {
+    match store.claim(&id, token, ago(now, IN_FLIGHT_TTL), now) {
         Claim::Running(scan_id) => Before::Join(scan_id),
         Claim::Creating => Before::Claimed,
         Claim::Mine => {
             crate::crash::point("claim_written");
             Before::Create
         }
+        Claim::Unknown => Before::Blind,
     }
 }
 
@@ -83,13 +88,13 @@ pub struct StoreGate {
     identity: String,
     joined: std::sync::Mutex<Option<String>>,
     told: AtomicBool,
-    /// This call took the claim (its create was sent, or about to be). A create sent again
-    /// (after a 429, a 5xx or a network error) finds its own claim in the store, which the
-    /// store cannot tell from another call's: it must not wait on it (its own heartbeat renews
-    /// the lease, so it never lapses: a fleet host whose create met a 429 while the database
-    /// was down waited on itself, its batch rows without end, their deadline counting from a
-    /// creation that never came).
-    claimed: AtomicBool,
+    /// This call's token: its claim rows carry it (DESIGN.md 9.1). A create sent again (after
+    /// a 429, a 5xx or a network error) knows its own claim by it and never waits on it (a
+    /// fleet host whose create met a 429 while the database was down once waited on itself),
+    /// while a sibling call of the same process, with another token, waits.
+    token: String,
+    /// A create of this call was sent while the store did not answer.
+    blind: AtomicBool,
 }
 
 impl StoreGate {
@@ -103,8 +108,19 @@ impl StoreGate {
             identity,
             joined: Default::default(),
             told: AtomicBool::new(false),
-            claimed: AtomicBool::new(false),
+            token: super::call_token(),
+            blind: AtomicBool::new(false),
         }))
+    }
+
+    /// The token this call's claims carry.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Whether a create of this call was sent while the store did not answer.
+    pub fn sent_blind(&self) -> bool {
+        self.blind.load(Ordering::Relaxed)
     }
 
     /// The scan of another process this call joined, if it did.
@@ -140,12 +156,11 @@ impl CreateGate for StoreGate {
         if let Some(scan) = stored_answer(&self.store, &self.identity, &self.request, now) {
             return Verdict::Answered(scan);
         }
-        match self.store.peek_claim(&self.identity, ago(now, IN_FLIGHT_TTL), now) {
+        match self.store.peek_claim(&self.identity, &self.token, ago(now, IN_FLIGHT_TTL), now) {
             Some(Claim::Running(scan_id)) => self.join(scan_id),
-            // The claim is this call's own (see `claimed`).
-            Some(Claim::Creating) if self.claimed.load(Ordering::Relaxed) => Verdict::Send,
             Some(Claim::Creating) => self.later(),
-            Some(Claim::Mine) | None => Verdict::Send,
+            // A read: the claim, taken or confirmed right before the send, decides.
+            Some(Claim::Mine) | Some(Claim::Unknown) | None => Verdict::Send,
         }
     }
 
@@ -167,28 +182,30 @@ impl CreateGate for StoreGate {
     }
 
     fn claim(&self) -> Verdict {
-        if self.claimed.load(Ordering::Relaxed) {
-            // Sent again: a claim still held is this call's own, a scan known by now is joined,
-            // and a claim that lapsed meanwhile is taken again below (never sent without one).
-            let now = SystemTime::now();
-            match self.store.peek_claim(&self.identity, ago(now, IN_FLIGHT_TTL), now) {
-                Some(Claim::Running(scan_id)) => return self.join(scan_id),
-                Some(Claim::Creating) => return Verdict::Send,
-                Some(Claim::Mine) | None => {}
-            }
-        }
-        match before_create(&self.store, &self.request, SystemTime::now()) {
-            Before::Create => {
-                self.claimed.store(true, Ordering::Relaxed);
+        // Every send (a first one, or one sent again after a 429, a 5xx or a network error)
+        // takes or confirms this call's claim in one transaction right before it goes: a
+        // process that slept past its lease learns here that another call took the claim over,
+        // before it sends, not after; a create first sent blind claims now that the store
+        // answers, and waits if another call holds the company meanwhile.
+        match before_create(&self.store, &self.request, &self.token, SystemTime::now()) {
+            Before::Create => Verdict::Send,
+            Before::Blind => {
+                if !self.blind.swap(true, Ordering::Relaxed) {
+                    crate::log::log(crate::log::Level::Warn, || {
+                        format!(
+                            "{}: created without the state store (it does not answer); the scan is recorded \
+                             there when it answers again",
+                            self.request.company_website
+                        )
+                    });
+                }
                 Verdict::Send
             }
             Before::Answered(scan) => Verdict::Answered(scan),
             Before::Join(scan_id) => self.join(scan_id),
-            Before::Claimed => {
-                // Another call holds the claim now (this call's lapsed and was taken over).
-                self.claimed.store(false, Ordering::Relaxed);
-                self.later()
-            }
+            // Another call holds the claim now (this call's lapsed and was taken over, or was
+            // never written).
+            Before::Claimed => self.later(),
         }
     }
 }
@@ -203,8 +220,15 @@ pub fn created(store: &Guarded, request: &ScanRequest, scan_id: &str, now: Syste
 /// After a call: a completed scan is kept (for reuse by identity, when it may be reused) and
 /// teaches its duration; an ended scan is no longer in flight. A call that created its scan
 /// and ends before it (a deadline, a cancel) stops watching it, so that those who joined it
-/// poll it themselves. `joined`: the call waited on another call's scan.
-pub fn after(store: &Guarded, request: Option<&ScanRequest>, outcome: &Result<Scan, Error>, joined: bool) {
+/// poll it themselves. `joined`: the call waited on another call's scan. `token`: the call's
+/// (its claim, and only its claim, is cleared or kept).
+pub fn after(
+    store: &Guarded,
+    request: Option<&ScanRequest>,
+    outcome: &Result<Scan, Error>,
+    joined: bool,
+    token: &str,
+) {
     if let (Some(request), false) = (request, joined) {
         let unfinished = match outcome {
             Ok(scan) if !scan.status().is_terminal() => Some(scan.id()),
@@ -221,10 +245,11 @@ pub fn after(store: &Guarded, request: Option<&ScanRequest>, outcome: &Result<Sc
                 if e.code == Code::AmbiguousCreate {
                     // A scan may exist: the claim is kept (unrenewed) until a twin would have
                     // completed, so a waiter's create finds it instead of twinning.
-                    store.keep_ambiguous_claim(&id, SystemTime::now() + AMBIGUOUS_HOLD);
+                    store.keep_ambiguous_claim(&id, token, SystemTime::now() + AMBIGUOUS_HOLD);
                 } else {
-                    // The create failed or was cancelled without a scan: hand over at once.
-                    store.clear_in_flight(&id, "");
+                    // The create failed or was cancelled without a scan: hand over at once
+                    // (a call that only waited on a sibling's claim clears nothing of it).
+                    store.clear_in_flight(&id, "", token);
                 }
             }
         }
@@ -253,7 +278,7 @@ pub fn after(store: &Guarded, request: Option<&ScanRequest>, outcome: &Result<Sc
     }
     if *scan.status() != ScanStatus::Completed {
         if let Some(id) = &identity {
-            store.clear_in_flight(id, scan.id());
+            store.clear_in_flight(id, scan.id(), "");
         }
         return;
     }
@@ -272,7 +297,7 @@ pub fn after(store: &Guarded, request: Option<&ScanRequest>, outcome: &Result<Sc
         // The result before the in-flight row goes: a call that joined the scan finds it
         // there rather than a scan no longer in flight and nothing stored.
         store.record_result(id, &StoredResult { json: scan.raw_json().to_owned(), completed_at });
-        store.clear_in_flight(id, scan.id());
+        store.clear_in_flight(id, scan.id(), "");
     }
 }
 
@@ -302,6 +327,10 @@ impl Remembering {
     fn joined(&self) -> bool {
         self.gate.as_ref().is_some_and(|g| g.joined().is_some())
     }
+
+    fn token(&self) -> &str {
+        self.gate.as_ref().map_or("", |g| g.token())
+    }
 }
 
 impl Sink for Remembering {
@@ -322,7 +351,7 @@ impl Sink for Remembering {
             Err(e) if self.joined() && e.code == Code::NotFound => {
                 if let (Some(r), Some(id)) = (&self.request, &e.scan_id) {
                     if let Some(identity) = shareable_identity(r) {
-                        self.store.clear_in_flight(&identity, id);
+                        self.store.clear_in_flight(&identity, id, "");
                     }
                 }
                 e.message = format!(
@@ -341,11 +370,11 @@ impl Sink for Remembering {
                 }
                 create_only = true;
             }
-            _ => after(&self.store, self.request.as_ref(), &outcome, self.joined()),
+            _ => after(&self.store, self.request.as_ref(), &outcome, self.joined(), self.token()),
         }
         if create_only {
             // Its scan is in flight and nobody here polls it: those who join it poll it.
-            after(&self.store, self.request.as_ref(), &outcome, false);
+            after(&self.store, self.request.as_ref(), &outcome, false, self.token());
         }
         self.inner.finish(outcome)
     }
@@ -378,6 +407,148 @@ mod tests {
         created(&store, &request, "scn_own", SystemTime::now());
         assert!(matches!(other.peek(), Verdict::Join(id) if id == "scn_own"));
         drop((mine, other, store));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A store that stops answering while `down` is set (a database restarted), over a real
+    /// SQLite store.
+    struct Switchable {
+        inner: super::super::sqlite::SqliteStore,
+        down: Arc<AtomicBool>,
+    }
+    impl Switchable {
+        fn up(&self) -> Result<(), String> {
+            if self.down.load(Ordering::SeqCst) {
+                Err("connection refused".into())
+            } else {
+                Ok(())
+            }
+        }
+    }
+    impl crate::engine::ledger::Ledger for Switchable {
+        fn transact(
+            &self,
+            w: i64,
+            d: &mut dyn FnMut(&mut crate::engine::ledger::SharedWindow, &mut crate::engine::ledger::Holds),
+        ) -> Result<(), String> {
+            self.up()?;
+            self.inner.transact(w, d)
+        }
+    }
+    impl super::super::Store for Switchable {
+        fn durations(&self, n: usize) -> Result<Vec<Duration>, String> {
+            self.up()?;
+            self.inner.durations(n)
+        }
+        fn record_duration(&self, a: &str, b: Duration, c: SystemTime) -> Result<(), String> {
+            self.up()?;
+            self.inner.record_duration(a, b, c)
+        }
+        fn result(&self, a: &str, b: SystemTime) -> Result<Option<StoredResult>, String> {
+            self.up()?;
+            self.inner.result(a, b)
+        }
+        fn record_result(&self, a: &str, b: &StoredResult) -> Result<(), String> {
+            self.up()?;
+            self.inner.record_result(a, b)
+        }
+        fn claim(&self, a: &str, b: &str, c: SystemTime, d: SystemTime) -> Result<Claim, String> {
+            self.up()?;
+            self.inner.claim(a, b, c, d)
+        }
+        fn peek_claim(
+            &self,
+            a: &str,
+            b: &str,
+            c: SystemTime,
+            d: SystemTime,
+        ) -> Result<Option<Claim>, String> {
+            self.up()?;
+            self.inner.peek_claim(a, b, c, d)
+        }
+        fn record_in_flight(&self, a: &str, b: &str, c: SystemTime) -> Result<Option<String>, String> {
+            self.up()?;
+            self.inner.record_in_flight(a, b, c)
+        }
+        fn unwatch_in_flight(&self, a: &str, b: &str) -> Result<(), String> {
+            self.up()?;
+            self.inner.unwatch_in_flight(a, b)
+        }
+        fn watched(&self, a: &str, b: &str, c: SystemTime) -> Result<bool, String> {
+            self.up()?;
+            self.inner.watched(a, b, c)
+        }
+        fn clear_in_flight(&self, a: &str, b: &str, c: &str) -> Result<(), String> {
+            self.up()?;
+            self.inner.clear_in_flight(a, b, c)
+        }
+        fn renew_leases(&self, a: SystemTime) -> Result<(), String> {
+            self.up()?;
+            self.inner.renew_leases(a)
+        }
+        fn keep_ambiguous_claim(&self, a: &str, b: &str, c: SystemTime) -> Result<(), String> {
+            self.up()?;
+            self.inner.keep_ambiguous_claim(a, b, c)
+        }
+    }
+
+    /// The audit's repro (issue 32): a create claimed while its process's store did not answer
+    /// went as "mine"; sent again after a 429 once the store answered, it went again although
+    /// another host held a live claim of the company by then (a twin). Now the first send is
+    /// blind (the store said nothing, which is not "mine"), and the second claims first, finds
+    /// the other host's claim and waits; the other host's scan is then joined.
+    #[test]
+    fn a_create_sent_blind_claims_before_it_is_sent_again() {
+        let dir = std::env::temp_dir().join(format!("exona-blind-claim-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let down = Arc::new(AtomicBool::new(true));
+        let this_host = Arc::new(Guarded::new(Box::new(Switchable {
+            inner: super::super::sqlite::SqliteStore::open(&dir, "fp").unwrap(),
+            down: down.clone(),
+        })));
+        let other_host = super::super::open(&dir, "fp").expect("store");
+        let request =
+            ScanRequest { max_age_days: Some(30), ..ScanRequest::new("Co", "https://blind.example") };
+        let mine = StoreGate::new(&this_host, &request).unwrap();
+        assert!(matches!(mine.claim(), Verdict::Send), "as without a store");
+        assert!(mine.sent_blind());
+        // Its POST met a 429. Meanwhile the other host claimed the company.
+        let theirs = StoreGate::new(&other_host, &request).unwrap();
+        assert!(matches!(theirs.claim(), Verdict::Send));
+        down.store(false, Ordering::SeqCst);
+        *this_host.retry_at.lock().unwrap() = None; // its bypass ends now, not in 10 s
+        assert!(matches!(mine.claim(), Verdict::Later(_)), "sent again past the other host's live claim");
+        created(&other_host, &request, "scn_theirs", SystemTime::now());
+        assert!(matches!(mine.claim(), Verdict::Join(id) if id == "scn_theirs"));
+        drop((mine, theirs, this_host, other_host));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The audit's second repro: two calls of one process for one company; the second waits
+    /// on the first's claim, then times out (or is cancelled). Its `after` cleared the claim by
+    /// company and process, deleting the first's while its POST was out; a third call then
+    /// created a twin. Now it clears only a claim carrying its own token.
+    #[test]
+    fn a_waiting_call_that_ends_leaves_its_siblings_claim() {
+        let dir = std::env::temp_dir().join(format!("exona-sibling-claim-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = super::super::open(&dir, "fp").expect("store");
+        let request =
+            ScanRequest { max_age_days: Some(30), ..ScanRequest::new("Co", "https://sibling.example") };
+        let first = StoreGate::new(&store, &request).unwrap();
+        let second = StoreGate::new(&store, &request).unwrap();
+        assert!(matches!(first.claim(), Verdict::Send));
+        assert!(matches!(second.claim(), Verdict::Later(_)));
+        let timed_out = Err(Error::new(Code::Timeout, "the deadline passed"));
+        after(&store, Some(&request), &timed_out, false, second.token());
+        let third = StoreGate::new(&store, &request).unwrap();
+        assert!(matches!(third.claim(), Verdict::Later(_)), "the sibling's claim was cleared: a twin");
+        // The first call's own end hands the claim over.
+        let cancelled = Err(Error::new(Code::Cancelled, "cancelled"));
+        after(&store, Some(&request), &cancelled, false, first.token());
+        assert!(matches!(third.claim(), Verdict::Send));
+        drop((first, second, third, store));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

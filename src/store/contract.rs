@@ -111,17 +111,17 @@ fn the_history_counts_each_scan_where_it_was_created() {
 fn one_owner_claims_the_others_wait_then_join_its_scan() {
     on_both("claims", |open| {
         let (a, b) = (open(), open());
-        assert_eq!(b.peek_claim("acme", t(0), t(10)).unwrap(), None);
-        assert_eq!(a.claim("acme", t(0), t(10)).unwrap(), Claim::Mine);
-        assert_eq!(b.claim("acme", t(0), t(11)).unwrap(), Claim::Creating);
-        assert_eq!(b.peek_claim("acme", t(0), t(11)).unwrap(), Some(Claim::Creating));
+        assert_eq!(b.peek_claim("acme", "tb", t(0), t(10)).unwrap(), None);
+        assert_eq!(a.claim("acme", "ta", t(0), t(10)).unwrap(), Claim::Mine);
+        assert_eq!(b.claim("acme", "tb", t(0), t(11)).unwrap(), Claim::Creating);
+        assert_eq!(b.peek_claim("acme", "tb", t(0), t(11)).unwrap(), Some(Claim::Creating));
         a.record_in_flight("acme", "scn_a", t(12)).unwrap();
-        assert_eq!(b.claim("acme", t(0), t(13)).unwrap(), Claim::Running("scn_a".into()));
+        assert_eq!(b.claim("acme", "tb", t(0), t(13)).unwrap(), Claim::Running("scn_a".into()));
         assert!(b.watched("acme", "scn_a", t(13)).unwrap());
         a.unwatch_in_flight("acme", "scn_a").unwrap();
         assert!(!b.watched("acme", "scn_a", t(13)).unwrap(), "unwatched: joiners poll it themselves");
-        b.clear_in_flight("acme", "scn_a").unwrap();
-        assert_eq!(b.peek_claim("acme", t(0), t(14)).unwrap(), None);
+        b.clear_in_flight("acme", "scn_a", "tb").unwrap();
+        assert_eq!(b.peek_claim("acme", "tb", t(0), t(14)).unwrap(), None);
     });
 }
 
@@ -130,14 +130,38 @@ fn a_lapsed_lease_is_taken_over_and_a_renewed_one_holds() {
     on_both("leases", |open| {
         let (a, b) = (open(), open());
         let lease = LEASE.as_secs();
-        assert_eq!(a.claim("acme", t(0), t(100)).unwrap(), Claim::Mine);
+        assert_eq!(a.claim("acme", "ta", t(0), t(100)).unwrap(), Claim::Mine);
         a.renew_leases(t(100 + lease - 1)).unwrap();
-        assert_eq!(b.claim("acme", t(0), t(100 + lease + 1)).unwrap(), Claim::Creating, "renewed");
+        assert_eq!(b.claim("acme", "tb", t(0), t(100 + lease + 1)).unwrap(), Claim::Creating, "renewed");
         // Its owner died (no more renewals): once its lease lapses, the claim is taken over.
-        assert_eq!(b.claim("acme", t(0), t(100 + 2 * lease)).unwrap(), Claim::Mine);
+        assert_eq!(b.claim("acme", "tb", t(0), t(100 + 2 * lease)).unwrap(), Claim::Mine);
         // A claim is cleared only by its owner: the dead one's clear does not remove b's.
-        a.clear_in_flight("acme", "").unwrap();
-        assert_eq!(a.peek_claim("acme", t(0), t(100 + 2 * lease + 1)).unwrap(), Some(Claim::Creating));
+        a.clear_in_flight("acme", "", "ta").unwrap();
+        assert_eq!(a.peek_claim("acme", "ta", t(0), t(100 + 2 * lease + 1)).unwrap(), Some(Claim::Creating));
+    });
+}
+
+/// Two calls of one process for one company (the same company twice in a batch, or a
+/// cancelled `asyncio.wait_for` around one of two calls): the one that only waited on its
+/// sibling's claim and then timed out or was cancelled clears nothing of it (the audit's
+/// repro: it deleted the sibling's claim while the sibling's POST was out).
+#[test]
+fn a_waiting_calls_clear_leaves_its_siblings_claim() {
+    on_both("sibling", |open| {
+        let a = open();
+        assert_eq!(a.claim("acme", "first", t(0), t(10)).unwrap(), Claim::Mine);
+        assert_eq!(a.claim("acme", "second", t(0), t(11)).unwrap(), Claim::Creating);
+        a.clear_in_flight("acme", "", "second").unwrap();
+        a.clear_in_flight("acme", "", "").unwrap();
+        assert_eq!(a.peek_claim("acme", "third", t(0), t(12)).unwrap(), Some(Claim::Creating), "cleared");
+        assert_eq!(a.peek_claim("acme", "first", t(0), t(12)).unwrap(), Some(Claim::Mine));
+        a.keep_ambiguous_claim("acme", "second", t(200)).unwrap();
+        a.clear_in_flight("acme", "", "first").unwrap();
+        assert_eq!(a.peek_claim("acme", "third", t(0), t(13)).unwrap(), None, "its own call clears it");
+        // A scan recorded over another call's scan of the same company is named: a twin.
+        assert_eq!(a.record_in_flight("acme", "scn_1", t(14)).unwrap(), None);
+        assert_eq!(a.record_in_flight("acme", "scn_1", t(15)).unwrap(), None, "the same scan again");
+        assert_eq!(a.record_in_flight("acme", "scn_2", t(16)).unwrap(), Some("scn_1".into()));
     });
 }
 
@@ -145,11 +169,11 @@ fn a_lapsed_lease_is_taken_over_and_a_renewed_one_holds() {
 fn an_ambiguous_creates_claim_is_kept_until_its_time() {
     on_both("ambiguous", |open| {
         let (a, b) = (open(), open());
-        assert_eq!(a.claim("acme", t(0), t(100)).unwrap(), Claim::Mine);
-        a.keep_ambiguous_claim("acme", t(160)).unwrap();
+        assert_eq!(a.claim("acme", "ta", t(0), t(100)).unwrap(), Claim::Mine);
+        a.keep_ambiguous_claim("acme", "ta", t(160)).unwrap();
         a.renew_leases(t(150)).unwrap(); // no longer a's: not renewed past its time
-        assert_eq!(b.claim("acme", t(0), t(159)).unwrap(), Claim::Creating);
-        assert_eq!(b.claim("acme", t(0), t(161)).unwrap(), Claim::Mine);
+        assert_eq!(b.claim("acme", "tb", t(0), t(159)).unwrap(), Claim::Creating);
+        assert_eq!(b.claim("acme", "tb", t(0), t(161)).unwrap(), Claim::Mine);
     });
 }
 
@@ -242,7 +266,8 @@ fn a_database_that_goes_away_is_bypassed_then_reattached() {
     server.stop();
     assert!(store.result("acme", t(0)).is_none(), "down: not known, no error");
     assert!(store.is_bypassed());
-    assert_eq!(store.claim("beta", t(0), t(1)), Claim::Mine, "a store that fails lets the caller create");
+    // Unknown, never Mine (DESIGN.md 9.1): the caller may create blind, and knows it.
+    assert_eq!(store.claim("beta", "tstore", t(0), t(1)), Claim::Unknown, "a store that fails is not mine");
     server.start_again().unwrap();
     // Tried again after REATTACH_AFTER: it reconnects and answers.
     let deadline = std::time::Instant::now() + super::REATTACH_AFTER * 3;
@@ -269,23 +294,30 @@ fn a_newer_schema_is_refused() {
     assert_eq!(other.durations(1).unwrap(), []);
 }
 
-/// PostgreSQL only: a schema of version 1 (holds without the work in sight) is brought up to
-/// date when opened, and its holds count for nothing of it.
+/// PostgreSQL only: a schema of version 1 (holds without the work in sight, claims without a
+/// call's token) is brought up to date when opened; its holds count for nothing of the work
+/// in sight, and its claims are no call's (they lapse with their lease).
 #[test]
 fn a_schema_of_version_1_is_migrated() {
     let Some(server) = pg_server::PgServer::start_or_skip() else { return };
     let mut admin = postgres::Client::connect(&server.url(), postgres::NoTls).unwrap();
+    // An old claim whose lease holds until t(5).
+    let until_ms = t(5).duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis();
     admin
-        .batch_execute(
+        .batch_execute(&format!(
             "CREATE SCHEMA exona;
              CREATE TABLE exona.meta (key text PRIMARY KEY, value bigint NOT NULL);
              CREATE TABLE exona.holds (fingerprint text NOT NULL, holder text NOT NULL,
                  outstanding bigint NOT NULL, outstanding_until_ms bigint NOT NULL,
                  reserved bigint NOT NULL, reserved_until_ms bigint NOT NULL,
                  lease_until_ms bigint NOT NULL, PRIMARY KEY (fingerprint, holder));
+             CREATE TABLE exona.in_flight (fingerprint text NOT NULL, identity text NOT NULL,
+                 scan_id text NOT NULL, since_ms bigint NOT NULL, owner text NOT NULL,
+                 lease_until_ms bigint NOT NULL, PRIMARY KEY (fingerprint, identity));
              INSERT INTO exona.holds VALUES ('fp', 'old-1', 1, 9999999999999, 2, 9999999999999, 9999999999999);
-             INSERT INTO exona.meta VALUES ('schema_version', 1);",
-        )
+             INSERT INTO exona.in_flight VALUES ('fp', 'old-claim', '', 0, 'old-1', {until_ms});
+             INSERT INTO exona.meta VALUES ('schema_version', 1);"
+        ))
         .unwrap();
     let store = super::postgres::PgStore::new(&server.url(), "fp").unwrap();
     let mut seen = SharedWindow::default();
@@ -293,7 +325,9 @@ fn a_schema_of_version_1_is_migrated() {
     assert_eq!((seen.others_reserved, seen.others_expected, seen.others_queued), (2, 0, 0));
     let version: i64 =
         admin.query_one("SELECT value FROM exona.meta WHERE key = 'schema_version'", &[]).unwrap().get(0);
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+    assert_eq!(store.claim("old-claim", "", t(0), t(4)).unwrap(), Claim::Creating, "its lease holds");
+    assert_eq!(store.claim("old-claim", "new", t(0), t(6)).unwrap(), Claim::Mine, "lapsed: taken over");
 }
 
 /// PostgreSQL only: a role with rights on its own schema only (no right to create schemas in
@@ -315,8 +349,8 @@ fn a_role_with_rights_on_its_schema_only_is_enough() {
         super::postgres::PgStore::new(&url, "fp").unwrap(),
         super::postgres::PgStore::new(&url, "fp").unwrap(),
     );
-    assert_eq!(a.claim("acme", t(0), t(10)).unwrap(), Claim::Mine);
-    assert_eq!(b.claim("acme", t(0), t(11)).unwrap(), Claim::Creating);
+    assert_eq!(a.claim("acme", "ta", t(0), t(10)).unwrap(), Claim::Mine);
+    assert_eq!(b.claim("acme", "tb", t(0), t(11)).unwrap(), Claim::Creating);
     // And it cannot create a schema of its own: the default `exona` is refused, by name.
     let other = format!("postgresql://fleet:pw@127.0.0.1:{}/postgres", server.port);
     let e = super::postgres::PgStore::new(&other, "fp").unwrap().durations(1).unwrap_err();

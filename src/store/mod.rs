@@ -38,15 +38,56 @@ pub struct StoredResult {
     pub completed_at: SystemTime,
 }
 
-/// Who creates a scan of an identity (see [`Store::claim`]).
+/// Who creates a scan of an identity (see [`Store::claim`]). Claims are fenced by the
+/// claiming call's token (DESIGN.md 9.1): "mine" means this call's, never merely this
+/// process's, so one call's timeout or cancel never frees a sibling's claim.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Claim {
     /// A scan of it runs: its id.
     Running(String),
-    /// Another process is creating it (its create has not been answered yet).
+    /// Another call (of this process or another) is creating it: its claim's lease holds.
     Creating,
-    /// This caller creates it; others wait for its scan id.
+    /// This call creates it; others wait for its scan id.
     Mine,
+    /// The store did not answer (bypassed): nobody knows. Never taken for `Mine`.
+    Unknown,
+}
+
+/// A row of the scans in flight as a backend reads it: a claim while `scan_id` is empty.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InFlightRow {
+    pub scan_id: String,
+    pub since_ms: i64,
+    pub lease_until_ms: i64,
+    /// The claiming call's token ('' for rows written before tokens, or handed over).
+    pub token: String,
+}
+
+/// The one rule for who creates a scan of an identity, for every backend (each only fetches
+/// the row in its dialect): a scan recorded since `since_ms` runs; a claim carrying `token` is
+/// this call's (even lapsed: nobody took it over); a claim whose lease holds at `at_ms` is
+/// another call's; anything else (no row, a lapsed claim, a scan too old) may be claimed.
+pub fn who_creates(row: Option<&InFlightRow>, token: &str, since_ms: i64, at_ms: i64) -> Option<Claim> {
+    match row {
+        Some(r) if !r.scan_id.is_empty() && r.since_ms >= since_ms => Some(Claim::Running(r.scan_id.clone())),
+        Some(r) if r.scan_id.is_empty() && !token.is_empty() && r.token == token => Some(Claim::Mine),
+        Some(r) if r.scan_id.is_empty() && r.lease_until_ms > at_ms => Some(Claim::Creating),
+        _ => None,
+    }
+}
+
+/// A token for one call's claims: unique across the processes and hosts sharing a store (the
+/// process id, when the process first asked, and a count). Not random: a random generator
+/// seeded from the calling thread's handle would leave that handle allocated on a C program's
+/// own thread.
+pub fn call_token() -> String {
+    use std::sync::atomic::AtomicU64;
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    static STARTED: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+    let started = STARTED
+        .get_or_init(|| SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    format!("{:x}.{:x}.{n:x}", crate::process::id(), started)
 }
 
 /// What a store does; the SQLite file is the embedded implementation, a server-backed one
@@ -60,30 +101,45 @@ pub trait Store: Ledger + Send + Sync {
     /// The newest completed result of this identity that finished at or after `since`.
     fn result(&self, identity: &str, since: SystemTime) -> Result<Option<StoredResult>, String>;
     fn record_result(&self, identity: &str, result: &StoredResult) -> Result<(), String>;
-    /// In one transaction: the scan of this identity in flight (recorded since `since`), else
-    /// another owner's claim to be creating it whose lease holds at `at`, else a claim of our
-    /// own (leased from `at`). Claims are in-flight entries without a scan id yet; a lapsed
-    /// claim (its owner died, on any host) is taken over.
-    fn claim(&self, identity: &str, since: SystemTime, at: SystemTime) -> Result<Claim, String>;
+    /// In one transaction ([`who_creates`] decides): the scan of this identity in flight
+    /// (recorded since `since`), else another call's claim whose lease holds at `at`, else a
+    /// claim of the call `token` (written, or renewed, leased from `at`). Claims are in-flight
+    /// entries without a scan id yet; a lapsed claim (its owner died or slept, on any host) is
+    /// taken over.
+    fn claim(&self, identity: &str, token: &str, since: SystemTime, at: SystemTime) -> Result<Claim, String>;
     /// What `claim` would find, taking nothing (a read, no write lock): the scan in flight,
-    /// or `Creating` while a claim's lease holds (this owner's own included: another call of
-    /// this process is creating it); `None` when a create may claim it.
-    fn peek_claim(&self, identity: &str, since: SystemTime, at: SystemTime) -> Result<Option<Claim>, String>;
+    /// `Mine` for a claim carrying `token`, `Creating` while another call's claim's lease
+    /// holds (another call of this process included); `None` when a create may claim it.
+    fn peek_claim(
+        &self,
+        identity: &str,
+        token: &str,
+        since: SystemTime,
+        at: SystemTime,
+    ) -> Result<Option<Claim>, String>;
     /// A scan of this identity runs, and this owner polls it (the row is leased to it and
     /// renewed by its heartbeat, so that those who join the scan wait for its result here).
-    fn record_in_flight(&self, identity: &str, scan_id: &str, at: SystemTime) -> Result<(), String>;
+    /// Recorded whatever the row held (the scan exists and is paid for); returns the id of
+    /// a different scan the row held, recorded meanwhile by another call: a twin.
+    fn record_in_flight(
+        &self,
+        identity: &str,
+        scan_id: &str,
+        at: SystemTime,
+    ) -> Result<Option<String>, String>;
     /// This owner no longer polls the scan (its call ended before the scan did): those who
     /// joined it poll it themselves.
     fn unwatch_in_flight(&self, identity: &str, scan_id: &str) -> Result<(), String>;
     /// Whether some owner whose lease holds at `at` polls this scan.
     fn watched(&self, identity: &str, scan_id: &str, at: SystemTime) -> Result<bool, String>;
-    /// Ends an entry; a claim (`scan_id` empty) only when it is this owner's.
-    fn clear_in_flight(&self, identity: &str, scan_id: &str) -> Result<(), String>;
+    /// Ends an entry: a scan by its id; a claim (`scan_id` empty) only when it carries `token`.
+    fn clear_in_flight(&self, identity: &str, scan_id: &str, token: &str) -> Result<(), String>;
     /// The heartbeat: this owner's claims and holds are leased again from `at` (DESIGN 8.1).
     fn renew_leases(&self, at: SystemTime) -> Result<(), String>;
-    /// This owner's claim whose create is ambiguous (sent, unanswered: a scan may exist) is
-    /// kept, unrenewed, until `until`, so that a waiter reconciles instead of twinning.
-    fn keep_ambiguous_claim(&self, identity: &str, until: SystemTime) -> Result<(), String>;
+    /// The claim of the call `token` whose create is ambiguous (sent, unanswered: a scan may
+    /// exist) is kept, unrenewed, until `until`, so that a waiter reconciles instead of
+    /// twinning.
+    fn keep_ambiguous_claim(&self, identity: &str, token: &str, until: SystemTime) -> Result<(), String>;
 }
 
 /// Opens the store in `dir` for the key and URL that `fingerprint` stands for. `None` (with a
@@ -186,6 +242,19 @@ pub struct Guarded {
     /// While bypassed: when to try the store again.
     retry_at: Mutex<Option<std::time::Instant>>,
     heartbeat: Mutex<Option<Heartbeat>>,
+    /// Scans created while the store was bypassed, recorded when it answers again.
+    unrecorded: Mutex<Vec<(String, String, SystemTime)>>,
+}
+
+/// Says so when a scan recorded in flight replaced a different scan of the same identity:
+/// two creates of one company, each paid for (DESIGN.md 9.1: a twin is named, never hidden).
+fn name_twin(identity: &str, scan_id: &str, other: Option<&str>) {
+    if let Some(other) = other.filter(|o| *o != scan_id) {
+        let site = identity.split('|').next().unwrap_or(identity);
+        log(Level::Warn, || {
+            format!("twin scan of {site}: {scan_id} was created while {other} already ran for it (both are paid for)")
+        });
+    }
 }
 
 /// How long a failed store is bypassed before it is tried again.
@@ -214,6 +283,7 @@ impl Guarded {
             broken: AtomicBool::new(false),
             retry_at: Mutex::new(None),
             heartbeat: Mutex::new(None),
+            unrecorded: Mutex::new(Vec::new()),
         }
     }
 
@@ -253,6 +323,7 @@ impl Guarded {
             Ok(v) => {
                 if self.broken.swap(false, Ordering::Relaxed) {
                     log(Level::Warn, || "state store re-attached: it answers again".to_owned());
+                    self.record_unrecorded();
                 }
                 Some(v)
             }
@@ -285,18 +356,34 @@ impl Guarded {
     pub fn record_result(&self, identity: &str, result: &StoredResult) {
         self.run("recording a result", |s| s.record_result(identity, result));
     }
-    /// A store that fails lets the caller create (as without a store).
-    pub fn claim(&self, identity: &str, since: SystemTime, at: SystemTime) -> Claim {
-        self.run("claiming a scan to create", |s| s.claim(identity, since, at)).unwrap_or(Claim::Mine)
+    /// A store that fails answers `Unknown` (never `Mine`): the caller may create as without a
+    /// store, and remembers that it did so blind.
+    pub fn claim(&self, identity: &str, token: &str, since: SystemTime, at: SystemTime) -> Claim {
+        self.run("claiming a scan to create", |s| s.claim(identity, token, since, at))
+            .unwrap_or(Claim::Unknown)
     }
-    pub fn peek_claim(&self, identity: &str, since: SystemTime, at: SystemTime) -> Option<Claim> {
-        self.run("reading claims", |s| s.peek_claim(identity, since, at)).flatten()
+    /// `None` when a create may claim it; `Some(Unknown)` when the store did not answer.
+    pub fn peek_claim(
+        &self,
+        identity: &str,
+        token: &str,
+        since: SystemTime,
+        at: SystemTime,
+    ) -> Option<Claim> {
+        self.run("reading claims", |s| s.peek_claim(identity, token, since, at))
+            .unwrap_or(Some(Claim::Unknown))
     }
+    /// The heartbeat: tried at every beat even while the store is bypassed (it is the one
+    /// use that must not wait for the bypass to end: a live process whose leases lapse loses
+    /// its claims to others, who then create twins). It re-attaches the store when it answers.
     pub fn renew_leases(&self, at: SystemTime) {
+        if self.broken.load(Ordering::Relaxed) {
+            *self.retry_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
         self.run("renewing leases", |s| s.renew_leases(at));
     }
-    pub fn keep_ambiguous_claim(&self, identity: &str, until: SystemTime) {
-        self.run("keeping an ambiguous create's claim", |s| s.keep_ambiguous_claim(identity, until));
+    pub fn keep_ambiguous_claim(&self, identity: &str, token: &str, until: SystemTime) {
+        self.run("keeping an ambiguous create's claim", |s| s.keep_ambiguous_claim(identity, token, until));
     }
     pub fn unwatch_in_flight(&self, identity: &str, scan_id: &str) {
         self.run("handing over a scan in flight", |s| s.unwatch_in_flight(identity, scan_id));
@@ -305,11 +392,39 @@ impl Guarded {
     pub fn watched(&self, identity: &str, scan_id: &str, at: SystemTime) -> bool {
         self.run("reading scans in flight", |s| s.watched(identity, scan_id, at)).unwrap_or(false)
     }
+    /// Records a scan in flight. While the store is bypassed the record waits here and is
+    /// written when it answers again (before anything else is read from it), so that a scan
+    /// created blind is known to the others from then on. A different scan found in the row
+    /// (recorded meanwhile by another call) is a twin: named in the log.
     pub fn record_in_flight(&self, identity: &str, scan_id: &str, at: SystemTime) {
-        self.run("recording a scan in flight", |s| s.record_in_flight(identity, scan_id, at));
+        match self.run("recording a scan in flight", |s| s.record_in_flight(identity, scan_id, at)) {
+            Some(twin) => name_twin(identity, scan_id, twin.as_deref()),
+            None => self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()).push((
+                identity.to_owned(),
+                scan_id.to_owned(),
+                at,
+            )),
+        }
     }
-    pub fn clear_in_flight(&self, identity: &str, scan_id: &str) {
-        self.run("clearing a scan in flight", |s| s.clear_in_flight(identity, scan_id));
+    pub fn clear_in_flight(&self, identity: &str, scan_id: &str, token: &str) {
+        self.unrecorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(i, s, _)| !(i == identity && s == scan_id));
+        self.run("clearing a scan in flight", |s| s.clear_in_flight(identity, scan_id, token));
+    }
+
+    /// Writes the scans recorded while the store was bypassed (see `record_in_flight`).
+    fn record_unrecorded(&self) {
+        let pending = std::mem::take(&mut *self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()));
+        for (identity, scan_id, at) in pending {
+            match self.inner.record_in_flight(&identity, &scan_id, at) {
+                Ok(twin) => name_twin(&identity, &scan_id, twin.as_deref()),
+                Err(_) => {
+                    self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()).push((identity, scan_id, at))
+                }
+            }
+        }
     }
 
     /// Whether the store is bypassed now (its last use failed; it is tried again later).
@@ -459,10 +574,16 @@ mod tests {
         fn record_result(&self, _: &str, _: &StoredResult) -> Result<(), String> {
             Err("disk I/O error".into())
         }
-        fn peek_claim(&self, _: &str, _: SystemTime, _: SystemTime) -> Result<Option<Claim>, String> {
+        fn peek_claim(
+            &self,
+            _: &str,
+            _: &str,
+            _: SystemTime,
+            _: SystemTime,
+        ) -> Result<Option<Claim>, String> {
             Err("disk I/O error".into())
         }
-        fn record_in_flight(&self, _: &str, _: &str, _: SystemTime) -> Result<(), String> {
+        fn record_in_flight(&self, _: &str, _: &str, _: SystemTime) -> Result<Option<String>, String> {
             Err("disk I/O error".into())
         }
         fn unwatch_in_flight(&self, _: &str, _: &str) -> Result<(), String> {
@@ -471,16 +592,16 @@ mod tests {
         fn watched(&self, _: &str, _: &str, _: SystemTime) -> Result<bool, String> {
             Err("disk I/O error".into())
         }
-        fn claim(&self, _: &str, _: SystemTime, _: SystemTime) -> Result<Claim, String> {
+        fn claim(&self, _: &str, _: &str, _: SystemTime, _: SystemTime) -> Result<Claim, String> {
             Err("disk I/O error".into())
         }
         fn renew_leases(&self, _: SystemTime) -> Result<(), String> {
             Err("disk I/O error".into())
         }
-        fn keep_ambiguous_claim(&self, _: &str, _: SystemTime) -> Result<(), String> {
+        fn keep_ambiguous_claim(&self, _: &str, _: &str, _: SystemTime) -> Result<(), String> {
             Err("disk I/O error".into())
         }
-        fn clear_in_flight(&self, _: &str, _: &str) -> Result<(), String> {
+        fn clear_in_flight(&self, _: &str, _: &str, _: &str) -> Result<(), String> {
             Err("disk I/O error".into())
         }
     }
@@ -522,11 +643,17 @@ mod tests {
         fn record_result(&self, _: &str, _: &StoredResult) -> Result<(), String> {
             Ok(())
         }
-        fn peek_claim(&self, _: &str, _: SystemTime, _: SystemTime) -> Result<Option<Claim>, String> {
+        fn peek_claim(
+            &self,
+            _: &str,
+            _: &str,
+            _: SystemTime,
+            _: SystemTime,
+        ) -> Result<Option<Claim>, String> {
             Ok(None)
         }
-        fn record_in_flight(&self, _: &str, _: &str, _: SystemTime) -> Result<(), String> {
-            Ok(())
+        fn record_in_flight(&self, _: &str, _: &str, _: SystemTime) -> Result<Option<String>, String> {
+            Ok(None)
         }
         fn unwatch_in_flight(&self, _: &str, _: &str) -> Result<(), String> {
             Ok(())
@@ -534,16 +661,16 @@ mod tests {
         fn watched(&self, _: &str, _: &str, _: SystemTime) -> Result<bool, String> {
             Ok(false)
         }
-        fn claim(&self, _: &str, _: SystemTime, _: SystemTime) -> Result<Claim, String> {
+        fn claim(&self, _: &str, _: &str, _: SystemTime, _: SystemTime) -> Result<Claim, String> {
             Ok(Claim::Mine)
         }
         fn renew_leases(&self, _: SystemTime) -> Result<(), String> {
             Ok(())
         }
-        fn keep_ambiguous_claim(&self, _: &str, _: SystemTime) -> Result<(), String> {
+        fn keep_ambiguous_claim(&self, _: &str, _: &str, _: SystemTime) -> Result<(), String> {
             Ok(())
         }
-        fn clear_in_flight(&self, _: &str, _: &str) -> Result<(), String> {
+        fn clear_in_flight(&self, _: &str, _: &str, _: &str) -> Result<(), String> {
             Ok(())
         }
     }
@@ -584,8 +711,125 @@ mod tests {
         assert_eq!(g.result("x", SystemTime::UNIX_EPOCH), None);
         g.record_duration("scn_1", Duration::from_secs(1), SystemTime::now());
         let t = SystemTime::now();
-        assert_eq!(g.claim("x", t, t), Claim::Mine, "a broken store lets the caller create");
+        // Unknown, never Mine (DESIGN.md 9.1): the caller may create blind, and knows it did.
+        assert_eq!(g.claim("x", "tok", t, t), Claim::Unknown, "a broken store's answer taken for mine");
+        assert_eq!(g.peek_claim("x", "tok", t, t), Some(Claim::Unknown));
         assert!(g.transact(0, &mut |_, _| ()).is_err(), "the governor decides alone");
+    }
+
+    /// The rule every backend shares: a claim is this call's only by its token.
+    #[test]
+    fn who_creates_fences_claims_by_the_calls_token() {
+        let claim = |token: &str, lease_until_ms| InFlightRow {
+            scan_id: String::new(),
+            since_ms: 0,
+            lease_until_ms,
+            token: token.into(),
+        };
+        assert_eq!(who_creates(None, "a", 0, 10), None);
+        assert_eq!(who_creates(Some(&claim("a", 20)), "a", 0, 10), Some(Claim::Mine));
+        assert_eq!(
+            who_creates(Some(&claim("a", 5)), "a", 0, 10),
+            Some(Claim::Mine),
+            "lapsed, not taken over"
+        );
+        assert_eq!(who_creates(Some(&claim("b", 20)), "a", 0, 10), Some(Claim::Creating), "a sibling's");
+        assert_eq!(who_creates(Some(&claim("b", 5)), "a", 0, 10), None, "lapsed: taken over");
+        assert_eq!(
+            who_creates(Some(&claim("", 20)), "", 0, 10),
+            Some(Claim::Creating),
+            "no token is no one's"
+        );
+        let running =
+            InFlightRow { scan_id: "scn_1".into(), since_ms: 3, lease_until_ms: 0, token: "a".into() };
+        assert_eq!(who_creates(Some(&running), "b", 0, 10), Some(Claim::Running("scn_1".into())));
+        assert_eq!(who_creates(Some(&running), "b", 4, 10), None, "too old to trust");
+    }
+
+    /// A scan created while the store was bypassed is recorded when it answers again, so that
+    /// the others join it instead of creating a twin.
+    #[test]
+    fn a_scan_created_blind_is_recorded_when_the_store_answers_again() {
+        let failing = Arc::new(AtomicBool::new(true));
+        let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let recorded = Arc::new(Mutex::new(Vec::new()));
+        struct Recording(Flaky, Arc<Mutex<Vec<String>>>);
+        impl Ledger for Recording {
+            fn transact(
+                &self,
+                w: i64,
+                d: &mut dyn FnMut(&mut SharedWindow, &mut Holds),
+            ) -> Result<(), String> {
+                self.0.transact(w, d)
+            }
+        }
+        impl Store for Recording {
+            fn durations(&self, n: usize) -> Result<Vec<Duration>, String> {
+                self.0.durations(n)
+            }
+            fn record_duration(&self, a: &str, b: Duration, c: SystemTime) -> Result<(), String> {
+                self.0.record_duration(a, b, c)
+            }
+            fn result(&self, a: &str, b: SystemTime) -> Result<Option<StoredResult>, String> {
+                self.0.result(a, b)
+            }
+            fn record_result(&self, a: &str, b: &StoredResult) -> Result<(), String> {
+                self.0.record_result(a, b)
+            }
+            fn peek_claim(
+                &self,
+                a: &str,
+                b: &str,
+                c: SystemTime,
+                d: SystemTime,
+            ) -> Result<Option<Claim>, String> {
+                self.0.peek_claim(a, b, c, d)
+            }
+            fn record_in_flight(
+                &self,
+                _: &str,
+                scan_id: &str,
+                _: SystemTime,
+            ) -> Result<Option<String>, String> {
+                if self.0.failing.load(Ordering::SeqCst) {
+                    return Err("database is down".into());
+                }
+                self.1.lock().unwrap().push(scan_id.to_owned());
+                Ok(None)
+            }
+            fn unwatch_in_flight(&self, a: &str, b: &str) -> Result<(), String> {
+                self.0.unwatch_in_flight(a, b)
+            }
+            fn watched(&self, a: &str, b: &str, c: SystemTime) -> Result<bool, String> {
+                self.0.watched(a, b, c)
+            }
+            fn claim(&self, a: &str, b: &str, c: SystemTime, d: SystemTime) -> Result<Claim, String> {
+                self.0.claim(a, b, c, d)
+            }
+            fn renew_leases(&self, a: SystemTime) -> Result<(), String> {
+                self.0.renew_leases(a)
+            }
+            fn keep_ambiguous_claim(&self, a: &str, b: &str, c: SystemTime) -> Result<(), String> {
+                self.0.keep_ambiguous_claim(a, b, c)
+            }
+            fn clear_in_flight(&self, a: &str, b: &str, c: &str) -> Result<(), String> {
+                self.0.clear_in_flight(a, b, c)
+            }
+        }
+        let g =
+            Guarded::new(Box::new(Recording(Flaky { failing: failing.clone(), calls }, recorded.clone())));
+        assert!(g.durations(1).is_empty(), "down");
+        g.record_in_flight("acme|citations=0", "scn_blind", SystemTime::now());
+        assert!(recorded.lock().unwrap().is_empty());
+        failing.store(false, Ordering::SeqCst);
+        // The heartbeat tries at once, bypass or not, and re-attaches the store.
+        g.renew_leases(SystemTime::now());
+        assert!(!g.is_bypassed(), "the heartbeat did not re-attach the store");
+        assert_eq!(
+            *recorded.lock().unwrap(),
+            vec!["scn_blind".to_owned()],
+            "the blind scan was not recorded"
+        );
     }
 
     #[test]

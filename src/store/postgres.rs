@@ -24,11 +24,11 @@ use std::collections::HashMap;
 use postgres::{Client, Config, GenericClient, Statement, Transaction};
 
 use super::snapshot::{HolderView, InFlightView, Snapshot, WindowView};
-use super::{Claim, Store, StoredResult, LEASE};
+use super::{Claim, InFlightRow, Store, StoredResult, LEASE};
 use crate::engine::ledger::{Holds, Ledger, SharedWindow, OUTSTANDING_TTL, RESERVED_TTL};
 
 /// The schema this version writes.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 /// Every statement's bound: the store is bypassed rather than a scan waiting on the database.
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a connection attempt may take.
@@ -291,7 +291,7 @@ impl PgStore {
              CREATE TABLE IF NOT EXISTS {s}.in_flight (
                  fingerprint text NOT NULL, identity text NOT NULL, scan_id text NOT NULL,
                  since_ms bigint NOT NULL, owner text NOT NULL, lease_until_ms bigint NOT NULL,
-                 PRIMARY KEY (fingerprint, identity));
+                 token text NOT NULL DEFAULT '', PRIMARY KEY (fingerprint, identity));
              CREATE TABLE IF NOT EXISTS {s}.ledger (
                  fingerprint text PRIMARY KEY, budget_limit bigint NOT NULL, remaining bigint NOT NULL,
                  reset_ms bigint NOT NULL, reset_unix bigint, ended_unix bigint, window_ms bigint NOT NULL,
@@ -306,14 +306,28 @@ impl PgStore {
                  ON CONFLICT (key) DO NOTHING;"
         ))
         .map_err(err)?;
+        // Migrations run only for an older schema, so that a role given rights on the tables
+        // but not their ownership opens an up-to-date schema.
         if found.is_some_and(|v| v < 2) {
             // Version 2: what each process's work in sight is expected to cost (holds written
-            // before say nothing of it: none is counted). Only then, so that a role given
-            // rights on the tables but not their ownership opens an up-to-date schema.
+            // before say nothing of it: none is counted).
             tx.batch_execute(&format!(
                 "ALTER TABLE {s}.holds ADD COLUMN IF NOT EXISTS expected bigint NOT NULL DEFAULT 0;
-                 ALTER TABLE {s}.holds ADD COLUMN IF NOT EXISTS queued bigint NOT NULL DEFAULT 0;
-                 UPDATE {s}.meta SET value = {SCHEMA_VERSION} WHERE key = 'schema_version';"
+                 ALTER TABLE {s}.holds ADD COLUMN IF NOT EXISTS queued bigint NOT NULL DEFAULT 0;"
+            ))
+            .map_err(err)?;
+        }
+        if found.is_some_and(|v| v < 3) {
+            // Version 3: claims fenced by the claiming call's token (DESIGN.md 9.1); claims
+            // written before carry none (no call's: they lapse with their lease).
+            tx.batch_execute(&format!(
+                "ALTER TABLE {s}.in_flight ADD COLUMN IF NOT EXISTS token text NOT NULL DEFAULT '';"
+            ))
+            .map_err(err)?;
+        }
+        if found.is_some_and(|v| v < SCHEMA_VERSION) {
+            tx.batch_execute(&format!(
+                "UPDATE {s}.meta SET value = {SCHEMA_VERSION} WHERE key = 'schema_version';"
             ))
             .map_err(err)?;
         }
@@ -324,28 +338,27 @@ impl PgStore {
         format!("{}.{table}", self.schema)
     }
 
-    /// Who creates a scan of `identity` now (see the SQLite store's `who_creates`).
+    /// Who creates a scan of `identity` now, for the call `token`: the row, decided by the
+    /// rule every backend shares ([`crate::store::who_creates`]).
     fn who_creates(
         &self,
         tx: &mut impl postgres::GenericClient,
         identity: &str,
+        token: &str,
         since_ms: i64,
         at_ms: i64,
     ) -> Result<Option<Claim>, String> {
         let row = tx
             .query_opt(
                 &format!(
-                    "SELECT scan_id, since_ms, lease_until_ms FROM {} WHERE fingerprint = $1 AND identity = $2",
+                    "SELECT scan_id, since_ms, lease_until_ms, token FROM {} WHERE fingerprint = $1 AND identity = $2",
                     self.t("in_flight")
                 ),
                 &[&self.fingerprint, &identity],
             )
-            .map_err(err)?;
-        Ok(match row.map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1), r.get::<_, i64>(2))) {
-            Some((id, started, _)) if !id.is_empty() && started >= since_ms => Some(Claim::Running(id)),
-            Some((id, _, lease_until)) if id.is_empty() && lease_until > at_ms => Some(Claim::Creating),
-            _ => None,
-        })
+            .map_err(err)?
+            .map(|r| InFlightRow { scan_id: r.get(0), since_ms: r.get(1), lease_until_ms: r.get(2), token: r.get(3) });
+        Ok(crate::store::who_creates(row.as_ref(), token, since_ms, at_ms))
     }
 
     /// The key's window on the database's clock, translated to this host's (`offset`).
@@ -607,53 +620,94 @@ impl Store for PgStore {
         })
     }
 
-    fn claim(&self, identity: &str, since: SystemTime, at: SystemTime) -> Result<Claim, String> {
+    fn claim(&self, identity: &str, token: &str, since: SystemTime, at: SystemTime) -> Result<Claim, String> {
         let (since_ms, at_ms) = (self.db_ms(since), self.db_ms(at));
         self.with(|c| {
             let mut tx = c.transaction().map_err(err)?;
             Self::key_lock(&mut tx, &format!("exona-claim:{}:{identity}", self.fingerprint))?;
-            let claim = match self.who_creates(&mut tx, identity, since_ms, at_ms)? {
-                Some(found) => found,
-                None => {
+            let claim = match self.who_creates(&mut tx, identity, token, since_ms, at_ms)? {
+                Some(Claim::Mine) | None => {
+                    // Written, or this call's own claim leased again from now (confirmed right
+                    // before the create is sent).
                     tx.execute(
                         &format!(
-                            "INSERT INTO {} (fingerprint, identity, scan_id, since_ms, owner, lease_until_ms)
-                             VALUES ($1, $2, '', $3, $4, $5)
+                            "INSERT INTO {} (fingerprint, identity, scan_id, since_ms, owner, lease_until_ms, token)
+                             VALUES ($1, $2, '', $3, $4, $5, $6)
                              ON CONFLICT (fingerprint, identity) DO UPDATE SET scan_id = '', since_ms = excluded.since_ms,
-                                 owner = excluded.owner, lease_until_ms = excluded.lease_until_ms",
+                                 owner = excluded.owner, lease_until_ms = excluded.lease_until_ms, token = excluded.token",
                             self.t("in_flight")
                         ),
-                        &[&self.fingerprint, &identity, &at_ms, &self.holder, &(at_ms + LEASE.as_millis() as i64)],
+                        &[
+                            &self.fingerprint,
+                            &identity,
+                            &at_ms,
+                            &self.holder,
+                            &(at_ms + LEASE.as_millis() as i64),
+                            &token,
+                        ],
                     )
                     .map_err(err)?;
                     Claim::Mine
                 }
+                Some(found) => found,
             };
             tx.commit().map_err(err)?;
             Ok(claim)
         })
     }
 
-    fn peek_claim(&self, identity: &str, since: SystemTime, at: SystemTime) -> Result<Option<Claim>, String> {
+    fn peek_claim(
+        &self,
+        identity: &str,
+        token: &str,
+        since: SystemTime,
+        at: SystemTime,
+    ) -> Result<Option<Claim>, String> {
         let (since_ms, at_ms) = (self.db_ms(since), self.db_ms(at));
-        self.with(|c| self.who_creates(c, identity, since_ms, at_ms))
+        self.with(|c| self.who_creates(c, identity, token, since_ms, at_ms))
     }
 
-    fn record_in_flight(&self, identity: &str, scan_id: &str, at: SystemTime) -> Result<(), String> {
+    fn record_in_flight(
+        &self,
+        identity: &str,
+        scan_id: &str,
+        at: SystemTime,
+    ) -> Result<Option<String>, String> {
         let at_ms = self.db_ms(at);
         self.with(|c| {
-            c.execute(
+            let mut tx = c.transaction().map_err(err)?;
+            Self::key_lock(&mut tx, &format!("exona-claim:{}:{identity}", self.fingerprint))?;
+            let before: Option<String> = tx
+                .query_opt(
+                    &format!(
+                        "SELECT scan_id FROM {} WHERE fingerprint = $1 AND identity = $2",
+                        self.t("in_flight")
+                    ),
+                    &[&self.fingerprint, &identity],
+                )
+                .map_err(err)?
+                .map(|r| r.get(0));
+            tx.execute(
                 &format!(
-                    "INSERT INTO {} (fingerprint, identity, scan_id, since_ms, owner, lease_until_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6)
+                    "INSERT INTO {} (fingerprint, identity, scan_id, since_ms, owner, lease_until_ms, token)
+                     VALUES ($1, $2, $3, $4, $5, $6, '')
                      ON CONFLICT (fingerprint, identity) DO UPDATE SET scan_id = excluded.scan_id,
-                         since_ms = excluded.since_ms, owner = excluded.owner, lease_until_ms = excluded.lease_until_ms",
+                         since_ms = excluded.since_ms, owner = excluded.owner,
+                         lease_until_ms = excluded.lease_until_ms, token = ''",
                     self.t("in_flight")
                 ),
-                &[&self.fingerprint, &identity, &scan_id, &at_ms, &self.holder, &(at_ms + LEASE.as_millis() as i64)],
+                &[
+                    &self.fingerprint,
+                    &identity,
+                    &scan_id,
+                    &at_ms,
+                    &self.holder,
+                    &(at_ms + LEASE.as_millis() as i64),
+                ],
             )
-            .map(|_| ())
-            .map_err(err)
+            .map_err(err)?;
+            tx.commit().map_err(err)?;
+            Ok(before.filter(|b| !b.is_empty() && b != scan_id))
         })
     }
 
@@ -690,15 +744,15 @@ impl Store for PgStore {
         })
     }
 
-    fn clear_in_flight(&self, identity: &str, scan_id: &str) -> Result<(), String> {
+    fn clear_in_flight(&self, identity: &str, scan_id: &str, token: &str) -> Result<(), String> {
         self.with(|c| {
             c.execute(
                 &format!(
                     "DELETE FROM {} WHERE fingerprint = $1 AND identity = $2 AND scan_id = $3
-                         AND ($3 <> '' OR owner = $4)",
+                         AND ($3 <> '' OR (token = $4 AND $4 <> ''))",
                     self.t("in_flight")
                 ),
-                &[&self.fingerprint, &identity, &scan_id, &self.holder],
+                &[&self.fingerprint, &identity, &scan_id, &token],
             )
             .map(|_| ())
             .map_err(err)
@@ -729,16 +783,16 @@ impl Store for PgStore {
         })
     }
 
-    fn keep_ambiguous_claim(&self, identity: &str, until: SystemTime) -> Result<(), String> {
+    fn keep_ambiguous_claim(&self, identity: &str, token: &str, until: SystemTime) -> Result<(), String> {
         let until_ms = self.db_ms(until);
         self.with(|c| {
             c.execute(
                 &format!(
                     "UPDATE {} SET owner = '', lease_until_ms = $4
-                     WHERE fingerprint = $1 AND identity = $2 AND scan_id = '' AND owner = $3",
+                     WHERE fingerprint = $1 AND identity = $2 AND scan_id = '' AND token = $3",
                     self.t("in_flight")
                 ),
-                &[&self.fingerprint, &identity, &self.holder, &until_ms],
+                &[&self.fingerprint, &identity, &token, &until_ms],
             )
             .map(|_| ())
             .map_err(err)

@@ -9,13 +9,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::snapshot::{HolderView, InFlightView, Snapshot, WindowView};
-use super::{Claim, Store, StoredResult, LEASE};
+use super::{Claim, InFlightRow, Store, StoredResult, LEASE};
 use crate::engine::ledger::{Holds, Ledger, SharedWindow, OUTSTANDING_TTL, RESERVED_TTL};
 
 /// The schema this version writes; a file of a newer one is left alone (not used). Version 3
 /// added owned leases (DESIGN.md 8.1): claims and holds carry their owner's lease expiry;
 /// version 4, what each process's work in sight is expected to cost (`expected`, `queued`).
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 /// How long a write waits for another process's transaction before giving up (the store is
 /// then bypassed: a scan never waits on the disk for long).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -118,7 +118,8 @@ impl SqliteStore {
              CREATE TABLE IF NOT EXISTS in_flight (
                  fingerprint TEXT NOT NULL, identity TEXT NOT NULL, scan_id TEXT NOT NULL,
                  since_ms INTEGER NOT NULL, owner TEXT NOT NULL DEFAULT '',
-                 lease_until_ms INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (fingerprint, identity));
+                 lease_until_ms INTEGER NOT NULL DEFAULT 0, token TEXT NOT NULL DEFAULT '',
+                 PRIMARY KEY (fingerprint, identity));
              CREATE TABLE IF NOT EXISTS ledger (
                  fingerprint TEXT PRIMARY KEY, budget_limit INTEGER NOT NULL,
                  remaining INTEGER NOT NULL, reset_ms INTEGER NOT NULL, reset_unix INTEGER,
@@ -185,6 +186,10 @@ fn migrate(conn: &Connection, from: i64) -> rusqlite::Result<()> {
                     ))?;
                 }
             }
+        }
+        if from < 5 && !has_column("in_flight", "token")? {
+            // Claims written before carry no call's token: no call's, lapsing with their lease.
+            conn.execute_batch("ALTER TABLE in_flight ADD COLUMN token TEXT NOT NULL DEFAULT ''")?;
         }
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
     })();
@@ -317,29 +322,24 @@ pub fn snapshot(dir: &Path, fingerprint: &str, now: SystemTime) -> Result<Option
     Ok(Some(Snapshot { window, holders, in_flight, durations, results: results.max(0) as usize }))
 }
 
-/// Who creates a scan of `identity` now: its scan in flight (recorded since `since`), or a
-/// claim whose lease holds at `at` (another owner's, this owner's own, or an ambiguous
-/// create's kept for its reconciliation); `None` when a create may claim it (a lapsed claim is
-/// taken over).
+/// Who creates a scan of `identity` now, for the call `token`: the row, decided by the rule
+/// every backend shares ([`crate::store::who_creates`]).
 fn who_creates(
     conn: &Connection,
     fingerprint: &str,
     identity: &str,
+    token: &str,
     since: SystemTime,
     at: SystemTime,
 ) -> rusqlite::Result<Option<Claim>> {
-    let row: Option<(String, i64, i64)> = conn
+    let row = conn
         .query_row(
-            "SELECT scan_id, since_ms, lease_until_ms FROM in_flight WHERE fingerprint = ?1 AND identity = ?2",
+            "SELECT scan_id, since_ms, lease_until_ms, token FROM in_flight WHERE fingerprint = ?1 AND identity = ?2",
             params![fingerprint, identity],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok(InFlightRow { scan_id: r.get(0)?, since_ms: r.get(1)?, lease_until_ms: r.get(2)?, token: r.get(3)? }),
         )
         .optional()?;
-    Ok(match row {
-        Some((id, started, _)) if !id.is_empty() && started >= unix_ms(since) => Some(Claim::Running(id)),
-        Some((id, _, lease_until)) if id.is_empty() && lease_until > unix_ms(at) => Some(Claim::Creating),
-        _ => None,
-    })
+    Ok(crate::store::who_creates(row.as_ref(), token, unix_ms(since), unix_ms(at)))
 }
 
 impl Ledger for SqliteStore {
@@ -547,46 +547,62 @@ impl Store for SqliteStore {
             .map_err(err)
     }
 
-    fn claim(&self, identity: &str, since: SystemTime, at: SystemTime) -> Result<Claim, String> {
+    fn claim(&self, identity: &str, token: &str, since: SystemTime, at: SystemTime) -> Result<Claim, String> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
-        let claim = match who_creates(&tx, &self.fingerprint, identity, since, at).map_err(err)? {
-            Some(found) => found,
-            None => {
+        let claim = match who_creates(&tx, &self.fingerprint, identity, token, since, at).map_err(err)? {
+            Some(Claim::Mine) | None => {
+                // Written, or this call's own claim leased again from now (the lease confirmed
+                // right before the create is sent).
                 let now = unix_ms(at);
                 tx.execute(
-                    "INSERT OR REPLACE INTO in_flight (fingerprint, identity, scan_id, since_ms, owner, lease_until_ms)
-                     VALUES (?1, ?2, '', ?3, ?4, ?5)",
-                    params![self.fingerprint, identity, now, self.holder, now + LEASE.as_millis() as i64],
+                    "INSERT OR REPLACE INTO in_flight (fingerprint, identity, scan_id, since_ms, owner, lease_until_ms, token)
+                     VALUES (?1, ?2, '', ?3, ?4, ?5, ?6)",
+                    params![self.fingerprint, identity, now, self.holder, now + LEASE.as_millis() as i64, token],
                 )
                 .map_err(err)?;
                 Claim::Mine
             }
+            Some(found) => found,
         };
         tx.commit().map_err(err)?;
         Ok(claim)
     }
 
-    fn peek_claim(&self, identity: &str, since: SystemTime, at: SystemTime) -> Result<Option<Claim>, String> {
-        who_creates(&self.conn(), &self.fingerprint, identity, since, at).map_err(err)
+    fn peek_claim(
+        &self,
+        identity: &str,
+        token: &str,
+        since: SystemTime,
+        at: SystemTime,
+    ) -> Result<Option<Claim>, String> {
+        who_creates(&self.conn(), &self.fingerprint, identity, token, since, at).map_err(err)
     }
 
-    fn record_in_flight(&self, identity: &str, scan_id: &str, at: SystemTime) -> Result<(), String> {
-        self.conn()
-            .execute(
-                "INSERT OR REPLACE INTO in_flight (fingerprint, identity, scan_id, since_ms, owner, lease_until_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    self.fingerprint,
-                    identity,
-                    scan_id,
-                    unix_ms(at),
-                    self.holder,
-                    unix_ms(at) + LEASE.as_millis() as i64
-                ],
+    fn record_in_flight(
+        &self,
+        identity: &str,
+        scan_id: &str,
+        at: SystemTime,
+    ) -> Result<Option<String>, String> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+        let before: Option<String> = tx
+            .query_row(
+                "SELECT scan_id FROM in_flight WHERE fingerprint = ?1 AND identity = ?2",
+                params![self.fingerprint, identity],
+                |r| r.get(0),
             )
-            .map(|_| ())
-            .map_err(err)
+            .optional()
+            .map_err(err)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO in_flight (fingerprint, identity, scan_id, since_ms, owner, lease_until_ms, token)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, '')",
+            params![self.fingerprint, identity, scan_id, unix_ms(at), self.holder, unix_ms(at) + LEASE.as_millis() as i64],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(before.filter(|b| !b.is_empty() && b != scan_id))
     }
 
     fn unwatch_in_flight(&self, identity: &str, scan_id: &str) -> Result<(), String> {
@@ -629,27 +645,27 @@ impl Store for SqliteStore {
         tx.commit().map_err(err)
     }
 
-    fn keep_ambiguous_claim(&self, identity: &str, until: SystemTime) -> Result<(), String> {
+    fn keep_ambiguous_claim(&self, identity: &str, token: &str, until: SystemTime) -> Result<(), String> {
         // No owner: the heartbeat no longer renews it; it holds until `until`, then a waiter
         // creates with max_age_days (a twin that completed meanwhile is reused).
         self.conn()
             .execute(
                 "UPDATE in_flight SET owner = '', lease_until_ms = ?4
-                 WHERE fingerprint = ?1 AND identity = ?2 AND scan_id = '' AND owner = ?3",
-                params![self.fingerprint, identity, self.holder, unix_ms(until)],
+                 WHERE fingerprint = ?1 AND identity = ?2 AND scan_id = '' AND token = ?3",
+                params![self.fingerprint, identity, token, unix_ms(until)],
             )
             .map(|_| ())
             .map_err(err)
     }
 
-    fn clear_in_flight(&self, identity: &str, scan_id: &str) -> Result<(), String> {
-        // A claim (no scan id) is cleared only by its owner: another process may have taken
-        // it over once this one's lease lapsed.
+    fn clear_in_flight(&self, identity: &str, scan_id: &str, token: &str) -> Result<(), String> {
+        // A claim (no scan id) is cleared only by the call that holds it: another call (of
+        // this process, or of another once this one's lease lapsed) may hold it now.
         self.conn()
             .execute(
                 "DELETE FROM in_flight WHERE fingerprint = ?1 AND identity = ?2 AND scan_id = ?3
-                     AND (?3 <> '' OR owner = ?4)",
-                params![self.fingerprint, identity, scan_id, self.holder],
+                     AND (?3 <> '' OR (token = ?4 AND ?4 <> ''))",
+                params![self.fingerprint, identity, scan_id, token],
             )
             .map(|_| ())
             .map_err(err)
@@ -698,9 +714,9 @@ mod tests {
         assert!(b.result("acme|citations=0", SystemTime::now() + Duration::from_secs(60)).unwrap().is_none());
         let now = SystemTime::now();
         a.record_in_flight("x", "scn_2", now).unwrap();
-        assert_eq!(b.peek_claim("x", hour_ago, now).unwrap(), Some(Claim::Running("scn_2".into())));
-        b.clear_in_flight("x", "scn_2").unwrap();
-        assert!(a.peek_claim("x", hour_ago, now).unwrap().is_none());
+        assert_eq!(b.peek_claim("x", "tb", hour_ago, now).unwrap(), Some(Claim::Running("scn_2".into())));
+        b.clear_in_flight("x", "scn_2", "tb").unwrap();
+        assert!(a.peek_claim("x", "ta", hour_ago, now).unwrap().is_none());
         let _ = std::fs::remove_dir_all(&d);
     }
 
@@ -782,19 +798,24 @@ mod tests {
         let (a, b) = (SqliteStore::open(&d, "fp").unwrap(), SqliteStore::open(&d, "fp").unwrap());
         let now = SystemTime::now();
         let long_ago = now - Duration::from_secs(3600);
-        assert_eq!(a.peek_claim("acme", long_ago, now).unwrap(), None, "free");
-        assert_eq!(a.claim("acme", long_ago, now).unwrap(), Claim::Mine);
-        assert_eq!(a.peek_claim("acme", long_ago, now).unwrap(), Some(Claim::Creating), "its own too");
-        assert_eq!(b.claim("acme", long_ago, now).unwrap(), Claim::Creating);
+        assert_eq!(a.peek_claim("acme", "ta", long_ago, now).unwrap(), None, "free");
+        assert_eq!(a.claim("acme", "ta", long_ago, now).unwrap(), Claim::Mine);
+        assert_eq!(a.peek_claim("acme", "ta", long_ago, now).unwrap(), Some(Claim::Mine), "its own call's");
         assert_eq!(
-            b.peek_claim("acme", long_ago, now).unwrap(),
+            a.peek_claim("acme", "ta2", long_ago, now).unwrap(),
+            Some(Claim::Creating),
+            "a sibling call of the same process waits too"
+        );
+        assert_eq!(b.claim("acme", "tb", long_ago, now).unwrap(), Claim::Creating);
+        assert_eq!(
+            b.peek_claim("acme", "tb", long_ago, now).unwrap(),
             Some(Claim::Creating),
             "a claim is not a scan"
         );
         a.record_in_flight("acme", "scn_1", now).unwrap();
-        assert_eq!(b.claim("acme", long_ago, now).unwrap(), Claim::Running("scn_1".into()));
-        a.clear_in_flight("acme", "scn_1").unwrap();
-        assert_eq!(b.claim("acme", long_ago, now).unwrap(), Claim::Mine);
+        assert_eq!(b.claim("acme", "tb", long_ago, now).unwrap(), Claim::Running("scn_1".into()));
+        a.clear_in_flight("acme", "scn_1", "ta").unwrap();
+        assert_eq!(b.claim("acme", "tb", long_ago, now).unwrap(), Claim::Mine);
         let _ = std::fs::remove_dir_all(&d);
     }
 
@@ -806,22 +827,22 @@ mod tests {
         let (a, b) = (SqliteStore::open(&d, "fp").unwrap(), SqliteStore::open(&d, "fp").unwrap());
         let t0 = SystemTime::now();
         let long_ago = t0 - Duration::from_secs(3600);
-        assert_eq!(a.claim("acme", long_ago, t0).unwrap(), Claim::Mine);
-        assert_eq!(b.claim("acme", long_ago, t0 + LEASE / 2).unwrap(), Claim::Creating);
+        assert_eq!(a.claim("acme", "ta", long_ago, t0).unwrap(), Claim::Mine);
+        assert_eq!(b.claim("acme", "tb", long_ago, t0 + LEASE / 2).unwrap(), Claim::Creating);
         a.renew_leases(t0 + LEASE / 2).unwrap();
-        assert_eq!(b.claim("acme", long_ago, t0 + LEASE).unwrap(), Claim::Creating, "renewed");
+        assert_eq!(b.claim("acme", "tb", long_ago, t0 + LEASE).unwrap(), Claim::Creating, "renewed");
         // a dies: one lease after its last beat, b takes the claim over.
-        assert_eq!(b.peek_claim("acme", long_ago, t0 + LEASE / 2 + LEASE).unwrap(), None, "lapsed");
-        assert_eq!(b.claim("acme", long_ago, t0 + LEASE / 2 + LEASE).unwrap(), Claim::Mine);
+        assert_eq!(b.peek_claim("acme", "tb", long_ago, t0 + LEASE / 2 + LEASE).unwrap(), None, "lapsed");
+        assert_eq!(b.claim("acme", "tb", long_ago, t0 + LEASE / 2 + LEASE).unwrap(), Claim::Mine);
         // a, come back, neither clears b's claim nor sees it as its own.
-        a.clear_in_flight("acme", "").unwrap();
-        assert_eq!(a.claim("acme", long_ago, t0 + LEASE / 2 + LEASE).unwrap(), Claim::Creating);
+        a.clear_in_flight("acme", "", "ta").unwrap();
+        assert_eq!(a.claim("acme", "ta", long_ago, t0 + LEASE / 2 + LEASE).unwrap(), Claim::Creating);
         // b's create was ambiguous: the claim is kept for the reconciliation, unrenewed.
         let until = t0 + LEASE * 10;
-        b.keep_ambiguous_claim("acme", until).unwrap();
+        b.keep_ambiguous_claim("acme", "tb", until).unwrap();
         b.renew_leases(until - Duration::from_secs(1)).unwrap();
-        assert_eq!(a.claim("acme", long_ago, until - Duration::from_secs(1)).unwrap(), Claim::Creating);
-        assert_eq!(a.claim("acme", long_ago, until + Duration::from_secs(1)).unwrap(), Claim::Mine);
+        assert_eq!(a.claim("acme", "ta", long_ago, until - Duration::from_secs(1)).unwrap(), Claim::Creating);
+        assert_eq!(a.claim("acme", "ta", long_ago, until + Duration::from_secs(1)).unwrap(), Claim::Mine);
         let _ = std::fs::remove_dir_all(&d);
     }
 
@@ -861,7 +882,7 @@ mod tests {
         let old = now - Duration::from_secs(400 * 86_400);
         a.record_result("old", &StoredResult { json: "{}".into(), completed_at: old }).unwrap();
         a.record_result("new", &StoredResult { json: "{}".into(), completed_at: now }).unwrap();
-        a.claim("gone", old, old).unwrap();
+        a.claim("gone", "ta", old, old).unwrap();
         drop((a, b));
         let c = SqliteStore::open(&d, "fp").unwrap();
         let count = |table: &str| -> i64 {
@@ -892,7 +913,7 @@ mod tests {
         }
         let s = SqliteStore::open(&d, "fp").unwrap();
         let now = SystemTime::now();
-        assert_eq!(s.claim("acme", now - Duration::from_secs(60), now).unwrap(), Claim::Mine);
+        assert_eq!(s.claim("acme", "ts", now - Duration::from_secs(60), now).unwrap(), Claim::Mine);
         let version: i64 = s.conn().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
         assert_eq!(version, SCHEMA_VERSION);
         // Holds carry the work in sight since version 4.
