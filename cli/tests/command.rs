@@ -252,6 +252,29 @@ fn interrupted_run(
     child.wait().unwrap().code()
 }
 
+/// A row whose create was answered by nobody in this run (the connection dropped after the
+/// scan was made) is this run's, and the summary says so: it never blames an earlier run for
+/// a row of its own (issue 32's outside check).
+#[test]
+fn an_ambiguous_create_of_this_run_is_called_this_runs() {
+    let sim = sim_with(fast());
+    let (k, d) = (key(42), dir("ambiguous-now"));
+    let input = d.join("in.csv");
+    std::fs::write(
+        &input,
+        "company_name,company_website\nFine,https://fine-now.example\nLost,https://lostpost.acme.ai\n",
+    )
+    .unwrap();
+    let o = exona(&sim, &k, &d)
+        .args(["batch", input.to_str().unwrap(), "--output", d.join("out.jsonl").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("1 in this run"), "{err}");
+    assert!(!err.contains("earlier run"), "a row of this run blamed on an earlier one: {err}");
+}
+
 #[test]
 fn a_batch_killed_halfway_resumes_without_twins_or_repeats() {
     let sim = sim_with(Config { rate_limit: 30, rate_window: Duration::from_secs(3), ..fast() });
@@ -269,13 +292,15 @@ fn a_batch_killed_halfway_resumes_without_twins_or_repeats() {
         }
         c.output().unwrap()
     };
-    // Rows whose create was in flight at the kill are left out, for --reconcile.
+    // Rows whose create was in flight at the kill are left out, for --reconcile, and said to
+    // be the killed run's.
     let o = run(false);
     let written = rows_of(&out).len();
     let (_, err) = text(&o);
     if written < 40 {
         assert_eq!(o.status.code(), Some(1), "{err}");
-        assert!(err.contains("--reconcile"), "{err}");
+        assert!(err.contains("--reconcile") && err.contains("when an earlier run stopped"), "{err}");
+        assert!(!err.contains("in this run"), "{err}");
     }
     let o = run(true);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);

@@ -97,6 +97,10 @@ impl Sink for Item {
     }
 }
 
+/// Said by a resumed row whose create an earlier run sent without its answer being journaled
+/// (an `AmbiguousCreate` of that run, not of this one): a program tells the two apart by it.
+pub const SENT_BEFORE_THE_BATCH_STOPPED: &str = "its create was sent before the batch stopped";
+
 /// A set of scans running on one client.
 pub struct Batch {
     client: Client,
@@ -269,9 +273,9 @@ impl Batch {
             Resume::Ambiguous { .. } => Err(Err(Error::new(
                 Code::AmbiguousCreate,
                 format!(
-                    "row {row}: its create was sent before the batch stopped, and no answer was \
-                     journaled; a scan may exist. Not created again: reconcile to re-create it with \
-                     max_age_days (a completed twin is then returned, not duplicated)"
+                    "row {row}: {SENT_BEFORE_THE_BATCH_STOPPED}, and no answer was journaled; a scan may \
+                     exist. Not created again: reconcile to re-create it with max_age_days (a completed \
+                     twin is then returned, not duplicated)"
                 ),
             ))),
             Resume::Mismatch(journaled) => Err(Err(Error::invalid_argument(format!(

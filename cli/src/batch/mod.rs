@@ -58,7 +58,9 @@ pub fn run(client: &Client, a: BatchArgs, interrupt: &Interrupt) -> Result<(), F
     let mut progress = progress::Progress::new(input.rows.len() as u64, written.len() as u64);
     let mut stopping = false;
     let mut unfinished = 0;
-    let mut ambiguous = 0;
+    // Rows whose create was sent without an answer: before an earlier run stopped (from the
+    // journal), and in this run (a timeout or a dropped connection on the create).
+    let (mut ambiguous_before, mut ambiguous_now) = (0, 0);
     loop {
         if interrupt.happened() && !stopping {
             stopping = true;
@@ -72,11 +74,17 @@ pub fn run(client: &Client, a: BatchArgs, interrupt: &Interrupt) -> Result<(), F
                     unfinished += 1;
                     continue;
                 }
-                if matches!(&outcome, Err(e) if e.code == Code::AmbiguousCreate) {
-                    // Its create was sent before a crash, unanswered: left out of OUTPUT, for
-                    // a run with --reconcile to settle.
-                    ambiguous += 1;
-                    continue;
+                if let Err(e) = &outcome {
+                    if e.code == Code::AmbiguousCreate {
+                        // Its create was sent, unanswered: left out of OUTPUT, for a run with
+                        // --reconcile to settle.
+                        if e.message.contains(exona::batch::SENT_BEFORE_THE_BATCH_STOPPED) {
+                            ambiguous_before += 1;
+                        } else {
+                            ambiguous_now += 1;
+                        }
+                        continue;
+                    }
                 }
                 let status = out.write(row, &outcome).map_err(|e| {
                     Failure::output(format!(
@@ -116,12 +124,22 @@ pub fn run(client: &Client, a: BatchArgs, interrupt: &Interrupt) -> Result<(), F
     }
     let summary =
         format!("{done} of {total} rows in {}: {}", a.output.display(), progress::describe(&ended, &status));
-    if ambiguous > 0 {
+    if ambiguous_before + ambiguous_now > 0 {
+        let mut which = Vec::new();
+        if ambiguous_before > 0 {
+            which.push(format!("{ambiguous_before} when an earlier run stopped"));
+        }
+        if ambiguous_now > 0 {
+            which.push(format!(
+                "{ambiguous_now} in this run (its answer never came: a timeout or a dropped connection)"
+            ));
+        }
         return Err(Failure::failed(format!(
-            "{summary}; {ambiguous} row(s) had their create sent when an earlier run stopped, with no answer \
-             kept: a scan may exist for each. Run the same command with --reconcile to settle them (each is \
-             created again with max_age_days once a twin would have completed, so a twin is reused, not \
-             duplicated)"
+            "{summary}; {} row(s) had their create sent with no answer kept ({}): a scan may exist for each. \
+             Run the same command with --reconcile to settle them (each is created again with max_age_days \
+             once a twin would have completed, so a twin is reused, not duplicated)",
+            ambiguous_before + ambiguous_now,
+            which.join("; ")
         )));
     }
     if errors > 0 {
