@@ -421,9 +421,10 @@ impl Client {
             _ => None,
         };
         let mut tries = 0;
+        let settle = self.likely_duration(options);
         loop {
             tries += 1;
-            let gate = request.as_ref().and_then(|r| StoreGate::new(store, r));
+            let gate = request.as_ref().and_then(|r| StoreGate::new(store, r, settle));
             let joined = || gate.as_ref().and_then(|g| g.joined());
             let mut recorded = false;
             let outcome = self.run_engine(goal.clone(), options, gate.clone(), &mut |p: &Progress| {
@@ -457,6 +458,15 @@ impl Client {
         }
     }
 
+    /// How long a scan likely takes (the learned p90, else the expected range's): how long a
+    /// create that another process sent before it slept or died is waited on before a twin
+    /// could be made (DESIGN.md 9.1).
+    fn likely_duration(&self, options: &WaitOptions) -> Duration {
+        self.inner().engine.with_core(|c| {
+            c.model.quantile(0.9, options.expected_duration.unwrap_or(c.policy.expected_duration))
+        })
+    }
+
     /// Durations the duration schedule has learned (from this process's scans and, with a
     /// state store, from earlier ones).
     pub fn durations_learned(&self) -> usize {
@@ -479,7 +489,7 @@ impl Client {
             Goal::Create { request, .. } => Some(request.normalized()?),
             _ => None,
         };
-        let gate = request.as_ref().and_then(|r| StoreGate::new(store, r));
+        let gate = request.as_ref().and_then(|r| StoreGate::new(store, r, self.likely_duration(options)));
         let sink = Arc::new(Remembering::new(store.clone(), request, gate.clone(), sink));
         self.submit_engine(goal, options, gate, sink)
     }

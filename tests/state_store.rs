@@ -37,6 +37,11 @@ fn within(ms: u64) -> WaitOptions {
     WaitOptions { deadline: Some(Duration::from_millis(ms)), ..WaitOptions::default() }
 }
 
+/// A claim's ask with no settling time (a lapsed claim is free as soon as its lease lapses).
+fn ask(token: &str, since: std::time::SystemTime, at: std::time::SystemTime) -> exona::store::Ask<'_> {
+    exona::store::Ask { token, since, at, settle: std::time::Duration::ZERO }
+}
+
 #[test]
 fn a_stored_result_answers_with_no_request() {
     let sim = common::sim();
@@ -366,7 +371,7 @@ fn rows_waiting_on_another_process_create_cost_no_thread_and_make_one_scan() {
     let other = exona::store::open(&dir, &exona::store::fingerprint(&k, &url)).unwrap();
     let identity = exona::store::calls::shareable_identity(&request.normalized().unwrap()).unwrap();
     let now = std::time::SystemTime::now();
-    assert_eq!(other.claim(&identity, "other-call", now, now), exona::store::Claim::Mine);
+    assert_eq!(other.claim(&identity, ask("other-call", now, now)), exona::store::Claim::Mine);
     let c = ClientConfig {
         policy: fast_policy(),
         state_dir: Some(dir.clone()),
@@ -467,7 +472,7 @@ fn a_batch_row_that_waited_on_a_lapsed_claim_creates_the_scan_once() {
         let other = exona::store::open(&dir, &exona::store::fingerprint(&k, &sim.base_url)).unwrap();
         let identity = exona::store::calls::shareable_identity(&request.normalized().unwrap()).unwrap();
         let now = std::time::SystemTime::now();
-        assert_eq!(other.claim(&identity, "other-call", now, now), exona::store::Claim::Mine);
+        assert_eq!(other.claim(&identity, ask("other-call", now, now)), exona::store::Claim::Mine);
     }
     let c = client(&sim, &k, &dir);
     let batch = Batch::new(&c);
@@ -478,5 +483,54 @@ fn a_batch_row_that_waited_on_a_lapsed_claim_creates_the_scan_once() {
     };
     assert!(outcome.is_ok(), "{:?}", outcome.err());
     assert_eq!(sim.stats(&k).scans_created, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// DESIGN.md 9.1 (issue 32): another process claimed a company and sent its create, then
+/// stopped renewing its lease with the create on the wire (paused, or killed), while its scan
+/// runs on the server. Its claim lapses after one lease (20 s), before that scan (25–26 s)
+/// completes. Taking the claim over then and creating at once made a twin (the API's cache
+/// holds completed scans only). The row now waits until the scan would have completed (its
+/// learned p90 after the claim's send: here the expected 25–40 s, so about 38 s), then asks
+/// with its `max_age_days`: the API's cache answers with the first scan, at no credit.
+#[test]
+fn a_lapsed_claim_whose_create_was_sent_is_taken_over_through_the_apis_cache() {
+    let sim = common::sim_with(exona_sim::Config {
+        scan_duration_min: Duration::from_secs(25),
+        scan_duration_max: Duration::from_secs(26),
+        retry_after_secs: 1.0,
+        ..exona_sim::Config::fast()
+    });
+    let (k, dir) = (key(11_012), state_dir("sent-claim"));
+    let request = reusing("https://sent-claim.example");
+    let first = {
+        // The other process: its claim (taken right before its create goes), its create, then
+        // silence (its heartbeat stops with its store).
+        let other = exona::store::open(&dir, &exona::store::fingerprint(&k, &sim.base_url)).unwrap();
+        let identity = exona::store::calls::shareable_identity(&request.normalized().unwrap()).unwrap();
+        let now = std::time::SystemTime::now();
+        assert_eq!(other.claim(&identity, ask("other-call", now, now)), exona::store::Claim::Mine);
+        let storeless = common::client(&sim, &k);
+        storeless.create_scan(&request).expect("the other process's create").id().to_owned()
+    };
+    let c = ClientConfig {
+        policy: exona::Policy {
+            expected_duration: (Duration::from_secs(25), Duration::from_secs(40)),
+            ..fast_policy()
+        },
+        state_dir: Some(dir.clone()),
+        ..ClientConfig::new(&k, Some(&sim.base_url))
+    }
+    .build()
+    .unwrap();
+    let batch = Batch::new(&c);
+    batch.add(request, &within(180_000));
+    let outcome = match batch.next(Some(Duration::from_secs(200))) {
+        Next::Ready(_, outcome) => outcome,
+        other => panic!("the row never ended: {other:?}"),
+    };
+    let scan = outcome.expect("the row completes");
+    assert_eq!(sim.stats(&k).scans_created, 1, "a twin of the other process's scan was created");
+    assert_eq!(scan.id(), first, "the row's scan is the other process's, from the API's cache");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -44,6 +44,11 @@ fn text(o: &Output) -> (String, String) {
     (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
+/// A claim's ask with no settling time (a lapsed claim is free as soon as its lease lapses).
+fn ask(token: &str, since: std::time::SystemTime, at: std::time::SystemTime) -> exona::store::Ask<'_> {
+    exona::store::Ask { token, since, at, settle: std::time::Duration::ZERO }
+}
+
 #[test]
 fn scan_prints_a_summary_or_json_and_says_how_it_ended() {
     let sim = sim_with(fast());
@@ -388,7 +393,10 @@ fn status_shows_the_keys_budget_and_work_in_flight_without_a_request() {
     // Another process creating a company now: its claim, with its pid.
     let store = exona::store::open(&d, &exona::store::fingerprint(&k, &sim.base_url)).unwrap();
     let now = std::time::SystemTime::now();
-    assert_eq!(store.claim("https://beta.ai|citations=0", "a-call", now, now), exona::store::Claim::Mine);
+    assert_eq!(
+        store.claim("https://beta.ai|citations=0", ask("a-call", now, now)),
+        exona::store::Claim::Mine
+    );
     // And its holds on the window, with its work in sight.
     let now_ms = now.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     use exona::testing::Ledger;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::{identity, Claim, Guarded, StoredResult, AMBIGUOUS_HOLD, IN_FLIGHT_TTL};
+use super::{identity, Ask, Claim, Guarded, StoredResult, AMBIGUOUS_HOLD, IN_FLIGHT_TTL};
 use crate::engine::core::{Progress, Sink};
 use crate::engine::gate::{CreateGate, Verdict};
 use crate::engine::task::Outcome;
@@ -63,13 +63,20 @@ fn ago(now: SystemTime, d: Duration) -> SystemTime {
 
 /// Takes the claim of the call `token` for a create about to be sent (or confirms it, leased
 /// again from now), unless the store answers it, knows its scan, or another call is creating
-/// it.
-pub fn before_create(store: &Guarded, request: &ScanRequest, token: &str, now: SystemTime) -> Before {
+/// it (a lapsed claim whose create was sent less than `settle` ago counts: see
+/// [`super::who_creates`]).
+pub fn before_create(
+    store: &Guarded,
+    request: &ScanRequest,
+    token: &str,
+    settle: Duration,
+    now: SystemTime,
+) -> Before {
     let Some(id) = shareable_identity(request) else { return Before::Create };
     if let Some(scan) = stored_answer(store, &id, request, now) {
         return Before::Answered(scan);
     }
-    match store.claim(&id, token, ago(now, IN_FLIGHT_TTL), now) {
+    match store.claim(&id, Ask { token, since: ago(now, IN_FLIGHT_TTL), at: now, settle }) {
         Claim::Running(scan_id) => Before::Join(scan_id),
         Claim::Creating => Before::Claimed,
         Claim::Mine => {
@@ -95,12 +102,15 @@ pub struct StoreGate {
     token: String,
     /// A create of this call was sent while the store did not answer.
     blind: AtomicBool,
+    /// How long after its send another call's lapsed claim is still waited on: the time its
+    /// scan likely takes (the learned p90), after which the API's cache would answer with it.
+    settle: Duration,
 }
 
 impl StoreGate {
     /// A gate for a create whose scan may be shared (see [`shareable_identity`]); `None` for
-    /// one that must always be new.
-    pub fn new(store: &Arc<Guarded>, request: &ScanRequest) -> Option<Arc<StoreGate>> {
+    /// one that must always be new. `settle`: how long a scan likely takes (the learned p90).
+    pub fn new(store: &Arc<Guarded>, request: &ScanRequest, settle: Duration) -> Option<Arc<StoreGate>> {
         let identity = shareable_identity(request)?;
         Some(Arc::new(StoreGate {
             store: store.clone(),
@@ -110,6 +120,7 @@ impl StoreGate {
             told: AtomicBool::new(false),
             token: super::call_token(),
             blind: AtomicBool::new(false),
+            settle,
         }))
     }
 
@@ -156,7 +167,8 @@ impl CreateGate for StoreGate {
         if let Some(scan) = stored_answer(&self.store, &self.identity, &self.request, now) {
             return Verdict::Answered(scan);
         }
-        match self.store.peek_claim(&self.identity, &self.token, ago(now, IN_FLIGHT_TTL), now) {
+        let ask = Ask { token: &self.token, since: ago(now, IN_FLIGHT_TTL), at: now, settle: self.settle };
+        match self.store.peek_claim(&self.identity, ask) {
             Some(Claim::Running(scan_id)) => self.join(scan_id),
             Some(Claim::Creating) => self.later(),
             // A read: the claim, taken or confirmed right before the send, decides.
@@ -187,7 +199,7 @@ impl CreateGate for StoreGate {
         // process that slept past its lease learns here that another call took the claim over,
         // before it sends, not after; a create first sent blind claims now that the store
         // answers, and waits if another call holds the company meanwhile.
-        match before_create(&self.store, &self.request, &self.token, SystemTime::now()) {
+        match before_create(&self.store, &self.request, &self.token, self.settle, SystemTime::now()) {
             Before::Create => Verdict::Send,
             Before::Blind => {
                 if !self.blind.swap(true, Ordering::Relaxed) {
@@ -395,8 +407,10 @@ mod tests {
         let store = super::super::open(&dir, "fp").expect("store");
         let request =
             ScanRequest { max_age_days: Some(30), ..ScanRequest::new("Co", "https://own-claim.example") };
-        let (mine, other) =
-            (StoreGate::new(&store, &request).unwrap(), StoreGate::new(&store, &request).unwrap());
+        let (mine, other) = (
+            StoreGate::new(&store, &request, Duration::ZERO).unwrap(),
+            StoreGate::new(&store, &request, Duration::ZERO).unwrap(),
+        );
         assert!(matches!(mine.peek(), Verdict::Send));
         assert!(matches!(mine.claim(), Verdict::Send));
         // Its POST met a 429: the create's timer fires again, then its grant comes.
@@ -452,19 +466,13 @@ mod tests {
             self.up()?;
             self.inner.record_result(a, b)
         }
-        fn claim(&self, a: &str, b: &str, c: SystemTime, d: SystemTime) -> Result<Claim, String> {
+        fn claim(&self, a: &str, b: Ask<'_>) -> Result<Claim, String> {
             self.up()?;
-            self.inner.claim(a, b, c, d)
+            self.inner.claim(a, b)
         }
-        fn peek_claim(
-            &self,
-            a: &str,
-            b: &str,
-            c: SystemTime,
-            d: SystemTime,
-        ) -> Result<Option<Claim>, String> {
+        fn peek_claim(&self, a: &str, b: Ask<'_>) -> Result<Option<Claim>, String> {
             self.up()?;
-            self.inner.peek_claim(a, b, c, d)
+            self.inner.peek_claim(a, b)
         }
         fn record_in_flight(&self, a: &str, b: &str, c: SystemTime) -> Result<Option<String>, String> {
             self.up()?;
@@ -510,11 +518,11 @@ mod tests {
         let other_host = super::super::open(&dir, "fp").expect("store");
         let request =
             ScanRequest { max_age_days: Some(30), ..ScanRequest::new("Co", "https://blind.example") };
-        let mine = StoreGate::new(&this_host, &request).unwrap();
+        let mine = StoreGate::new(&this_host, &request, Duration::ZERO).unwrap();
         assert!(matches!(mine.claim(), Verdict::Send), "as without a store");
         assert!(mine.sent_blind());
         // Its POST met a 429. Meanwhile the other host claimed the company.
-        let theirs = StoreGate::new(&other_host, &request).unwrap();
+        let theirs = StoreGate::new(&other_host, &request, Duration::ZERO).unwrap();
         assert!(matches!(theirs.claim(), Verdict::Send));
         down.store(false, Ordering::SeqCst);
         *this_host.retry_at.lock().unwrap() = None; // its bypass ends now, not in 10 s
@@ -536,13 +544,13 @@ mod tests {
         let store = super::super::open(&dir, "fp").expect("store");
         let request =
             ScanRequest { max_age_days: Some(30), ..ScanRequest::new("Co", "https://sibling.example") };
-        let first = StoreGate::new(&store, &request).unwrap();
-        let second = StoreGate::new(&store, &request).unwrap();
+        let first = StoreGate::new(&store, &request, Duration::ZERO).unwrap();
+        let second = StoreGate::new(&store, &request, Duration::ZERO).unwrap();
         assert!(matches!(first.claim(), Verdict::Send));
         assert!(matches!(second.claim(), Verdict::Later(_)));
         let timed_out = Err(Error::new(Code::Timeout, "the deadline passed"));
         after(&store, Some(&request), &timed_out, false, second.token());
-        let third = StoreGate::new(&store, &request).unwrap();
+        let third = StoreGate::new(&store, &request, Duration::ZERO).unwrap();
         assert!(matches!(third.claim(), Verdict::Later(_)), "the sibling's claim was cleared: a twin");
         // The first call's own end hands the claim over.
         let cancelled = Err(Error::new(Code::Cancelled, "cancelled"));

@@ -44,6 +44,11 @@ fn on_both(name: &str, check: impl Fn(&Open)) {
     }
 }
 
+/// A claim's ask with no settling time (a lapsed claim is free as soon as its lease lapses).
+fn ask(token: &str, since: std::time::SystemTime, at: std::time::SystemTime) -> super::Ask<'_> {
+    super::Ask { token, since, at, settle: std::time::Duration::ZERO }
+}
+
 fn t(secs: u64) -> SystemTime {
     // Times from when the tests began (leases are compared on them, not on the clock): recent,
     // so that no store's pruning of hour-old rows takes them for stale.
@@ -111,17 +116,17 @@ fn the_history_counts_each_scan_where_it_was_created() {
 fn one_owner_claims_the_others_wait_then_join_its_scan() {
     on_both("claims", |open| {
         let (a, b) = (open(), open());
-        assert_eq!(b.peek_claim("acme", "tb", t(0), t(10)).unwrap(), None);
-        assert_eq!(a.claim("acme", "ta", t(0), t(10)).unwrap(), Claim::Mine);
-        assert_eq!(b.claim("acme", "tb", t(0), t(11)).unwrap(), Claim::Creating);
-        assert_eq!(b.peek_claim("acme", "tb", t(0), t(11)).unwrap(), Some(Claim::Creating));
+        assert_eq!(b.peek_claim("acme", ask("tb", t(0), t(10))).unwrap(), None);
+        assert_eq!(a.claim("acme", ask("ta", t(0), t(10))).unwrap(), Claim::Mine);
+        assert_eq!(b.claim("acme", ask("tb", t(0), t(11))).unwrap(), Claim::Creating);
+        assert_eq!(b.peek_claim("acme", ask("tb", t(0), t(11))).unwrap(), Some(Claim::Creating));
         a.record_in_flight("acme", "scn_a", t(12)).unwrap();
-        assert_eq!(b.claim("acme", "tb", t(0), t(13)).unwrap(), Claim::Running("scn_a".into()));
+        assert_eq!(b.claim("acme", ask("tb", t(0), t(13))).unwrap(), Claim::Running("scn_a".into()));
         assert!(b.watched("acme", "scn_a", t(13)).unwrap());
         a.unwatch_in_flight("acme", "scn_a").unwrap();
         assert!(!b.watched("acme", "scn_a", t(13)).unwrap(), "unwatched: joiners poll it themselves");
         b.clear_in_flight("acme", "scn_a", "tb").unwrap();
-        assert_eq!(b.peek_claim("acme", "tb", t(0), t(14)).unwrap(), None);
+        assert_eq!(b.peek_claim("acme", ask("tb", t(0), t(14))).unwrap(), None);
     });
 }
 
@@ -130,14 +135,17 @@ fn a_lapsed_lease_is_taken_over_and_a_renewed_one_holds() {
     on_both("leases", |open| {
         let (a, b) = (open(), open());
         let lease = LEASE.as_secs();
-        assert_eq!(a.claim("acme", "ta", t(0), t(100)).unwrap(), Claim::Mine);
+        assert_eq!(a.claim("acme", ask("ta", t(0), t(100))).unwrap(), Claim::Mine);
         a.renew_leases(t(100 + lease - 1)).unwrap();
-        assert_eq!(b.claim("acme", "tb", t(0), t(100 + lease + 1)).unwrap(), Claim::Creating, "renewed");
+        assert_eq!(b.claim("acme", ask("tb", t(0), t(100 + lease + 1))).unwrap(), Claim::Creating, "renewed");
         // Its owner died (no more renewals): once its lease lapses, the claim is taken over.
-        assert_eq!(b.claim("acme", "tb", t(0), t(100 + 2 * lease)).unwrap(), Claim::Mine);
+        assert_eq!(b.claim("acme", ask("tb", t(0), t(100 + 2 * lease))).unwrap(), Claim::Mine);
         // A claim is cleared only by its owner: the dead one's clear does not remove b's.
         a.clear_in_flight("acme", "", "ta").unwrap();
-        assert_eq!(a.peek_claim("acme", "ta", t(0), t(100 + 2 * lease + 1)).unwrap(), Some(Claim::Creating));
+        assert_eq!(
+            a.peek_claim("acme", ask("ta", t(0), t(100 + 2 * lease + 1))).unwrap(),
+            Some(Claim::Creating)
+        );
     });
 }
 
@@ -149,15 +157,19 @@ fn a_lapsed_lease_is_taken_over_and_a_renewed_one_holds() {
 fn a_waiting_calls_clear_leaves_its_siblings_claim() {
     on_both("sibling", |open| {
         let a = open();
-        assert_eq!(a.claim("acme", "first", t(0), t(10)).unwrap(), Claim::Mine);
-        assert_eq!(a.claim("acme", "second", t(0), t(11)).unwrap(), Claim::Creating);
+        assert_eq!(a.claim("acme", ask("first", t(0), t(10))).unwrap(), Claim::Mine);
+        assert_eq!(a.claim("acme", ask("second", t(0), t(11))).unwrap(), Claim::Creating);
         a.clear_in_flight("acme", "", "second").unwrap();
         a.clear_in_flight("acme", "", "").unwrap();
-        assert_eq!(a.peek_claim("acme", "third", t(0), t(12)).unwrap(), Some(Claim::Creating), "cleared");
-        assert_eq!(a.peek_claim("acme", "first", t(0), t(12)).unwrap(), Some(Claim::Mine));
+        assert_eq!(
+            a.peek_claim("acme", ask("third", t(0), t(12))).unwrap(),
+            Some(Claim::Creating),
+            "cleared"
+        );
+        assert_eq!(a.peek_claim("acme", ask("first", t(0), t(12))).unwrap(), Some(Claim::Mine));
         a.keep_ambiguous_claim("acme", "second", t(200)).unwrap();
         a.clear_in_flight("acme", "", "first").unwrap();
-        assert_eq!(a.peek_claim("acme", "third", t(0), t(13)).unwrap(), None, "its own call clears it");
+        assert_eq!(a.peek_claim("acme", ask("third", t(0), t(13))).unwrap(), None, "its own call clears it");
         // A scan recorded over another call's scan of the same company is named: a twin.
         assert_eq!(a.record_in_flight("acme", "scn_1", t(14)).unwrap(), None);
         assert_eq!(a.record_in_flight("acme", "scn_1", t(15)).unwrap(), None, "the same scan again");
@@ -165,15 +177,41 @@ fn a_waiting_calls_clear_leaves_its_siblings_claim() {
     });
 }
 
+/// A claim is taken right before its create is sent: when its lease lapses (its owner slept
+/// or died with the create on the wire), a scan may exist. Another call waits until that scan
+/// would have completed (`settle` after the send), then takes the claim over (DESIGN.md 9.1).
+#[test]
+fn a_lapsed_claim_whose_create_was_sent_settles_before_it_is_taken_over() {
+    on_both("settle", |open| {
+        let (a, b) = (open(), open());
+        let lease = LEASE.as_secs();
+        let settle = |token, at| super::Ask { token, since: t(0), at, settle: Duration::from_secs(60) };
+        assert_eq!(a.claim("acme", ask("ta", t(0), t(100))).unwrap(), Claim::Mine);
+        assert_eq!(
+            b.claim("acme", settle("tb", t(100 + lease + 1))).unwrap(),
+            Claim::Creating,
+            "lapsed, just sent"
+        );
+        assert_eq!(b.peek_claim("acme", settle("tb", t(159))).unwrap(), Some(Claim::Creating));
+        assert_eq!(
+            b.claim("acme", settle("tb", t(161))).unwrap(),
+            Claim::Mine,
+            "its scan would have completed"
+        );
+        // Taken over: the claim is b's now, a create on the wire of b's.
+        assert_eq!(a.claim("acme", settle("ta", t(162))).unwrap(), Claim::Creating, "a, back, does not send");
+    });
+}
+
 #[test]
 fn an_ambiguous_creates_claim_is_kept_until_its_time() {
     on_both("ambiguous", |open| {
         let (a, b) = (open(), open());
-        assert_eq!(a.claim("acme", "ta", t(0), t(100)).unwrap(), Claim::Mine);
+        assert_eq!(a.claim("acme", ask("ta", t(0), t(100))).unwrap(), Claim::Mine);
         a.keep_ambiguous_claim("acme", "ta", t(160)).unwrap();
         a.renew_leases(t(150)).unwrap(); // no longer a's: not renewed past its time
-        assert_eq!(b.claim("acme", "tb", t(0), t(159)).unwrap(), Claim::Creating);
-        assert_eq!(b.claim("acme", "tb", t(0), t(161)).unwrap(), Claim::Mine);
+        assert_eq!(b.claim("acme", ask("tb", t(0), t(159))).unwrap(), Claim::Creating);
+        assert_eq!(b.claim("acme", ask("tb", t(0), t(161))).unwrap(), Claim::Mine);
     });
 }
 
@@ -267,7 +305,11 @@ fn a_database_that_goes_away_is_bypassed_then_reattached() {
     assert!(store.result("acme", t(0)).is_none(), "down: not known, no error");
     assert!(store.is_bypassed());
     // Unknown, never Mine (DESIGN.md 9.1): the caller may create blind, and knows it.
-    assert_eq!(store.claim("beta", "tstore", t(0), t(1)), Claim::Unknown, "a store that fails is not mine");
+    assert_eq!(
+        store.claim("beta", ask("tstore", t(0), t(1))),
+        Claim::Unknown,
+        "a store that fails is not mine"
+    );
     server.start_again().unwrap();
     // Tried again after REATTACH_AFTER: it reconnects and answers.
     let deadline = std::time::Instant::now() + super::REATTACH_AFTER * 3;
@@ -326,8 +368,8 @@ fn a_schema_of_version_1_is_migrated() {
     let version: i64 =
         admin.query_one("SELECT value FROM exona.meta WHERE key = 'schema_version'", &[]).unwrap().get(0);
     assert_eq!(version, 3);
-    assert_eq!(store.claim("old-claim", "", t(0), t(4)).unwrap(), Claim::Creating, "its lease holds");
-    assert_eq!(store.claim("old-claim", "new", t(0), t(6)).unwrap(), Claim::Mine, "lapsed: taken over");
+    assert_eq!(store.claim("old-claim", ask("", t(0), t(4))).unwrap(), Claim::Creating, "its lease holds");
+    assert_eq!(store.claim("old-claim", ask("new", t(0), t(6))).unwrap(), Claim::Mine, "lapsed: taken over");
 }
 
 /// PostgreSQL only: a role with rights on its own schema only (no right to create schemas in
@@ -349,8 +391,8 @@ fn a_role_with_rights_on_its_schema_only_is_enough() {
         super::postgres::PgStore::new(&url, "fp").unwrap(),
         super::postgres::PgStore::new(&url, "fp").unwrap(),
     );
-    assert_eq!(a.claim("acme", "ta", t(0), t(10)).unwrap(), Claim::Mine);
-    assert_eq!(b.claim("acme", "tb", t(0), t(11)).unwrap(), Claim::Creating);
+    assert_eq!(a.claim("acme", ask("ta", t(0), t(10))).unwrap(), Claim::Mine);
+    assert_eq!(b.claim("acme", ask("tb", t(0), t(11))).unwrap(), Claim::Creating);
     // And it cannot create a schema of its own: the default `exona` is refused, by name.
     let other = format!("postgresql://fleet:pw@127.0.0.1:{}/postgres", server.port);
     let e = super::postgres::PgStore::new(&other, "fp").unwrap().durations(1).unwrap_err();

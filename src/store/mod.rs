@@ -61,19 +61,46 @@ pub struct InFlightRow {
     pub lease_until_ms: i64,
     /// The claiming call's token ('' for rows written before tokens, or handed over).
     pub token: String,
+    /// When the claim's create was sent (0: not known to be sent). A claim is taken right
+    /// before its create goes, so a claim of this library is a create on the wire.
+    pub sent_ms: i64,
 }
 
 /// The one rule for who creates a scan of an identity, for every backend (each only fetches
 /// the row in its dialect): a scan recorded since `since_ms` runs; a claim carrying `token` is
 /// this call's (even lapsed: nobody took it over); a claim whose lease holds at `at_ms` is
-/// another call's; anything else (no row, a lapsed claim, a scan too old) may be claimed.
-pub fn who_creates(row: Option<&InFlightRow>, token: &str, since_ms: i64, at_ms: i64) -> Option<Claim> {
+/// another call's; a lapsed claim whose create was sent less than `settle_ms` ago is still
+/// waited on (DESIGN.md 9.1: its owner slept or died with the create on the wire, so a scan
+/// may exist; taking it over once that scan would have completed lets the API's cache answer
+/// with it rather than a twin); anything else (no row, a lapsed claim, a scan too old) may be
+/// claimed.
+pub fn who_creates(
+    row: Option<&InFlightRow>,
+    token: &str,
+    since_ms: i64,
+    at_ms: i64,
+    settle_ms: i64,
+) -> Option<Claim> {
     match row {
         Some(r) if !r.scan_id.is_empty() && r.since_ms >= since_ms => Some(Claim::Running(r.scan_id.clone())),
         Some(r) if r.scan_id.is_empty() && !token.is_empty() && r.token == token => Some(Claim::Mine),
         Some(r) if r.scan_id.is_empty() && r.lease_until_ms > at_ms => Some(Claim::Creating),
+        Some(r) if r.scan_id.is_empty() && r.sent_ms > 0 && r.sent_ms.saturating_add(settle_ms) > at_ms => {
+            Some(Claim::Creating)
+        }
         _ => None,
     }
+}
+
+/// What a claim asks: the call's token, how old a recorded scan may be (`since`), now, and how
+/// long after its send a lapsed claim's create is still waited on (`settle`: the scan's likely
+/// duration, the learned p90).
+#[derive(Clone, Copy, Debug)]
+pub struct Ask<'a> {
+    pub token: &'a str,
+    pub since: SystemTime,
+    pub at: SystemTime,
+    pub settle: Duration,
 }
 
 /// A token for one call's claims: unique across the processes and hosts sharing a store (the
@@ -106,17 +133,11 @@ pub trait Store: Ledger + Send + Sync {
     /// claim of the call `token` (written, or renewed, leased from `at`). Claims are in-flight
     /// entries without a scan id yet; a lapsed claim (its owner died or slept, on any host) is
     /// taken over.
-    fn claim(&self, identity: &str, token: &str, since: SystemTime, at: SystemTime) -> Result<Claim, String>;
+    fn claim(&self, identity: &str, ask: Ask<'_>) -> Result<Claim, String>;
     /// What `claim` would find, taking nothing (a read, no write lock): the scan in flight,
     /// `Mine` for a claim carrying `token`, `Creating` while another call's claim's lease
     /// holds (another call of this process included); `None` when a create may claim it.
-    fn peek_claim(
-        &self,
-        identity: &str,
-        token: &str,
-        since: SystemTime,
-        at: SystemTime,
-    ) -> Result<Option<Claim>, String>;
+    fn peek_claim(&self, identity: &str, ask: Ask<'_>) -> Result<Option<Claim>, String>;
     /// A scan of this identity runs, and this owner polls it (the row is leased to it and
     /// renewed by its heartbeat, so that those who join the scan wait for its result here).
     /// Recorded whatever the row held (the scan exists and is paid for); returns the id of
@@ -358,20 +379,12 @@ impl Guarded {
     }
     /// A store that fails answers `Unknown` (never `Mine`): the caller may create as without a
     /// store, and remembers that it did so blind.
-    pub fn claim(&self, identity: &str, token: &str, since: SystemTime, at: SystemTime) -> Claim {
-        self.run("claiming a scan to create", |s| s.claim(identity, token, since, at))
-            .unwrap_or(Claim::Unknown)
+    pub fn claim(&self, identity: &str, ask: Ask<'_>) -> Claim {
+        self.run("claiming a scan to create", |s| s.claim(identity, ask)).unwrap_or(Claim::Unknown)
     }
     /// `None` when a create may claim it; `Some(Unknown)` when the store did not answer.
-    pub fn peek_claim(
-        &self,
-        identity: &str,
-        token: &str,
-        since: SystemTime,
-        at: SystemTime,
-    ) -> Option<Claim> {
-        self.run("reading claims", |s| s.peek_claim(identity, token, since, at))
-            .unwrap_or(Some(Claim::Unknown))
+    pub fn peek_claim(&self, identity: &str, ask: Ask<'_>) -> Option<Claim> {
+        self.run("reading claims", |s| s.peek_claim(identity, ask)).unwrap_or(Some(Claim::Unknown))
     }
     /// The heartbeat: tried at every beat even while the store is bypassed (it is the one
     /// use that must not wait for the bypass to end: a live process whose leases lapse loses
@@ -574,13 +587,7 @@ mod tests {
         fn record_result(&self, _: &str, _: &StoredResult) -> Result<(), String> {
             Err("disk I/O error".into())
         }
-        fn peek_claim(
-            &self,
-            _: &str,
-            _: &str,
-            _: SystemTime,
-            _: SystemTime,
-        ) -> Result<Option<Claim>, String> {
+        fn peek_claim(&self, _: &str, _: Ask<'_>) -> Result<Option<Claim>, String> {
             Err("disk I/O error".into())
         }
         fn record_in_flight(&self, _: &str, _: &str, _: SystemTime) -> Result<Option<String>, String> {
@@ -592,7 +599,7 @@ mod tests {
         fn watched(&self, _: &str, _: &str, _: SystemTime) -> Result<bool, String> {
             Err("disk I/O error".into())
         }
-        fn claim(&self, _: &str, _: &str, _: SystemTime, _: SystemTime) -> Result<Claim, String> {
+        fn claim(&self, _: &str, _: Ask<'_>) -> Result<Claim, String> {
             Err("disk I/O error".into())
         }
         fn renew_leases(&self, _: SystemTime) -> Result<(), String> {
@@ -643,13 +650,7 @@ mod tests {
         fn record_result(&self, _: &str, _: &StoredResult) -> Result<(), String> {
             Ok(())
         }
-        fn peek_claim(
-            &self,
-            _: &str,
-            _: &str,
-            _: SystemTime,
-            _: SystemTime,
-        ) -> Result<Option<Claim>, String> {
+        fn peek_claim(&self, _: &str, _: Ask<'_>) -> Result<Option<Claim>, String> {
             Ok(None)
         }
         fn record_in_flight(&self, _: &str, _: &str, _: SystemTime) -> Result<Option<String>, String> {
@@ -661,7 +662,7 @@ mod tests {
         fn watched(&self, _: &str, _: &str, _: SystemTime) -> Result<bool, String> {
             Ok(false)
         }
-        fn claim(&self, _: &str, _: &str, _: SystemTime, _: SystemTime) -> Result<Claim, String> {
+        fn claim(&self, _: &str, _: Ask<'_>) -> Result<Claim, String> {
             Ok(Claim::Mine)
         }
         fn renew_leases(&self, _: SystemTime) -> Result<(), String> {
@@ -712,38 +713,41 @@ mod tests {
         g.record_duration("scn_1", Duration::from_secs(1), SystemTime::now());
         let t = SystemTime::now();
         // Unknown, never Mine (DESIGN.md 9.1): the caller may create blind, and knows it did.
-        assert_eq!(g.claim("x", "tok", t, t), Claim::Unknown, "a broken store's answer taken for mine");
-        assert_eq!(g.peek_claim("x", "tok", t, t), Some(Claim::Unknown));
+        let ask = Ask { token: "tok", since: t, at: t, settle: Duration::ZERO };
+        assert_eq!(g.claim("x", ask), Claim::Unknown, "a broken store's answer taken for mine");
+        assert_eq!(g.peek_claim("x", ask), Some(Claim::Unknown));
         assert!(g.transact(0, &mut |_, _| ()).is_err(), "the governor decides alone");
     }
 
     /// The rule every backend shares: a claim is this call's only by its token.
     #[test]
     fn who_creates_fences_claims_by_the_calls_token() {
-        let claim = |token: &str, lease_until_ms| InFlightRow {
+        let claim = |token: &str, lease_until_ms, sent_ms| InFlightRow {
             scan_id: String::new(),
             since_ms: 0,
             lease_until_ms,
             token: token.into(),
+            sent_ms,
         };
-        assert_eq!(who_creates(None, "a", 0, 10), None);
-        assert_eq!(who_creates(Some(&claim("a", 20)), "a", 0, 10), Some(Claim::Mine));
-        assert_eq!(
-            who_creates(Some(&claim("a", 5)), "a", 0, 10),
-            Some(Claim::Mine),
-            "lapsed, not taken over"
-        );
-        assert_eq!(who_creates(Some(&claim("b", 20)), "a", 0, 10), Some(Claim::Creating), "a sibling's");
-        assert_eq!(who_creates(Some(&claim("b", 5)), "a", 0, 10), None, "lapsed: taken over");
-        assert_eq!(
-            who_creates(Some(&claim("", 20)), "", 0, 10),
-            Some(Claim::Creating),
-            "no token is no one's"
-        );
-        let running =
-            InFlightRow { scan_id: "scn_1".into(), since_ms: 3, lease_until_ms: 0, token: "a".into() };
-        assert_eq!(who_creates(Some(&running), "b", 0, 10), Some(Claim::Running("scn_1".into())));
-        assert_eq!(who_creates(Some(&running), "b", 4, 10), None, "too old to trust");
+        let w = who_creates;
+        assert_eq!(w(None, "a", 0, 10, 0), None);
+        assert_eq!(w(Some(&claim("a", 20, 0)), "a", 0, 10, 0), Some(Claim::Mine));
+        assert_eq!(w(Some(&claim("a", 5, 0)), "a", 0, 10, 0), Some(Claim::Mine), "lapsed, not taken over");
+        assert_eq!(w(Some(&claim("b", 20, 0)), "a", 0, 10, 0), Some(Claim::Creating), "a sibling's");
+        assert_eq!(w(Some(&claim("b", 5, 0)), "a", 0, 10, 0), None, "lapsed: taken over");
+        assert_eq!(w(Some(&claim("", 20, 0)), "", 0, 10, 0), Some(Claim::Creating), "no token is no one's");
+        // Lapsed with its create sent at 2: waited on until its scan would have completed.
+        assert_eq!(w(Some(&claim("b", 5, 2)), "a", 0, 10, 9), Some(Claim::Creating), "a scan may exist");
+        assert_eq!(w(Some(&claim("b", 5, 2)), "a", 0, 11, 9), None, "it would have completed: taken over");
+        let running = InFlightRow {
+            scan_id: "scn_1".into(),
+            since_ms: 3,
+            lease_until_ms: 0,
+            token: "a".into(),
+            sent_ms: 0,
+        };
+        assert_eq!(w(Some(&running), "b", 0, 10, 0), Some(Claim::Running("scn_1".into())));
+        assert_eq!(w(Some(&running), "b", 4, 10, 0), None, "too old to trust");
     }
 
     /// A scan created while the store was bypassed is recorded when it answers again, so that
@@ -776,14 +780,8 @@ mod tests {
             fn record_result(&self, a: &str, b: &StoredResult) -> Result<(), String> {
                 self.0.record_result(a, b)
             }
-            fn peek_claim(
-                &self,
-                a: &str,
-                b: &str,
-                c: SystemTime,
-                d: SystemTime,
-            ) -> Result<Option<Claim>, String> {
-                self.0.peek_claim(a, b, c, d)
+            fn peek_claim(&self, a: &str, b: Ask<'_>) -> Result<Option<Claim>, String> {
+                self.0.peek_claim(a, b)
             }
             fn record_in_flight(
                 &self,
@@ -803,8 +801,8 @@ mod tests {
             fn watched(&self, a: &str, b: &str, c: SystemTime) -> Result<bool, String> {
                 self.0.watched(a, b, c)
             }
-            fn claim(&self, a: &str, b: &str, c: SystemTime, d: SystemTime) -> Result<Claim, String> {
-                self.0.claim(a, b, c, d)
+            fn claim(&self, a: &str, b: Ask<'_>) -> Result<Claim, String> {
+                self.0.claim(a, b)
             }
             fn renew_leases(&self, a: SystemTime) -> Result<(), String> {
                 self.0.renew_leases(a)

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use postgres::{Client, Config, GenericClient, Statement, Transaction};
 
 use super::snapshot::{HolderView, InFlightView, Snapshot, WindowView};
-use super::{Claim, InFlightRow, Store, StoredResult, LEASE};
+use super::{Ask, Claim, InFlightRow, Store, StoredResult, LEASE};
 use crate::engine::ledger::{Holds, Ledger, SharedWindow, OUTSTANDING_TTL, RESERVED_TTL};
 
 /// The schema this version writes.
@@ -291,7 +291,8 @@ impl PgStore {
              CREATE TABLE IF NOT EXISTS {s}.in_flight (
                  fingerprint text NOT NULL, identity text NOT NULL, scan_id text NOT NULL,
                  since_ms bigint NOT NULL, owner text NOT NULL, lease_until_ms bigint NOT NULL,
-                 token text NOT NULL DEFAULT '', PRIMARY KEY (fingerprint, identity));
+                 token text NOT NULL DEFAULT '', sent_ms bigint NOT NULL DEFAULT 0,
+                 PRIMARY KEY (fingerprint, identity));
              CREATE TABLE IF NOT EXISTS {s}.ledger (
                  fingerprint text PRIMARY KEY, budget_limit bigint NOT NULL, remaining bigint NOT NULL,
                  reset_ms bigint NOT NULL, reset_unix bigint, ended_unix bigint, window_ms bigint NOT NULL,
@@ -318,10 +319,12 @@ impl PgStore {
             .map_err(err)?;
         }
         if found.is_some_and(|v| v < 3) {
-            // Version 3: claims fenced by the claiming call's token (DESIGN.md 9.1); claims
-            // written before carry none (no call's: they lapse with their lease).
+            // Version 3: claims fenced by the claiming call's token, with their create's send
+            // time (DESIGN.md 9.1); claims written before carry neither (no call's, taken over
+            // as soon as their lease lapses, as before).
             tx.batch_execute(&format!(
-                "ALTER TABLE {s}.in_flight ADD COLUMN IF NOT EXISTS token text NOT NULL DEFAULT '';"
+                "ALTER TABLE {s}.in_flight ADD COLUMN IF NOT EXISTS token text NOT NULL DEFAULT '';
+                 ALTER TABLE {s}.in_flight ADD COLUMN IF NOT EXISTS sent_ms bigint NOT NULL DEFAULT 0;"
             ))
             .map_err(err)?;
         }
@@ -344,21 +347,33 @@ impl PgStore {
         &self,
         tx: &mut impl postgres::GenericClient,
         identity: &str,
-        token: &str,
-        since_ms: i64,
-        at_ms: i64,
+        ask: Ask<'_>,
     ) -> Result<Option<Claim>, String> {
         let row = tx
             .query_opt(
                 &format!(
-                    "SELECT scan_id, since_ms, lease_until_ms, token FROM {} WHERE fingerprint = $1 AND identity = $2",
+                    "SELECT scan_id, since_ms, lease_until_ms, token, sent_ms FROM {}
+                     WHERE fingerprint = $1 AND identity = $2",
                     self.t("in_flight")
                 ),
                 &[&self.fingerprint, &identity],
             )
             .map_err(err)?
-            .map(|r| InFlightRow { scan_id: r.get(0), since_ms: r.get(1), lease_until_ms: r.get(2), token: r.get(3) });
-        Ok(crate::store::who_creates(row.as_ref(), token, since_ms, at_ms))
+            .map(|r| InFlightRow {
+                scan_id: r.get(0),
+                since_ms: r.get(1),
+                lease_until_ms: r.get(2),
+                token: r.get(3),
+                sent_ms: r.get(4),
+            });
+        let settle_ms = ask.settle.as_millis().min(i64::MAX as u128) as i64;
+        Ok(crate::store::who_creates(
+            row.as_ref(),
+            ask.token,
+            self.db_ms(ask.since),
+            self.db_ms(ask.at),
+            settle_ms,
+        ))
     }
 
     /// The key's window on the database's clock, translated to this host's (`offset`).
@@ -620,21 +635,22 @@ impl Store for PgStore {
         })
     }
 
-    fn claim(&self, identity: &str, token: &str, since: SystemTime, at: SystemTime) -> Result<Claim, String> {
-        let (since_ms, at_ms) = (self.db_ms(since), self.db_ms(at));
+    fn claim(&self, identity: &str, ask: Ask<'_>) -> Result<Claim, String> {
+        let at_ms = self.db_ms(ask.at);
         self.with(|c| {
             let mut tx = c.transaction().map_err(err)?;
             Self::key_lock(&mut tx, &format!("exona-claim:{}:{identity}", self.fingerprint))?;
-            let claim = match self.who_creates(&mut tx, identity, token, since_ms, at_ms)? {
+            let claim = match self.who_creates(&mut tx, identity, ask)? {
                 Some(Claim::Mine) | None => {
-                    // Written, or this call's own claim leased again from now (confirmed right
-                    // before the create is sent).
+                    // Written, or this call's own claim leased again from now: taken (or
+                    // confirmed) right before the create is sent, a create on the wire from now.
                     tx.execute(
                         &format!(
-                            "INSERT INTO {} (fingerprint, identity, scan_id, since_ms, owner, lease_until_ms, token)
-                             VALUES ($1, $2, '', $3, $4, $5, $6)
+                            "INSERT INTO {} (fingerprint, identity, scan_id, since_ms, owner, lease_until_ms, token, sent_ms)
+                             VALUES ($1, $2, '', $3, $4, $5, $6, $3)
                              ON CONFLICT (fingerprint, identity) DO UPDATE SET scan_id = '', since_ms = excluded.since_ms,
-                                 owner = excluded.owner, lease_until_ms = excluded.lease_until_ms, token = excluded.token",
+                                 owner = excluded.owner, lease_until_ms = excluded.lease_until_ms,
+                                 token = excluded.token, sent_ms = excluded.sent_ms",
                             self.t("in_flight")
                         ),
                         &[
@@ -643,7 +659,7 @@ impl Store for PgStore {
                             &at_ms,
                             &self.holder,
                             &(at_ms + LEASE.as_millis() as i64),
-                            &token,
+                            &ask.token,
                         ],
                     )
                     .map_err(err)?;
@@ -656,15 +672,8 @@ impl Store for PgStore {
         })
     }
 
-    fn peek_claim(
-        &self,
-        identity: &str,
-        token: &str,
-        since: SystemTime,
-        at: SystemTime,
-    ) -> Result<Option<Claim>, String> {
-        let (since_ms, at_ms) = (self.db_ms(since), self.db_ms(at));
-        self.with(|c| self.who_creates(c, identity, token, since_ms, at_ms))
+    fn peek_claim(&self, identity: &str, ask: Ask<'_>) -> Result<Option<Claim>, String> {
+        self.with(|c| self.who_creates(c, identity, ask))
     }
 
     fn record_in_flight(

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::snapshot::{HolderView, InFlightView, Snapshot, WindowView};
-use super::{Claim, InFlightRow, Store, StoredResult, LEASE};
+use super::{Ask, Claim, InFlightRow, Store, StoredResult, LEASE};
 use crate::engine::ledger::{Holds, Ledger, SharedWindow, OUTSTANDING_TTL, RESERVED_TTL};
 
 /// The schema this version writes; a file of a newer one is left alone (not used). Version 3
@@ -119,7 +119,7 @@ impl SqliteStore {
                  fingerprint TEXT NOT NULL, identity TEXT NOT NULL, scan_id TEXT NOT NULL,
                  since_ms INTEGER NOT NULL, owner TEXT NOT NULL DEFAULT '',
                  lease_until_ms INTEGER NOT NULL DEFAULT 0, token TEXT NOT NULL DEFAULT '',
-                 PRIMARY KEY (fingerprint, identity));
+                 sent_ms INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (fingerprint, identity));
              CREATE TABLE IF NOT EXISTS ledger (
                  fingerprint TEXT PRIMARY KEY, budget_limit INTEGER NOT NULL,
                  remaining INTEGER NOT NULL, reset_ms INTEGER NOT NULL, reset_unix INTEGER,
@@ -187,9 +187,15 @@ fn migrate(conn: &Connection, from: i64) -> rusqlite::Result<()> {
                 }
             }
         }
-        if from < 5 && !has_column("in_flight", "token")? {
-            // Claims written before carry no call's token: no call's, lapsing with their lease.
-            conn.execute_batch("ALTER TABLE in_flight ADD COLUMN token TEXT NOT NULL DEFAULT ''")?;
+        if from < 5 {
+            // Claims written before carry no call's token (no call's, lapsing with their lease)
+            // and no send time (taken over as soon as they lapse, as before).
+            if !has_column("in_flight", "token")? {
+                conn.execute_batch("ALTER TABLE in_flight ADD COLUMN token TEXT NOT NULL DEFAULT ''")?;
+            }
+            if !has_column("in_flight", "sent_ms")? {
+                conn.execute_batch("ALTER TABLE in_flight ADD COLUMN sent_ms INTEGER NOT NULL DEFAULT 0")?;
+            }
         }
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
     })();
@@ -328,18 +334,26 @@ fn who_creates(
     conn: &Connection,
     fingerprint: &str,
     identity: &str,
-    token: &str,
-    since: SystemTime,
-    at: SystemTime,
+    ask: Ask<'_>,
 ) -> rusqlite::Result<Option<Claim>> {
     let row = conn
         .query_row(
-            "SELECT scan_id, since_ms, lease_until_ms, token FROM in_flight WHERE fingerprint = ?1 AND identity = ?2",
+            "SELECT scan_id, since_ms, lease_until_ms, token, sent_ms FROM in_flight
+             WHERE fingerprint = ?1 AND identity = ?2",
             params![fingerprint, identity],
-            |r| Ok(InFlightRow { scan_id: r.get(0)?, since_ms: r.get(1)?, lease_until_ms: r.get(2)?, token: r.get(3)? }),
+            |r| {
+                Ok(InFlightRow {
+                    scan_id: r.get(0)?,
+                    since_ms: r.get(1)?,
+                    lease_until_ms: r.get(2)?,
+                    token: r.get(3)?,
+                    sent_ms: r.get(4)?,
+                })
+            },
         )
         .optional()?;
-    Ok(crate::store::who_creates(row.as_ref(), token, unix_ms(since), unix_ms(at)))
+    let settle_ms = ask.settle.as_millis().min(i64::MAX as u128) as i64;
+    Ok(crate::store::who_creates(row.as_ref(), ask.token, unix_ms(ask.since), unix_ms(ask.at), settle_ms))
 }
 
 impl Ledger for SqliteStore {
@@ -547,18 +561,26 @@ impl Store for SqliteStore {
             .map_err(err)
     }
 
-    fn claim(&self, identity: &str, token: &str, since: SystemTime, at: SystemTime) -> Result<Claim, String> {
+    fn claim(&self, identity: &str, ask: Ask<'_>) -> Result<Claim, String> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
-        let claim = match who_creates(&tx, &self.fingerprint, identity, token, since, at).map_err(err)? {
+        let claim = match who_creates(&tx, &self.fingerprint, identity, ask).map_err(err)? {
             Some(Claim::Mine) | None => {
-                // Written, or this call's own claim leased again from now (the lease confirmed
-                // right before the create is sent).
-                let now = unix_ms(at);
+                // Written, or this call's own claim leased again from now: taken (or confirmed)
+                // right before the create is sent, so it is a create on the wire from now.
+                let now = unix_ms(ask.at);
                 tx.execute(
-                    "INSERT OR REPLACE INTO in_flight (fingerprint, identity, scan_id, since_ms, owner, lease_until_ms, token)
-                     VALUES (?1, ?2, '', ?3, ?4, ?5, ?6)",
-                    params![self.fingerprint, identity, now, self.holder, now + LEASE.as_millis() as i64, token],
+                    "INSERT OR REPLACE INTO in_flight
+                         (fingerprint, identity, scan_id, since_ms, owner, lease_until_ms, token, sent_ms)
+                     VALUES (?1, ?2, '', ?3, ?4, ?5, ?6, ?3)",
+                    params![
+                        self.fingerprint,
+                        identity,
+                        now,
+                        self.holder,
+                        now + LEASE.as_millis() as i64,
+                        ask.token
+                    ],
                 )
                 .map_err(err)?;
                 Claim::Mine
@@ -569,14 +591,8 @@ impl Store for SqliteStore {
         Ok(claim)
     }
 
-    fn peek_claim(
-        &self,
-        identity: &str,
-        token: &str,
-        since: SystemTime,
-        at: SystemTime,
-    ) -> Result<Option<Claim>, String> {
-        who_creates(&self.conn(), &self.fingerprint, identity, token, since, at).map_err(err)
+    fn peek_claim(&self, identity: &str, ask: Ask<'_>) -> Result<Option<Claim>, String> {
+        who_creates(&self.conn(), &self.fingerprint, identity, ask).map_err(err)
     }
 
     fn record_in_flight(
@@ -676,6 +692,11 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
+    /// A claim's ask with no settling time (a lapsed claim is free as soon as its lease lapses).
+    fn ask(token: &str, since: std::time::SystemTime, at: std::time::SystemTime) -> Ask<'_> {
+        Ask { token, since, at, settle: std::time::Duration::ZERO }
+    }
+
     fn dir(name: &str) -> std::path::PathBuf {
         let d = std::env::temp_dir().join(format!("exona-store-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
@@ -714,9 +735,12 @@ mod tests {
         assert!(b.result("acme|citations=0", SystemTime::now() + Duration::from_secs(60)).unwrap().is_none());
         let now = SystemTime::now();
         a.record_in_flight("x", "scn_2", now).unwrap();
-        assert_eq!(b.peek_claim("x", "tb", hour_ago, now).unwrap(), Some(Claim::Running("scn_2".into())));
+        assert_eq!(
+            b.peek_claim("x", ask("tb", hour_ago, now)).unwrap(),
+            Some(Claim::Running("scn_2".into()))
+        );
         b.clear_in_flight("x", "scn_2", "tb").unwrap();
-        assert!(a.peek_claim("x", "ta", hour_ago, now).unwrap().is_none());
+        assert!(a.peek_claim("x", ask("ta", hour_ago, now)).unwrap().is_none());
         let _ = std::fs::remove_dir_all(&d);
     }
 
@@ -798,24 +822,28 @@ mod tests {
         let (a, b) = (SqliteStore::open(&d, "fp").unwrap(), SqliteStore::open(&d, "fp").unwrap());
         let now = SystemTime::now();
         let long_ago = now - Duration::from_secs(3600);
-        assert_eq!(a.peek_claim("acme", "ta", long_ago, now).unwrap(), None, "free");
-        assert_eq!(a.claim("acme", "ta", long_ago, now).unwrap(), Claim::Mine);
-        assert_eq!(a.peek_claim("acme", "ta", long_ago, now).unwrap(), Some(Claim::Mine), "its own call's");
+        assert_eq!(a.peek_claim("acme", ask("ta", long_ago, now)).unwrap(), None, "free");
+        assert_eq!(a.claim("acme", ask("ta", long_ago, now)).unwrap(), Claim::Mine);
         assert_eq!(
-            a.peek_claim("acme", "ta2", long_ago, now).unwrap(),
+            a.peek_claim("acme", ask("ta", long_ago, now)).unwrap(),
+            Some(Claim::Mine),
+            "its own call's"
+        );
+        assert_eq!(
+            a.peek_claim("acme", ask("ta2", long_ago, now)).unwrap(),
             Some(Claim::Creating),
             "a sibling call of the same process waits too"
         );
-        assert_eq!(b.claim("acme", "tb", long_ago, now).unwrap(), Claim::Creating);
+        assert_eq!(b.claim("acme", ask("tb", long_ago, now)).unwrap(), Claim::Creating);
         assert_eq!(
-            b.peek_claim("acme", "tb", long_ago, now).unwrap(),
+            b.peek_claim("acme", ask("tb", long_ago, now)).unwrap(),
             Some(Claim::Creating),
             "a claim is not a scan"
         );
         a.record_in_flight("acme", "scn_1", now).unwrap();
-        assert_eq!(b.claim("acme", "tb", long_ago, now).unwrap(), Claim::Running("scn_1".into()));
+        assert_eq!(b.claim("acme", ask("tb", long_ago, now)).unwrap(), Claim::Running("scn_1".into()));
         a.clear_in_flight("acme", "scn_1", "ta").unwrap();
-        assert_eq!(b.claim("acme", "tb", long_ago, now).unwrap(), Claim::Mine);
+        assert_eq!(b.claim("acme", ask("tb", long_ago, now)).unwrap(), Claim::Mine);
         let _ = std::fs::remove_dir_all(&d);
     }
 
@@ -827,22 +855,32 @@ mod tests {
         let (a, b) = (SqliteStore::open(&d, "fp").unwrap(), SqliteStore::open(&d, "fp").unwrap());
         let t0 = SystemTime::now();
         let long_ago = t0 - Duration::from_secs(3600);
-        assert_eq!(a.claim("acme", "ta", long_ago, t0).unwrap(), Claim::Mine);
-        assert_eq!(b.claim("acme", "tb", long_ago, t0 + LEASE / 2).unwrap(), Claim::Creating);
+        assert_eq!(a.claim("acme", ask("ta", long_ago, t0)).unwrap(), Claim::Mine);
+        assert_eq!(b.claim("acme", ask("tb", long_ago, t0 + LEASE / 2)).unwrap(), Claim::Creating);
         a.renew_leases(t0 + LEASE / 2).unwrap();
-        assert_eq!(b.claim("acme", "tb", long_ago, t0 + LEASE).unwrap(), Claim::Creating, "renewed");
+        assert_eq!(b.claim("acme", ask("tb", long_ago, t0 + LEASE)).unwrap(), Claim::Creating, "renewed");
         // a dies: one lease after its last beat, b takes the claim over.
-        assert_eq!(b.peek_claim("acme", "tb", long_ago, t0 + LEASE / 2 + LEASE).unwrap(), None, "lapsed");
-        assert_eq!(b.claim("acme", "tb", long_ago, t0 + LEASE / 2 + LEASE).unwrap(), Claim::Mine);
+        assert_eq!(
+            b.peek_claim("acme", ask("tb", long_ago, t0 + LEASE / 2 + LEASE)).unwrap(),
+            None,
+            "lapsed"
+        );
+        assert_eq!(b.claim("acme", ask("tb", long_ago, t0 + LEASE / 2 + LEASE)).unwrap(), Claim::Mine);
         // a, come back, neither clears b's claim nor sees it as its own.
         a.clear_in_flight("acme", "", "ta").unwrap();
-        assert_eq!(a.claim("acme", "ta", long_ago, t0 + LEASE / 2 + LEASE).unwrap(), Claim::Creating);
+        assert_eq!(a.claim("acme", ask("ta", long_ago, t0 + LEASE / 2 + LEASE)).unwrap(), Claim::Creating);
         // b's create was ambiguous: the claim is kept for the reconciliation, unrenewed.
         let until = t0 + LEASE * 10;
         b.keep_ambiguous_claim("acme", "tb", until).unwrap();
         b.renew_leases(until - Duration::from_secs(1)).unwrap();
-        assert_eq!(a.claim("acme", "ta", long_ago, until - Duration::from_secs(1)).unwrap(), Claim::Creating);
-        assert_eq!(a.claim("acme", "ta", long_ago, until + Duration::from_secs(1)).unwrap(), Claim::Mine);
+        assert_eq!(
+            a.claim("acme", ask("ta", long_ago, until - Duration::from_secs(1))).unwrap(),
+            Claim::Creating
+        );
+        assert_eq!(
+            a.claim("acme", ask("ta", long_ago, until + Duration::from_secs(1))).unwrap(),
+            Claim::Mine
+        );
         let _ = std::fs::remove_dir_all(&d);
     }
 
@@ -882,7 +920,7 @@ mod tests {
         let old = now - Duration::from_secs(400 * 86_400);
         a.record_result("old", &StoredResult { json: "{}".into(), completed_at: old }).unwrap();
         a.record_result("new", &StoredResult { json: "{}".into(), completed_at: now }).unwrap();
-        a.claim("gone", "ta", old, old).unwrap();
+        a.claim("gone", ask("ta", old, old)).unwrap();
         drop((a, b));
         let c = SqliteStore::open(&d, "fp").unwrap();
         let count = |table: &str| -> i64 {
@@ -913,7 +951,7 @@ mod tests {
         }
         let s = SqliteStore::open(&d, "fp").unwrap();
         let now = SystemTime::now();
-        assert_eq!(s.claim("acme", "ts", now - Duration::from_secs(60), now).unwrap(), Claim::Mine);
+        assert_eq!(s.claim("acme", ask("ts", now - Duration::from_secs(60), now)).unwrap(), Claim::Mine);
         let version: i64 = s.conn().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
         assert_eq!(version, SCHEMA_VERSION);
         // Holds carry the work in sight since version 4.
