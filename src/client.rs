@@ -452,8 +452,7 @@ impl Client {
                     calls::created(store, request, scan.id(), std::time::SystemTime::now());
                 }
             }
-            let token = gate.as_ref().map_or("", |g| g.token());
-            calls::after(store, request.as_ref(), &outcome, joined().is_some(), token);
+            calls::after(store, request.as_ref(), &outcome, joined().is_some(), gate.as_deref());
             return outcome;
         }
     }

@@ -24,6 +24,9 @@ pub enum Fault {
     DropPost,
     /// `lostpost.*`: POST creates the scan, then drops the connection without an answer.
     LostPost,
+    /// `heldpost.*`: POST creates the scan, then holds its answer `slow_response` (a create
+    /// on the wire, its answer late: what a client paused meanwhile finds in its socket).
+    HeldPost,
     /// `drop.*`: the scan's first two GETs drop the connection without an answer.
     DropGet,
     /// `halfbody.*`: the scan's first two GETs send half the body, then drop the connection.
@@ -75,6 +78,7 @@ pub fn fault_for(website: &str) -> Fault {
         "post500" => Fault::Post500,
         "droppost" => Fault::DropPost,
         "lostpost" => Fault::LostPost,
+        "heldpost" => Fault::HeldPost,
         "drop" => Fault::DropGet,
         "halfbody" => Fault::HalfBody,
         "vanish" => Fault::Vanish,

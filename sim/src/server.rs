@@ -118,16 +118,29 @@ fn retry_after_value(secs: f64) -> String {
 }
 
 async fn create_scan(AxumState(state): AxumState<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let mut s = lock(&state);
-    let (key, meta) = match gate(&mut s, &headers) {
+    let (response, held) = create_scan_locked(&state, &headers, &body);
+    if let Some(d) = held {
+        tokio::time::sleep(d).await;
+    }
+    response
+}
+
+/// The create, and how long its answer is held (the `heldpost.` fault).
+fn create_scan_locked(
+    state: &Shared,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> (Response, Option<std::time::Duration>) {
+    let mut s = lock(state);
+    let (key, meta) = match gate(&mut s, headers) {
         Ok(ok) => ok,
-        Err(response) => return *response,
+        Err(response) => return (*response, None),
     };
     s.stats_mut(&key.key).posts += 1;
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
-    let req = match validate(content_type, &body) {
+    let req = match validate(content_type, body) {
         Ok(r) => r,
-        Err(e) => return error_response(&e, &meta),
+        Err(e) => return (error_response(&e, &meta), None),
     };
     let now = Instant::now();
     // force_refresh wins over max_age_days; a questionnaire disables the cache (§4.2).
@@ -137,12 +150,12 @@ async fn create_scan(AxumState(state): AxumState<Shared>, headers: HeaderMap, bo
             scan["cached"] = json!(true);
             scan["cached_at"] = json!(rfc3339(SystemTime::now()));
             s.stats_mut(&key.key).cache_hits += 1;
-            return json_response(200, &scan, &meta, None);
+            return (json_response(200, &scan, &meta, None), None);
         }
     }
     let fault = fault_for(&req.company_website);
     if fault == Fault::EchoKey {
-        return echo_key(&headers, &meta);
+        return (echo_key(headers, &meta), None);
     }
     if fault == Fault::DropPost {
         drop(s);
@@ -159,11 +172,12 @@ async fn create_scan(AxumState(state): AxumState<Shared>, headers: HeaderMap, bo
             "INTERNAL_ERROR",
             "An internal error occurred (simulated after the scan was created).",
         );
-        return error_response(&e, &meta);
+        return (error_response(&e, &meta), None);
     }
     let mut scan = record.to_json(now);
     scan["cached"] = json!(false);
-    json_response(201, &scan, &meta, None)
+    let held = (fault == Fault::HeldPost).then_some(s.config.slow_response);
+    (json_response(201, &scan, &meta, None), held)
 }
 
 /// The `echokey.` fault: a 400 that repeats the caller's `Authorization` header everywhere.

@@ -105,6 +105,8 @@ pub struct StoreGate {
     /// How long after its send another call's lapsed claim is still waited on: the time its
     /// scan likely takes (the learned p90), after which the API's cache would answer with it.
     settle: Duration,
+    /// When this call last took or confirmed its claim: its create went right after.
+    sent_at: std::sync::Mutex<Option<SystemTime>>,
 }
 
 impl StoreGate {
@@ -121,6 +123,7 @@ impl StoreGate {
             token: super::call_token(),
             blind: AtomicBool::new(false),
             settle,
+            sent_at: Default::default(),
         }))
     }
 
@@ -132,6 +135,17 @@ impl StoreGate {
     /// Whether a create of this call was sent while the store did not answer.
     pub fn sent_blind(&self) -> bool {
         self.blind.load(Ordering::Relaxed)
+    }
+
+    /// Until when this call's ambiguous create (sent, unanswered) keeps its claim: until its
+    /// scan would have completed (the send and the learned p90), as another call taking the
+    /// claim over would wait (DESIGN.md 9.1); then a waiter asks with `max_age_days` and the
+    /// API's cache answers with that scan. [`AMBIGUOUS_HOLD`] from now when no send is known.
+    fn ambiguous_until(&self) -> SystemTime {
+        match *self.sent_at.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(sent) => sent + self.settle,
+            None => SystemTime::now() + AMBIGUOUS_HOLD,
+        }
     }
 
     /// The scan of another process this call joined, if it did.
@@ -199,8 +213,12 @@ impl CreateGate for StoreGate {
         // process that slept past its lease learns here that another call took the claim over,
         // before it sends, not after; a create first sent blind claims now that the store
         // answers, and waits if another call holds the company meanwhile.
-        match before_create(&self.store, &self.request, &self.token, self.settle, SystemTime::now()) {
-            Before::Create => Verdict::Send,
+        let now = SystemTime::now();
+        match before_create(&self.store, &self.request, &self.token, self.settle, now) {
+            Before::Create => {
+                *self.sent_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
+                Verdict::Send
+            }
             Before::Blind => {
                 if !self.blind.swap(true, Ordering::Relaxed) {
                     crate::log::log(crate::log::Level::Warn, || {
@@ -232,15 +250,16 @@ pub fn created(store: &Guarded, request: &ScanRequest, scan_id: &str, now: Syste
 /// After a call: a completed scan is kept (for reuse by identity, when it may be reused) and
 /// teaches its duration; an ended scan is no longer in flight. A call that created its scan
 /// and ends before it (a deadline, a cancel) stops watching it, so that those who joined it
-/// poll it themselves. `joined`: the call waited on another call's scan. `token`: the call's
+/// poll it themselves. `joined`: the call waited on another call's scan. `gate`: the call's
 /// (its claim, and only its claim, is cleared or kept).
 pub fn after(
     store: &Guarded,
     request: Option<&ScanRequest>,
     outcome: &Result<Scan, Error>,
     joined: bool,
-    token: &str,
+    gate: Option<&StoreGate>,
 ) {
+    let token = gate.map_or("", |g| g.token());
     if let (Some(request), false) = (request, joined) {
         let unfinished = match outcome {
             Ok(scan) if !scan.status().is_terminal() => Some(scan.id()),
@@ -257,7 +276,9 @@ pub fn after(
                 if e.code == Code::AmbiguousCreate {
                     // A scan may exist: the claim is kept (unrenewed) until a twin would have
                     // completed, so a waiter's create finds it instead of twinning.
-                    store.keep_ambiguous_claim(&id, token, SystemTime::now() + AMBIGUOUS_HOLD);
+                    let until =
+                        gate.map_or_else(|| SystemTime::now() + AMBIGUOUS_HOLD, |g| g.ambiguous_until());
+                    store.keep_ambiguous_claim(&id, token, until);
                 } else {
                     // The create failed or was cancelled without a scan: hand over at once
                     // (a call that only waited on a sibling's claim clears nothing of it).
@@ -340,8 +361,8 @@ impl Remembering {
         self.gate.as_ref().is_some_and(|g| g.joined().is_some())
     }
 
-    fn token(&self) -> &str {
-        self.gate.as_ref().map_or("", |g| g.token())
+    fn gate(&self) -> Option<&StoreGate> {
+        self.gate.as_deref()
     }
 }
 
@@ -382,11 +403,11 @@ impl Sink for Remembering {
                 }
                 create_only = true;
             }
-            _ => after(&self.store, self.request.as_ref(), &outcome, self.joined(), self.token()),
+            _ => after(&self.store, self.request.as_ref(), &outcome, self.joined(), self.gate()),
         }
         if create_only {
             // Its scan is in flight and nobody here polls it: those who join it poll it.
-            after(&self.store, self.request.as_ref(), &outcome, false, self.token());
+            after(&self.store, self.request.as_ref(), &outcome, false, self.gate());
         }
         self.inner.finish(outcome)
     }
@@ -549,12 +570,12 @@ mod tests {
         assert!(matches!(first.claim(), Verdict::Send));
         assert!(matches!(second.claim(), Verdict::Later(_)));
         let timed_out = Err(Error::new(Code::Timeout, "the deadline passed"));
-        after(&store, Some(&request), &timed_out, false, second.token());
+        after(&store, Some(&request), &timed_out, false, Some(&second));
         let third = StoreGate::new(&store, &request, Duration::ZERO).unwrap();
         assert!(matches!(third.claim(), Verdict::Later(_)), "the sibling's claim was cleared: a twin");
         // The first call's own end hands the claim over.
         let cancelled = Err(Error::new(Code::Cancelled, "cancelled"));
-        after(&store, Some(&request), &cancelled, false, first.token());
+        after(&store, Some(&request), &cancelled, false, Some(&first));
         assert!(matches!(third.claim(), Verdict::Send));
         drop((first, second, third, store));
         let _ = std::fs::remove_dir_all(&dir);
