@@ -92,6 +92,12 @@ pub fn who_creates(
     }
 }
 
+/// The scan a row held before `scan_id` was recorded over it, when it was another scan of the
+/// same identity: a twin (both exist, both paid for). For every backend.
+pub fn twin_of(before: Option<String>, scan_id: &str) -> Option<String> {
+    before.filter(|b| !b.is_empty() && b != scan_id)
+}
+
 /// What a claim asks: the call's token, how old a recorded scan may be (`since`), now, and how
 /// long after its send a lapsed claim's create is still waited on (`settle`: the scan's likely
 /// duration, the learned p90).

@@ -716,7 +716,7 @@ impl Store for PgStore {
             )
             .map_err(err)?;
             tx.commit().map_err(err)?;
-            Ok(before.filter(|b| !b.is_empty() && b != scan_id))
+            Ok(crate::store::twin_of(before, scan_id))
         })
     }
 

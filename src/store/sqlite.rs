@@ -618,7 +618,7 @@ impl Store for SqliteStore {
         )
         .map_err(err)?;
         tx.commit().map_err(err)?;
-        Ok(before.filter(|b| !b.is_empty() && b != scan_id))
+        Ok(crate::store::twin_of(before, scan_id))
     }
 
     fn unwatch_in_flight(&self, identity: &str, scan_id: &str) -> Result<(), String> {
