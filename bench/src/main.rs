@@ -367,8 +367,36 @@ fn commit() -> String {
     }
 }
 
+/// What `exona-bench --help` (or `help`, or `-h` after any scenario) prints: nothing runs.
+const USAGE: &str = "usage: exona-bench [SCENARIO] [RUNS]
+
+Runs a benchmark against local simulators (127.0.0.1 only) and prints what it saw, with the
+commit it measured. Every scenario is bounded in time and stops its servers by itself.
+
+Scenarios:
+  efficiency    requests per scan against the simulator, per poll mode
+  pressure      a budget-bound key (20 scans, 30 requests per 60 s)
+  cancel        how soon a cancelled wait returns
+  scale         thousands of scans in flight
+  store         processes sharing a key through the state store (twins, a fresh process, cost)
+  store-share   three processes x 12 scans on one store, against the same processes blind
+  portfolio     the exona command on portfolios
+  adaptive      adaptive waiting: detection, requests per scan, makespan
+  curve         the thrift curve
+  pair          two portfolios on a fresh key
+  crash         exona batch processes killed and resumed
+  fleet         four hosts on one key through PostgreSQL (needs Debian's postgresql)
+  fleet-cost    the ledger's cost on PostgreSQL
+  fleet-outage [RUNS]  the database stopped mid-run, RUNS times (default 3)
+  all           efficiency, pressure, cancel, scale, store, portfolio, adaptive, curve (default)
+";
+
 fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    if std::env::args().skip(1).any(|a| a == "--help" || a == "-h" || a == "help") {
+        print!("{USAGE}");
+        return;
+    }
     if what == "store-worker" {
         // A child process of the store scenario: no header, one report line.
         let args: Vec<String> = std::env::args().skip(2).collect();
@@ -404,9 +432,7 @@ fn main() {
             curve::run();
         }
         other => {
-            eprintln!(
-                "exona-bench: unknown scenario {other:?} (efficiency, pressure, cancel, scale, store, portfolio, adaptive, curve, crash, fleet, fleet-cost, fleet-outage, pair, store-share, all)"
-            );
+            eprintln!("exona-bench: unknown scenario {other:?}\n\n{USAGE}");
             std::process::exit(2);
         }
     }
