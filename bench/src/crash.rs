@@ -23,11 +23,11 @@ fn exona_bin() -> PathBuf {
     bin
 }
 
-fn sim(seed: u64) -> SimHandle {
+fn sim(seed: u64, scans: (Duration, Duration)) -> SimHandle {
     // 20 requests per 40 s: the real limit's shape (100 an hour) compressed, budget-bound.
     exona_sim::spawn(Config {
-        scan_duration_min: super::SCAN_MIN,
-        scan_duration_max: super::SCAN_MAX,
+        scan_duration_min: scans.0,
+        scan_duration_max: scans.1,
         retry_after_secs: 1.0,
         rate_limit: 20,
         rate_window: Duration::from_secs(40),
@@ -42,11 +42,24 @@ struct Fleet {
     key: String,
     dir: PathBuf,
     inputs: Vec<PathBuf>,
+    /// What the processes are told a scan takes (the simulator's range), in ms.
+    hint: String,
 }
 
 impl Fleet {
     /// `processes` portfolios of `own + shared` rows; the `shared` companies are in every one.
     fn new(tag: &str, n: u32, processes: usize, own: usize, shared: usize) -> Fleet {
+        Fleet::with_scans(tag, n, processes, own, shared, (super::SCAN_MIN, super::SCAN_MAX))
+    }
+
+    fn with_scans(
+        tag: &str,
+        n: u32,
+        processes: usize,
+        own: usize,
+        shared: usize,
+        scans: (Duration, Duration),
+    ) -> Fleet {
         let dir = std::env::temp_dir().join(format!("exona-bench-crash-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -66,7 +79,8 @@ impl Fleet {
                 p
             })
             .collect();
-        Fleet { sim: sim(u64::from(n)), key: super::key(n), dir, inputs }
+        let hint = format!("{}-{}", scans.0.as_millis(), scans.1.as_millis());
+        Fleet { sim: sim(u64::from(n), scans), key: super::key(n), dir, inputs, hint }
     }
 
     fn output(&self, who: usize) -> PathBuf {
@@ -80,7 +94,7 @@ impl Fleet {
             .env("EXONA_API_KEY", &self.key)
             .env("EXONA_BASE_URL", &self.sim.base_url)
             .env("EXONA_STATE_DIR", self.dir.join("state"))
-            .env("EXONA_SCAN_DURATION_MS", "3000-12000")
+            .env("EXONA_SCAN_DURATION_MS", &self.hint)
             .env_remove("EXONA_LOG")
             .env_remove("EXONA_CRASH_AT")
             .stdin(Stdio::null())
@@ -196,6 +210,95 @@ fn fleet_run(
     let makespan = started.elapsed();
     let worst = *worst_lease.lock().unwrap();
     (makespan, worst, fleet.verdict())
+}
+
+/// 3 processes × 40 rows sharing 20 companies, scans of 40–60 s (longer than a 20 s lease, so
+/// the API's cache, which holds completed scans only, cannot hide a second create made while the
+/// first runs); each process stopped (SIGSTOP) `pauses` times at random moments of the first
+/// `spread` for 25–60 s, then continued (SIGCONT); with `kill`, also killed once at random and
+/// resumed. Returns (makespan, the verdict).
+fn pause_run(
+    tag: &str,
+    n: u32,
+    pauses: usize,
+    spread: Duration,
+    kill: bool,
+    seed: u64,
+) -> (Duration, (bool, bool, u64, u64)) {
+    let fleet = Fleet::with_scans(tag, n, 3, 20, 20, (Duration::from_secs(40), Duration::from_secs(60)));
+    let mut rng = fastrand::Rng::with_seed(seed);
+    // (when, how long; None: a kill)
+    let plans: Vec<Vec<(Duration, Option<Duration>)>> = (0..3)
+        .map(|_| {
+            let mut at: Vec<(Duration, Option<Duration>)> = (0..pauses)
+                .map(|_| (spread.mul_f64(rng.f64()), Some(Duration::from_secs(25 + rng.u64(0..=35)))))
+                .collect();
+            if kill {
+                at.push((spread.mul_f64(rng.f64()), None));
+            }
+            at.sort();
+            at
+        })
+        .collect();
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for (who, plan) in plans.iter().enumerate() {
+            let fleet = &fleet;
+            s.spawn(move || {
+                let mut child = fleet.start(who, None);
+                for (at, pause) in plan {
+                    std::thread::sleep(at.saturating_sub(started.elapsed()));
+                    if child.try_wait().unwrap().is_some() {
+                        break;
+                    }
+                    let pid = child.id() as i32;
+                    match pause {
+                        Some(d) => {
+                            unsafe { libc::kill(pid, libc::SIGSTOP) };
+                            std::thread::sleep(*d);
+                            unsafe { libc::kill(pid, libc::SIGCONT) };
+                        }
+                        None => {
+                            let _ = child.kill();
+                            child.wait().unwrap();
+                            child = fleet.start(who, None);
+                        }
+                    }
+                }
+                if child.wait().unwrap().code() != Some(0) {
+                    fleet.finish(who);
+                }
+            });
+        }
+    });
+    (started.elapsed(), fleet.verdict())
+}
+
+/// `exona-bench crash-pause`: the pause scenarios alone (DESIGN.md 9.1, issue 32).
+pub fn run_pauses() {
+    println!("## Pauses: processes stopped past their lease and continued (issue 32)\n");
+    println!(
+        "`exona batch --max-age-days 30 --reconcile` processes on one key and one state directory, 20 requests \
+         per 40 s, scans 40–60 s (longer than a lease: the API's cache cannot hide a twin), Retry-After 1 s. \
+         3 processes × 40 rows sharing 20 companies (80 companies); each process stopped 5 times at random \
+         for 25–60 s. A run that ends with rows left (ambiguous after a pause) is run again until done.\n"
+    );
+    println!("| run | makespan | rows once | no company twice | 429s | scans created |");
+    println!("|---|---|---|---|---|---|");
+    for (seed, kill) in [(1u64, false), (2, true)] {
+        let (span, v) =
+            pause_run(&format!("pause{seed}"), 2400 + seed as u32, 5, Duration::from_secs(240), kill, seed);
+        println!(
+            "| 5 pauses per process{}, seed {seed} | {:.0} s | {} | {} | {} | {} |",
+            if kill { " and a kill" } else { "" },
+            span.as_secs_f64(),
+            yes(v.0),
+            yes(v.1),
+            v.2,
+            v.3
+        );
+    }
+    println!();
 }
 
 pub fn run() {

@@ -385,6 +385,7 @@ Scenarios:
   curve         the thrift curve
   pair          two portfolios on a fresh key
   crash         exona batch processes killed and resumed
+  crash-pause   exona batch processes stopped past their lease (and killed) and continued
   fleet         four hosts on one key through PostgreSQL (needs Debian's postgresql)
   fleet-cost    the ledger's cost on PostgreSQL
   fleet-outage [RUNS]  the database stopped mid-run, RUNS times (default 3)
@@ -415,6 +416,7 @@ fn main() {
         "adaptive" => adaptive::run(),
         "curve" => curve::run(),
         "crash" => crash::run(),
+        "crash-pause" => crash::run_pauses(),
         "fleet" => fleet::run(),
         "fleet-cost" => fleet::run_cost(),
         "fleet-outage" => {
