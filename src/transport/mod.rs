@@ -1,7 +1,8 @@
 //! One HTTP exchange. The engine above decides what to retry; this layer only reports
 //! what happened, including whether a failed request can have reached the server.
 
-use std::io::Read;
+mod active_wait;
+
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
@@ -84,9 +85,14 @@ pub struct HttpConfig {
     pub proxy: Option<String>,
 }
 
-/// The production transport: reqwest's blocking client over rustls.
+/// The production transport: reqwest's client over rustls, on a runtime of its own (one I/O
+/// thread). Each exchange runs as a task there while the calling thread waits for its answer
+/// with a bound that a paused process does not spend ([`active_wait`]).
 pub struct HttpTransport {
-    client: reqwest::blocking::Client,
+    client: reqwest::Client,
+    /// Declared after `client`: the runtime ends (joining its thread, ending what still runs)
+    /// once the client is gone.
+    runtime: tokio::runtime::Runtime,
     base_url: String,
     /// The only long-lived copy of the key, wiped when the transport is dropped. Each request
     /// builds its header from it; the HTTP stack's transient copies are beyond our reach.
@@ -96,10 +102,10 @@ pub struct HttpTransport {
 }
 
 impl HttpTransport {
-    /// Builds the transport on a short-lived helper thread. reqwest's blocking builder asks
-    /// std for the current thread's handle, which std then keeps for the life of the thread;
-    /// on a C program's main thread that is forever, and valgrind reports it "possibly lost".
-    /// A thread of our own frees its handle when it ends, so the caller's thread keeps nothing.
+    /// Builds the transport on a short-lived helper thread. The HTTP stack's builders ask std
+    /// for the current thread's handle, which std then keeps for the life of the thread; on a
+    /// C program's main thread that is forever, and valgrind reports it "possibly lost". A
+    /// thread of our own frees its handle when it ends, so the caller's thread keeps nothing.
     pub fn new(config: HttpConfig) -> Result<HttpTransport, String> {
         // A plain spawn and join: a scoped thread would ask for the caller's handle itself.
         std::thread::Builder::new()
@@ -118,7 +124,7 @@ impl HttpTransport {
             USER_AGENT,
             HeaderValue::from_str(&config.user_agent).map_err(|_| "invalid user agent".to_string())?,
         );
-        let mut builder = reqwest::blocking::Client::builder();
+        let mut builder = reqwest::Client::builder();
         match config.proxy.as_deref() {
             None => {} // reqwest reads HTTPS_PROXY / HTTP_PROXY / NO_PROXY itself
             Some("") => builder = builder.no_proxy(),
@@ -143,12 +149,21 @@ impl HttpTransport {
             .connect_timeout(config.connect_timeout)
             // The API never redirects; following one could carry the key to another host.
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(None)
+            // No timeout of reqwest's: it checks its timers before the answer, so a process
+            // paused with a request on the wire found it timed out with its answer unread.
+            // Each exchange is bounded by `active_wait` instead.
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("exona-io")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the HTTP client's thread: {e}"))?;
         let redactor = Redactor::new(&api_key);
         Ok(HttpTransport {
             client,
+            runtime,
             base_url: config.base_url.trim_end_matches('/').to_owned(),
             api_key,
             redactor,
@@ -225,6 +240,9 @@ impl HttpTransport {
         }
     }
 
+    /// One exchange: run on the I/O thread, waited for here. The wait's bound counts only
+    /// time this process was awake ([`active_wait`]); when it runs out, the exchange is
+    /// abandoned (its task aborted) and reported as timed out.
     fn exchange(&self, request: &Request) -> Result<Response, TransportError> {
         let url = format!("{}{}", self.base_url, request.path);
         let builder = match request.method {
@@ -236,57 +254,73 @@ impl HttpTransport {
                 .body(request.body.clone().unwrap_or_default()),
         };
         let auth = auth_header(&self.api_key).map_err(TransportError::NotSent)?;
-        let response =
-            builder.header(AUTHORIZATION, auth).timeout(request.timeout).send().map_err(classify)?;
-        let status = response.status().as_u16();
-        let header = |name: &str| {
-            response.headers().get(name).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_owned())
-        };
-        let headers = Headers {
-            retry_after: header("retry-after"),
-            date: header("date"),
-            request_id: header("x-request-id"),
-            rate_limit_limit: header("x-ratelimit-limit"),
-            rate_limit_remaining: header("x-ratelimit-remaining"),
-            rate_limit_reset: header("x-ratelimit-reset"),
-        };
-        let body = read_capped(response)?;
-        Ok(Response { status, headers, body })
+        let pending = builder.header(AUTHORIZATION, auth).send();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let task = self.runtime.spawn(async move {
+            let _ = tx.send(receive(pending).await);
+        });
+        let outcome = active_wait::wait(&rx, request.timeout);
+        task.abort();
+        match outcome {
+            active_wait::Waited::Answer(outcome) => outcome,
+            active_wait::Waited::TimedOut => Err(TransportError::Failed {
+                message: format!("operation timed out (no answer within {:?})", request.timeout),
+                timed_out: true,
+            }),
+            active_wait::Waited::Gone => Err(TransportError::Failed {
+                message: "the HTTP client stopped before the answer came".into(),
+                timed_out: false,
+            }),
+        }
     }
 }
 
-/// Reads at most [`MAX_BODY_BYTES`]; a longer body is an error, not a truncated success.
-fn read_capped(response: reqwest::blocking::Response) -> Result<Vec<u8>, TransportError> {
+/// The answer to a sent request: status, the headers the engine reads, and the body.
+async fn receive(
+    pending: impl std::future::Future<Output = Result<reqwest::Response, reqwest::Error>>,
+) -> Result<Response, TransportError> {
+    let mut response = pending.await.map_err(classify)?;
+    let status = response.status().as_u16();
+    let header =
+        |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_owned());
+    let headers = Headers {
+        retry_after: header("retry-after"),
+        date: header("date"),
+        request_id: header("x-request-id"),
+        rate_limit_limit: header("x-ratelimit-limit"),
+        rate_limit_remaining: header("x-ratelimit-remaining"),
+        rate_limit_reset: header("x-ratelimit-reset"),
+    };
     let mut body = Vec::new();
-    let mut limited = response.take(MAX_BODY_BYTES as u64 + 1);
-    limited.read_to_end(&mut body).map_err(|e| TransportError::Failed {
-        message: format!("reading the response body failed: {}", describe_io(&e)),
-        timed_out: e.kind() == std::io::ErrorKind::TimedOut,
-    })?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(TransportError::Unusable(format!(
-            "the response body is larger than {MAX_BODY_BYTES} bytes"
-        )));
+    while let Some(chunk) = response.chunk().await.map_err(|e| TransportError::Failed {
+        message: format!("reading the response body failed: {}", chain(&e)),
+        timed_out: e.is_timeout(),
+    })? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(TransportError::Unusable(format!(
+                "the response body is larger than {MAX_BODY_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
     }
-    Ok(body)
+    Ok(Response { status, headers, body })
 }
 
-fn describe_io(e: &std::io::Error) -> String {
-    match e.get_ref() {
-        Some(inner) => format!("{inner}"),
-        None => format!("{e}"),
-    }
-}
-
-fn classify(e: reqwest::Error) -> TransportError {
-    // reqwest errors name the URL, which holds no secret; the key travels in a header only.
+/// An error and its sources, in one line.
+fn chain(e: &dyn std::error::Error) -> String {
     let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
+    let mut source = e.source();
     while let Some(s) = source {
         message.push_str(": ");
         message.push_str(&s.to_string());
         source = s.source();
     }
+    message
+}
+
+fn classify(e: reqwest::Error) -> TransportError {
+    // reqwest errors name the URL, which holds no secret; the key travels in a header only.
+    let message = chain(&e);
     // A connect error (refused, DNS, TLS handshake, connect timeout) means no request bytes
     // were written, so even a POST may be sent again.
     if e.is_connect() {
