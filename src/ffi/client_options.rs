@@ -103,7 +103,9 @@ pub extern "C" fn exona_client_options_set_connect_timeout_ms(
 }
 
 /// Time allowed for one request and its response, in ms (also clipped to each call's
-/// deadline). 0 is refused. Returns `EXONA_OK` or `EXONA_ERR_INVALID_ARGUMENT`.
+/// deadline). Only time the process runs counts: a process stopped meanwhile (SIGSTOP, a
+/// suspended VM) reads an answer that came while it was stopped instead of timing out. 0 is
+/// refused. Returns `EXONA_OK` or `EXONA_ERR_INVALID_ARGUMENT`.
 #[no_mangle]
 pub extern "C" fn exona_client_options_set_attempt_timeout_ms(
     options: *mut exona_client_options,
