@@ -95,11 +95,19 @@ impl Fleet {
             .env("EXONA_BASE_URL", &self.sim.base_url)
             .env("EXONA_STATE_DIR", self.dir.join("state"))
             .env("EXONA_SCAN_DURATION_MS", &self.hint)
-            .env_remove("EXONA_LOG")
+            .env("EXONA_LOG", "warn")
             .env_remove("EXONA_CRASH_AT")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            // Each process's warnings (a store bypassed, a twin named), kept when a check fails.
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.join(format!("log-{who}.txt")))
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::null()),
+            );
         if let Some(point) = crash {
             c.env("EXONA_CRASH_AT", point);
         }
@@ -150,7 +158,19 @@ impl Fleet {
 
 impl Drop for Fleet {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        let twins: Vec<String> = self
+            .sim
+            .scans_by_website(&self.key)
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(w, n)| format!("{w} ({n})"))
+            .collect();
+        if twins.is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            // Kept for the post-mortem: inputs, outputs, the state store, each process's log.
+            eprintln!("exona-bench: twins {twins:?}; logs and state kept in {}", self.dir.display());
+        }
     }
 }
 

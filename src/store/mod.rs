@@ -271,6 +271,8 @@ pub struct Guarded {
     heartbeat: Mutex<Option<Heartbeat>>,
     /// Scans created while the store was bypassed, recorded when it answers again.
     unrecorded: Mutex<Vec<(String, String, SystemTime)>>,
+    /// The bypass is for contention: the store is there, another process holds its lock.
+    contended: AtomicBool,
 }
 
 /// Says so when a scan recorded in flight replaced a different scan of the same identity:
@@ -311,6 +313,7 @@ impl Guarded {
             retry_at: Mutex::new(None),
             heartbeat: Mutex::new(None),
             unrecorded: Mutex::new(Vec::new()),
+            contended: AtomicBool::new(false),
         }
     }
 
@@ -332,8 +335,18 @@ impl Guarded {
         store
     }
 
-    fn run<T>(&self, what: &str, mut f: impl FnMut(&dyn Store) -> Result<T, String>) -> Option<T> {
-        if self.broken.load(Ordering::Relaxed) {
+    fn run<T>(&self, what: &str, f: impl FnMut(&dyn Store) -> Result<T, String>) -> Option<T> {
+        self.run_with(what, false, f)
+    }
+
+    /// `run`, asked even while the store is bypassed when `always`.
+    fn run_with<T>(
+        &self,
+        what: &str,
+        always: bool,
+        mut f: impl FnMut(&dyn Store) -> Result<T, String>,
+    ) -> Option<T> {
+        if self.broken.load(Ordering::Relaxed) && !always {
             let mut retry_at = self.retry_at.lock().unwrap_or_else(|p| p.into_inner());
             match *retry_at {
                 Some(at) if std::time::Instant::now() < at => return None,
@@ -355,6 +368,7 @@ impl Guarded {
                 Some(v)
             }
             Err(e) => {
+                self.contended.store(is_contention(&e), Ordering::Relaxed);
                 let was = self.broken.swap(true, Ordering::Relaxed);
                 *self.retry_at.lock().unwrap_or_else(|p| p.into_inner()) =
                     Some(std::time::Instant::now() + REATTACH_AFTER);
@@ -383,10 +397,25 @@ impl Guarded {
     pub fn record_result(&self, identity: &str, result: &StoredResult) {
         self.run("recording a result", |s| s.record_result(identity, result));
     }
-    /// A store that fails answers `Unknown` (never `Mine`): the caller may create as without a
-    /// store, and remembers that it did so blind.
+    /// A store that does not answer (down, unreadable) answers `Unknown`, never `Mine`: the
+    /// caller may create as without a store, and remembers that it did so blind. A store that
+    /// another process holds (its lock: a process stopped inside a transaction holds it for as
+    /// long as it is stopped) answers `Creating`: the call waits and asks again rather than
+    /// create blind beside the others, who are as blind (a twin, seen in `exona-bench
+    /// crash-pause`). So a claim is asked even while the store is bypassed for contention.
     pub fn claim(&self, identity: &str, ask: Ask<'_>) -> Claim {
-        self.run("claiming a scan to create", |s| s.claim(identity, ask)).unwrap_or(Claim::Unknown)
+        let always = self.contended.load(Ordering::Relaxed);
+        let mut contended = false;
+        let outcome = self.run_with("claiming a scan to create", always, |s| {
+            let answer = s.claim(identity, ask);
+            contended = matches!(&answer, Err(e) if is_contention(e));
+            answer
+        });
+        match outcome {
+            Some(claim) => claim,
+            None if contended => Claim::Creating,
+            None => Claim::Unknown,
+        }
     }
     /// `None` when a create may claim it; `Some(Unknown)` when the store did not answer.
     pub fn peek_claim(&self, identity: &str, ask: Ask<'_>) -> Option<Claim> {
@@ -574,48 +603,49 @@ pub const AMBIGUOUS_HOLD: Duration = Duration::from_secs(144);
 mod tests {
     use super::*;
 
-    struct Failing;
+    /// Fails every call with its message: "disk I/O error" (gone), "database is locked" (held).
+    struct Failing(&'static str);
     impl Ledger for Failing {
         fn transact(&self, _: i64, _: &mut dyn FnMut(&mut SharedWindow, &mut Holds)) -> Result<(), String> {
-            Err("database is locked".into())
+            Err(self.0.into())
         }
     }
     impl Store for Failing {
         fn durations(&self, _: usize) -> Result<Vec<Duration>, String> {
-            Err("disk I/O error".into())
+            Err(self.0.into())
         }
         fn record_duration(&self, _: &str, _: Duration, _: SystemTime) -> Result<(), String> {
-            Err("disk I/O error".into())
+            Err(self.0.into())
         }
         fn result(&self, _: &str, _: SystemTime) -> Result<Option<StoredResult>, String> {
-            Err("disk I/O error".into())
+            Err(self.0.into())
         }
         fn record_result(&self, _: &str, _: &StoredResult) -> Result<(), String> {
-            Err("disk I/O error".into())
+            Err(self.0.into())
         }
         fn peek_claim(&self, _: &str, _: Ask<'_>) -> Result<Option<Claim>, String> {
-            Err("disk I/O error".into())
+            Err(self.0.into())
         }
         fn record_in_flight(&self, _: &str, _: &str, _: SystemTime) -> Result<Option<String>, String> {
-            Err("disk I/O error".into())
+            Err(self.0.into())
         }
         fn unwatch_in_flight(&self, _: &str, _: &str) -> Result<(), String> {
-            Err("disk I/O error".into())
+            Err(self.0.into())
         }
         fn watched(&self, _: &str, _: &str, _: SystemTime) -> Result<bool, String> {
-            Err("disk I/O error".into())
+            Err(self.0.into())
         }
         fn claim(&self, _: &str, _: Ask<'_>) -> Result<Claim, String> {
-            Err("disk I/O error".into())
+            Err(self.0.into())
         }
         fn renew_leases(&self, _: SystemTime) -> Result<(), String> {
-            Err("disk I/O error".into())
+            Err(self.0.into())
         }
         fn keep_ambiguous_claim(&self, _: &str, _: &str, _: SystemTime) -> Result<(), String> {
-            Err("disk I/O error".into())
+            Err(self.0.into())
         }
         fn clear_in_flight(&self, _: &str, _: &str, _: &str) -> Result<(), String> {
-            Err("disk I/O error".into())
+            Err(self.0.into())
         }
     }
 
@@ -712,7 +742,7 @@ mod tests {
 
     #[test]
     fn a_failing_store_is_bypassed_not_fatal() {
-        let g = Guarded::new(Box::new(Failing));
+        let g = Guarded::new(Box::new(Failing("disk I/O error")));
         assert!(g.durations(10).is_empty());
         assert!(g.is_bypassed());
         assert_eq!(g.result("x", SystemTime::UNIX_EPOCH), None);
@@ -723,6 +753,21 @@ mod tests {
         assert_eq!(g.claim("x", ask), Claim::Unknown, "a broken store's answer taken for mine");
         assert_eq!(g.peek_claim("x", ask), Some(Claim::Unknown));
         assert!(g.transact(0, &mut |_, _| ()).is_err(), "the governor decides alone");
+    }
+
+    /// A store held by another process (a process stopped inside a transaction holds SQLite's
+    /// lock) makes a claim wait, never a blind create; only a store that does not answer at
+    /// all lets the caller create blind. Asked again while bypassed for contention.
+    #[test]
+    fn a_held_store_makes_a_claim_wait_and_only_a_gone_one_goes_blind() {
+        let t = SystemTime::now();
+        let ask = Ask { token: "tok", since: t, at: t, settle: Duration::ZERO };
+        let held = Guarded::new(Box::new(Failing("database is locked")));
+        assert_eq!(held.claim("x", ask), Claim::Creating, "a blind create beside a held store");
+        assert!(held.is_bypassed());
+        assert_eq!(held.claim("x", ask), Claim::Creating, "asked again while bypassed for contention");
+        let gone = Guarded::new(Box::new(Failing("disk I/O error")));
+        assert_eq!(gone.claim("x", ask), Claim::Unknown);
     }
 
     /// The rule every backend shares: a claim is this call's only by its token.
