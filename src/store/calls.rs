@@ -445,82 +445,6 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// A store that stops answering while `down` is set (a database restarted), over a real
-    /// SQLite store.
-    struct Switchable {
-        inner: super::super::sqlite::SqliteStore,
-        down: Arc<AtomicBool>,
-    }
-    impl Switchable {
-        fn up(&self) -> Result<(), String> {
-            if self.down.load(Ordering::SeqCst) {
-                Err("connection refused".into())
-            } else {
-                Ok(())
-            }
-        }
-    }
-    impl crate::engine::ledger::Ledger for Switchable {
-        fn transact(
-            &self,
-            w: i64,
-            d: &mut dyn FnMut(&mut crate::engine::ledger::SharedWindow, &mut crate::engine::ledger::Holds),
-        ) -> Result<(), String> {
-            self.up()?;
-            self.inner.transact(w, d)
-        }
-    }
-    impl super::super::Store for Switchable {
-        fn durations(&self, n: usize) -> Result<Vec<Duration>, String> {
-            self.up()?;
-            self.inner.durations(n)
-        }
-        fn record_duration(&self, a: &str, b: Duration, c: SystemTime) -> Result<(), String> {
-            self.up()?;
-            self.inner.record_duration(a, b, c)
-        }
-        fn result(&self, a: &str, b: SystemTime) -> Result<Option<StoredResult>, String> {
-            self.up()?;
-            self.inner.result(a, b)
-        }
-        fn record_result(&self, a: &str, b: &StoredResult) -> Result<(), String> {
-            self.up()?;
-            self.inner.record_result(a, b)
-        }
-        fn claim(&self, a: &str, b: Ask<'_>) -> Result<Claim, String> {
-            self.up()?;
-            self.inner.claim(a, b)
-        }
-        fn peek_claim(&self, a: &str, b: Ask<'_>) -> Result<Option<Claim>, String> {
-            self.up()?;
-            self.inner.peek_claim(a, b)
-        }
-        fn record_in_flight(&self, a: &str, b: &str, c: SystemTime) -> Result<Option<String>, String> {
-            self.up()?;
-            self.inner.record_in_flight(a, b, c)
-        }
-        fn unwatch_in_flight(&self, a: &str, b: &str) -> Result<(), String> {
-            self.up()?;
-            self.inner.unwatch_in_flight(a, b)
-        }
-        fn watched(&self, a: &str, b: &str, c: SystemTime) -> Result<bool, String> {
-            self.up()?;
-            self.inner.watched(a, b, c)
-        }
-        fn clear_in_flight(&self, a: &str, b: &str, c: &str) -> Result<(), String> {
-            self.up()?;
-            self.inner.clear_in_flight(a, b, c)
-        }
-        fn renew_leases(&self, a: SystemTime) -> Result<(), String> {
-            self.up()?;
-            self.inner.renew_leases(a)
-        }
-        fn keep_ambiguous_claim(&self, a: &str, b: &str, c: SystemTime) -> Result<(), String> {
-            self.up()?;
-            self.inner.keep_ambiguous_claim(a, b, c)
-        }
-    }
-
     /// The audit's repro (issue 32): a create claimed while its process's store did not answer
     /// went as "mine"; sent again after a 429 once the store answered, it went again although
     /// another host held a live claim of the company by then (a twin). Now the first send is
@@ -532,10 +456,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let down = Arc::new(AtomicBool::new(true));
-        let this_host = Arc::new(Guarded::new(Box::new(Switchable {
-            inner: super::super::sqlite::SqliteStore::open(&dir, "fp").unwrap(),
-            down: down.clone(),
-        })));
+        let this_host =
+            Arc::new(Guarded::new(Box::new(super::super::switchable::Switchable::open(&dir, &down))));
         let other_host = super::super::open(&dir, "fp").expect("store");
         let request =
             ScanRequest { max_age_days: Some(30), ..ScanRequest::new("Co", "https://blind.example") };

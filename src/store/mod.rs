@@ -29,6 +29,8 @@ mod postgres;
 pub mod snapshot;
 #[cfg(feature = "store")]
 mod sqlite;
+#[cfg(all(test, feature = "store"))]
+mod switchable;
 
 /// A completed scan as the store keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,7 +71,7 @@ pub struct InFlightRow {
 /// The one rule for who creates a scan of an identity, for every backend (each only fetches
 /// the row in its dialect): a scan recorded since `since_ms` runs; a claim carrying `token` is
 /// this call's (even lapsed: nobody took it over); a claim whose lease holds at `at_ms` is
-/// another call's; a lapsed claim whose create was sent less than `settle_ms` ago is still
+/// another call's; a lapsed claim whose create was sent less than `settle` ago is still
 /// waited on (DESIGN.md 9.1: its owner slept or died with the create on the wire, so a scan
 /// may exist; taking it over once that scan would have completed lets the API's cache answer
 /// with it rather than a twin); anything else (no row, a lapsed claim, a scan too old) may be
@@ -79,8 +81,9 @@ pub fn who_creates(
     token: &str,
     since_ms: i64,
     at_ms: i64,
-    settle_ms: i64,
+    settle: Duration,
 ) -> Option<Claim> {
+    let settle_ms = settle.as_millis().min(i64::MAX as u128) as i64;
     match row {
         Some(r) if !r.scan_id.is_empty() && r.since_ms >= since_ms => Some(Claim::Running(r.scan_id.clone())),
         Some(r) if r.scan_id.is_empty() && !token.is_empty() && r.token == token => Some(Claim::Mine),
@@ -278,7 +281,7 @@ pub struct Guarded {
 /// Says so when a scan recorded in flight replaced a different scan of the same identity:
 /// two creates of one company, each paid for (DESIGN.md 9.1: a twin is named, never hidden).
 fn name_twin(identity: &str, scan_id: &str, other: Option<&str>) {
-    if let Some(other) = other.filter(|o| *o != scan_id) {
+    if let Some(other) = other {
         let site = identity.split('|').next().unwrap_or(identity);
         log(Level::Warn, || {
             format!("twin scan of {site}: {scan_id} was created while {other} already ran for it (both are paid for)")
@@ -781,15 +784,35 @@ mod tests {
             sent_ms,
         };
         let w = who_creates;
-        assert_eq!(w(None, "a", 0, 10, 0), None);
-        assert_eq!(w(Some(&claim("a", 20, 0)), "a", 0, 10, 0), Some(Claim::Mine));
-        assert_eq!(w(Some(&claim("a", 5, 0)), "a", 0, 10, 0), Some(Claim::Mine), "lapsed, not taken over");
-        assert_eq!(w(Some(&claim("b", 20, 0)), "a", 0, 10, 0), Some(Claim::Creating), "a sibling's");
-        assert_eq!(w(Some(&claim("b", 5, 0)), "a", 0, 10, 0), None, "lapsed: taken over");
-        assert_eq!(w(Some(&claim("", 20, 0)), "", 0, 10, 0), Some(Claim::Creating), "no token is no one's");
+        assert_eq!(w(None, "a", 0, 10, Duration::ZERO), None);
+        assert_eq!(w(Some(&claim("a", 20, 0)), "a", 0, 10, Duration::ZERO), Some(Claim::Mine));
+        assert_eq!(
+            w(Some(&claim("a", 5, 0)), "a", 0, 10, Duration::ZERO),
+            Some(Claim::Mine),
+            "lapsed, not taken over"
+        );
+        assert_eq!(
+            w(Some(&claim("b", 20, 0)), "a", 0, 10, Duration::ZERO),
+            Some(Claim::Creating),
+            "a sibling's"
+        );
+        assert_eq!(w(Some(&claim("b", 5, 0)), "a", 0, 10, Duration::ZERO), None, "lapsed: taken over");
+        assert_eq!(
+            w(Some(&claim("", 20, 0)), "", 0, 10, Duration::ZERO),
+            Some(Claim::Creating),
+            "no token is no one's"
+        );
         // Lapsed with its create sent at 2: waited on until its scan would have completed.
-        assert_eq!(w(Some(&claim("b", 5, 2)), "a", 0, 10, 9), Some(Claim::Creating), "a scan may exist");
-        assert_eq!(w(Some(&claim("b", 5, 2)), "a", 0, 11, 9), None, "it would have completed: taken over");
+        assert_eq!(
+            w(Some(&claim("b", 5, 2)), "a", 0, 10, Duration::from_millis(9)),
+            Some(Claim::Creating),
+            "a scan may exist"
+        );
+        assert_eq!(
+            w(Some(&claim("b", 5, 2)), "a", 0, 11, Duration::from_millis(9)),
+            None,
+            "it would have completed: taken over"
+        );
         let running = InFlightRow {
             scan_id: "scn_1".into(),
             since_ms: 3,
@@ -797,88 +820,36 @@ mod tests {
             token: "a".into(),
             sent_ms: 0,
         };
-        assert_eq!(w(Some(&running), "b", 0, 10, 0), Some(Claim::Running("scn_1".into())));
-        assert_eq!(w(Some(&running), "b", 4, 10, 0), None, "too old to trust");
+        assert_eq!(w(Some(&running), "b", 0, 10, Duration::ZERO), Some(Claim::Running("scn_1".into())));
+        assert_eq!(w(Some(&running), "b", 4, 10, Duration::ZERO), None, "too old to trust");
     }
 
     /// A scan created while the store was bypassed is recorded when it answers again, so that
     /// the others join it instead of creating a twin.
+    #[cfg(feature = "store")]
     #[test]
     fn a_scan_created_blind_is_recorded_when_the_store_answers_again() {
-        let failing = Arc::new(AtomicBool::new(true));
-        let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let recorded = Arc::new(Mutex::new(Vec::new()));
-        struct Recording(Flaky, Arc<Mutex<Vec<String>>>);
-        impl Ledger for Recording {
-            fn transact(
-                &self,
-                w: i64,
-                d: &mut dyn FnMut(&mut SharedWindow, &mut Holds),
-            ) -> Result<(), String> {
-                self.0.transact(w, d)
-            }
-        }
-        impl Store for Recording {
-            fn durations(&self, n: usize) -> Result<Vec<Duration>, String> {
-                self.0.durations(n)
-            }
-            fn record_duration(&self, a: &str, b: Duration, c: SystemTime) -> Result<(), String> {
-                self.0.record_duration(a, b, c)
-            }
-            fn result(&self, a: &str, b: SystemTime) -> Result<Option<StoredResult>, String> {
-                self.0.result(a, b)
-            }
-            fn record_result(&self, a: &str, b: &StoredResult) -> Result<(), String> {
-                self.0.record_result(a, b)
-            }
-            fn peek_claim(&self, a: &str, b: Ask<'_>) -> Result<Option<Claim>, String> {
-                self.0.peek_claim(a, b)
-            }
-            fn record_in_flight(
-                &self,
-                _: &str,
-                scan_id: &str,
-                _: SystemTime,
-            ) -> Result<Option<String>, String> {
-                if self.0.failing.load(Ordering::SeqCst) {
-                    return Err("database is down".into());
-                }
-                self.1.lock().unwrap().push(scan_id.to_owned());
-                Ok(None)
-            }
-            fn unwatch_in_flight(&self, a: &str, b: &str) -> Result<(), String> {
-                self.0.unwatch_in_flight(a, b)
-            }
-            fn watched(&self, a: &str, b: &str, c: SystemTime) -> Result<bool, String> {
-                self.0.watched(a, b, c)
-            }
-            fn claim(&self, a: &str, b: Ask<'_>) -> Result<Claim, String> {
-                self.0.claim(a, b)
-            }
-            fn renew_leases(&self, a: SystemTime) -> Result<(), String> {
-                self.0.renew_leases(a)
-            }
-            fn keep_ambiguous_claim(&self, a: &str, b: &str, c: SystemTime) -> Result<(), String> {
-                self.0.keep_ambiguous_claim(a, b, c)
-            }
-            fn clear_in_flight(&self, a: &str, b: &str, c: &str) -> Result<(), String> {
-                self.0.clear_in_flight(a, b, c)
-            }
-        }
-        let g =
-            Guarded::new(Box::new(Recording(Flaky { failing: failing.clone(), calls }, recorded.clone())));
+        let dir = std::env::temp_dir().join(format!("exona-blind-record-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let down = Arc::new(AtomicBool::new(true));
+        let g = Guarded::new(Box::new(switchable::Switchable::open(&dir, &down)));
+        let now = SystemTime::now();
+        let ask =
+            Ask { token: "other", since: now - Duration::from_secs(60), at: now, settle: Duration::ZERO };
         assert!(g.durations(1).is_empty(), "down");
-        g.record_in_flight("acme|citations=0", "scn_blind", SystemTime::now());
-        assert!(recorded.lock().unwrap().is_empty());
-        failing.store(false, Ordering::SeqCst);
+        g.record_in_flight("acme|citations=0", "scn_blind", now);
+        down.store(false, Ordering::SeqCst);
         // The heartbeat tries at once, bypass or not, and re-attaches the store.
         g.renew_leases(SystemTime::now());
         assert!(!g.is_bypassed(), "the heartbeat did not re-attach the store");
         assert_eq!(
-            *recorded.lock().unwrap(),
-            vec!["scn_blind".to_owned()],
+            g.peek_claim("acme|citations=0", ask),
+            Some(Claim::Running("scn_blind".into())),
             "the blind scan was not recorded"
         );
+        drop(g);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -366,13 +366,12 @@ impl PgStore {
                 token: r.get(3),
                 sent_ms: r.get(4),
             });
-        let settle_ms = ask.settle.as_millis().min(i64::MAX as u128) as i64;
         Ok(crate::store::who_creates(
             row.as_ref(),
             ask.token,
             self.db_ms(ask.since),
             self.db_ms(ask.at),
-            settle_ms,
+            ask.settle,
         ))
     }
 

@@ -352,8 +352,7 @@ fn who_creates(
             },
         )
         .optional()?;
-    let settle_ms = ask.settle.as_millis().min(i64::MAX as u128) as i64;
-    Ok(crate::store::who_creates(row.as_ref(), ask.token, unix_ms(ask.since), unix_ms(ask.at), settle_ms))
+    Ok(crate::store::who_creates(row.as_ref(), ask.token, unix_ms(ask.since), unix_ms(ask.at), ask.settle))
 }
 
 impl Ledger for SqliteStore {
