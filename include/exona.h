@@ -616,20 +616,24 @@ exona_code exona_client_options_set_expected_duration_ms(exona_client_options *o
 exona_code exona_client_options_set_state_dir(exona_client_options *options, const char *path);
 
 /**
- * The fleet store: a PostgreSQL database (`postgresql://user:password@host:port/db`, with
- * libpq's parameters such as `sslmode=require`, and `schema=NAME` for a schema other than
+ * The fleet store: a PostgreSQL database (`postgresql://user:password@host:port/db`, read as
+ * libpq reads it: `sslmode` (libpq's six, `prefer` by default), `sslrootcert`, `sslcert`,
+ * `sslkey`, the PG* variables and `~/.pgpass`; and `schema=NAME` for a schema other than
  * `exona`) shared by the processes of every host that names it, in place of the state
  * directory's SQLite file: the key's budget, claims, scans in flight, results and learned
- * durations (docs/store.md). The database is reached on first use; while it cannot be (down
- * at start, gone mid-run) it is bypassed with one warning and tried again, and no scan fails
- * for it. The URL's password never appears in a message or a log line, and is wiped from
+ * durations (docs/store.md). Its schema must exist: `exona_store_init` creates it, once, as
+ * a role that may; clients need only DML rights on it. The database is reached on first use;
+ * while it cannot be (down at start, gone mid-run, silent for more than seconds, its schema
+ * missing) it is bypassed with one warning naming why and tried again, and no scan fails for
+ * it. The URL's password (and a `password=` parameter) never appears in a message or a log line, and is wiped from
  * memory with the options and the client. "" or "off" turns the fleet store off whatever
  * `EXONA_STATE_URL` says; NULL leaves the environment's setting. Returns `EXONA_OK`, or
  * `EXONA_ERR_INVALID_ARGUMENT` for NULL options, a string that is not UTF-8 or not a
  * `postgresql://` URL (the message names what, without the password; options unchanged), or
  * when the library was built without the `fleet` feature.
  */
-exona_code exona_client_options_set_state_url(exona_client_options *options, const char *url);
+exona_code exona_client_options_set_state_url(exona_client_options *options,
+                                              const char *url);
 
 /**
  * The library version, e.g. "0.1.0". Static storage: never free it. Thread-safe.
@@ -938,6 +942,28 @@ exona_code exona_scan_options_set_max_rate_limit_wait_ms(exona_scan_options *opt
 exona_code exona_scan_options_set_progress(exona_scan_options *options,
                                            exona_progress_fn callback,
                                            void *user_data);
+
+/**
+ * Creates the fleet store's schema in the PostgreSQL database `state_url` names (the URL
+ * `exona_client_options_set_state_url` takes, `schema=NAME` included), or migrates an older
+ * one; safe to call again and from several hosts at once. Run it once, as a role that may
+ * create the schema (or own it, to migrate): clients then need only USAGE on the schema and
+ * SELECT, INSERT, UPDATE, DELETE on its tables, and a client whose schema is missing or older
+ * says so with the command that fixes it. The same as `exona store init --state-url URL`.
+ *
+ * `state_url` is required (NULL is `EXONA_ERR_INVALID_ARGUMENT`); it is only read. `*out`,
+ * when `out` is not NULL, receives a result to free with `exona_result_free`: its
+ * `exona_result_message` says what was done ("created ...", "migrated ... from version 3",
+ * "... is up to date") or what failed, never with the password. Blocks for as long as the
+ * database takes (at most a minute). Thread-safe.
+ *
+ * Returns `EXONA_OK`; `EXONA_ERR_INVALID_ARGUMENT` for a URL that is not a `postgresql://`
+ * URL or names an unknown parameter, or a library built without the `fleet` feature;
+ * `EXONA_ERR_PERMISSION` when the role may not create or alter the schema;
+ * `EXONA_ERR_NETWORK` when the database cannot be reached or refused the connection (TLS,
+ * authentication) or the statement.
+ */
+exona_code exona_store_init(const char *state_url, exona_result **out);
 
 #ifdef __cplusplus
 }  // extern "C"

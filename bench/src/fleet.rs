@@ -262,15 +262,23 @@ fn ledger_cost(server: &pg_server::PgServer) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-pub fn run() {
-    println!("## Fleet: hosts sharing a key through PostgreSQL\n");
+/// A throwaway server with the store's schema created in it (`exona store init`, as its owner
+/// would run it once), or `None` with why, printed.
+fn started() -> Option<pg_server::PgServer> {
     let server = match pg_server::PgServer::start() {
         Ok(s) => s,
         Err(e) => {
             println!("skipped: {e}\n");
-            return;
+            return None;
         }
     };
+    exona::store::init_url(&server.url()).expect("the store's schema is created");
+    Some(server)
+}
+
+pub fn run() {
+    println!("## Fleet: hosts sharing a key through PostgreSQL\n");
+    let Some(server) = started() else { return };
     println!("A throwaway PostgreSQL server on 127.0.0.1:{} (initdb + pg_ctl, fsync off).\n", server.port);
     hosts(&server);
     twins(&server);
@@ -283,13 +291,7 @@ pub fn run() {
 /// others took about 175 s.
 pub fn run_outage(runs: u32) {
     println!("## Fleet: the database stopped at 20 s for 5 s, {runs} runs\n");
-    let server = match pg_server::PgServer::start() {
-        Ok(s) => s,
-        Err(e) => {
-            println!("skipped: {e}\n");
-            return;
-        }
-    };
+    let Some(server) = started() else { return };
     let url = server.url();
     println!("| run | completed | failed | requests | 429s | hosts done at (s) | bypassed / re-attached per host | logs |");
     println!("|---|---|---|---|---|---|---|---|");
@@ -333,8 +335,7 @@ pub fn run_outage(runs: u32) {
 /// Only the ledger's cost (`exona-bench fleet-cost`: seconds, where `fleet` takes twenty minutes).
 pub fn run_cost() {
     println!("## Fleet: the ledger's cost on PostgreSQL\n");
-    match pg_server::PgServer::start() {
-        Ok(server) => ledger_cost(&server),
-        Err(e) => println!("skipped: {e}\n"),
+    if let Some(server) = started() {
+        ledger_cost(&server);
     }
 }

@@ -95,6 +95,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The fleet store's schema (a postgresql:// state URL): `exona store init` creates or
+    /// migrates it, once, as a role that may; the hosts then need only DML rights on it.
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+    },
     /// Scan a portfolio: CSV (company_name, company_website, other columns carried through) or
     /// JSON Lines in; JSON Lines (or CSV, by extension) out, one line per row as it ends.
     /// Run the same command again after a crash or Ctrl-C to resume.
@@ -120,6 +126,13 @@ pub enum Command {
         #[arg(long, value_name = "MODE", help = MODE_HELP, value_parser = parse_mode)]
         mode: Option<Mode>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StoreAction {
+    /// Create the store's schema in the database --state-url (or EXONA_STATE_URL) names, or
+    /// migrate an older one. Safe to run again, and by several hosts at once.
+    Init,
 }
 
 const MODE_HELP: &str =

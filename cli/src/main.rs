@@ -74,6 +74,24 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         // No client: no request, no store opened for writing, no lease taken.
         Command::Status { json } => status::show(setup::config(connection, None)?, json),
+        Command::Store { action: args::StoreAction::Init } => {
+            // No key needed: this talks to the database only.
+            let url = connection
+                .state_url
+                .clone()
+                .or_else(|| std::env::var(exona::config::ENV_STATE_URL).ok())
+                .map(|u| u.trim().to_owned())
+                .filter(|u| !u.is_empty() && !u.eq_ignore_ascii_case("off"));
+            let Some(url) = url else {
+                return Err(Failure::usage(
+                    "exona store init needs the fleet store's URL: --state-url postgresql://... or EXONA_STATE_URL",
+                ));
+            };
+            exona::store::check_url(&url).map_err(|e| Failure::usage(format!("the state URL: {e}")))?;
+            let done = exona::store::init_url(&url).map_err(Failure::failed)?;
+            println!("{done}");
+            Ok(())
+        }
         Command::Batch { input, output, state, max_age_days, reconcile, timeout, mode } => {
             let a = batch::BatchArgs { input, output, state, max_age_days, reconcile, timeout };
             batch::run(&client(mode)?, a, &interrupt)

@@ -32,6 +32,20 @@ fn host(sim: &SimHandle, key: &str, state: &Path, url: &str, skew_ms: i64) -> Co
     c
 }
 
+/// `exona store init` on the fleet's database, as its owner would run it once.
+fn init(url: &str) {
+    let o = Command::new(env!("CARGO_BIN_EXE_exona"))
+        .args(["store", "init", "--state-url", url])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.contains("created the state store's schema exona") && !out.contains("fleet-secret-pw"),
+        "{out}"
+    );
+}
+
 fn companies(d: &Path, n: usize) -> PathBuf {
     let p = d.join("companies.csv");
     let mut csv = String::from("company_name,company_website\n");
@@ -54,6 +68,7 @@ fn hosts_sharing_only_the_database_make_one_scan_per_company_and_meet_no_429() {
         ..Config::fast()
     })
     .unwrap();
+    init(&pg.url());
     let key = format!("exo_test_{:036}", 7001);
     let d = dir("hosts");
     let input = companies(&d, 6);

@@ -236,13 +236,16 @@ pub extern "C" fn exona_client_options_set_state_dir(
     })
 }
 
-/// The fleet store: a PostgreSQL database (`postgresql://user:password@host:port/db`, with
-/// libpq's parameters such as `sslmode=require`, and `schema=NAME` for a schema other than
+/// The fleet store: a PostgreSQL database (`postgresql://user:password@host:port/db`, read as
+/// libpq reads it: `sslmode` (libpq's six, `prefer` by default), `sslrootcert`, `sslcert`,
+/// `sslkey`, the PG* variables and `~/.pgpass`; and `schema=NAME` for a schema other than
 /// `exona`) shared by the processes of every host that names it, in place of the state
 /// directory's SQLite file: the key's budget, claims, scans in flight, results and learned
-/// durations (docs/store.md). The database is reached on first use; while it cannot be (down
-/// at start, gone mid-run) it is bypassed with one warning and tried again, and no scan fails
-/// for it. The URL's password never appears in a message or a log line, and is wiped from
+/// durations (docs/store.md). Its schema must exist: `exona_store_init` creates it, once, as
+/// a role that may; clients need only DML rights on it. The database is reached on first use;
+/// while it cannot be (down at start, gone mid-run, silent for more than seconds, its schema
+/// missing) it is bypassed with one warning naming why and tried again, and no scan fails for
+/// it. The URL's password (and a `password=` parameter) never appears in a message or a log line, and is wiped from
 /// memory with the options and the client. "" or "off" turns the fleet store off whatever
 /// `EXONA_STATE_URL` says; NULL leaves the environment's setting. Returns `EXONA_OK`, or
 /// `EXONA_ERR_INVALID_ARGUMENT` for NULL options, a string that is not UTF-8 or not a

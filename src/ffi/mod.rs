@@ -26,6 +26,7 @@ pub mod progress;
 pub mod result;
 pub mod scan;
 pub mod scan_options;
+pub mod store;
 
 #[cfg(test)]
 mod header_tests {

@@ -98,6 +98,13 @@ impl exona_result {
         r
     }
 
+    /// A result of no scan: a code and what happened (`exona_store_init`).
+    pub fn from_message(code: Code, message: &str) -> exona_result {
+        let mut r = exona_result::base(code, None);
+        r.message = Some(c_message(message));
+        r
+    }
+
     /// The same result, marked with its index in a batch.
     pub fn with_index(mut self, index: usize) -> exona_result {
         self.index = Some(index);

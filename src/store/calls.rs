@@ -30,8 +30,13 @@ pub enum Before {
     Blind,
 }
 
-/// How often a call waiting on another process's create asks the store again (a read).
+/// How soon a call waiting on another process's create first asks the store again (a read);
+/// each wait after doubles it, up to [`CLAIM_POLL_MAX`]: a claim usually resolves within a
+/// create's round trip, but one whose creator was paused lives for its whole lease, and a
+/// fleet's waiters must not read the database four times a second all that while.
 pub const CLAIM_POLL: Duration = Duration::from_millis(250);
+/// The longest wait between two reads of another process's claim.
+pub const CLAIM_POLL_MAX: Duration = Duration::from_secs(2);
 
 /// How often a call that joined a scan another call polls looks for its result in the store
 /// (a read; the API is not asked while that call's lease holds).
@@ -95,6 +100,8 @@ pub struct StoreGate {
     identity: String,
     joined: std::sync::Mutex<Option<String>>,
     told: AtomicBool,
+    /// How many times this call has waited on another's claim (its next wait doubles).
+    waits: std::sync::atomic::AtomicU32,
     /// This call's token: its claim rows carry it (DESIGN.md 9.1). A create sent again (after
     /// a 429, a 5xx or a network error) knows its own claim by it and never waits on it (a
     /// fleet host whose create met a 429 while the database was down once waited on itself),
@@ -120,6 +127,7 @@ impl StoreGate {
             identity,
             joined: Default::default(),
             told: AtomicBool::new(false),
+            waits: std::sync::atomic::AtomicU32::new(0),
             token: super::call_token(),
             blind: AtomicBool::new(false),
             settle,
@@ -171,7 +179,8 @@ impl StoreGate {
                 )
             });
         }
-        Verdict::Later(CLAIM_POLL)
+        let n = self.waits.fetch_add(1, Ordering::Relaxed).min(8);
+        Verdict::Later((CLAIM_POLL * (1u32 << n)).min(CLAIM_POLL_MAX))
     }
 }
 
@@ -442,6 +451,32 @@ mod tests {
         created(&store, &request, "scn_own", SystemTime::now());
         assert!(matches!(other.peek(), Verdict::Join(id) if id == "scn_own"));
         drop((mine, other, store));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A call waiting on another's claim reads the store less and less often (issue 34: a
+    /// fleet's waiters read the database every 250 ms for a claim's whole life): 250 ms, then
+    /// doubling, at most 2 s.
+    #[test]
+    fn a_waiter_on_anothers_claim_backs_off() {
+        let dir = std::env::temp_dir().join(format!("exona-claim-backoff-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = super::super::open(&dir, "fp").expect("store");
+        let request =
+            ScanRequest { max_age_days: Some(30), ..ScanRequest::new("Co", "https://backoff.example") };
+        let (creator, waiter) = (
+            StoreGate::new(&store, &request, Duration::ZERO).unwrap(),
+            StoreGate::new(&store, &request, Duration::ZERO).unwrap(),
+        );
+        assert!(matches!(creator.claim(), Verdict::Send));
+        let waits: Vec<u128> = (0..6)
+            .map(|_| match waiter.peek() {
+                Verdict::Later(d) => d.as_millis(),
+                _ => panic!("waits on the creator's claim"),
+            })
+            .collect();
+        assert_eq!(waits, [250, 500, 1000, 2000, 2000, 2000]);
+        drop((creator, waiter, store));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

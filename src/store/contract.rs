@@ -31,6 +31,7 @@ fn sqlite(name: &str) -> (Open, impl Drop) {
 fn postgres() -> Option<(Open, pg_server::PgServer)> {
     let server = pg_server::PgServer::start_or_skip()?;
     let url = server.url();
+    super::postgres::init(&url).unwrap();
     let open: Open = Box::new(move || Box::new(super::postgres::PgStore::new(&url, "fp").unwrap()));
     Some((open, server))
 }
@@ -298,6 +299,7 @@ fn a_dead_owners_holds_lapse_with_its_lease() {
 #[test]
 fn a_database_that_goes_away_is_bypassed_then_reattached() {
     let Some(server) = pg_server::PgServer::start_or_skip() else { return };
+    super::postgres::init(&server.url()).unwrap();
     let store = Arc::new(Guarded::new(Box::new(super::postgres::PgStore::new(&server.url(), "fp").unwrap())));
     store.record_result("acme", &result_at(100, "{}"));
     assert!(store.result("acme", t(0)).is_some());
@@ -320,11 +322,21 @@ fn a_database_that_goes_away_is_bypassed_then_reattached() {
     assert!(!store.is_bypassed());
 }
 
-/// PostgreSQL only: a schema written by a newer library is refused, not used.
+/// PostgreSQL only: no DDL at run time (DESIGN.md 9.3): a missing schema is named with the
+/// command that creates it; a schema written by a newer library is refused, not used.
 #[test]
-fn a_newer_schema_is_refused() {
+fn a_missing_schema_is_named_with_its_command_and_a_newer_one_refused() {
     let Some(server) = pg_server::PgServer::start_or_skip() else { return };
     let store = super::postgres::PgStore::new(&server.url(), "fp").unwrap();
+    let e = store.durations(1).unwrap_err();
+    assert!(e.contains("exona store init --state-url") && e.contains("schema exona"), "{e}");
+    assert!(!e.contains("fleet-secret-pw"), "{e}");
+    let mut admin = postgres::Client::connect(&server.url(), postgres::NoTls).unwrap();
+    let schemas: i64 =
+        admin.query_one("SELECT count(*) FROM pg_namespace WHERE nspname = 'exona'", &[]).unwrap().get(0);
+    assert_eq!(schemas, 0, "the run created nothing");
+    super::postgres::init(&server.url()).unwrap();
+    assert_eq!(super::postgres::init(&server.url()).unwrap(), super::postgres::Initialized::UpToDate);
     store.durations(1).unwrap();
     let mut admin = postgres::Client::connect(&server.url(), postgres::NoTls).unwrap();
     admin.execute("UPDATE exona.meta SET value = 99 WHERE key = 'schema_version'", &[]).unwrap();
@@ -332,13 +344,16 @@ fn a_newer_schema_is_refused() {
     let e = fresh.durations(1).unwrap_err();
     assert!(e.contains("version 99") && !e.contains("fleet-secret-pw"), "{e}");
     // Another schema in the same database is a store of its own.
-    let other = super::postgres::PgStore::new(&format!("{}?schema=fleet_b", server.url()), "fp").unwrap();
+    let other_url = format!("{}?schema=fleet_b", server.url());
+    super::postgres::init(&other_url).unwrap();
+    let other = super::postgres::PgStore::new(&other_url, "fp").unwrap();
     assert_eq!(other.durations(1).unwrap(), []);
 }
 
 /// PostgreSQL only: a schema of version 1 (holds without the work in sight, claims without a
-/// call's token) is brought up to date when opened; its holds count for nothing of the work
-/// in sight, and its claims are no call's (they lapse with their lease).
+/// call's token) is refused at run time with the command that migrates it, and brought up to
+/// date by that command; its holds count for nothing of the work in sight, and its claims are
+/// no call's (they lapse with their lease).
 #[test]
 fn a_schema_of_version_1_is_migrated() {
     let Some(server) = pg_server::PgServer::start_or_skip() else { return };
@@ -362,39 +377,70 @@ fn a_schema_of_version_1_is_migrated() {
         ))
         .unwrap();
     let store = super::postgres::PgStore::new(&server.url(), "fp").unwrap();
+    let e = store.durations(1).unwrap_err();
+    assert!(e.contains("version 1") && e.contains("exona store init"), "{e}");
+    assert_eq!(
+        super::postgres::init(&server.url()).unwrap(),
+        super::postgres::Initialized::Migrated { from: 1 }
+    );
     let mut seen = SharedWindow::default();
     store.peek(now_ms(), &mut |w| seen = w.clone()).unwrap();
     assert_eq!((seen.others_reserved, seen.others_expected, seen.others_queued), (2, 0, 0));
     let version: i64 =
         admin.query_one("SELECT value FROM exona.meta WHERE key = 'schema_version'", &[]).unwrap().get(0);
-    assert_eq!(version, 3);
+    assert_eq!(version, super::postgres::SCHEMA_VERSION);
     assert_eq!(store.claim("old-claim", ask("", t(0), t(4))).unwrap(), Claim::Creating, "its lease holds");
     assert_eq!(store.claim("old-claim", ask("new", t(0), t(6))).unwrap(), Claim::Mine, "lapsed: taken over");
 }
 
-/// PostgreSQL only: a role with rights on its own schema only (no right to create schemas in
-/// the database) is all the store needs.
+/// PostgreSQL only: a role that owns its schema (and may create nothing else in the database)
+/// creates it with `init`; a role with USAGE and DML only (no right to create or alter
+/// anything) runs the store: claims, the ledger, results, leases, pruning. A role without
+/// them is told which rights to ask for.
 #[test]
-fn a_role_with_rights_on_its_schema_only_is_enough() {
+fn a_role_with_dml_rights_only_runs_the_store() {
     let Some(server) = pg_server::PgServer::start_or_skip() else { return };
     let mut admin = postgres::Client::connect(&server.url(), postgres::NoTls).unwrap();
     admin
         .batch_execute(
-            "CREATE ROLE fleet LOGIN;
+            "CREATE ROLE fleet_owner LOGIN;
+             CREATE ROLE fleet_dml LOGIN;
+             CREATE ROLE stranger LOGIN;
              REVOKE CREATE ON DATABASE postgres FROM PUBLIC;
              REVOKE CREATE ON SCHEMA public FROM PUBLIC;
-             CREATE SCHEMA fleet_store AUTHORIZATION fleet;",
+             CREATE SCHEMA fleet_store AUTHORIZATION fleet_owner;",
         )
         .unwrap();
-    let url = format!("postgresql://fleet:pw@127.0.0.1:{}/postgres?schema=fleet_store", server.port);
+    let as_role =
+        |role: &str| format!("postgresql://{role}:pw@127.0.0.1:{}/postgres?schema=fleet_store", server.port);
+    let e = super::postgres::init(&as_role("fleet_dml")).unwrap_err();
+    assert!(e.contains("permission denied"), "{e}");
+    super::postgres::init(&as_role("fleet_owner")).unwrap();
+    admin
+        .batch_execute(
+            "GRANT USAGE ON SCHEMA fleet_store TO fleet_dml;
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA fleet_store TO fleet_dml;",
+        )
+        .unwrap();
     let (a, b) = (
-        super::postgres::PgStore::new(&url, "fp").unwrap(),
-        super::postgres::PgStore::new(&url, "fp").unwrap(),
+        super::postgres::PgStore::new(&as_role("fleet_dml"), "fp").unwrap(),
+        super::postgres::PgStore::new(&as_role("fleet_dml"), "fp").unwrap(),
     );
     assert_eq!(a.claim("acme", ask("ta", t(0), t(10))).unwrap(), Claim::Mine);
     assert_eq!(b.claim("acme", ask("tb", t(0), t(11))).unwrap(), Claim::Creating);
-    // And it cannot create a schema of its own: the default `exona` is refused, by name.
-    let other = format!("postgresql://fleet:pw@127.0.0.1:{}/postgres", server.port);
-    let e = super::postgres::PgStore::new(&other, "fp").unwrap().durations(1).unwrap_err();
-    assert!(e.contains("permission denied"), "{e}");
+    a.transact(now_ms(), &mut |w, mine| {
+        w.known = true;
+        w.limit = 20;
+        w.remaining = 19;
+        mine.reserved = 1;
+    })
+    .unwrap();
+    a.record_result("acme", &result_at(100, "{}")).unwrap();
+    assert!(b.result("acme", t(0)).unwrap().is_some());
+    a.record_duration("scn_1", Duration::from_secs(40), t(1)).unwrap();
+    a.renew_leases(SystemTime::now()).unwrap();
+    a.prune_now().unwrap();
+    // A role without the rights is told which to ask for.
+    let e = super::postgres::PgStore::new(&as_role("stranger"), "fp").unwrap().durations(1).unwrap_err();
+    assert!(e.contains("grant it USAGE"), "{e}");
 }

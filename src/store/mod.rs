@@ -210,6 +210,41 @@ pub fn open_url(url: &str, fingerprint: &str) -> Result<Arc<Guarded>, String> {
     }
 }
 
+/// Creates the fleet store's schema in the database `url` names, or migrates an older one
+/// (`exona store init`, `exona_store_init`): run once by a role that may create it, so that
+/// the hosts need only DML rights (DESIGN.md 9.3). Says what it did; the error names what is
+/// wrong, never a password.
+pub fn init_url(url: &str) -> Result<String, String> {
+    #[cfg(feature = "fleet")]
+    {
+        let shown = postgres::redact(url);
+        let schema = postgres::settings::parse(url, &postgres::settings::Env::process())?.schema;
+        Ok(match postgres::init(url)? {
+            postgres::Initialized::Created => {
+                format!(
+                    "created the state store's schema {schema} (version {}) in {shown}",
+                    postgres::SCHEMA_VERSION
+                )
+            }
+            postgres::Initialized::Migrated { from } => format!(
+                "migrated the state store's schema {schema} in {shown} from version {from} to {}",
+                postgres::SCHEMA_VERSION
+            ),
+            postgres::Initialized::UpToDate => {
+                format!(
+                    "the state store's schema {schema} in {shown} is up to date (version {})",
+                    postgres::SCHEMA_VERSION
+                )
+            }
+        })
+    }
+    #[cfg(not(feature = "fleet"))]
+    {
+        let _ = url;
+        Err("this build of libexona has no fleet store (feature \"fleet\")".into())
+    }
+}
+
 /// What the fleet's database knows of the key `fingerprint` stands for, read only.
 /// `Ok(None)`: no store in its schema yet.
 pub fn snapshot_url(url: &str, fingerprint: &str) -> Result<Option<snapshot::Snapshot>, String> {
