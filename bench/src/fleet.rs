@@ -339,3 +339,132 @@ pub fn run_cost() {
         ledger_cost(&server);
     }
 }
+
+/// A private CA and a certificate it signed for 127.0.0.1: (CA PEM, certificate PEM, key PEM).
+fn private_ca() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, "fleet bench CA");
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA");
+    let key = KeyPair::generate().expect("key");
+    let params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
+    let cert = params.signed_by(&key, &ca).expect("certificate");
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+/// The fleet as DBAs run PostgreSQL (issue 34), `runs` times each way, alternated
+/// (`exona-bench fleet-dba [RUNS]`): four hosts × 12 scans at 20 requests per 40 s on a plain
+/// loopback connection as the schema's owner, then through PgBouncer in transaction pooling,
+/// over TLS verified against a private CA (verify-full), as a role with DML rights only. Then
+/// the database gone silent 20 s into a run (a relay that stops forwarding, connections left
+/// open): each host's time, and the longest wait of a store call, as the hosts logged it.
+pub fn run_dba(runs: u32) {
+    println!("## Fleet: PostgreSQL as DBAs run it (TLS, a DML-only role, PgBouncer), and silent\n");
+    let Some(server) = started() else { return };
+    let (ca, cert, key) = private_ca();
+    let Some(bouncer) = pg_server::PgBouncer::start_tls_or_skip(&server, Some((&cert, &key))) else {
+        println!("skipped: pgbouncer is not installed\n");
+        return;
+    };
+    server
+        .sql(
+            "CREATE ROLE fleet_dml LOGIN; GRANT USAGE ON SCHEMA exona TO fleet_dml; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA exona TO fleet_dml;",
+        )
+        .expect("the DML role");
+    let ca_file = std::env::temp_dir().join(format!("exona-fleet-dba-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, ca).expect("CA file");
+    let plain = server.url();
+    let dba = bouncer.tls_url("fleet_dml", &ca_file);
+    println!(
+        "A throwaway server on 127.0.0.1:{}, PgBouncer {} on :{} (pool_mode transaction, client TLS with a \
+         private CA; the pooler to the server plain, on loopback). Plain: `{}`. As DBAs run it: `{}`.\n",
+        server.port,
+        pgbouncer_version(),
+        bouncer.port,
+        exona::store::redact_url(&plain),
+        exona::store::redact_url(&dba).replace(&ca_file.display().to_string(), "ca.pem")
+    );
+    println!("| run | connection | completed | failed | scans created | requests | 429s | last host done (s) | bypassed |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut times = (Vec::new(), Vec::new());
+    for n in 0..runs {
+        for (label, url) in [("plain, owner", &plain), ("TLS verify-full, DML role, PgBouncer", &dba)] {
+            let seed = 60 + 2 * n + u32::from(url == &dba);
+            let (run, _sim, _key, dirs) = four_hosts(Some(url), [0; 4], seed, || {});
+            println!(
+                "| {n} | {label} | {} | {} | {} | {} | {} | {:.1} | {} |",
+                run.completed,
+                run.failed,
+                run.scans,
+                run.requests,
+                run.rate_limited,
+                run.last_done,
+                run.bypassed
+            );
+            if url == &dba {
+                times.1.push(run.last_done)
+            } else {
+                times.0.push(run.last_done)
+            }
+            for d in &dirs {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    println!(
+        "\nMean makespan: plain {:.1} s, as DBAs run it {:.1} s ({:.3}×).\n",
+        mean(&times.0),
+        mean(&times.1),
+        mean(&times.1) / mean(&times.0).max(f64::MIN_POSITIVE)
+    );
+
+    println!("### The database goes silent 20 s into the run\n");
+    println!("| run | completed | failed | 429s | hosts done at (s) | longest wait of a store call (s) | bypassed / re-attached |");
+    println!("|---|---|---|---|---|---|---|");
+    // Each host logs at info: a store call that waited more than a second says how long.
+    let previous = std::env::var("EXONA_BENCH_HOST_LOG").ok();
+    std::env::set_var("EXONA_BENCH_HOST_LOG", "info");
+    for n in 0..runs {
+        let proxy = pg_server::SilentProxy::start(server.port);
+        let url = format!("postgresql://exona:fleet-secret-pw@127.0.0.1:{}/postgres", proxy.port);
+        let (run, _sim, _key, dirs, reports) = four_hosts_logged(Some(&url), [0; 4], 80 + n, || {
+            std::thread::sleep(Duration::from_secs(20));
+            proxy.go_silent();
+        });
+        let longest = reports
+            .iter()
+            .flat_map(|r| r.1.lines())
+            .filter_map(|l| l.split("a call waited ").nth(1)?.split(' ').next()?.parse::<f64>().ok())
+            .fold(0.0, f64::max);
+        println!(
+            "| {n} | {} | {} | {} | {} | {longest:.1} | {} / {} |",
+            run.completed,
+            run.failed,
+            run.rate_limited,
+            reports.iter().map(|r| format!("{:.1}", r.0.elapsed)).collect::<Vec<_>>().join(", "),
+            run.bypassed,
+            run.reattached
+        );
+        for d in &dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+    match previous {
+        Some(v) => std::env::set_var("EXONA_BENCH_HOST_LOG", v),
+        None => std::env::remove_var("EXONA_BENCH_HOST_LOG"),
+    }
+    println!();
+    let _ = std::fs::remove_file(ca_file);
+}
+
+fn pgbouncer_version() -> String {
+    Command::new("/usr/sbin/pgbouncer")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(|l| l.replace("PgBouncer ", "")))
+        .unwrap_or_else(|| "?".into())
+}

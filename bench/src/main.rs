@@ -9,6 +9,7 @@
 //!   cargo run --release -p exona-bench -- store        # processes sharing a key (state store)
 //!   cargo run --release -p exona-bench -- store-share  # just its two window-sharing scenarios
 //!   cargo run --release -p exona-bench -- fleet-outage [RUNS]  # the database stopped mid-run, hosts' logs kept
+//!   cargo run --release -p exona-bench -- fleet-dba [RUNS]     # TLS, a DML-only role, PgBouncer; a silent database
 //!   cargo run --release -p exona-bench -- portfolio    # the exona command: kill -9 and resume, 1,000 rows
 //!   cargo run --release -p exona-bench -- adaptive     # the adaptive mode at issue 13's three figures
 //!   cargo run --release -p exona-bench -- curve        # virtual time: requests per scan against delay
@@ -389,6 +390,7 @@ Scenarios:
   fleet         four hosts on one key through PostgreSQL (needs Debian's postgresql)
   fleet-cost    the ledger's cost on PostgreSQL
   fleet-outage [RUNS]  the database stopped mid-run, RUNS times (default 3)
+  fleet-dba [RUNS]     four hosts through TLS, a DML-only role and PgBouncer beside plain, and the database gone silent (default 2)
   all           efficiency, pressure, cancel, scale, store, portfolio, adaptive, curve (default)
 ";
 
@@ -419,6 +421,7 @@ fn main() {
         "crash-pause" => crash::run_pauses(),
         "fleet" => fleet::run(),
         "fleet-cost" => fleet::run_cost(),
+        "fleet-dba" => fleet::run_dba(std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(2)),
         "fleet-outage" => {
             fleet::run_outage(std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(3))
         }

@@ -217,6 +217,12 @@ impl PgBouncer {
     /// `None` (the test recorded as skipped) when pgbouncer is not installed, unless
     /// `EXONA_REQUIRE_TOOLS` is set.
     pub fn start_or_skip(server: &PgServer) -> Option<PgBouncer> {
+        PgBouncer::start_tls_or_skip(server, None)
+    }
+
+    /// As `start_or_skip`, clients connecting over TLS with `tls` (certificate and key PEM)
+    /// when given (the pooler to the server stays plain, on loopback).
+    pub fn start_tls_or_skip(server: &PgServer, tls: Option<(&str, &str)>) -> Option<PgBouncer> {
         let bin =
             ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"].into_iter().map(PathBuf::from).find(|p| p.exists());
         let Some(bin) = bin else {
@@ -228,13 +234,24 @@ impl PgBouncer {
             eprintln!("skip-test {test}: pgbouncer is not installed");
             return None;
         };
-        Some(PgBouncer::start(&bin, server).unwrap_or_else(|e| panic!("pgbouncer did not start: {e}")))
+        Some(PgBouncer::start(&bin, server, tls).unwrap_or_else(|e| panic!("pgbouncer did not start: {e}")))
     }
 
-    fn start(bin: &Path, server: &PgServer) -> Result<PgBouncer, String> {
-        let dir = server.dir.join("pgbouncer");
+    fn start(bin: &Path, server: &PgServer, tls: Option<(&str, &str)>) -> Result<PgBouncer, String> {
+        let dir = server.dir.join(format!("pgbouncer-{}", free_port()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let port = free_port();
+        let mut tls_lines = String::new();
+        if let Some((cert, key)) = tls {
+            std::fs::write(dir.join("server.crt"), cert).map_err(|e| e.to_string())?;
+            std::fs::write(dir.join("server.key"), key).map_err(|e| e.to_string())?;
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir.join("server.key"), std::fs::Permissions::from_mode(0o600));
+            tls_lines = format!(
+                "client_tls_sslmode = require\nclient_tls_cert_file = {d}/server.crt\nclient_tls_key_file = {d}/server.key\n",
+                d = dir.display()
+            );
+        }
         std::fs::write(dir.join("userlist.txt"), "\"exona\" \"\"\n\"fleet_dml\" \"\"\n")
             .map_err(|e| e.to_string())?;
         std::fs::write(
@@ -243,7 +260,7 @@ impl PgBouncer {
                 "[databases]\npostgres = host=127.0.0.1 port={} dbname=postgres\n\
                  [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
                  auth_type = trust\nauth_file = {d}/userlist.txt\npool_mode = transaction\n\
-                 max_client_conn = 200\ndefault_pool_size = 4\nlogfile = {d}/pgbouncer.log\n",
+                 max_client_conn = 200\ndefault_pool_size = 4\nlogfile = {d}/pgbouncer.log\n{tls_lines}",
                 server.port,
                 d = dir.display()
             ),
@@ -280,6 +297,16 @@ impl PgBouncer {
     /// A URL through the pooler for `user` (in its auth file: exona, fleet_dml).
     pub fn url(&self, user: &str) -> String {
         format!("postgresql://{user}:fleet-secret-pw@127.0.0.1:{}/postgres?sslmode=disable", self.port)
+    }
+
+    /// A URL through the pooler over TLS, the certificate verified against `ca_file` and the
+    /// host named (libpq's verify-full).
+    pub fn tls_url(&self, user: &str, ca_file: &Path) -> String {
+        format!(
+            "postgresql://{user}:fleet-secret-pw@127.0.0.1:{}/postgres?sslmode=verify-full&sslrootcert={}",
+            self.port,
+            ca_file.display()
+        )
     }
 }
 

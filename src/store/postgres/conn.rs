@@ -23,6 +23,9 @@ pub const TRANSACTION_BOUND: Duration = Duration::from_secs(4);
 /// How long a connection (TCP, TLS, authentication) may take unless the URL says
 /// `connect_timeout`.
 pub const CONNECT_BOUND: Duration = Duration::from_secs(4);
+/// How long one use of the store may wait on the database in all, a reconnection included
+/// (a waiter for the connection adds at most [`super::BUSY_BOUND`]): under 10 s.
+pub const CALL_BOUND: Duration = Duration::from_secs(8);
 /// The server's side of the same bounds, for what the client gave up on: a statement, a lock
 /// wait, and a transaction left idle (a process stopped inside one frees the key's lock when
 /// this lapses, not when TCP notices).
@@ -107,6 +110,8 @@ pub struct Conn {
     client: tokio_postgres::Client,
     /// The end of the transaction under way.
     deadline: Option<Instant>,
+    /// The end of the store's call under way (see [`CALL_BOUND`]).
+    call_deadline: Option<Instant>,
     broken: bool,
 }
 
@@ -136,14 +141,17 @@ fn driver_config(settings: &Settings, mode: tokio_postgres::config::SslMode) -> 
 }
 
 impl Conn {
-    /// Connects, bounded by the URL's `connect_timeout` or [`CONNECT_BOUND`].
-    pub fn open(settings: &Settings) -> Result<Conn, String> {
+    /// Connects, bounded by the URL's `connect_timeout` or [`CONNECT_BOUND`], and by `by`.
+    pub fn open(settings: &Settings, by: Option<Instant>) -> Result<Conn, String> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| format!("a runtime for the database connection: {e}"))?;
         let first = tls::for_settings(settings)?;
-        let bound = settings.connect_timeout.unwrap_or(CONNECT_BOUND);
+        let mut bound = settings.connect_timeout.unwrap_or(CONNECT_BOUND);
+        if let Some(by) = by {
+            bound = bound.min(by.saturating_duration_since(Instant::now()));
+        }
         let attempt = |tls: &tls::Tls| {
             let config = driver_config(settings, tls.mode);
             let connector = tls.connector.clone();
@@ -172,7 +180,7 @@ impl Conn {
         rt.spawn(async move {
             let _ = connection.await;
         });
-        Ok(Conn { rt, client, deadline: None, broken: false })
+        Ok(Conn { rt, client, deadline: None, call_deadline: by, broken: false })
     }
 
     /// Whether the connection must be dropped (no answer, or a broken socket).
@@ -222,11 +230,18 @@ impl Conn {
         self.settle(outcome, bound)
     }
 
+    /// Bounds the statements that follow by `by` too (the store's call; `None`: no bound but
+    /// the statement's and the transaction's).
+    pub fn set_call_deadline(&mut self, by: Option<Instant>) {
+        self.call_deadline = by;
+    }
+
     fn remaining(&self) -> Duration {
-        match self.deadline {
-            Some(deadline) => STATEMENT_BOUND.min(deadline.saturating_duration_since(Instant::now())),
-            None => STATEMENT_BOUND,
-        }
+        let now = Instant::now();
+        [self.deadline, self.call_deadline]
+            .into_iter()
+            .flatten()
+            .fold(STATEMENT_BOUND, |bound, by| bound.min(by.saturating_duration_since(now)))
     }
 
     /// A statement's outcome; no answer within `bound`, or a broken socket, marks the

@@ -45,13 +45,25 @@ pub struct PgStore {
     settings: Settings,
     fingerprint: String,
     holder: String,
-    conn: Mutex<Option<Conn>>,
+    /// The connection, taken out by the call that uses it (so that no lock is held while the
+    /// database is waited on) and put back after; `busy` while it is out.
+    slot: Mutex<Slot>,
+    returned: std::sync::Condvar,
     /// The database's clock less this host's, in milliseconds (measured on each connection
     /// and ledger transaction; a test may add a skew of its own, see `EXONA_TEST_CLOCK_SKEW_MS`).
     offset_ms: AtomicI64,
     /// When the store was last pruned (`None`: not yet in this process).
     pruned_at: Mutex<Option<Instant>>,
 }
+
+struct Slot {
+    busy: bool,
+    conn: Option<Conn>,
+}
+
+/// How long a call waits for the connection while another call of this client uses it: past
+/// that, the database is slow (the other call waits on it), and this call goes on without it.
+pub const BUSY_BOUND: Duration = Duration::from_secs(2);
 
 /// A URL as it may be shown: its password, and every secret parameter, replaced by `***`.
 pub fn redact(url: &str) -> String {
@@ -78,7 +90,7 @@ fn test_skew_ms() -> i64 {
 /// Creates or migrates the store's schema in the database `url` names (`exona store init`).
 pub fn init(url: &str) -> Result<Initialized, String> {
     let settings = settings::parse(url, &settings::Env::process())?;
-    let mut conn = Conn::open(&settings)?;
+    let mut conn = Conn::open(&settings, None)?;
     schema::init(&mut conn, &settings)
 }
 
@@ -92,7 +104,8 @@ impl PgStore {
             settings,
             fingerprint: fingerprint.to_owned(),
             holder: super::sqlite::holder_name(),
-            conn: Mutex::new(None),
+            slot: Mutex::new(Slot { busy: false, conn: None }),
+            returned: std::sync::Condvar::new(),
             offset_ms: AtomicI64::new(0),
             pruned_at: Mutex::new(None),
         })
@@ -104,8 +117,8 @@ impl PgStore {
     }
 
     /// A connection to a schema of this version: no DDL is run here (DESIGN.md 9.3).
-    fn connect(&self) -> Result<Conn, String> {
-        let mut conn = Conn::open(&self.settings)?;
+    fn connect(&self, by: Instant) -> Result<Conn, String> {
+        let mut conn = Conn::open(&self.settings, Some(by))?;
         schema::check(&mut conn, &self.settings)?;
         self.measure_offset(&mut conn)?;
         Ok(conn)
@@ -164,16 +177,57 @@ impl PgStore {
 
     /// Runs `f` on the connection (made if there is none); a connection that did not answer
     /// or broke is dropped, so the next use reconnects (after the guard's bypass).
+    ///
+    /// Bounded (DESIGN.md 9.3): at most [`BUSY_BOUND`] waiting for the connection, and
+    /// [`conn::CALL_BOUND`] on the database, reconnection included. A call that waited more
+    /// than a second says so at info (`exona-bench fleet-dba` reads it).
     fn with<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T, String>) -> Result<T, String> {
-        let mut slot = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() {
-            *slot = Some(self.connect()?);
+        let started = Instant::now();
+        let taken = {
+            let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+            while slot.busy {
+                let left = BUSY_BOUND.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    return Err(format!(
+                        "{}: the database did not answer another call of this client within {} s",
+                        self.settings.shown,
+                        BUSY_BOUND.as_secs()
+                    ));
+                }
+                slot = self.returned.wait_timeout(slot, left).unwrap_or_else(|p| p.into_inner()).0;
+            }
+            slot.busy = true;
+            slot.conn.take()
+        };
+        let by = Instant::now() + conn::CALL_BOUND;
+        let mut conn = match taken {
+            Some(c) => Ok(c),
+            None => self.connect(by),
+        };
+        let out = match &mut conn {
+            Ok(c) => {
+                c.set_call_deadline(Some(by));
+                let out = f(c);
+                c.set_call_deadline(None);
+                out
+            }
+            Err(e) => Err(e.clone()),
+        };
+        let waited = started.elapsed();
+        if waited > Duration::from_secs(1) {
+            crate::log::log(crate::log::Level::Info, || {
+                format!(
+                    "state store: a call waited {:.1} s on the database ({})",
+                    waited.as_secs_f64(),
+                    if out.is_ok() { "answered" } else { "no answer" }
+                )
+            });
         }
-        let conn = slot.as_mut().expect("connected above");
-        let out = f(conn);
-        if conn.is_broken() {
-            *slot = None;
-        }
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        slot.busy = false;
+        slot.conn = conn.ok().filter(|c| !c.is_broken());
+        drop(slot);
+        self.returned.notify_one();
         out
     }
 
@@ -639,7 +693,7 @@ impl Store for PgStore {
 /// schema yet. Times are translated to this host's clock.
 pub fn snapshot(url: &str, fingerprint: &str, now: SystemTime) -> Result<Option<Snapshot>, String> {
     let store = PgStore::new(url, fingerprint)?;
-    let mut c = Conn::open(&store.settings)?;
+    let mut c = Conn::open(&store.settings, Some(Instant::now() + conn::CALL_BOUND))?;
     let s = store.settings.schema.clone();
     let exists: bool = c.query_one(&format!("SELECT to_regclass('{s}.meta') IS NOT NULL"), &[])?.get(0);
     if !exists {
