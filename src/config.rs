@@ -207,11 +207,18 @@ pub fn check_api_key(api_key: &str) -> Result<(), Error> {
     let shaped =
         secret.is_some_and(|s| s.len() == KEY_SECRET_CHARS && s.bytes().all(|b| b.is_ascii_alphanumeric()));
     if !shaped {
+        // Counted as the rule counts: what follows the prefix, when there is one.
+        let what = match secret {
+            Some(s) if s.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+                format!("{} letters and digits follow its prefix", s.len())
+            }
+            Some(_) => "what follows its prefix is not only letters and digits".to_owned(),
+            None => format!("it starts with neither prefix ({} characters in all)", api_key.len()),
+        };
         return Err(Error::invalid_argument(format!(
             "api_key does not have the shape of an Exona key (exo_live_ or exo_test_ followed by \
-             {KEY_SECRET_CHARS} letters and digits; it has {} characters); it was not sent. Keys are \
-             issued in the Developers dashboard of the Exona platform",
-            api_key.len()
+             {KEY_SECRET_CHARS} letters and digits; {what}); it was not sent. Keys are issued in the \
+             Developers dashboard of the Exona platform"
         )));
     }
     Ok(())
@@ -292,6 +299,12 @@ mod tests {
             assert!(e.message.contains("exo_live_"), "{}", e.message);
             assert!(!e.message.contains(&bad[4..]), "the key is echoed: {}", e.message);
         }
+        // Counted as the rule counts (issue 36: a key of 46 characters was said to have 46
+        // where the rule speaks of the 36 after the prefix).
+        let e = check_api_key("exo_test_abcdefghijklmnopqrstuvwxyz01234567890").unwrap_err();
+        assert!(e.message.contains("37 letters and digits follow its prefix"), "{}", e.message);
+        let e = check_api_key("sk-abcdefghijklmnopqrstuvwxyz0123456789").unwrap_err();
+        assert!(e.message.contains("starts with neither prefix"), "{}", e.message);
     }
 
     #[test]

@@ -35,7 +35,21 @@ pub fn scan(client: &Client, a: ScanArgs, interrupt: &Interrupt) -> Result<(), F
 }
 
 pub fn get(client: &Client, scan_id: &str, json: bool, interrupt: &Interrupt) -> Result<(), Failure> {
+    check_scan_id(scan_id)?;
     show(client.get_scan(scan_id), json, interrupt)
+}
+
+/// A scan id has the API's shape (`scn_...`, `scn_test_...` for test keys): anything else is
+/// refused before a request is sent (issue 36: `exona wait hello` asked the API).
+fn check_scan_id(scan_id: &str) -> Result<(), Failure> {
+    let rest = scan_id.strip_prefix("scn_").unwrap_or("");
+    if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return Err(Failure::usage(format!(
+            "{scan_id:?} is not a scan id: ids start with scn_ (scn_test_ for test keys), as \
+             `exona scan --json`, a batch's output or an interrupted scan print them"
+        )));
+    }
+    Ok(())
 }
 
 pub fn wait(
@@ -45,6 +59,7 @@ pub fn wait(
     json: bool,
     interrupt: &Interrupt,
 ) -> Result<(), Failure> {
+    check_scan_id(scan_id)?;
     let options = options(timeout, interrupt);
     let mut spinner = Spinner::new();
     let outcome = client.wait_with_progress(scan_id, &options, &mut |p| spinner.tick(p));
@@ -57,8 +72,9 @@ fn options(timeout: Duration, interrupt: &Interrupt) -> WaitOptions {
 }
 
 /// Prints a scan (completed, failed or still processing) or an error. Exit status: 0 for a
-/// completed scan (or one still processing, from `get`), 1 for a failed scan or an error,
-/// 130 when interrupted.
+/// completed scan (or one still processing, from `get`), 2 for an argument the library
+/// refused (a website, a number out of range), 1 for a failed scan or another error, 130 when
+/// interrupted.
 fn show(outcome: Result<Scan, Error>, json: bool, interrupt: &Interrupt) -> Result<(), Failure> {
     match outcome {
         Ok(scan) => {
@@ -81,6 +97,9 @@ fn show(outcome: Result<Scan, Error>, json: bool, interrupt: &Interrupt) -> Resu
             let message = format!("{}: {}{resume}", e.code.name(), e.message);
             if e.code == Code::Cancelled && interrupt.happened() {
                 return Err(Failure::interrupted(interrupt, message));
+            }
+            if e.code == Code::InvalidArgument {
+                return Err(Failure::usage(message));
             }
             Err(Failure::failed(message))
         }

@@ -118,6 +118,22 @@ fn errors_a_person_can_act_on() {
     assert_eq!(sim.stats("exo_live_short").posts, 0, "refused before any request");
     let o = exona(&sim, &key(2), &d).args(["scan", "A"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "usage");
+    // Issue 36: a website the library refuses is an argument error (2, as the help says),
+    // an id of the wrong shape is refused before any request, and a base URL without its
+    // /api/v1 is named as the likely cause of a bare 404.
+    let o = exona(&sim, &key(2), &d).args(["scan", "X", "acme.ai"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
+    assert!(text(&o).1.contains("EXONA_ERR_INVALID_ARGUMENT"), "{}", text(&o).1);
+    for cmd in ["wait", "get"] {
+        let o = exona(&sim, &key(2), &d).args([cmd, "hello"]).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
+        assert!(text(&o).1.contains("is not a scan id") && text(&o).1.contains("scn_"), "{}", text(&o).1);
+    }
+    let root = sim.base_url.trim_end_matches("/api/v1").to_owned();
+    let o =
+        exona(&sim, &key(2), &d).env("EXONA_BASE_URL", &root).args(["get", "scn_test_x"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o).1);
+    assert!(text(&o).1.contains("ends in /api/v1"), "{}", text(&o).1);
     let csv = d.join("in.csv");
     std::fs::write(&csv, "name,site\nA,https://a.example\n").unwrap();
     let o = exona(&sim, &key(2), &d)

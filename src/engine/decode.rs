@@ -71,6 +71,13 @@ pub fn api_error(response: &Response) -> Error {
         (None, Some(c)) => format!("HTTP {} {c}", response.status),
         (None, None) => format!("HTTP {} without the API's error envelope", response.status),
     };
+    // The API answers a scan it does not know with SCAN_NOT_FOUND: any other 404 is a path
+    // the server does not serve, most often a base URL without its /api/v1 (issue 36).
+    let message = if response.status == 404 && api_code.as_deref() != Some("SCAN_NOT_FOUND") {
+        format!("{message} (not the API's answer for an unknown scan: check the base URL, which ends in /api/v1, e.g. https://api.example/api/v1)")
+    } else {
+        message
+    };
     let mut e = Error::new(Code::for_http_status(response.status), message);
     e.http_status = Some(response.status);
     e.api_code = api_code;
@@ -112,6 +119,19 @@ pub fn scan_failed(scan: Scan) -> Error {
 mod tests {
     use super::*;
     use crate::transport::Headers;
+
+    #[test]
+    fn a_bare_404_points_at_the_base_url() {
+        let e = api_error(&response(404, "<html>Not Found</html>", None));
+        assert_eq!(e.code, Code::NotFound);
+        assert!(e.message.contains("ends in /api/v1") && e.message.contains("base URL"), "{}", e.message);
+        let e = api_error(&response(
+            404,
+            r#"{"error":{"code":"SCAN_NOT_FOUND","message":"no such scan"}}"#,
+            None,
+        ));
+        assert!(!e.message.contains("base URL"), "{}", e.message);
+    }
 
     fn response(status: u16, body: &str, request_id: Option<&str>) -> Response {
         Response {

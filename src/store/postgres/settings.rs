@@ -166,14 +166,19 @@ pub fn parse(url: &str, env: &Env<'_>) -> Result<Settings, String> {
         return Err(format!("{shown} is not a postgresql:// URL"));
     }
     let mut params: Vec<(String, String)> = Vec::new();
-    for (k, v) in u.query_pairs() {
-        if !KNOWN.contains(&k.as_ref()) {
+    // Percent-decoded as libpq decodes a URI: a `+` is a plus, not a space.
+    let pairs = u.query().unwrap_or("").split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k), percent_decode(v))
+    });
+    for (k, v) in pairs {
+        if !KNOWN.contains(&k.as_str()) {
             return Err(format!(
                 "{shown}: unknown parameter {k:?} (libpq's: {}; ours: schema)",
                 KNOWN.iter().filter(|k| **k != "schema").copied().collect::<Vec<_>>().join(", ")
             ));
         }
-        params.push((k.into_owned(), v.into_owned()));
+        params.push((k, v));
     }
     let param = |name: &str| params.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let env_var = |name: &str| (env.var)(name);
@@ -359,6 +364,8 @@ mod tests {
         assert_eq!(s.ssl_root_cert.as_deref(), Some("/ca.pem"));
         assert_eq!(s.options.as_deref(), Some("-c a=b"), "the user's options are kept, spaces as spaces");
         assert_eq!(s.schema, "fleet_a");
+        let s = parse_with("postgresql://u@h/db?password=a+b%2Bc", &[], None);
+        assert_eq!(s.password.as_deref(), Some("a+b+c"), "a plus is a plus, as libpq reads it");
         let s = parse_with(
             "postgresql:///",
             &[
