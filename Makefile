@@ -1,6 +1,6 @@
 # libexona: the two commands a newcomer needs are `make demo` and `make test`.
 
-.PHONY: demo test test-rust test-c test-go test-ruby test-python test-install test-fuzz header build clean install uninstall
+.PHONY: demo test abi-baseline test-rust test-c test-go test-ruby test-python test-install test-fuzz header build clean install uninstall
 
 PREFIX ?= /usr/local
 export PREFIX LIBDIR DESTDIR
@@ -17,6 +17,13 @@ test:
 # installed tree, the fuzzers (EXONA_FUZZ_SECONDS per target).
 test-rust test-c test-go test-ruby test-python test-install test-fuzz:
 	bash scripts/test.sh $(@:test-%=%)
+
+# The ABI baseline (abi/): write it from the library as `make install` builds it, when a
+# release moves the SONAME's major (or adds to the surface and should hold the additions).
+# The suite compares every build with it (scripts/abi.sh, run by `make test-install`).
+abi-baseline:
+	CARGO_TARGET_DIR=$(CURDIR)/target/install EXONA_SONAME=1 cargo build --release --locked -p exona
+	bash scripts/abi.sh baseline target/install/release/libexona.so
 
 # Regenerate include/exona.h after changing the C surface (src/ffi), then commit it.
 header:

@@ -25,6 +25,33 @@ fn main() {
          #define EXONA_VERSION_NUMBER ((EXONA_VERSION_MAJOR * 10000) + (EXONA_VERSION_MINOR * 100) + EXONA_VERSION_PATCH)\n\
          #define EXONA_VERSION_STRING \"{major}.{minor}.{patch}\"\n"
     ));
+    // The commit the library is built from, named by exona_version() ("0.1.0+4f2a9c1b7d3e",
+    // semver's build metadata): EXONA_COMMIT (packagers), else the COMMIT file a source
+    // tarball carries (`make dist`), else git; none known: the version alone.
+    println!("cargo:rerun-if-env-changed=EXONA_COMMIT");
+    println!("cargo:rerun-if-changed=COMMIT");
+    for git in [".git/HEAD", ".git/refs/heads", ".git/packed-refs"] {
+        if std::path::Path::new(&format!("{dir}/{git}")).exists() {
+            println!("cargo:rerun-if-changed={git}");
+        }
+    }
+    let commit = std::env::var("EXONA_COMMIT")
+        .ok()
+        .or_else(|| std::fs::read_to_string(format!("{dir}/COMMIT")).ok())
+        .or_else(|| {
+            let out = std::process::Command::new("git")
+                .args(["-C", &dir, "rev-parse", "--short=12", "HEAD"])
+                .output()
+                .ok()?;
+            out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        })
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_alphanumeric()));
+    let full = match commit {
+        Some(c) => format!("{major}.{minor}.{patch}+{c}"),
+        None => format!("{major}.{minor}.{patch}"),
+    };
+    println!("cargo:rustc-env=EXONA_VERSION_FULL={full}");
     // An installed library carries a SONAME (libexona.so.MAJOR); `make install` asks for it.
     // Builds for tests do not, so programs linked inside target/ find libexona.so itself.
     println!("cargo:rerun-if-env-changed=EXONA_SONAME");

@@ -146,6 +146,33 @@ else
   echo "--- SKIP: installed-tree/ruby-installed (ruby or its ffi gem is not installed)"
 fi
 
+# The ABI held (scripts/abi.sh): the installed library against the committed baseline; then
+# the check's own test: a field's type changed in a copy of the header, and a function the
+# baseline has and the library lacks, must each fail it while the SONAME's major is unchanged.
+installed_lib="$prefix/lib/libexona.so.0.1.0"
+bash scripts/abi.sh check "$installed_lib" || failed=1
+if command -v abidw >/dev/null 2>&1; then
+  mkdir -p "$work/abi-broken/include" "$work/abi-removed"
+  sed 's/^  uint32_t budget_left;/  uint64_t budget_left;/' include/exona.h >"$work/abi-broken/include/exona.h"
+  if EXONA_ABI_INCLUDE="$work/abi-broken/include" bash scripts/abi.sh check "$installed_lib" >"$work/abi-broken.out" 2>&1; then
+    fail abi-check-sees-a-changed-field "a struct field's type changed and the check passed"
+  elif grep -q "FAIL: abi/exona-h.abi: an incompatible change" "$work/abi-broken.out"; then
+    pass abi-check-sees-a-changed-field
+  else
+    fail abi-check-sees-a-changed-field "$(cat "$work/abi-broken.out")"
+  fi
+  cp abi/* "$work/abi-removed/"
+  sed -i "s|<elf-function-symbols>|<elf-function-symbols>\n    <elf-symbol name='exona_gone' type='func-type' binding='global-binding' visibility='default-visibility' is-defined='yes'/>|" \
+    "$work/abi-removed/libexona.abi"
+  if EXONA_ABI_DIR="$work/abi-removed" bash scripts/abi.sh check "$installed_lib" >"$work/abi-removed.out" 2>&1; then
+    fail abi-check-sees-a-removed-function "a function of the baseline is gone and the check passed"
+  elif grep -q "FAIL: abi/libexona.abi: an incompatible change" "$work/abi-removed.out"; then
+    pass abi-check-sees-a-removed-function
+  else
+    fail abi-check-sees-a-removed-function "$(cat "$work/abi-removed.out")"
+  fi
+fi
+
 make --no-print-directory uninstall PREFIX="$prefix" >/dev/null 2>&1
 left=$(find "$prefix" -type f -o -type l | wc -l)
 [ "$left" -eq 0 ] && pass uninstall || fail uninstall "$left file(s) left: $(find "$prefix" -type f -o -type l)"

@@ -31,6 +31,10 @@ pub mod ffi;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 
+/// This library's version and the commit it was built from ("0.1.0+4f2a9c1b7d3e"; the
+/// version alone when the build knew no commit), as `exona_version()` gives it.
+pub const BUILD_VERSION: &str = env!("EXONA_VERSION_FULL");
+
 pub use batch::{Batch, Counts, Next, Status};
 pub use client::{Client, ConnectOptions, WaitOptions, DEFAULT_BASE_URL, DEFAULT_DEADLINE};
 pub use config::ClientConfig;

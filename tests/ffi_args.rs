@@ -191,7 +191,7 @@ fn accessors_accept_null() {
     assert_eq!(exona_cancel(null()), EXONA_ERR_INVALID_ARGUMENT);
     assert!(!exona_cancel_is_cancelled(null()));
     exona_cancel_free(null_mut());
-    assert_eq!(text(exona_version()).unwrap(), env!("CARGO_PKG_VERSION"));
+    assert_eq!(text(exona_version()).unwrap().split('+').next(), Some(env!("CARGO_PKG_VERSION")));
     assert_eq!(text(exona_code_name(-3)).unwrap(), "EXONA_ERR_UNKNOWN");
 }
 

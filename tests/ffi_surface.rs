@@ -104,5 +104,17 @@ fn the_header_version_is_the_crate_version() {
         assert!(header.contains(&format!("#define EXONA_VERSION_{name} {value}\n")), "{name}");
     }
     let linked = unsafe { std::ffi::CStr::from_ptr(exona::ffi::codes::exona_version()) };
-    assert_eq!(linked.to_str().unwrap(), version);
+    // The release, then the commit as semver build metadata (issue 36).
+    let (release, commit) =
+        linked.to_str().unwrap().split_once('+').unwrap_or((linked.to_str().unwrap(), ""));
+    assert_eq!(release, version);
+    let head = std::process::Command::new("git")
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    if let Some(head) = head {
+        assert_eq!(commit, head, "exona_version() names the commit it was built from");
+    }
 }

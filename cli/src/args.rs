@@ -9,7 +9,7 @@ use exona::Mode;
 #[derive(Parser, Debug)]
 #[command(
     name = "exona",
-    version,
+    version = exona::BUILD_VERSION,
     about = "Scan companies with the Exona AI-risk API: one company, a scan by id, or a whole portfolio",
     after_help = "The key comes from EXONA_API_KEY (or --key-file), the URL from EXONA_BASE_URL (or --base-url).\n\
                   What the command learns is kept in $XDG_STATE_HOME/exona (EXONA_STATE_DIR; \"off\" turns it off).\n\

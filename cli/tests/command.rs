@@ -102,6 +102,23 @@ fn scan_prints_a_summary_or_json_and_says_how_it_ended() {
 }
 
 #[test]
+fn the_version_names_the_release_and_the_commit() {
+    let o = Command::new(env!("CARGO_BIN_EXE_exona")).arg("--version").output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    assert_eq!(o.status.code(), Some(0));
+    let head = Command::new("git")
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    match head {
+        Some(head) => assert_eq!(out, format!("exona {}+{head}", env!("CARGO_PKG_VERSION"))),
+        None => assert!(out.starts_with(&format!("exona {}", env!("CARGO_PKG_VERSION"))), "{out}"),
+    }
+}
+
+#[test]
 fn errors_a_person_can_act_on() {
     let sim = sim_with(fast());
     let d = dir("errors");

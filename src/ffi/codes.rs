@@ -76,10 +76,13 @@ impl From<Code> for exona_code {
     }
 }
 
-/// The library version, e.g. "0.1.0". Static storage: never free it. Thread-safe.
+/// The linked library's version and the commit it was built from, as semver with build
+/// metadata: e.g. "0.1.0+4f2a9c1b7d3e"; just "0.1.0" when the build knew no commit. The part
+/// before any '+' is what `EXONA_VERSION_STRING` says for a header of the same release.
+/// Static storage: never free it. Thread-safe.
 #[no_mangle]
 pub extern "C" fn exona_version() -> *const c_char {
-    boundary(|| concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast())
+    boundary(|| concat!(env!("EXONA_VERSION_FULL"), "\0").as_ptr().cast())
 }
 
 /// The name of a code, e.g. "EXONA_ERR_TIMEOUT". Takes a plain int so that any value a
