@@ -1,6 +1,6 @@
 # libexona: the two commands a newcomer needs are `make demo` and `make test`.
 
-.PHONY: demo test abi-baseline test-rust test-c test-go test-ruby test-python test-install test-fuzz header build clean install uninstall
+.PHONY: demo test abi-baseline dist test-dist test-rust test-c test-go test-ruby test-python test-install test-fuzz header build clean install uninstall
 
 PREFIX ?= /usr/local
 export PREFIX LIBDIR DESTDIR
@@ -15,7 +15,7 @@ test:
 
 # One part of it: the Rust crates (with the C programs), the C programs alone, a binding, the
 # installed tree, the fuzzers (EXONA_FUZZ_SECONDS per target).
-test-rust test-c test-go test-ruby test-python test-install test-fuzz:
+test-rust test-c test-go test-ruby test-python test-install test-dist test-fuzz:
 	bash scripts/test.sh $(@:test-%=%)
 
 # The ABI baseline (abi/): write it from the library as `make install` builds it, when a
@@ -34,6 +34,12 @@ build:
 
 clean:
 	cargo clean
+
+# The packages users install, under target/dist: a source tarball, Debian packages
+# (libexona0, libexona-dev, exona), a Python wheel and a Ruby gem carrying the library, and
+# SHA256SUMS (scripts/dist.sh; checked by `make test-dist`).
+dist:
+	bash scripts/dist.sh
 
 # Install the shared library (SONAME libexona.so.MAJOR), the static library, the header,
 # pkg-config files and a CMake package under PREFIX (LIBDIR, DESTDIR honoured).

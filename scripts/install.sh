@@ -49,8 +49,9 @@ fi
 EXONA_SONAME=1 cargo build --release --locked -p exona -p exona-cli
 built="$CARGO_TARGET_DIR/release"
 
+INCLUDE_FROM_LIBDIR=$(realpath -m --relative-to="$LIBDIR" "$PREFIX/include")
 fill() {
-  sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@LIBDIR@|$LIBDIR|g" -e "s|@VERSION@|$VERSION|g" \
+  sed -e "s|@INCLUDE_FROM_LIBDIR@|$INCLUDE_FROM_LIBDIR|g" -e "s|@PREFIX@|$PREFIX|g" -e "s|@LIBDIR@|$LIBDIR|g" -e "s|@VERSION@|$VERSION|g" \
       -e "s|@MAJOR@|$MAJOR|g" -e "s|@MINOR@|$MINOR|g" -e "s|@STATIC_LIBS@|$STATIC_LIBS|g" \
       -e "s|@STATIC_LIBS_CMAKE@|$(echo "$STATIC_LIBS" | sed 's/-l//g; s/ /;/g')|g" "$1"
 }

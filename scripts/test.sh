@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, or some of its parts:
 #
-#   bash scripts/test.sh [PART...]     PART: rust c go ruby python install fuzz (default: all
-#                                      but c, which is a part of rust)
+#   bash scripts/test.sh [PART...]     PART: rust c go ruby python install dist fuzz (default:
+#                                      all but c, which is a part of rust)
 #
 # - rust: the Rust crates (and the crash harness, cli/tests/crash.rs, built with the test-only
 #   feature crash-points): unit, integration and simulator tests, and the C programs compiled with
@@ -14,7 +14,10 @@
 # - python: `pip install ./bindings/python` (a wheel carrying libexona, built by maturin) into a
 #   virtual environment in a temporary directory, then pytest on bindings/python/tests;
 # - install: the installed tree: make install into a temporary prefix, examples built through
-#   pkg-config and CMake (when cmake exists), shared and static, then make uninstall;
+#   pkg-config and CMake (when cmake exists), shared and static, the ABI against abi/
+#   (scripts/abi.sh), then make uninstall;
+# - dist: make dist (target/dist), each artifact installed into a clean place and used with
+#   no Rust toolchain on PATH (scripts/check-dist.sh);
 # - fuzz: a short coverage-guided fuzz run of every parser (nightly only; "skipped" without it;
 #   EXONA_FUZZ_SECONDS per target, default 10).
 # Ends with the failures by name and one line "N passed, N failed, N skipped"
@@ -30,11 +33,11 @@ EXONA_SKIP_LOG=$(mktemp)
 trap 'rm -f "$log" "$EXONA_SKIP_LOG"' EXIT
 
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(rust go ruby python install fuzz)
+[ ${#parts[@]} -eq 0 ] && parts=(rust go ruby python install dist fuzz)
 for part in "${parts[@]}"; do
   case "$part" in
-    rust | c | go | ruby | python | install | fuzz) ;;
-    *) echo "scripts/test.sh: unknown part '$part' (rust c go ruby python install fuzz)" >&2; exit 2 ;;
+    rust | c | go | ruby | python | install | dist | fuzz) ;;
+    *) echo "scripts/test.sh: unknown part '$part' (rust c go ruby python install dist fuzz)" >&2; exit 2 ;;
   esac
 done
 wants() {
@@ -131,6 +134,11 @@ fi
 if wants install; then
   echo "== Installed tree: make install, pkg-config, CMake, make uninstall"
   step "installed tree" '^(--- |cmake not installed|make install:)' bash scripts/check-install.sh
+fi
+
+if wants dist; then
+  echo "== Packages: make dist, each installed into a clean place and used without Rust"
+  step "packages" '^(--- |make dist)' bash scripts/check-dist.sh
 fi
 
 if wants fuzz; then

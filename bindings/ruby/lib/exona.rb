@@ -2,7 +2,8 @@
 
 # libexona for Ruby: the Exona AI-risk scanning API through the C library, with the ffi gem.
 #
-# The library is looked for, in order: ENV["EXONA_LIB"] (a path to libexona.so); the libdir
+# The library is looked for, in order: ENV["EXONA_LIB"] (a path to libexona.so); the one the
+# gem carries (lib/exona/libexona.so, in a gem `make dist` built); the libdir
 # that pkg-config names for exona (an installed prefix: make install PREFIX=...; set
 # PKG_CONFIG_PATH=PREFIX/lib/pkgconfig when it is not a system path); the system's library
 # path ("libexona.so.0", "libexona.so"); and this repository's build (../../target/release).
@@ -15,6 +16,7 @@ module Exona
   # Where libexona may be, most explicit first.
   module Locate # :nodoc:
     REPO_BUILD = File.expand_path("../../../target/release/libexona.so", __dir__)
+    BUNDLED = File.expand_path("exona/libexona.so", __dir__)
 
     def self.pkg_config_libdir
       out, status = Open3.capture2e("pkg-config", "--variable=libdir", "exona")
@@ -25,7 +27,8 @@ module Exona
     end
 
     def self.candidates
-      [ENV["EXONA_LIB"], pkg_config_libdir, "libexona.so.0", "exona", REPO_BUILD].compact.reject(&:empty?)
+      bundled = File.exist?(BUNDLED) ? BUNDLED : nil
+      [ENV["EXONA_LIB"], bundled, pkg_config_libdir, "libexona.so.0", "exona", REPO_BUILD].compact.reject(&:empty?)
     end
 
     HELP = <<~TEXT
