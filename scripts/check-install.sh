@@ -176,4 +176,6 @@ fi
 make --no-print-directory uninstall PREFIX="$prefix" >/dev/null 2>&1
 left=$(find "$prefix" -type f -o -type l | wc -l)
 [ "$left" -eq 0 ] && pass uninstall || fail uninstall "$left file(s) left: $(find "$prefix" -type f -o -type l)"
+dirs_left=$(find "$prefix" -mindepth 1 -type d | wc -l)
+[ "$dirs_left" -eq 0 ] && pass uninstall-leaves-no-directory || fail uninstall-leaves-no-directory "$(find "$prefix" -mindepth 1 -type d)"
 exit "$failed"

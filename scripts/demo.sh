@@ -7,8 +7,11 @@ cd "$(dirname "$0")/.."
 name=${1:-Acme AI Ltd}
 website=${2:-https://acme.ai}
 
-echo "==> building libexona, the exona command and exona-sim (release; the first build takes about a minute)"
-cargo build --release --quiet -p exona -p exona-cli -p exona-sim
+echo "==> building libexona, the exona command and exona-sim (release; cargo names each crate it"
+echo "    compiles: about 4 minutes the first time on two cores, seconds after)"
+started=$SECONDS
+cargo build --release -p exona -p exona-cli -p exona-sim
+echo "==> built in $((SECONDS - started)) s"
 mkdir -p target/demo
 cc -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude examples/c/scan.c \
    -Ltarget/release -lexona -Wl,-rpath,"$PWD/target/release" -o target/demo/scan
@@ -30,7 +33,7 @@ echo
 # A test key of the documented shape; the simulator accepts any such key. A fresh state
 # directory per demo (the simulator is fresh too): the C program records the result there.
 rm -rf target/demo/state
-EXONA_API_KEY=exo_test_demo00000000000000000000000000000000 \
+EXONA_API_KEY=exo_test_000000000000000000000000000000000000 \
 EXONA_BASE_URL="$base_url" \
 EXONA_STATE_DIR="$PWD/target/demo/state" \
 EXONA_SCAN_DURATION_MS=3000-8000 \
@@ -39,7 +42,7 @@ EXONA_SCAN_DURATION_MS=3000-8000 \
 echo
 echo "==> the same company through the exona command (answered from its state store: no request)"
 echo
-EXONA_API_KEY=exo_test_demo00000000000000000000000000000000 \
+EXONA_API_KEY=exo_test_000000000000000000000000000000000000 \
 EXONA_BASE_URL="$base_url" \
 EXONA_STATE_DIR="$PWD/target/demo/state" \
 EXONA_SCAN_DURATION_MS=3000-8000 \

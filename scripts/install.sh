@@ -35,7 +35,10 @@ if [ "$action" = uninstall ]; then
   for f in "${files[@]}"; do
     rm -f "$DESTDIR$f"
   done
-  rmdir "$DESTDIR$LIBDIR/cmake/exona" 2>/dev/null || true
+  # The directories install made, when nothing else is in them (deepest first).
+  for d in "$LIBDIR/cmake/exona" "$LIBDIR/cmake" "$LIBDIR/pkgconfig" "$LIBDIR" "$PREFIX/include" "$PREFIX/bin"; do
+    rmdir "$DESTDIR$d" 2>/dev/null || true
+  done
   echo "removed libexona $VERSION from $DESTDIR$PREFIX"
   exit 0
 fi
