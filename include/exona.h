@@ -636,7 +636,10 @@ exona_code exona_client_options_set_state_url(exona_client_options *options,
                                               const char *url);
 
 /**
- * The library version, e.g. "0.1.0". Static storage: never free it. Thread-safe.
+ * The linked library's version and the commit it was built from, as semver with build
+ * metadata: e.g. "0.1.0+4f2a9c1b7d3e"; just "0.1.0" when the build knew no commit. The part
+ * before any '+' is what `EXONA_VERSION_STRING` says for a header of the same release.
+ * Static storage: never free it. Thread-safe.
  */
 const char *exona_version(void);
 

@@ -48,7 +48,7 @@ wants() {
 
 # Runs one step; its output goes to the log (and, filtered by $2 when given, to the screen).
 step() {
-  local name="$1" filter="$2"
+  local name="$1" filter="$2" step_started=$SECONDS
   shift 2
   echo "== step: $name" >>"$log"
   if [ -n "$filter" ]; then
@@ -60,6 +60,7 @@ step() {
   if [ "$rc" -ne 0 ]; then
     echo "step failed: $name (exit $rc)" | tee -a "$log"
   fi
+  echo "   ($name: $((SECONDS - step_started)) s)"
 }
 
 if wants rust; then
@@ -156,5 +157,6 @@ if [ -n "$bench_commit" ] && git rev-parse -q --verify "$bench_commit^{commit}" 
 fi
 
 echo
+echo "the suite took $((SECONDS / 60)) min $((SECONDS % 60)) s"
 grep -E '^skip-(test|check) ' "$EXONA_SKIP_LOG" || true
 bash scripts/summary.sh "$log" "$EXONA_SKIP_LOG"
