@@ -52,11 +52,19 @@ fn main() {
         None => format!("{major}.{minor}.{patch}"),
     };
     println!("cargo:rustc-env=EXONA_VERSION_FULL={full}");
-    // An installed library carries a SONAME (libexona.so.MAJOR); `make install` asks for it.
-    // Builds for tests do not, so programs linked inside target/ find libexona.so itself.
-    println!("cargo:rerun-if-env-changed=EXONA_SONAME");
-    if std::env::var_os("EXONA_SONAME").is_some_and(|v| v == "1") {
-        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libexona.so.{major}");
+    // The shared library carries its SONAME (libexona.so.MAJOR) in every build, so that the
+    // library the tests link is the one `make install` and `make dist` ship (one release build,
+    // not two). Programs linked inside target/ then need libexona.so.MAJOR beside libexona.so:
+    // a link to it in the profile's directory (target/<profile>/, three levels above OUT_DIR)
+    // and in its deps/, where test binaries (and the programs they build) find the library.
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libexona.so.{major}");
+    if let Some(profile_dir) = std::path::Path::new(&out).ancestors().nth(3) {
+        for dir in [profile_dir.to_path_buf(), profile_dir.join("deps")] {
+            let link = dir.join(format!("libexona.so.{major}"));
+            if dir.is_dir() && std::fs::symlink_metadata(&link).is_err() {
+                let _ = std::os::unix::fs::symlink("libexona.so", &link);
+            }
+        }
     }
     let header = cbindgen::Builder::new()
         .with_crate(&dir)

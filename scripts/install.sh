@@ -43,14 +43,14 @@ if [ "$action" = uninstall ]; then
   exit 0
 fi
 
-# A separate target dir: the SONAME build must not replace the one the tests link.
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/install}
-if [ ! -e "$CARGO_TARGET_DIR/release/libexona.so" ]; then
-  echo "make install: building the library with its SONAME in $CARGO_TARGET_DIR (a separate build from" \
-    "target/release; the first one takes a few minutes on two cores)"
+# The release build (every build carries the SONAME: build.rs), shared with the tests.
+target_dir=${CARGO_TARGET_DIR:-$PWD/target}
+if [ ! -e "$target_dir/release/libexona.so" ]; then
+  echo "make install: building the library and the command in $target_dir/release (the first" \
+    "time: about 4 minutes on two cores; cargo names each crate it compiles)"
 fi
-EXONA_SONAME=1 cargo build --release --locked -p exona -p exona-cli
-built="$CARGO_TARGET_DIR/release"
+cargo build --release --locked -p exona -p exona-cli
+built="$target_dir/release"
 
 INCLUDE_FROM_LIBDIR=$(realpath -m --relative-to="$LIBDIR" "$PREFIX/include")
 fill() {

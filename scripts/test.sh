@@ -4,8 +4,8 @@
 #   bash scripts/test.sh [PART...]     PART: rust c go ruby python install dist fuzz (default:
 #                                      all but c, which is a part of rust)
 #
-# - rust: the Rust crates (and the crash harness, cli/tests/crash.rs, built with the test-only
-#   feature crash-points): unit, integration and simulator tests, and the C programs compiled with
+# - rust: the Rust crates (and the crash harness, cli/tests/crash.rs, all built once with the
+#   test-only feature crash-points, inert unless EXONA_CRASH_AT is set): unit, integration and simulator tests, and the C programs compiled with
 #   the system compiler and run against the simulator (under valgrind and the sanitizers when
 #   available; EXONA_REQUIRE_TOOLS=1 makes every tool mandatory, as in CI); c: only the C
 #   programs (cargo test --test c_examples);
@@ -64,11 +64,11 @@ step() {
 }
 
 if wants rust; then
-  echo "== Rust: cargo test --workspace (unit, integration, simulator, the C programs under valgrind and the sanitizers)"
-  step "cargo test" "" cargo test --workspace --locked --no-fail-fast
-  echo "== Crash harness: exona batch processes killed at named crash points and at random (feature crash-points)"
-  # --workspace: the same feature set as the step above (only exona and its dependents rebuild).
-  step "crash harness" "" cargo test --workspace --locked --features exona-cli/crash-points --test crash
+  echo "== Rust: cargo test --workspace (unit, integration, simulator, the C programs under valgrind and the" \
+    "sanitizers, and the crash harness: exona batch processes killed at named crash points and at random)"
+  # One build for all of it: the crash points are compiled in (feature crash-points), inert
+  # unless EXONA_CRASH_AT names one, which only the crash harness (cli/tests/crash.rs) sets.
+  step "cargo test" "" cargo test --workspace --locked --no-fail-fast --features exona-cli/crash-points
 elif wants c; then
   echo "== C programs: cargo test --test c_examples"
   step "C programs" "" cargo test --locked --test c_examples
