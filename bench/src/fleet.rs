@@ -273,6 +273,7 @@ fn started() -> Option<pg_server::PgServer> {
         }
     };
     exona::store::init_url(&server.url()).expect("the store's schema is created");
+    crate::on_signal::stop_with_the_bench(Box::new(server.stopper()));
     Some(server)
 }
 

@@ -21,6 +21,7 @@ mod adaptive;
 mod crash;
 mod curve;
 mod fleet;
+mod on_signal;
 mod portfolio;
 mod store;
 mod textbook;
@@ -395,6 +396,7 @@ Scenarios:
 ";
 
 fn main() {
+    on_signal::watch();
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     if std::env::args().skip(1).any(|a| a == "--help" || a == "-h" || a == "help") {
         print!("{USAGE}");

@@ -167,6 +167,22 @@ impl PgServer {
         self.run("pg_ctl", &["-D", &self.data(), "-o", &options, "-l", &log, "-w", "-t", "60", "start"])
     }
 
+    /// What stops this server, usable from another thread when the owner cannot drop it (a
+    /// benchmark stopped by a signal: `exona-bench`'s watcher).
+    pub fn stopper(&self) -> impl Fn() + Send + Sync + 'static {
+        let (bin, data, as_postgres) = (self.bin.join("pg_ctl"), self.data(), self.as_postgres);
+        move || {
+            let mut cmd = if as_postgres {
+                let mut c = Command::new("runuser");
+                c.arg("-u").arg("postgres").arg("--").arg(&bin);
+                c
+            } else {
+                Command::new(&bin)
+            };
+            let _ = cmd.args(["-D", &data, "-m", "immediate", "-w", "stop"]).output();
+        }
+    }
+
     /// Stops the server at once (connections are cut, as when a database goes away).
     pub fn stop(&self) {
         let _ = self.run("pg_ctl", &["-D", &self.data(), "-m", "immediate", "-w", "stop"]);
