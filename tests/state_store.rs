@@ -293,6 +293,20 @@ fn a_killed_processs_claim_is_free_within_one_lease() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(sim.stats(&k).scans_created, 0, "the child's create never reached the server");
+    // What the store says: the dead process's claim is free one lease after the kill at the
+    // latest (issue 32: this test asserted only the 120 s deadline below, not the lease).
+    let killed_at_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let lease_until_ms: i64 = rusqlite::Connection::open(dir.join("exona-state.sqlite3"))
+        .unwrap()
+        .query_row("SELECT MAX(lease_until_ms) FROM in_flight WHERE scan_id = ''", [], |r| r.get(0))
+        .unwrap();
+    let lease_ms = exona::store::LEASE.as_millis() as i64;
+    assert!(
+        lease_until_ms - killed_at_ms <= lease_ms,
+        "the claim holds {} ms past the kill, more than one lease ({lease_ms} ms)",
+        lease_until_ms - killed_at_ms
+    );
 
     // Two minutes of patience: a claim held 15 minutes ends this call by its deadline.
     let next = client(&sim, &k, &dir);
