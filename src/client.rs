@@ -430,7 +430,7 @@ impl Client {
             let outcome = self.run_engine(goal.clone(), options, gate.clone(), &mut |p: &Progress| {
                 if let (Some(request), Some(id), false) = (&request, &p.scan_id, recorded) {
                     if joined().is_none() {
-                        calls::created(store, request, id, std::time::SystemTime::now());
+                        calls::created(store, request, id, crate::engine::clock::wall_now());
                     }
                     recorded = true;
                 }
@@ -449,7 +449,7 @@ impl Client {
             if let (Ok(scan), Some(request), false, None) = (&outcome, &request, recorded, joined()) {
                 // A create-only call returns before any progress event: the scan runs on.
                 if !scan.status().is_terminal() {
-                    calls::created(store, request, scan.id(), std::time::SystemTime::now());
+                    calls::created(store, request, scan.id(), crate::engine::clock::wall_now());
                 }
             }
             calls::after(store, request.as_ref(), &outcome, joined().is_some(), gate.as_deref());

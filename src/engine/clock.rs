@@ -43,7 +43,7 @@ impl Clock for SystemClock {
     }
 
     fn wall(&self) -> SystemTime {
-        SystemTime::now()
+        wall_now()
     }
 
     fn sleep_until(&self, until: Duration, cancel: &CancelToken) -> bool {
@@ -121,5 +121,22 @@ mod tests {
         let late = SystemClock::new();
         let (a, b) = (early.now(), late.now());
         assert!(b >= a && b - a < Duration::from_millis(5), "{a:?} vs {b:?}");
+    }
+}
+
+/// This host's wall clock, as every part of the library reads it: `SystemTime::now()`, moved by
+/// `EXONA_TEST_CLOCK_SKEW_MS` (read once) when a test sets it, so that processes on one machine
+/// can be hosts whose clocks disagree (the fleet tests) wherever the library reads the time:
+/// the engine, the store, the window's reset read against the API's headers.
+pub fn wall_now() -> SystemTime {
+    static SKEW_MS: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let skew = *SKEW_MS.get_or_init(|| {
+        std::env::var("EXONA_TEST_CLOCK_SKEW_MS").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    });
+    let now = SystemTime::now();
+    if skew >= 0 {
+        now + std::time::Duration::from_millis(skew as u64)
+    } else {
+        now - std::time::Duration::from_millis(skew.unsigned_abs())
     }
 }

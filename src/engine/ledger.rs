@@ -104,7 +104,7 @@ pub struct WallAnchor {
 
 impl WallAnchor {
     pub fn now(monotonic: Duration) -> WallAnchor {
-        let wall = std::time::SystemTime::now()
+        let wall = super::clock::wall_now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         WallAnchor { monotonic, wall_ms: wall }

@@ -152,7 +152,7 @@ impl StoreGate {
     fn ambiguous_until(&self) -> SystemTime {
         match *self.sent_at.lock().unwrap_or_else(|p| p.into_inner()) {
             Some(sent) => sent + self.settle,
-            None => SystemTime::now() + AMBIGUOUS_HOLD,
+            None => crate::engine::clock::wall_now() + AMBIGUOUS_HOLD,
         }
     }
 
@@ -186,7 +186,7 @@ impl StoreGate {
 
 impl CreateGate for StoreGate {
     fn peek(&self) -> Verdict {
-        let now = SystemTime::now();
+        let now = crate::engine::clock::wall_now();
         if let Some(scan) = stored_answer(&self.store, &self.identity, &self.request, now) {
             return Verdict::Answered(scan);
         }
@@ -201,7 +201,7 @@ impl CreateGate for StoreGate {
 
     fn peek_joined(&self) -> Verdict {
         let Some(scan_id) = self.joined() else { return Verdict::Send };
-        let now = SystemTime::now();
+        let now = crate::engine::clock::wall_now();
         let stored = self.store.result(&self.identity, SystemTime::UNIX_EPOCH);
         if let Some(mut scan) = stored.and_then(|s| Scan::from_body(s.json.as_bytes(), 200, None).ok()) {
             if scan.id() == scan_id {
@@ -222,7 +222,7 @@ impl CreateGate for StoreGate {
         // process that slept past its lease learns here that another call took the claim over,
         // before it sends, not after; a create first sent blind claims now that the store
         // answers, and waits if another call holds the company meanwhile.
-        let now = SystemTime::now();
+        let now = crate::engine::clock::wall_now();
         match before_create(&self.store, &self.request, &self.token, self.settle, now) {
             Before::Create => {
                 *self.sent_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
@@ -285,8 +285,10 @@ pub fn after(
                 if e.code == Code::AmbiguousCreate {
                     // A scan may exist: the claim is kept (unrenewed) until a twin would have
                     // completed, so a waiter's create finds it instead of twinning.
-                    let until =
-                        gate.map_or_else(|| SystemTime::now() + AMBIGUOUS_HOLD, |g| g.ambiguous_until());
+                    let until = gate.map_or_else(
+                        || crate::engine::clock::wall_now() + AMBIGUOUS_HOLD,
+                        |g| g.ambiguous_until(),
+                    );
                     store.keep_ambiguous_claim(&id, token, until);
                 } else {
                     // The create failed or was cancelled without a scan: hand over at once
@@ -379,7 +381,7 @@ impl Sink for Remembering {
     fn progress(&self, event: Progress) {
         if let (Some(request), Some(id)) = (&self.request, &event.scan_id) {
             if !self.recorded.swap(true, Ordering::Relaxed) && !self.joined() {
-                created(&self.store, request, id, SystemTime::now());
+                created(&self.store, request, id, crate::engine::clock::wall_now());
             }
         }
         self.inner.progress(event)
@@ -408,7 +410,7 @@ impl Sink for Remembering {
                     && !self.joined() =>
             {
                 if let Some(request) = &self.request {
-                    created(&self.store, request, scan.id(), SystemTime::now());
+                    created(&self.store, request, scan.id(), crate::engine::clock::wall_now());
                 }
                 create_only = true;
             }

@@ -250,7 +250,7 @@ pub fn init_url(url: &str) -> Result<String, String> {
 pub fn snapshot_url(url: &str, fingerprint: &str) -> Result<Option<snapshot::Snapshot>, String> {
     #[cfg(feature = "fleet")]
     {
-        postgres::snapshot(url, fingerprint, SystemTime::now())
+        postgres::snapshot(url, fingerprint, crate::engine::clock::wall_now())
     }
     #[cfg(not(feature = "fleet"))]
     {
@@ -290,7 +290,7 @@ pub fn check_url(url: &str) -> Result<(), String> {
 pub fn snapshot(dir: &std::path::Path, fingerprint: &str) -> Result<Option<snapshot::Snapshot>, String> {
     #[cfg(feature = "store")]
     {
-        sqlite::snapshot(dir, fingerprint, SystemTime::now())
+        sqlite::snapshot(dir, fingerprint, crate::engine::clock::wall_now())
     }
     #[cfg(not(feature = "store"))]
     {
@@ -554,7 +554,7 @@ fn beat(store: Weak<Guarded>, stop: Arc<(Mutex<bool>, Condvar)>) {
         }
         drop(stopped);
         match store.upgrade() {
-            Some(store) => store.renew_leases(SystemTime::now()),
+            Some(store) => store.renew_leases(crate::engine::clock::wall_now()),
             None => return,
         }
         stopped = flag.lock().unwrap_or_else(|p| p.into_inner());

@@ -141,7 +141,7 @@ impl SqliteStore {
             "CREATE UNIQUE INDEX IF NOT EXISTS durations_once ON durations (fingerprint, scan_id);",
         )
         .map_err(err)?;
-        prune(&conn, unix_ms(SystemTime::now())).map_err(err)?;
+        prune(&conn, unix_ms(crate::engine::clock::wall_now())).map_err(err)?;
         Ok(SqliteStore { conn: Mutex::new(conn), fingerprint: fingerprint.to_owned(), holder: holder_name() })
     }
 

@@ -50,7 +50,7 @@ pub struct PgStore {
     slot: Mutex<Slot>,
     returned: std::sync::Condvar,
     /// The database's clock less this host's, in milliseconds (measured on each connection
-    /// and ledger transaction; a test may add a skew of its own, see `EXONA_TEST_CLOCK_SKEW_MS`).
+    /// and ledger transaction; a test's skew of the host's clock is in both).
     offset_ms: AtomicI64,
     /// When the store was last pruned (`None`: not yet in this process).
     pruned_at: Mutex<Option<Instant>>,
@@ -74,17 +74,9 @@ fn unix_ms(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis().min(i64::MAX as u128) as i64)
 }
 
+/// This host's clock (a test's skew included: [`crate::engine::clock::wall_now`]).
 fn local_now_ms() -> i64 {
-    unix_ms(SystemTime::now()) + test_skew_ms()
-}
-
-/// A test-only skew of this process's clock as the fleet store sees it (hosts whose clocks
-/// disagree are simulated by processes on one host): `EXONA_TEST_CLOCK_SKEW_MS`, read once.
-fn test_skew_ms() -> i64 {
-    static SKEW: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
-    *SKEW.get_or_init(|| {
-        std::env::var("EXONA_TEST_CLOCK_SKEW_MS").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0)
-    })
+    unix_ms(crate::engine::clock::wall_now())
 }
 
 /// Creates or migrates the store's schema in the database `url` names (`exona store init`).
@@ -135,7 +127,7 @@ impl PgStore {
         c.transaction(|c| {
             c.execute(
                 &format!("DELETE FROM {} WHERE completed_ms < $1", self.t("results")),
-                params![unix_ms(SystemTime::now()) - 366 * DAY_MS],
+                params![local_now_ms() - 366 * DAY_MS],
             )?;
             c.execute(
                 &format!("DELETE FROM {} WHERE lease_until_ms < $1 AND scan_id = ''", self.t("in_flight")),
@@ -242,7 +234,7 @@ impl PgStore {
 
     /// This host's time `t` on the database's clock.
     fn db_ms(&self, t: SystemTime) -> i64 {
-        unix_ms(t) + test_skew_ms() + self.offset_ms.load(Ordering::Relaxed)
+        unix_ms(t) + self.offset_ms.load(Ordering::Relaxed)
     }
 
     fn t(&self, table: &str) -> String {
@@ -338,7 +330,7 @@ impl Ledger for PgStore {
     fn peek(&self, wall_ms: i64, read: &mut dyn FnMut(&SharedWindow)) -> Result<(), String> {
         self.with(|c| {
             let offset = self.offset_ms.load(Ordering::Relaxed);
-            let window = self.read_window(c, wall_ms + test_skew_ms() + offset, offset + test_skew_ms())?;
+            let window = self.read_window(c, wall_ms + offset, offset)?;
             read(&window);
             Ok(())
         })
@@ -347,7 +339,7 @@ impl Ledger for PgStore {
     fn created_between(&self, from_wall_ms: i64, to_wall_ms: i64) -> Result<u32, String> {
         // As in the SQLite store, on the database's clock (durations are dated by it).
         self.with(|c| {
-            let shift = self.offset_ms.load(Ordering::Relaxed) + test_skew_ms();
+            let shift = self.offset_ms.load(Ordering::Relaxed);
             let (from, to) = (from_wall_ms + shift, to_wall_ms + shift);
             let row = c.query_one(
                 &format!(
@@ -381,9 +373,7 @@ impl Ledger for PgStore {
                     .get(1);
                 let offset = db_now - (before + local_now_ms()) / 2;
                 self.offset_ms.store(offset, Ordering::Relaxed);
-                // The engine's wall clock is this process's own (without the test skew): the
-                // translation covers both.
-                let shift = offset + test_skew_ms();
+                let shift = offset;
                 let db_wall = wall_ms + shift;
                 tx.execute(
                     &format!(
@@ -712,7 +702,7 @@ pub fn snapshot(url: &str, fingerprint: &str, now: SystemTime) -> Result<Option<
         ));
     }
     store.measure_offset(&mut c)?;
-    let offset = store.offset_ms.load(Ordering::Relaxed) + test_skew_ms();
+    let offset = store.offset_ms.load(Ordering::Relaxed);
     let at = |ms: i64| UNIX_EPOCH + Duration::from_millis((ms - offset).max(0) as u64);
     let db_now = unix_ms(now) + offset;
     let fingerprint = fingerprint.to_owned();
