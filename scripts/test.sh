@@ -68,7 +68,10 @@ if wants rust; then
     "sanitizers, and the crash harness: exona batch processes killed at named crash points and at random)"
   # One build for all of it: the crash points are compiled in (feature crash-points), inert
   # unless EXONA_CRASH_AT names one, which only the crash harness (cli/tests/crash.rs) sets.
-  step "cargo test" "" cargo test --workspace --locked --no-fail-fast --features exona-cli/crash-points
+  # Four test threads per binary on two cores: most tests wait on the simulator's scans or on
+  # processes they paused, not on the CPU (binaries run one after another).
+  step "cargo test" "" cargo test --workspace --locked --no-fail-fast --features exona-cli/crash-points \
+    -- --test-threads=4
 elif wants c; then
   echo "== C programs: cargo test --test c_examples"
   step "C programs" "" cargo test --locked --test c_examples
