@@ -97,10 +97,18 @@ package exona "the exona command: scan companies with the Exona AI-risk API
  that survives crashes." "$(depends_of "$stage/usr/bin/exona")"
 say "Debian packages"
 
-# 3. The Python wheel, carrying libexona (maturin, fetched by pip from PyPI).
+# 3. The Python wheel, carrying libexona (maturin, fetched by pip from PyPI). The suite's
+# Python step builds it into target/wheels from this same tree; a wheel there newer than
+# every source file is used as it is.
 say "the Python wheel (pip wheel ./bindings/python: maturin builds libexona into it)"
-python3 -m pip wheel -q --disable-pip-version-check --no-deps -w "$out" ./bindings/python >"$work/wheel.log" 2>&1 ||
-  { cat "$work/wheel.log"; exit 1; }
+wheel=$(ls -t target/wheels/exona-"$VERSION"-*.whl 2>/dev/null | head -n 1)
+newer=$(find src bindings/python Cargo.toml Cargo.lock build.rs include -newer "${wheel:-/nonexistent}" -type f 2>/dev/null | head -n 1)
+if [ -n "$wheel" ] && [ -z "$newer" ]; then
+  cp "$wheel" "$out/"
+else
+  python3 -m pip wheel -q --disable-pip-version-check --no-deps -w "$out" ./bindings/python >"$work/wheel.log" 2>&1 ||
+    { cat "$work/wheel.log"; exit 1; }
+fi
 say "Python wheel"
 
 # 4. The Ruby gem, carrying libexona (the SONAME build), for this platform.

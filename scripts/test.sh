@@ -109,13 +109,15 @@ else
   echo "--- SKIP: ruby binding (ruby or its ffi gem is not installed)" >>"$log"
 fi
 
-# pip builds the wheel with maturin (the release library, reusing target/); the environment
+# pip builds the wheel with maturin (the release library, reusing target/) into target/wheels,
+# where `make dist` finds it (one build of it per run); the environment
 # lives outside the repository, and neither pytest nor Python writes a cache into it.
 python_binding() {
   local venv
   venv=$(mktemp -d) &&
     python3 -m venv "$venv" &&
-    "$venv/bin/pip" install -q --disable-pip-version-check "./bindings/python[test]" &&
+    "$venv/bin/pip" wheel -q --disable-pip-version-check --no-deps -w target/wheels ./bindings/python &&
+    "$venv/bin/pip" install -q --disable-pip-version-check "$(ls target/wheels/exona-*.whl | head -n 1)[test]" &&
     PYTHONDONTWRITEBYTECODE=1 EXONA_PY_EXPECT_BUNDLED=1 \
       "$venv/bin/pytest" -p no:cacheprovider -v bindings/python/tests
   local rc=$?

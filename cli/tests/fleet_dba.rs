@@ -189,9 +189,19 @@ fn tls_with_a_private_ca_attaches_as_libpq_would_and_the_wrong_ca_is_named() {
     let (cert, key) = (write("client.crt", &pki.client_cert), write("client.key", &pki.client_key));
     let base = format!("postgresql://exona:fleet-secret-pw@127.0.0.1:{}/postgres", pg.port);
 
-    // require: encrypted, the certificate not checked without roots (libpq's meaning).
+    // require: encrypted, the certificate not checked without roots (libpq's meaning), even
+    // when EXONA_CA_BUNDLE names another CA (the API's private one, not the database's).
     let o = init(&d, &format!("{base}?sslmode=require"));
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = exona(&d, "init", &format!("{base}?sslmode=require"), None)
+        .env("EXONA_CA_BUNDLE", &other_ca)
+        .args(["store", "init"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // require with the database's own roots given checks the chain, as libpq does with root.crt.
+    let o = init(&d, &format!("{base}?sslmode=require&sslrootcert={other_ca}"));
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
     // verify-full with the right CA, given by sslrootcert or by EXONA_CA_BUNDLE.
     let o = init(&d, &format!("{base}?sslmode=verify-full&sslrootcert={ca}"));
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));

@@ -6,8 +6,9 @@
 //!   when roots are given (as libpq does when `root.crt` exists);
 //! - `verify-ca`: TLS, the certificate chained to the roots; `verify-full`: and the host named.
 //!
-//! Roots: `sslrootcert` (a PEM file, or `system`), else `EXONA_CA_BUNDLE` (the library's own
-//! setting for a private CA), else `~/.postgresql/root.crt`. A client certificate: `sslcert`
+//! Roots: `sslrootcert` (a PEM file, or `system`), else, for the verify modes,
+//! `EXONA_CA_BUNDLE` (the library's own setting for a private CA), else
+//! `~/.postgresql/root.crt`. A client certificate: `sslcert`
 //! and `sslkey`, else `~/.postgresql/postgresql.crt` and `.key` when both exist.
 
 use std::path::{Path, PathBuf};
@@ -38,10 +39,15 @@ fn provider() -> Arc<CryptoProvider> {
 pub fn for_settings(settings: &Settings) -> Result<Tls, String> {
     use tokio_postgres::config::SslMode as Driver;
     let home = std::env::var_os("HOME").map(PathBuf::from);
+    // `require` checks the certificate only against roots given for the database (libpq's
+    // root.crt rule); EXONA_CA_BUNDLE, the library's private CA for the API, serves the
+    // verify modes only, so that a managed database with a public CA stays reachable under
+    // `require` when the API's bundle is private.
+    let verify_mode = matches!(settings.ssl_mode, SslMode::VerifyCa | SslMode::VerifyFull);
     let roots_source = settings
         .ssl_root_cert
         .clone()
-        .or_else(|| std::env::var(crate::config::ENV_CA_BUNDLE).ok().filter(|v| !v.is_empty()))
+        .or_else(|| std::env::var(crate::config::ENV_CA_BUNDLE).ok().filter(|v| !v.is_empty() && verify_mode))
         .or_else(|| {
             let default = home.as_ref()?.join(".postgresql/root.crt");
             default.exists().then(|| default.display().to_string())
