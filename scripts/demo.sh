@@ -8,7 +8,7 @@ name=${1:-Acme AI Ltd}
 website=${2:-https://acme.ai}
 
 echo "==> building libexona, the exona command and exona-sim (release; cargo names each crate it"
-echo "    compiles: about 4 minutes the first time on two cores, seconds after)"
+echo "    compiles: about 2.5 minutes the first time on two cores, seconds after)"
 started=$SECONDS
 cargo build --release -p exona -p exona-cli -p exona-sim
 echo "==> built in $((SECONDS - started)) s"

@@ -47,7 +47,7 @@ fi
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}
 if [ ! -e "$target_dir/release/libexona.so" ]; then
   echo "make install: building the library and the command in $target_dir/release (the first" \
-    "time: about 4 minutes on two cores; cargo names each crate it compiles)"
+    "time: about 2.5 minutes on two cores; cargo names each crate it compiles)"
 fi
 cargo build --release --locked -p exona -p exona-cli
 built="$target_dir/release"
