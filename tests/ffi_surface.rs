@@ -92,6 +92,14 @@ fn the_library_exports_exactly_the_header_functions() {
         .collect();
     let declared: BTreeSet<String> = exports().into_iter().map(|(_, name, _)| name).collect();
     assert_eq!(exported, declared, "the shared library's exona_* symbols and the header's functions differ");
+    // And nothing else is visible (issue 36): no symbol of a dependency (aws-lc, SQLite, ...)
+    // that a program or another library could bind to by accident.
+    let others: Vec<String> = String::from_utf8_lossy(&nm.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_owned))
+        .filter(|name| !name.starts_with("exona_"))
+        .collect();
+    assert!(others.is_empty(), "the library exports symbols other than exona_*: {others:?}");
 }
 
 #[test]
