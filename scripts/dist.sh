@@ -54,7 +54,7 @@ depends_of() {
   done | sort -u | paste -sd, - | sed 's/,/, /g'
 }
 
-package() { # NAME DESCRIPTION DEPENDS [extra control lines]
+package() { # NAME DESCRIPTION DEPENDS SECTION
   local name="$1" root="$work/pkg/$1"
   mkdir -p "$root/DEBIAN" "$root/usr/share/doc/$name"
   printf 'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: libexona\nFiles: *\nCopyright: libexona developers\nLicense: MIT or Apache-2.0\n' \
@@ -65,7 +65,7 @@ package() { # NAME DESCRIPTION DEPENDS [extra control lines]
     echo "Architecture: $ARCH"
     echo "Maintainer: libexona developers <libexona@exonalab.com>"
     [ -n "$3" ] && echo "Depends: $3"
-    echo "Section: libs"
+    echo "Section: $4"
     echo "Priority: optional"
     echo "Homepage: https://platform.exonalab.com"
     echo "Installed-Size: $(du -sk "$root" | cut -f1)"
@@ -88,13 +88,13 @@ cp "$work/triggers" "$work/pkg/libexona$MAJOR/DEBIAN/triggers"
 echo "libexona $MAJOR libexona$MAJOR (>= $VERSION)" >"$work/pkg/libexona$MAJOR/DEBIAN/shlibs"
 package "libexona$MAJOR" "C client of the Exona AI-risk scanning API (shared library)
  One call scans a company and waits out rate limits, flaky networks and crashes;
- a result C reads without a JSON parser." "$(depends_of "$stage/$lib/libexona.so.$VERSION")"
+ a result C reads without a JSON parser." "$(depends_of "$stage/$lib/libexona.so.$VERSION")" libs
 package libexona-dev "C client of the Exona AI-risk scanning API (development files)
  The header exona.h (and the C++ wrapper exona.hpp), the static library, pkg-config
- files and a CMake package (find_package(exona))." "libexona$MAJOR (= $DEB_VERSION)"
+ files and a CMake package (find_package(exona))." "libexona$MAJOR (= $DEB_VERSION)" libdevel
 package exona "the exona command: scan companies with the Exona AI-risk API
  Scan a company, resume a scan by id, or screen a portfolio (CSV or JSON Lines)
- that survives crashes." "$(depends_of "$stage/usr/bin/exona")"
+ that survives crashes." "$(depends_of "$stage/usr/bin/exona")" utils
 say "Debian packages"
 
 # 3. The Python wheel, carrying libexona (maturin, fetched by pip from PyPI). The suite's
