@@ -66,6 +66,13 @@ pub const ENV_STATE_DIR: &str = "EXONA_STATE_DIR";
 pub const ENV_POLL_MODE: &str = "EXONA_POLL_MODE";
 pub const ENV_STATE_URL: &str = "EXONA_STATE_URL";
 
+/// A state URL setting as every entry reads it (the environment, the command's flag, the C
+/// setter, `exona store init`): trimmed; empty or "off" means no fleet store.
+pub fn state_url_setting(text: &str) -> Option<&str> {
+    let text = text.trim();
+    (!text.is_empty() && !text.eq_ignore_ascii_case("off")).then_some(text)
+}
+
 /// The state directory a setting names: `off` (or empty) turns the store off.
 pub fn state_dir_setting(value: &str) -> Option<std::path::PathBuf> {
     let v = value.trim();
@@ -98,10 +105,8 @@ impl ClientConfig {
         if let Some(dir) = env_var(ENV_STATE_DIR)? {
             config.state_dir = state_dir_setting(&dir);
         }
-        if let Some(url) =
-            env_var(ENV_STATE_URL)?.filter(|u| !u.trim().is_empty() && !u.trim().eq_ignore_ascii_case("off"))
-        {
-            config.state_url = Some(StateUrl::new(&url));
+        if let Some(url) = env_var(ENV_STATE_URL)?.as_deref().and_then(state_url_setting) {
+            config.state_url = Some(StateUrl::new(url));
         }
         if let Some(text) = env_var(ENV_POLL_MODE)? {
             config.policy.mode =

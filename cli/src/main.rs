@@ -80,8 +80,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .state_url
                 .clone()
                 .or_else(|| std::env::var(exona::config::ENV_STATE_URL).ok())
-                .map(|u| u.trim().to_owned())
-                .filter(|u| !u.is_empty() && !u.eq_ignore_ascii_case("off"));
+                .and_then(|u| exona::config::state_url_setting(&u).map(str::to_owned));
             let Some(url) = url else {
                 return Err(Failure::usage(
                     "exona store init needs the fleet store's URL: --state-url postgresql://... or EXONA_STATE_URL",

@@ -53,9 +53,8 @@ pub fn config(connection: &Connection, mode: Option<exona::Mode>) -> Result<Clie
         config.base_url = Some(url.clone());
     }
     config.state_dir = state_dir();
-    if let Some(url) = connection.state_url.as_deref().map(str::trim) {
-        config.state_url =
-            (!url.is_empty() && !url.eq_ignore_ascii_case("off")).then(|| exona::config::StateUrl::new(url));
+    if let Some(url) = connection.state_url.as_deref() {
+        config.state_url = exona::config::state_url_setting(url).map(exona::config::StateUrl::new);
     }
     if let Some(mode) = mode {
         config.policy.mode = mode;

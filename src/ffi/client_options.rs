@@ -267,11 +267,10 @@ pub extern "C" fn exona_client_options_set_state_url(
                 o.state_url = None;
                 return Ok(());
             };
-            let text = text.trim();
-            if text.is_empty() || text.eq_ignore_ascii_case("off") {
+            let Some(text) = crate::config::state_url_setting(text) else {
                 o.state_url = Some(None);
                 return Ok(());
-            }
+            };
             crate::store::check_url(text).map_err(Error::invalid_argument)?;
             o.state_url = Some(Some(crate::config::StateUrl::new(text)));
             Ok(())
