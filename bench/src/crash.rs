@@ -165,11 +165,15 @@ impl Drop for Fleet {
             .filter(|(_, n)| *n > 1)
             .map(|(w, n)| format!("{w} ({n})"))
             .collect();
-        if twins.is_empty() {
+        let rate_limited = self.sim.stats(&self.key).rate_limited;
+        if twins.is_empty() && rate_limited == 0 {
             let _ = std::fs::remove_dir_all(&self.dir);
         } else {
             // Kept for the post-mortem: inputs, outputs, the state store, each process's log.
-            eprintln!("exona-bench: twins {twins:?}; logs and state kept in {}", self.dir.display());
+            eprintln!(
+                "exona-bench: twins {twins:?}, {rate_limited} × 429; logs and state kept in {}",
+                self.dir.display()
+            );
         }
     }
 }
@@ -261,9 +265,11 @@ fn pause_run(
         })
         .collect();
     let started = Instant::now();
+    let started_wall = SystemTime::now();
+    let timeline = std::sync::Mutex::new(vec![Vec::<String>::new(); plans.len()]);
     std::thread::scope(|s| {
         for (who, plan) in plans.iter().enumerate() {
-            let fleet = &fleet;
+            let (fleet, timeline) = (&fleet, &timeline);
             s.spawn(move || {
                 let mut child = fleet.start(who, None);
                 for (at, pause) in plan {
@@ -274,11 +280,18 @@ fn pause_run(
                     let pid = child.id() as i32;
                     match pause {
                         Some(d) => {
+                            let stopped = started.elapsed();
                             unsafe { libc::kill(pid, libc::SIGSTOP) };
                             std::thread::sleep(*d);
                             unsafe { libc::kill(pid, libc::SIGCONT) };
+                            let done = started.elapsed();
+                            let entry =
+                                format!("stop {:.1}–{:.1}", stopped.as_secs_f64(), done.as_secs_f64());
+                            timeline.lock().unwrap()[who].push(entry);
                         }
                         None => {
+                            let entry = format!("kill {:.1}", started.elapsed().as_secs_f64());
+                            timeline.lock().unwrap()[who].push(entry);
                             let _ = child.kill();
                             child.wait().unwrap();
                             child = fleet.start(who, None);
@@ -291,7 +304,26 @@ fn pause_run(
             });
         }
     });
-    (started.elapsed(), fleet.verdict())
+    let verdict = fleet.verdict();
+    if verdict.2 > 0 {
+        // Where the 429s fell beside the pauses and kills: what led to them.
+        let since = |ms: u64| {
+            let start = started_wall.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+            ms.saturating_sub(start) as f64 / 1000.0
+        };
+        let at: Vec<String> = fleet
+            .sim
+            .stats(&fleet.key)
+            .rate_limited_at_ms
+            .iter()
+            .map(|ms| format!("{:.1}", since(*ms)))
+            .collect();
+        eprintln!("exona-bench: {tag}: 429s at {} s", at.join(", "));
+        for (who, steps) in timeline.into_inner().unwrap().iter().enumerate() {
+            eprintln!("exona-bench: {tag}: process {who}: {}", steps.join(", "));
+        }
+    }
+    (started.elapsed(), verdict)
 }
 
 /// `exona-bench crash-pause`: the pause scenarios alone (DESIGN.md 9.1, issue 32).

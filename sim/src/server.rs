@@ -98,7 +98,10 @@ fn gate(state: &mut State, headers: &HeaderMap) -> Result<(Key, Meta), Box<Respo
             Ok((key, meta))
         }
         Err(wait_secs) => {
-            state.stats_mut(&key.key).rate_limited += 1;
+            let stats = state.stats_mut(&key.key);
+            stats.rate_limited += 1;
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            stats.rate_limited_at_ms.push(now.as_millis() as u64);
             let window = state.window(&key.key);
             let meta = Meta::new(state, window);
             let mut e = ApiError::new(429, "RATE_LIMIT_EXCEEDED", "The API key is over its rate limit.")

@@ -96,6 +96,9 @@ pub struct KeyStats {
     pub posts: u64,
     pub gets: u64,
     pub rate_limited: u64,
+    /// When each 429 was answered (Unix ms): benchmarks lay them beside what they did to the
+    /// clients (a pause, a kill) to find what led to them.
+    pub rate_limited_at_ms: Vec<u64>,
     pub scans_created: u64,
     pub cache_hits: u64,
     pub credits_used: u64,

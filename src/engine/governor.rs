@@ -21,7 +21,7 @@
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use super::ledger::{Holds, Ledger, SharedWindow, WallAnchor};
+use super::ledger::{Holds, Ledger, SharedWindow, WallAnchor, HELD};
 
 /// What a request is, for the budget.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +46,10 @@ pub enum Grant {
     /// Do not send: the retry cap of this window is spent.
     Refused,
 }
+
+/// How long a ledger another process holds is left alone before it is asked again (each ask
+/// waits out the store's busy timeout first).
+const HELD_RECHECK: Duration = Duration::from_millis(500);
 
 /// How soon a create held behind other processes' promised polls asks again.
 const OTHERS_RECHECK: Duration = Duration::from_secs(2);
@@ -138,6 +142,8 @@ struct State {
     /// When a create of this process was last held back for want of budget (the window spent,
     /// its requests promised, or paced low), not for a probe or a 429's cooldown.
     create_short_at: Option<Duration>,
+    /// While another process holds the ledger: when to ask it again (wall ms).
+    ledger_held_until_wall_ms: Option<i64>,
 }
 
 pub struct Governor {
@@ -184,6 +190,7 @@ impl Governor {
                 others_expected: 0,
                 others_queued: 0,
                 create_short_at: None,
+                ledger_held_until_wall_ms: None,
                 limits,
             }),
             shared: OnceLock::new(),
@@ -210,19 +217,52 @@ impl Governor {
     /// Runs a decision on the key's state: the shared window when a ledger is attached (in one
     /// ledger transaction), else, or when the ledger fails, this process's own.
     /// `now` is the engine's time when the caller has it (it dates this process's holds).
+    /// A ledger another process holds: decided alone too, for what is learned or given back
+    /// (it reaches the ledger with the next decision, see [`State::load`]); a grant never is,
+    /// see [`Governor::request`].
     fn decide<R>(&self, now: Option<Duration>, mut f: impl FnMut(&mut State) -> R) -> R {
         let mut s = self.lock();
-        let Some((ledger, anchor)) = self.shared.get() else { return f(&mut s) };
+        match self.decide_shared(&mut s, now, &mut f) {
+            Some(out) => out,
+            None => f(&mut s),
+        }
+    }
+
+    /// The ledger's part of [`Governor::decide`]: `None` when the ledger is held by another
+    /// process (and `f` did not run). While held it is asked again only after
+    /// [`HELD_RECHECK`]: each ask waits out the store's busy timeout.
+    fn decide_shared<R>(
+        &self,
+        s: &mut State,
+        now: Option<Duration>,
+        f: &mut impl FnMut(&mut State) -> R,
+    ) -> Option<R> {
+        let Some((ledger, anchor)) = self.shared.get() else { return Some(f(s)) };
         let wall_ms = now.map_or_else(|| WallAnchor::now(Duration::ZERO).wall_ms, |n| anchor.to_wall(n));
+        if s.ledger_held_until_wall_ms.is_some_and(|until| wall_ms < until) {
+            return None;
+        }
         let mut out = None;
-        let _ = ledger.transact(wall_ms, &mut |window, mine| {
+        let answer = ledger.transact(wall_ms, &mut |window, mine| {
             s.load(window, anchor);
-            out = Some(f(&mut s));
+            out = Some(f(s));
             s.store(window, mine, anchor);
         });
-        // A transaction that failed before deciding: decide alone (the store logs and steps
-        // aside; one that failed after deciding keeps its decision, the holds are local).
-        out.unwrap_or_else(|| f(&mut s))
+        match answer {
+            Err(e) if e == HELD && out.is_none() => {
+                // From when the ask ended (it waited on the lock), or from the engine's time
+                // on a virtual clock.
+                let ended = wall_ms.max(WallAnchor::now(Duration::ZERO).wall_ms);
+                s.ledger_held_until_wall_ms = Some(ended + HELD_RECHECK.as_millis() as i64);
+                None
+            }
+            // A transaction that failed before deciding: decide alone (the store logs and steps
+            // aside; one that failed after deciding keeps its decision, the holds are local).
+            _ => {
+                s.ledger_held_until_wall_ms = None;
+                Some(out.unwrap_or_else(|| f(s)))
+            }
+        }
     }
 
     /// Reads the key's state without deciding anything: on a copy, loaded from the ledger's
@@ -288,9 +328,19 @@ impl Governor {
         }
     }
 
-    /// Asks to send a request of `kind` at `now`.
+    /// Asks to send a request of `kind` at `now`. While another process holds the ledger,
+    /// nothing is granted: a grant decided alone spends budget the others may have been
+    /// granted; the request asks again once the ledger may answer.
     pub fn request(&self, now: Duration, kind: Kind) -> Grant {
-        self.decide(Some(now), |s| s.request(now, kind))
+        let mut s = self.lock();
+        match self.decide_shared(&mut s, Some(now), &mut |s: &mut State| s.request(now, kind)) {
+            Some(grant) => grant,
+            None => {
+                let (_, anchor) = self.shared.get().expect("only a shared ledger is held");
+                let until = s.ledger_held_until_wall_ms.map_or(now, |w| anchor.to_monotonic(w));
+                Grant::At(until.max(now + Duration::from_millis(1)))
+            }
+        }
     }
 
     /// Returns reservations a scan no longer needs (it ended before using them).
@@ -619,16 +669,25 @@ impl State {
 
     /// Takes the key's window as the ledger has it, and counts the other processes' holds as
     /// if they were this process's own (undone by [`State::store`]).
+    /// What this process learned while it decided alone (the ledger held or gone) is kept
+    /// where it is newer: a later window's reset, or fewer requests left in the same window
+    /// (a window's `Remaining` only falls).
     fn load(&mut self, w: &SharedWindow, anchor: &WallAnchor) {
-        if w.known {
+        let newer_here = matches!((self.reset_unix, w.reset_unix), (Some(here), Some(there)) if here > there);
+        if w.known && !newer_here {
+            let same_window =
+                self.informed && w.informed && self.reset_unix.is_some() && self.reset_unix == w.reset_unix;
+            let remaining_here = self.remaining;
             self.started = true;
             self.limit = w.limit.max(1);
-            self.remaining = w.remaining;
+            self.remaining = if same_window { w.remaining.min(remaining_here) } else { w.remaining };
             self.reset_at = anchor.to_monotonic(w.reset_wall_ms);
             self.reset_unix = w.reset_unix;
             self.ended_unix = w.ended_unix;
             self.window = Duration::from_millis(w.window_ms.max(1));
             self.informed = w.informed;
+        }
+        if w.known {
             self.cooldown_until = self.cooldown_until.max(anchor.to_monotonic(w.cooldown_wall_ms));
             self.last_grant = match (self.last_grant, w.last_grant_wall_ms) {
                 (mine, Some(any)) => Some(mine.unwrap_or_default().max(anchor.to_monotonic(any))),
@@ -1210,6 +1269,66 @@ mod tests {
 
     fn ten_left(reset_in: u64) -> Observed {
         Observed { limit: Some(10), ..headers(10, 5000, reset_in) }
+    }
+
+    /// A ledger another process may hold (stopped inside its transaction).
+    struct Holdable {
+        inner: MemoryLedger,
+        held: std::sync::atomic::AtomicBool,
+    }
+
+    impl Ledger for Holdable {
+        fn transact(
+            &self,
+            wall_ms: i64,
+            decide: &mut dyn FnMut(&mut SharedWindow, &mut Holds),
+        ) -> Result<(), String> {
+            if self.held.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(HELD.to_owned());
+            }
+            self.inner.transact(wall_ms, decide)
+        }
+    }
+
+    /// The outside check (issue 32): a process stopped inside a ledger transaction left the
+    /// others deciding alone for the whole pause, each spending the window as if the others
+    /// did not (11-12 × 429 in `exona-bench crash-pause`). Now a held ledger grants nothing,
+    /// and what a process learned meanwhile is kept.
+    #[test]
+    fn a_held_ledger_grants_nothing_and_what_was_learned_meanwhile_is_kept() {
+        let limits = Limits { default_limit: 10, low_water: 0.0, ..Limits::default() };
+        let memory = MemoryLedger::default();
+        let anchor = WallAnchor::now(S(0));
+        let (a, b) = (Governor::new(limits.clone()), Governor::new(limits));
+        a.share_anchored(Arc::new(memory.holder(0)), anchor);
+        let held = Arc::new(Holdable { inner: memory.holder(1), held: false.into() });
+        b.share_anchored(held.clone(), anchor);
+        assert_eq!(a.request(S(0), Kind::Poll { reserved: false }), Grant::Now);
+        a.observe(S(0), ten_left(600));
+        // Process a spends most of the window; b's ledger is then held.
+        for t in 1..=6 {
+            assert_eq!(a.request(S(t), Kind::Poll { reserved: false }), Grant::Now);
+        }
+        held.held.store(true, std::sync::atomic::Ordering::SeqCst);
+        for t in 7..=12 {
+            match b.request(S(t), Kind::Poll { reserved: false }) {
+                Grant::At(at) => assert!(at > S(t) && at <= S(t) + S(1), "asks again soon: {at:?} at {t} s"),
+                other => panic!("granted {other:?} while the ledger was held"),
+            }
+        }
+        // An answer b was waiting for comes in meanwhile: 2 left in this window.
+        b.observe(S(13), Observed { limit: Some(10), ..headers(2, 5000, 587) });
+        held.held.store(false, std::sync::atomic::Ordering::SeqCst);
+        // a's six grants are out; b's answer says 2 are left: b's first grant after the hold
+        // sees both (decided alone, it had 9 and granted all of them).
+        let mut granted = 0;
+        for t in 14..24 {
+            if b.request(S(t), Kind::Poll { reserved: false }) == Grant::Now {
+                granted += 1;
+            }
+        }
+        assert_eq!(granted, 0, "the window's last requests are a's, out already");
+        assert_eq!(a.budget(S(24)).0, 0, "what b learned while held reached the ledger");
     }
 
     #[test]

@@ -47,7 +47,9 @@ pub struct SharedWindow {
 pub trait Ledger: Send + Sync {
     /// Reads the window at `wall_ms`, lets `decide` change it, writes it back with this
     /// process's holds as `decide` left them (`mine`). Returns an error (and writes nothing)
-    /// when the transaction cannot be made; the governor then decides alone.
+    /// when the transaction cannot be made: [`HELD`] when another process holds the ledger
+    /// (the governor then grants nothing until it answers), anything else when the ledger is
+    /// gone (the governor then decides alone).
     fn transact(
         &self,
         wall_ms: i64,
@@ -72,6 +74,11 @@ pub trait Ledger: Send + Sync {
         Err("this ledger keeps no history".to_owned())
     }
 }
+
+/// The error of a ledger that another process holds: one stopped (SIGSTOP, a frozen
+/// container) inside its transaction keeps SQLite's write lock, or a row lock until the
+/// server's timeouts end its session, for as long as it is stopped.
+pub const HELD: &str = "the budget ledger is held by another process";
 
 /// One process's holds on a key's budget.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -330,10 +330,12 @@ pub const REATTACH_AFTER: Duration = Duration::from_secs(10);
 const CONTENTION_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Whether an error is another process holding the store (worth a second try at once).
+/// (SQLite's busy errors; PostgreSQL's `lock_timeout` on a row another session holds.)
 fn is_contention(e: &str) -> bool {
     e.contains("database is locked")
         || e.contains("database is busy")
         || e.contains("database table is locked")
+        || e.contains("due to lock timeout")
 }
 
 /// The thread that renews this owner's leases every [`HEARTBEAT`] while the store lives; it
@@ -561,8 +563,12 @@ fn beat(store: Weak<Guarded>, stop: Arc<(Mutex<bool>, Condvar)>) {
     }
 }
 
-/// The ledger bypassed like the rest: an error (a lock held too long, a full disk) is logged
-/// once and the governor decides alone from then on.
+/// The ledger bypassed like the rest when it fails (a full disk, a database gone): logged once,
+/// and the governor decides alone until it answers again. A ledger another process holds
+/// (stopped inside its transaction) is different: it answers [`HELD`](crate::engine::ledger::HELD), asked again
+/// even while bypassed, and the governor grants nothing until it answers, since a decision
+/// made alone beside processes that share the window spends their budget (429s seen in
+/// `exona-bench crash-pause`).
 impl Ledger for Guarded {
     fn transact(
         &self,
@@ -576,13 +582,21 @@ impl Ledger for Guarded {
             decided.set(true);
             decide(w, h)
         };
-        self.run("the budget ledger", |s| {
+        let always = self.contended.load(Ordering::Relaxed);
+        let mut held = false;
+        let outcome = self.run_with("the budget ledger", always, |s| {
             if decided.get() {
                 return Err("the decision was made; its transaction did not commit".to_owned());
             }
-            s.transact(wall_ms, &mut once)
-        })
-        .ok_or_else(|| "bypassed".to_owned())
+            let answer = s.transact(wall_ms, &mut once);
+            held = matches!(&answer, Err(e) if is_contention(e));
+            answer
+        });
+        match outcome {
+            Some(()) => Ok(()),
+            None if held => Err(crate::engine::ledger::HELD.to_owned()),
+            None => Err("bypassed".to_owned()),
+        }
     }
 
     fn peek(&self, wall_ms: i64, read: &mut dyn FnMut(&SharedWindow)) -> Result<(), String> {
@@ -806,6 +820,30 @@ mod tests {
         assert_eq!(held.claim("x", ask), Claim::Creating, "asked again while bypassed for contention");
         let gone = Guarded::new(Box::new(Failing("disk I/O error")));
         assert_eq!(gone.claim("x", ask), Claim::Unknown);
+    }
+
+    /// The ledger of a held store says so (the governor then grants nothing), asked again
+    /// while bypassed for contention; a gone one lets the governor decide alone. PostgreSQL's
+    /// lock timeout on the key's row is a hold too.
+    #[test]
+    fn a_held_ledger_says_held_and_a_gone_one_bypassed() {
+        let mut decide = |_: &mut SharedWindow, _: &mut Holds| {};
+        for locked in ["database is locked", "canceling statement due to lock timeout"] {
+            let held = Guarded::new(Box::new(Failing(locked)));
+            assert_eq!(
+                held.transact(0, &mut decide),
+                Err(crate::engine::ledger::HELD.to_owned()),
+                "{locked}"
+            );
+            assert!(held.is_bypassed());
+            assert_eq!(
+                held.transact(0, &mut decide),
+                Err(crate::engine::ledger::HELD.to_owned()),
+                "asked again"
+            );
+        }
+        let gone = Guarded::new(Box::new(Failing("disk I/O error")));
+        assert_eq!(gone.transact(0, &mut decide), Err("bypassed".to_owned()));
     }
 
     /// The rule every backend shares: a claim is this call's only by its token.
