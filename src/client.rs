@@ -255,7 +255,7 @@ impl Client {
         let mut core = Core::new(policy, governor);
         if let Some(store) = &store {
             // What earlier processes learned: a new process polls on it from its first scan.
-            core.model.seed(&store.durations(512));
+            core.model.seed(&store.seed_durations(512));
         }
         let engine = Engine::threaded(core, Arc::new(transport), clock)
             .map_err(|e| Error::new(Code::Internal, format!("cannot start the scheduler thread: {e}")))?;

@@ -37,11 +37,28 @@ impl Run {
 /// requests per `window`, scans of 3–12 s (`Retry-After: 1`), each process's prior told so.
 /// With `ledger`, the processes share the key's window; without, each spends it blind.
 fn run(processes: usize, scans: usize, limit: u32, window: Duration, seed: u64, ledger: bool) -> Run {
+    run_scans(processes, scans, limit, window, seed, ledger, (3.0, 12.0), true)
+}
+
+/// [`run`] with scans of `durations` seconds, each process's prior told so when `hinted`
+/// (else the default prior, 30-120 s, as a user who says nothing has).
+#[allow(clippy::too_many_arguments)]
+fn run_scans(
+    processes: usize,
+    scans: usize,
+    limit: u32,
+    window: Duration,
+    seed: u64,
+    ledger: bool,
+    durations: (f64, f64),
+    hinted: bool,
+) -> Run {
     let clock = Arc::new(VirtualClock::new());
-    let api = VirtualApi::seeded(clock.clone(), (3.0, 12.0), 1, limit, window, seed);
+    let api = VirtualApi::seeded(clock.clone(), durations, 1, limit, window, seed);
+    let hint = (Duration::from_secs_f64(durations.0), Duration::from_secs_f64(durations.1));
     let policy = Policy {
         mode: Mode::Adaptive,
-        expected_duration: (Duration::from_secs(3), Duration::from_secs(12)),
+        expected_duration: if hinted { hint } else { Policy::default().expected_duration },
         ..Policy::default()
     };
     let shared = MemoryLedger::default();
@@ -138,6 +155,41 @@ fn processes_sharing_a_key_finish_with_blind_ones_and_meet_no_429() {
         assert!(shared.windows.len() <= 4 && *last > 0, "seed {seed}: {:?}", shared.windows);
         assert_eq!(shared.creates.last(), Some(&0), "seed {seed}: creates by window {:?}", shared.creates);
         assert!(shared.makespan() < 3.0 * 40.0 + 5.0, "seed {seed}: {:.1} s", shared.makespan());
+    }
+}
+
+/// Issue 35: with no duration hint (the default 30-120 s prior) and scans of 3-12 s, three
+/// processes sharing a store took 1.5-1.9x as long as the same processes blind (first polls at
+/// ~117 s, the prior's 97 % quantile, for scans done by 12 s; windows left 5-18 of their 20
+/// requests unspent). The prior now yields to the first completions. And with scans the prior
+/// describes (30-120 s), sharing costs nothing either.
+#[test]
+fn with_no_duration_hint_sharing_is_no_slower_than_blind() {
+    for (durations, seeds) in [((3.0, 12.0), [5, 6, 8, 11]), ((30.0, 120.0), [5, 6, 7, 8])] {
+        for seed in seeds {
+            let shared = run_scans(3, 12, 20, Duration::from_secs(40), seed, true, durations, false);
+            let blind = run_scans(3, 12, 20, Duration::from_secs(40), seed, false, durations, false);
+            println!(
+                "scans {durations:?} s, seed {seed}: shared {:.1} s ({} requests, {} × 429, windows {:?}); blind {:.1} s ({} requests, {} × 429)",
+                shared.makespan(),
+                shared.requests,
+                shared.rate_limited,
+                shared.windows,
+                blind.makespan(),
+                blind.requests,
+                blind.rate_limited
+            );
+            assert_eq!((shared.rate_limited, shared.failed, blind.failed), (0, 0, 0), "seed {seed}");
+            // The issue's check: 1.05x blind, or within four windows and one (the blind
+            // time moves by a window from seed to seed; 77 requests need four windows).
+            let bound = (1.05 * blind.makespan()).max(4.0 * 40.0 + 10.0);
+            assert!(
+                shared.makespan() <= bound,
+                "scans {durations:?} s, seed {seed}: shared {:.1} s, blind {:.1} s",
+                shared.makespan(),
+                blind.makespan()
+            );
+        }
     }
 }
 

@@ -21,6 +21,7 @@ mod adaptive;
 mod crash;
 mod curve;
 mod fleet;
+mod no_hint;
 mod on_signal;
 mod portfolio;
 mod store;
@@ -382,6 +383,7 @@ Scenarios:
   scale         thousands of scans in flight
   store         processes sharing a key through the state store (twins, a fresh process, cost)
   store-share   three processes x 12 scans on one store, against the same processes blind
+  no-hint       the same with no duration hint, scans of 3-12 s and of 30-120 s, with call times
   portfolio     the exona command on portfolios
   adaptive      adaptive waiting: detection, requests per scan, makespan
   curve         the thrift curve
@@ -416,6 +418,7 @@ fn main() {
         "scale" => scale(),
         "store" => store::run(),
         "store-share" => store::sharing(),
+        "no-hint" => no_hint::run(),
         "portfolio" => portfolio::run(),
         "adaptive" => adaptive::run(),
         "curve" => curve::run(),

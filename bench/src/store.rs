@@ -23,6 +23,9 @@ pub struct WorkerReport {
     pub elapsed: f64,
     /// When the worker's last call ended (Unix seconds).
     pub ended_unix: f64,
+    /// When it started (Unix seconds), and each completed call's scan id and end.
+    pub started_unix: f64,
+    pub calls: Vec<(String, f64)>,
 }
 
 /// `exona-bench store-worker BASE_URL STATE_DIR|off HINT|none SITE...`, the key in
@@ -47,6 +50,8 @@ pub fn worker(args: &[String]) {
     };
     let client = config.build().expect("client");
     let started = Instant::now();
+    let unix_now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    println!("started {:.3}", unix_now().as_secs_f64());
     let batch = Batch::new(&client);
     let options = WaitOptions { deadline: Some(Duration::from_secs(1800)), ..WaitOptions::default() };
     for site in sites {
@@ -58,6 +63,7 @@ pub fn worker(args: &[String]) {
             Ok(scan) => {
                 completed += 1;
                 from_store += scan.from_store as usize;
+                println!("call {} {:.3}", scan.id(), unix_now().as_secs_f64());
             }
             Err(e) => {
                 failed += 1;
@@ -98,7 +104,18 @@ pub fn collect(child: Child) -> WorkerReport {
 pub fn parse_report(text: &str) -> WorkerReport {
     let line = text.lines().find(|l| l.starts_with("report ")).expect("worker report");
     let f: Vec<&str> = line.split_whitespace().collect();
+    let started_unix =
+        text.lines().find_map(|l| l.strip_prefix("started ")?.trim().parse().ok()).unwrap_or(0.0);
+    let calls = text
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.strip_prefix("call ")?.split_whitespace();
+            Some((f.next()?.to_owned(), f.next()?.parse().ok()?))
+        })
+        .collect();
     WorkerReport {
+        started_unix,
+        calls,
         completed: f[1].parse().unwrap(),
         failed: f[2].parse().unwrap(),
         from_store: f[3].parse().unwrap(),
@@ -118,13 +135,17 @@ pub fn sites(tag: &str, n: usize) -> Vec<String> {
 }
 
 pub fn sim_with(limit: u32, window: Duration, min: Duration, max: Duration) -> SimHandle {
+    sim_seeded(limit, window, min, max, 11)
+}
+
+pub fn sim_seeded(limit: u32, window: Duration, min: Duration, max: Duration, seed: u64) -> SimHandle {
     exona_sim::spawn(Config {
         scan_duration_min: min,
         scan_duration_max: max,
         retry_after_secs: 1.0,
         rate_limit: limit,
         rate_window: window,
-        seed: 11,
+        seed,
         ..Config::default()
     })
     .expect("simulator")

@@ -12,6 +12,7 @@ use super::adaptive::{thrift, Demand, PlanCosts};
 use super::cancel::CancelToken;
 use super::gate::{CreateGate, Verdict};
 use super::governor::{Governor, Grant, InSight, Kind, Observed, Outlook};
+use super::learning::SharedLearning;
 use super::policy::Policy;
 use super::retry_after::{parse_reset, parse_retry_after, rate_limit_wait};
 use super::schedule::{DurationModel, Mode};
@@ -71,6 +72,11 @@ impl Effect {
     }
 }
 
+/// The quantile of scan durations watched for a move that plans waiting polls again, and how
+/// far it must fall (to this share of what it was).
+const REPLAN_QUANTILE: f64 = 0.9;
+const REPLAN_SHIFT: f64 = 0.75;
+
 /// How long a weighed thrift holds (the window changes slowly against it).
 const THRIFT_FOR: Duration = Duration::from_millis(250);
 /// How often the work in sight is told to the governor when no create asks (see `dispatch_due`).
@@ -128,6 +134,10 @@ pub struct Core {
     budget_freed: bool,
     /// The last `Retry-After` of a processing scan.
     gap_seen: Option<Duration>,
+    /// Durations learned here and from the other processes on the key.
+    learning: SharedLearning,
+    /// A scan was planned to explore: polled first at the shortest plausible duration.
+    explored: bool,
     next_id: TaskId,
     seq: u64,
     /// Effects not yet carried out (see [`Effect`]).
@@ -153,6 +163,8 @@ impl Core {
             history_seen: None,
             budget_freed: false,
             gap_seen: None,
+            learning: SharedLearning::default(),
+            explored: false,
             next_id: 1,
             seq: 0,
             outbox: Vec::new(),
@@ -265,6 +277,7 @@ impl Core {
         let mut w = InSight::default();
         let mut fixed_create: f64 = 0.0;
         let longest = self.model.quantile(1.0, self.policy.expected_duration);
+        let shortest = self.model.quantile(0.0, self.policy.expected_duration);
         for e in self.tasks.values() {
             if let Some(left) = e.task.time_left(now) {
                 let patience = left.saturating_sub(longest);
@@ -278,13 +291,27 @@ impl Core {
                             fixed_create.max(f64::from(self.policy.polls_to_reserve(e.task.mode())));
                     }
                 }
-                (false, Some(t), Some(c)) => w.running += c.polls_left(t, e.task.age(now)),
-                (false, ..) => w.running += f64::from(e.task.reserved.max(1)),
+                (running, thrift, costs) => {
+                    debug_assert!(!running);
+                    let age = e.task.age(now);
+                    let polls = match (thrift, costs) {
+                        (Some(t), Some(c)) => c.polls_left(t, age),
+                        _ => f64::from(e.task.reserved.max(1)),
+                    };
+                    w.running += polls;
+                    // Its next poll when it is due; the rest evenly until the longest
+                    // plausible duration.
+                    let next = e.due.saturating_sub(now).as_secs_f64();
+                    let last = (longest.max(shortest).as_secs_f64() - age.as_secs_f64()).max(next);
+                    w.running_by_time.add(1.0_f64.min(polls), next, next);
+                    w.running_by_time.add((polls - 1.0).max(0.0), next, last);
+                }
             }
         }
         let thrift = self.thrift_seen.map_or(0.0, |(_, t, _)| t);
         let fresh = costs.map_or(0.0, |c| c.fresh(thrift)).max(fixed_create);
         w.per_create = if fresh > 0.0 { 1.0 + fresh } else { 0.0 };
+        w.poll_spread = longest.saturating_sub(shortest);
         w
     }
 
@@ -381,8 +408,24 @@ impl Core {
         }
     }
 
+    /// What the other processes on the key learned: into the model, and waiting polls planned
+    /// again if it moved a long way.
+    fn learn_from_the_others(&mut self, now: Duration) {
+        let learned = self.learning.learned_by_the_others(self.governor.ledger());
+        if learned.is_empty() {
+            return;
+        }
+        let before = self.model.quantile(REPLAN_QUANTILE, self.policy.expected_duration);
+        for duration in learned {
+            self.model.observe(duration);
+        }
+        let thrift = self.thrift_seen.map_or(0.0, |(_, t, _)| t);
+        self.replan_if_moved(before, now, super::clock::wall_now(), thrift);
+    }
+
     /// The requests whose time has come and that the governor grants.
     pub fn dispatch_due(&mut self, now: Duration) -> Vec<Job> {
+        self.learn_from_the_others(now);
         let mut jobs = Vec::new();
         // Within one dispatch, a create the budget holds back answers for every other create
         // due that would reserve as much or more: they are held to the same time without
@@ -615,8 +658,23 @@ impl Core {
             Some(_) => 0.0,
             None => return,
         };
+        let schedule_before = self.model.quantile(REPLAN_QUANTILE, self.policy.expected_duration);
         let entry = self.tasks.get_mut(&id).expect("present");
         entry.in_flight = false;
+        // The first scan of a process that knows no duration yet, and was told none, is polled
+        // as early as the documentation's guess allows, whatever the budget: its answer
+        // teaches the schedule of every other scan within the window (a guess 10x off kept a
+        // first window 12 of 20 unspent). A duration the user gave is trusted as it is.
+        let exploring = !self.explored
+            && self.model.samples() == 0
+            && self.policy.duration_is_a_guess()
+            && entry.task.is_creating();
+        let thrift = if exploring && reply.as_ref().is_ok_and(|r| r.status == 201) {
+            self.explored = true;
+            0.0
+        } else {
+            thrift
+        };
         let server_wait_cap = self.governor.server_wait_cap();
         let mut ctx = Ctx {
             policy: &self.policy,
@@ -625,12 +683,18 @@ impl Core {
             wall,
             server_wait_cap,
             thrift,
+            learned: None,
         };
         let outcome = entry.task.on_reply(reply, now, &mut ctx);
+        if let (Some(duration), Some(scan_id)) = (ctx.learned, entry.task.scan_id()) {
+            self.learning.learned_here(scan_id, duration, self.governor.ledger());
+        }
+        self.replan_if_moved(schedule_before, now, wall, thrift);
         if let Some(outcome) = outcome {
             self.end(id, Some(outcome));
             return;
         }
+        let entry = self.tasks.get_mut(&id).expect("present");
         if !entry.task.is_creating() {
             // Still running at the age its last poll saw: the duration model censors it there.
             self.model.running(id, entry.task.seen_running_for());
@@ -648,6 +712,41 @@ impl Core {
         match entry.task.next_send(&self.policy) {
             Ok(at) => self.schedule(id, at, now),
             Err(e) => self.end(id, Some(Err(e))),
+        }
+    }
+
+    /// The duration model moved a long way down since it stood at `before` (its
+    /// [`REPLAN_QUANTILE`]): every scan waiting on a poll planned under the old model is
+    /// planned again (never later). Before, a process whose 30-120 s prior
+    /// met 3-12 s scans learned from its first completion but kept the polls already planned
+    /// at ~50-117 s, and its processes left windows unspent (issue 35).
+    fn replan_if_moved(&mut self, before: Duration, now: Duration, wall: SystemTime, thrift: f64) {
+        let after = self.model.quantile(REPLAN_QUANTILE, self.policy.expected_duration);
+        if after.as_secs_f64() >= REPLAN_SHIFT * before.as_secs_f64() {
+            return;
+        }
+        let server_wait_cap = self.governor.server_wait_cap();
+        let mut ctx = Ctx {
+            policy: &self.policy,
+            model: &mut self.model,
+            rng: &mut self.rng,
+            wall,
+            server_wait_cap,
+            thrift,
+            learned: None,
+        };
+        let mut moved = Vec::new();
+        for (id, e) in self.tasks.iter_mut().filter(|(_, e)| !e.in_flight) {
+            if e.task.replan(now, &mut ctx) {
+                moved.push(*id);
+            }
+        }
+        for id in moved {
+            let Some(e) = self.tasks.get_mut(&id) else { continue };
+            match e.task.next_send(&self.policy) {
+                Ok(at) => self.arm(id, at),
+                Err(err) => self.end(id, Some(Err(err))),
+            }
         }
     }
 

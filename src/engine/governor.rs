@@ -214,6 +214,12 @@ impl Governor {
         let _ = self.shared.set((ledger, anchor));
     }
 
+    /// The ledger the key's window is shared through, when there is one (it also carries
+    /// the durations the processes on the key learn).
+    pub fn ledger(&self) -> Option<&Arc<dyn Ledger>> {
+        self.shared.get().map(|(ledger, _)| ledger)
+    }
+
     /// Runs a decision on the key's state: the shared window when a ledger is attached (in one
     /// ledger transaction), else, or when the ledger fails, this process's own.
     /// `now` is the engine's time when the caller has it (it dates this process's holds).
@@ -484,8 +490,26 @@ impl State {
                 // of 300 s calls on an hour's window lost scans to their deadlines).
                 let reset_in = s.reset_at.saturating_sub(now);
                 let patient = w.patience.is_none_or(|p| reset_in < p);
-                let expected_fits =
-                    patient && w.per_create > 0.0 && room >= (w.running + w.per_create).ceil();
+                // What this window pays of that: of the scans under way (every process's), the
+                // polls that fall before its reset; of the new scan, its POST and the polls
+                // after its first and before the reset. Counting every poll to come against
+                // this window left the windows of three processes with 30-120 s scans spent
+                // 6-14 of 20 while creates waited, twice as long as blind processes (issue 35).
+                let (now_share, new_share) = s.shares_before_reset(now, w.poll_spread);
+                // Of this process's polls, those its forecast puts before the reset; of the
+                // others', the same share (their scans are of the same key).
+                let mine_now = match w.running_by_time.total() {
+                    total if now_share < 1.0 && total >= 1.0 => {
+                        let reset_in = s.reset_at.saturating_sub(now).min(s.window_estimate());
+                        w.running_by_time.before(reset_in.as_secs_f64()) * w.running / total
+                    }
+                    _ => now_share * w.running,
+                };
+                let others_share = if w.running >= 1.0 { mine_now / w.running } else { now_share };
+                let polls_now = mine_now + others_share * f64::from(s.others_expected);
+                let create_now = 1.0 + (w.per_create - 1.0).max(0.0) * new_share;
+                let room_now = available as f64 - margin as f64 - polls_now;
+                let expected_fits = patient && w.per_create > 0.0 && room_now >= create_now.ceil();
                 whole_fits =
                     w.per_create > 0.0 && room >= (w.running + w.queued as f64 * w.per_create).ceil();
                 // The window before the last: when the work in sight (every process's) spills
@@ -589,6 +613,25 @@ impl State {
             true => at.min(now + OTHERS_RECHECK),
             false => at,
         }
+    }
+
+    /// The shares of a running scan's polls, and of a new scan's, that fall before the reset:
+    /// the reset's distance over the polls' spread (a new scan's from its first poll on). All
+    /// of them while the reset is not the server's word, or the spread is not known.
+    /// A window that has just ended leaves the next one unseen until a request opens it: it
+    /// runs a window's length from then (windows that start at their first request, the
+    /// simulator's model and the likely one; one aligned to the clock ends sooner, and its first
+    /// answer says so).
+    fn shares_before_reset(&self, now: Duration, spread: Duration) -> (f64, f64) {
+        let unseen_next = !self.informed && self.reset_unix.is_none() && self.ended_unix.is_some();
+        if !(self.reset_told(now) || unseen_next) || spread.is_zero() || now < self.cooldown_until {
+            return (1.0, 1.0);
+        }
+        let reset_in = self.reset_at.saturating_sub(now).min(self.window_estimate()).as_secs_f64();
+        let spread = spread.as_secs_f64();
+        let running = (reset_in / spread).min(1.0);
+        let new = ((reset_in - self.first_poll_after.as_secs_f64()) / spread).clamp(0.0, 1.0);
+        (running, new)
     }
 
     /// When the window's end zone starts, if a create of `reserve` polls may be admitted in it
@@ -814,6 +857,11 @@ pub struct InSight {
     /// How long a poll may wait without a call missing its deadline (the least of the calls'
     /// time left, less the longest plausible scan); `None`: no call has a deadline.
     pub patience: Option<Duration>,
+    /// The span a new scan's polls fall over (the plausible durations' spread, from the
+    /// shortest on): those before the reset are the window's to pay.
+    pub poll_spread: Duration,
+    /// When the running scans' polls (`running`) are expected.
+    pub running_by_time: super::forecast::PollForecast,
 }
 
 /// What one response said about the budget.
@@ -971,6 +1019,7 @@ mod tests {
                 queued: 10,
                 per_create: 2.1,
                 patience: patience.map(S),
+                ..InSight::default()
             });
             // free = 10 - 6 = 4 < 1 + 3 + tail 1: the reservation does not fit.
             g.request(S(1), Kind::Create { reserve: 3 })
@@ -992,7 +1041,13 @@ mod tests {
             let g = twenty_per_forty(14);
             g.request(S(1), Kind::Create { reserve: 3 });
             g.request(S(1), Kind::Create { reserve: 3 });
-            g.set_work_in_sight(InSight { running: 6.0, queued, per_create: 2.0, patience: patience.map(S) });
+            g.set_work_in_sight(InSight {
+                running: 6.0,
+                queued,
+                per_create: 2.0,
+                patience: patience.map(S),
+                ..InSight::default()
+            });
             let mut sent = 0;
             let last = loop {
                 match g.request(S(1), Kind::Create { reserve: 3 }) {
@@ -1040,7 +1095,8 @@ mod tests {
         }
         // (Ten creates waiting in each: the work spills past the next window too, so this
         // window is not the one before the last.)
-        let work = |running| InSight { running, queued: 10, per_create: 2.1, patience: None };
+        let work =
+            |running| InSight { running, queued: 10, per_create: 2.1, patience: None, ..InSight::default() };
         gs[0].set_work_in_sight(work(13.0));
         gs[0].release(0); // written with its next decision
         assert_eq!(memory.holds_of(0).expected, 13);
@@ -1069,14 +1125,26 @@ mod tests {
             assert_eq!(gs[1].request(S(0), Kind::Create { reserve: 3 }), Grant::Now);
         }
         // Process 1's scans are expected to send all 12 promised polls: 15 available, 12 kept.
-        gs[1].set_work_in_sight(InSight { running: 15.0, queued: 0, per_create: 2.0, patience: None });
+        gs[1].set_work_in_sight(InSight {
+            running: 15.0,
+            queued: 0,
+            per_create: 2.0,
+            patience: None,
+            ..InSight::default()
+        });
         gs[1].release(0);
         for _ in 0..3 {
             assert_eq!(gs[0].request(S(1), Kind::Poll { reserved: false }), Grant::Now);
         }
         assert_eq!(gs[0].request(S(1), Kind::Poll { reserved: false }), Grant::At(S(1) + OTHERS_RECHECK));
         // Promised beyond what its scans will send: the excess does not hold a poll back.
-        gs[1].set_work_in_sight(InSight { running: 4.0, queued: 0, per_create: 2.0, patience: None });
+        gs[1].set_work_in_sight(InSight {
+            running: 4.0,
+            queued: 0,
+            per_create: 2.0,
+            patience: None,
+            ..InSight::default()
+        });
         gs[1].release(0);
         assert_eq!(gs[0].request(S(2), Kind::Poll { reserved: false }), Grant::Now);
     }
@@ -1090,7 +1158,13 @@ mod tests {
             let g = Governor::new(Limits { default_limit: 100, ..Limits::default() });
             g.request(S(0), Kind::Poll { reserved: false });
             g.observe(S(0), headers(16, 5360, 360));
-            g.set_work_in_sight(InSight { running: 0.0, queued, per_create: 2.1, patience: Some(S(10)) });
+            g.set_work_in_sight(InSight {
+                running: 0.0,
+                queued,
+                per_create: 2.1,
+                patience: Some(S(10)),
+                ..InSight::default()
+            });
             (0..4).filter(|_| g.request(S(10), Kind::Create { reserve: 1 }) == Grant::Now).count()
         };
         assert_eq!(paced(4), 4, "8.4 requests of work in 16");

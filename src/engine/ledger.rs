@@ -73,6 +73,22 @@ pub trait Ledger: Send + Sync {
         let _ = (from_wall_ms, to_wall_ms);
         Err("this ledger keeps no history".to_owned())
     }
+
+    /// Durations of the key's scans that the other processes learned and this one has not
+    /// been handed yet (scan id, duration), each once: a process learns from every completion
+    /// on the key, not from its own alone (DESIGN.md 9.4). Never waits on I/O: a store hands
+    /// what its heartbeat read.
+    fn take_learned(&self) -> Vec<(String, Duration)> {
+        Vec::new()
+    }
+
+    /// This process learned that `scan_id` took `duration`, for the others' [`take_learned`]
+    /// (a store records it itself, when the call ends).
+    ///
+    /// [`take_learned`]: Ledger::take_learned
+    fn publish_learned(&self, scan_id: &str, duration: Duration) {
+        let _ = (scan_id, duration);
+    }
 }
 
 /// The error of a ledger that another process holds: one stopped (SIGSTOP, a frozen
@@ -152,6 +168,9 @@ struct Memory {
     transactions: usize,
     /// When the key's scans were created (wall ms), for [`Ledger::created_between`].
     created: Vec<i64>,
+    /// Durations published (by whom, scan id, duration), and how far each holder has taken.
+    learned: Vec<(usize, String, Duration)>,
+    taken: std::collections::HashMap<usize, usize>,
 }
 
 impl MemoryLedger {
@@ -220,5 +239,25 @@ impl Ledger for MemoryLedger {
     fn created_between(&self, from_wall_ms: i64, to_wall_ms: i64) -> Result<u32, String> {
         let m = self.lock();
         Ok(m.created.iter().filter(|t| (from_wall_ms..to_wall_ms).contains(t)).count() as u32)
+    }
+
+    fn take_learned(&self) -> Vec<(String, Duration)> {
+        let mut m = self.lock();
+        let from = m.taken.get(&self.holder).copied().unwrap_or(0);
+        let new: Vec<(String, Duration)> = m.learned[from..]
+            .iter()
+            .filter(|(by, ..)| *by != self.holder)
+            .map(|(_, id, d)| (id.clone(), *d))
+            .collect();
+        let end = m.learned.len();
+        m.taken.insert(self.holder, end);
+        new
+    }
+
+    fn publish_learned(&self, scan_id: &str, duration: Duration) {
+        let mut m = self.lock();
+        if !m.learned.iter().any(|(_, id, _)| id == scan_id) {
+            m.learned.push((self.holder, scan_id.to_owned(), duration));
+        }
     }
 }

@@ -33,6 +33,17 @@ pub struct Policy {
     pub workers: usize,
 }
 
+/// How long scans take by the API's documentation: the prior when the user says nothing.
+pub const DOCUMENTED_DURATION: (Duration, Duration) = (Duration::from_secs(30), Duration::from_secs(120));
+
+impl Policy {
+    /// Whether the duration prior is the documentation's guess rather than the user's word
+    /// (`EXONA_SCAN_DURATION_MS`, the options): a guess is explored (see the core).
+    pub fn duration_is_a_guess(&self) -> bool {
+        self.expected_duration == DOCUMENTED_DURATION
+    }
+}
+
 impl Default for Policy {
     fn default() -> Self {
         Policy {
@@ -44,7 +55,7 @@ impl Default for Policy {
             final_poll_allowance: Duration::from_secs(2),
             backoff_base: backoff::BASE,
             backoff_cap: backoff::CAP,
-            expected_duration: (Duration::from_secs(30), Duration::from_secs(120)),
+            expected_duration: DOCUMENTED_DURATION,
             mode: Mode::Adaptive,
             limits: Limits::default(),
             workers: 4,

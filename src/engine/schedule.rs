@@ -90,10 +90,20 @@ pub struct DurationModel {
     /// How many samples weigh as much as the prior: [`PRIOR_WEIGHT`], or less once the key's
     /// own record has been loaded.
     prior_weight: f64,
-    /// The estimator's curve, (time, share finished by then), rebuilt after changes (see
-    /// `changed`), and how many changes it has not seen.
-    curve: std::cell::OnceCell<(Vec<(f64, f64)>, f64)>,
+    /// The estimator's curve and what goes with it, rebuilt after changes (see `changed`),
+    /// and how many changes it has not seen.
+    curve: std::cell::OnceCell<Estimate>,
     unseen_changes: usize,
+}
+
+/// The product-limit curve, (time, share finished by then), with the longest duration or age
+/// seen, and the shortest and longest durations seen (how far the prior is off).
+#[derive(Clone, Debug, Default)]
+struct Estimate {
+    curve: Vec<(f64, f64)>,
+    oldest: f64,
+    shortest_done: f64,
+    longest_done: f64,
 }
 
 /// How many samples weigh as much as the prior.
@@ -186,12 +196,11 @@ impl DurationModel {
     /// `F(t) = 1 - Π (1 - d_i / n_i)` over the durations `t_i <= t`, where `n_i` scans (ended
     /// or running) had lasted at least `t_i`.
     fn curve(&self) -> &[(f64, f64)] {
-        &self.estimate().0
+        &self.estimate().curve
     }
 
-    /// The curve, and the longest duration or age seen (kept with it: asked for at every
-    /// quantile the curve cannot speak for, over maybe ten thousand scans).
-    fn estimate(&self) -> &(Vec<(f64, f64)>, f64) {
+    /// The curve, and what is asked of it at every quantile over maybe ten thousand scans.
+    fn estimate(&self) -> &Estimate {
         self.curve.get_or_init(|| {
             // (time, finished?) with a finish before a running age at the same time.
             let mut all: Vec<(f64, bool)> = self.samples.iter().map(|&d| (d, true)).collect();
@@ -216,8 +225,35 @@ impl DurationModel {
                 at_risk -= leaving;
             }
             let oldest = all.last().map_or(0.0, |&(t, _)| t);
-            (curve, oldest)
+            let shortest_done = self.samples.iter().copied().fold(f64::INFINITY, f64::min);
+            let longest_done = self.samples.iter().copied().fold(0.0, f64::max);
+            Estimate { curve, oldest, shortest_done, longest_done }
         })
+    }
+
+    /// The prior as the durations seen leave it: unchanged while every one lies within it;
+    /// else stretched as little as they need, keeping its shape (a scale family: the key's
+    /// scans run faster or slower than the prior's guess), and weighing less. A test key whose
+    /// scans take 3-12 s had its processes poll at ~117 s for scans done by 12 s while a
+    /// 30-120 s prior outweighed the first completions; now the first one moves every poll.
+    /// Returns (shortest, longest, the prior's weight in samples).
+    fn yielded_prior(&self, prior: (Duration, Duration)) -> (f64, f64, f64) {
+        let (lo, hi) = (prior.0.as_secs_f64(), prior.1.as_secs_f64());
+        let e = self.estimate();
+        if self.samples.is_empty() || (e.shortest_done >= lo && e.longest_done <= hi) || hi <= 0.0 {
+            return (lo, hi, self.prior_weight);
+        }
+        let (shortest, longest) = (e.shortest_done.max(f64::MIN_POSITIVE), e.longest_done);
+        // Scales that put every duration seen within the scaled prior: [longest/hi, shortest/lo].
+        let (fewest, most) = (longest / hi, if lo > 0.0 { shortest / lo } else { f64::INFINITY });
+        if fewest > most {
+            // Spread wider than the prior's own range: what was seen is the range.
+            return (shortest, longest, self.prior_weight.min(SEEDED_PRIOR_WEIGHT));
+        }
+        let c = 1.0_f64.clamp(fewest, most);
+        // The further off, the less its shape is worth (a guess 10x off is mostly wrong).
+        let off = c.min(1.0 / c);
+        (lo * c, hi * c, (self.prior_weight * off * off).max(SEEDED_PRIOR_WEIGHT.min(self.prior_weight)))
     }
 
     /// The `p` quantile the durations seen can speak for: `None` above the share finished by
@@ -241,14 +277,14 @@ impl DurationModel {
     /// prior's, but never below the oldest scan seen (it has lasted that long).
     pub fn quantile(&self, p: f64, prior: (Duration, Duration)) -> Duration {
         let p = p.clamp(0.0, 1.0);
-        let (lo, hi) = (prior.0.as_secs_f64(), prior.1.as_secs_f64());
+        let (lo, hi, prior_weight) = self.yielded_prior(prior);
         let from_prior = lo + (hi - lo) * p;
         let n = self.samples.len() as f64;
         if n == 0.0 {
             return secs(from_prior);
         }
-        let learned = self.learned_quantile(p).unwrap_or_else(|| from_prior.max(self.estimate().1));
-        let w = n / (n + self.prior_weight);
+        let learned = self.learned_quantile(p).unwrap_or_else(|| from_prior.max(self.estimate().oldest));
+        let w = n / (n + prior_weight);
         secs(from_prior * (1.0 - w) + learned * w)
     }
 
@@ -402,9 +438,49 @@ mod tests {
         few.seed(&three_secs[..5]);
         let mut record = DurationModel::new();
         record.seed(&three_secs);
-        assert!(few.quantile(0.5, PRIOR) > Duration::from_secs(50), "five durations are not a record");
         let q = record.quantile(0.5, PRIOR).as_secs_f64();
-        assert!((3.0..8.0).contains(&q), "36 loaded 3 s durations put the median at {q} s");
+        assert!((3.0..3.5).contains(&q), "36 loaded 3 s durations put the median at {q} s");
+        // Five are not a record, but they are far below the prior: it yields to them.
+        let q = few.quantile(0.5, PRIOR).as_secs_f64();
+        assert!((3.0..8.0).contains(&q), "five 3 s durations put the median at {q} s");
+    }
+
+    /// Issue 35: a test key's 3-12 s scans were first polled at ~117 s, the prior's 97 %
+    /// quantile, while 20 samples' worth of prior outweighed the first completions. A
+    /// duration the prior cannot explain now moves it at once; durations it explains leave
+    /// it alone (a live key's 30-120 s scans keep their schedule).
+    #[test]
+    fn the_prior_yields_to_durations_it_cannot_explain() {
+        let secs = |d: Duration| d.as_secs_f64();
+        let mut first = DurationModel::new();
+        first.observe(Duration::from_secs(7));
+        first.set_running(std::iter::repeat_n(Duration::from_secs(7), 5));
+        let q97 = secs(first.quantile(0.97, PRIOR));
+        assert!((7.0..=28.0).contains(&q97), "after one 7 s scan, the 97 % quantile is {q97} s (was 117)");
+        assert!(
+            secs(first.quantile(0.0, PRIOR)) >= 7.0,
+            "no scan is expected shorter than the shortest seen yet"
+        );
+        first.observe(Duration::from_secs(4));
+        let q97 = secs(first.quantile(0.97, PRIOR));
+        assert!(q97 <= 16.5, "after a 4 s scan too: {q97} s");
+        // Durations within the prior: the prior's schedule, moved only by what they teach.
+        let mut live = DurationModel::new();
+        live.observe(Duration::from_secs(45));
+        assert!(secs(live.quantile(0.0, PRIOR)) >= 29.0);
+        assert!(secs(live.quantile(1.0, PRIOR)) >= 115.0);
+        // Just outside it: stretched just as much.
+        let mut near = DurationModel::new();
+        near.observe(Duration::from_secs(28));
+        let (lo, hi) = (secs(near.quantile(0.0, PRIOR)), secs(near.quantile(1.0, PRIOR)));
+        assert!(
+            (27.9..=30.0).contains(&lo) && hi >= 100.0,
+            "a 28 s scan stretched the prior to {lo}..{hi} s"
+        );
+        // Longer than the prior allows: it stretches up.
+        let mut slow = DurationModel::new();
+        slow.observe(Duration::from_secs(600));
+        assert!(secs(slow.quantile(0.0, PRIOR)) >= 100.0, "{:?}", slow.quantile(0.0, PRIOR));
     }
 
     /// The ages at which a scan is polled, if every poll finds it still processing.

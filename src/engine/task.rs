@@ -69,6 +69,8 @@ pub struct Ctx<'a> {
     pub server_wait_cap: Duration,
     /// How tight the key's budget is for an adaptive plan (0: latency, 1: frugal).
     pub thrift: f64,
+    /// The duration the reply taught the model, if it did (the core shares it).
+    pub learned: Option<Duration>,
 }
 
 #[derive(Clone, Debug)]
@@ -718,6 +720,27 @@ impl Task {
         self.reason = if self.floor >= self.desired { Reason::RetryAfter } else { Reason::Schedule };
     }
 
+    /// The duration model moved a long way down (its prior yielded to durations it could not
+    /// explain): a scan waiting on a poll planned under the old model is planned again, at its
+    /// thrift then, never later than it was. Returns whether the poll moved.
+    pub fn replan(&mut self, now: Duration, ctx: &mut Ctx) -> bool {
+        let waiting = matches!(self.phase, Phase::Wait { .. }) && self.failures == 0;
+        if !waiting || self.is_final || self.reason != Reason::Schedule || self.desired <= now {
+            return false;
+        }
+        let (desired, thrift) = (self.desired, self.thrift);
+        let gap = self.poll_gap(ctx.policy);
+        let age = self.age(now);
+        let planned_at = self.fixed_thrift.or(thrift).unwrap_or(ctx.thrift);
+        let next = next_poll_age(self.mode, age, ctx.model, self.expected, gap, planned_at);
+        let moved = now + (next - age);
+        if moved >= desired {
+            return false;
+        }
+        self.desired = moved;
+        true
+    }
+
     fn wait_out_429(
         &mut self,
         r: &Response,
@@ -845,7 +868,9 @@ fn learn(scan: &Scan, seen: Duration, age: Duration, ctx: &mut Ctx) {
     } else {
         Duration::from_millis(1)
     };
-    ctx.model.observe(reconcile_duration(said, slack, seen, age));
+    let duration = reconcile_duration(said, slack, seen, age);
+    ctx.model.observe(duration);
+    ctx.learned = Some(duration);
 }
 
 /// The duration the server said (`said`, give or take `slack`) within what the polls saw

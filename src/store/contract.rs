@@ -96,6 +96,24 @@ fn durations_count_once_per_scan_newest_first() {
     });
 }
 
+/// Issue 35: a process learns the durations the others record on the key, through its
+/// heartbeat's read, once each, and none its model was seeded with at its start.
+#[test]
+fn each_process_is_handed_the_durations_the_others_record_once() {
+    on_both("learned", |open| {
+        let (a, b) = (open(), Guarded::new(open()));
+        a.record_duration("scn_old", Duration::from_secs(9), t(1)).unwrap();
+        assert_eq!(b.seed_durations(512), [Duration::from_secs(9)]);
+        a.record_duration("scn_new", Duration::from_secs(4), t(2)).unwrap();
+        b.read_learned();
+        b.read_learned();
+        assert_eq!(b.take_learned(), [("scn_new".to_owned(), Duration::from_secs(4))]);
+        assert!(b.take_learned().is_empty(), "handed once");
+        b.read_learned();
+        assert!(b.take_learned().is_empty(), "read once");
+    });
+}
+
 /// The key's history of creates (the arrivals a process expects, issue 23): a scan counts
 /// once, whichever owner recorded it, where it was created (its end less its duration).
 #[test]

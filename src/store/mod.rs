@@ -132,6 +132,12 @@ pub fn call_token() -> String {
 pub trait Store: Ledger + Send + Sync {
     /// The most recent observed durations (at most `limit`), newest first.
     fn durations(&self, limit: usize) -> Result<Vec<Duration>, String>;
+    /// The same with each one's scan id (rows written before scan ids were kept are left
+    /// out): what the other processes learned, handed to the engine once each.
+    fn recent_durations(&self, limit: usize) -> Result<Vec<(String, Duration)>, String> {
+        let _ = limit;
+        Err("this store keeps no scan ids with its durations".to_owned())
+    }
     /// A scan's observed duration, once per scan id (later records of it are ignored).
     fn record_duration(&self, scan_id: &str, duration: Duration, at: SystemTime) -> Result<(), String>;
     /// The newest completed result of this identity that finished at or after `since`.
@@ -311,7 +317,16 @@ pub struct Guarded {
     unrecorded: Mutex<Vec<(String, String, SystemTime)>>,
     /// The bypass is for contention: the store is there, another process holds its lock.
     contended: AtomicBool,
+    /// Durations the other processes recorded, read by the heartbeat for the engine, and
+    /// the scan ids already read (see [`Ledger::take_learned`]).
+    learned: Mutex<(Vec<(String, Duration)>, std::collections::HashSet<String>)>,
 }
+
+/// Durations read by each heartbeat: more than a key's scans end in a beat.
+const LEARNED_PER_BEAT: usize = 64;
+/// Scan ids remembered as read; forgotten all at once past this (the engine drops any it
+/// already has, by id).
+const LEARNED_REMEMBERED: usize = 4096;
 
 /// Says so when a scan recorded in flight replaced a different scan of the same identity:
 /// two creates of one company, each paid for (DESIGN.md 9.1: a twin is named, never hidden).
@@ -354,6 +369,7 @@ impl Guarded {
             heartbeat: Mutex::new(None),
             unrecorded: Mutex::new(Vec::new()),
             contended: AtomicBool::new(false),
+            learned: Mutex::new(Default::default()),
         }
     }
 
@@ -427,6 +443,35 @@ impl Guarded {
 
     pub fn durations(&self, limit: usize) -> Vec<Duration> {
         self.run("reading durations", |s| s.durations(limit)).unwrap_or_default()
+    }
+
+    /// The key's recorded durations for a new process's model (at most `limit`): from now on
+    /// the heartbeat hands the engine only durations recorded after these.
+    pub fn seed_durations(&self, limit: usize) -> Vec<Duration> {
+        let read = self.durations(limit);
+        if let Some(recent) = self.run("reading durations", |s| s.recent_durations(LEARNED_PER_BEAT)) {
+            let mut learned = self.learned.lock().unwrap_or_else(|p| p.into_inner());
+            learned.1.extend(recent.into_iter().map(|(id, _)| id));
+        }
+        read
+    }
+
+    /// The heartbeat's read of what the other processes learned (their scans' durations),
+    /// kept for the engine's next [`Ledger::take_learned`]: the engine never waits on it.
+    fn read_learned(&self) {
+        let Some(recent) = self.run("reading durations", |s| s.recent_durations(LEARNED_PER_BEAT)) else {
+            return;
+        };
+        let mut learned = self.learned.lock().unwrap_or_else(|p| p.into_inner());
+        let (inbox, seen) = &mut *learned;
+        if seen.len() > LEARNED_REMEMBERED {
+            seen.clear();
+        }
+        for (id, duration) in recent.into_iter().rev() {
+            if seen.insert(id.clone()) {
+                inbox.push((id, duration));
+            }
+        }
     }
     pub fn record_duration(&self, scan_id: &str, duration: Duration, at: SystemTime) {
         self.run("recording a duration", |s| s.record_duration(scan_id, duration, at));
@@ -556,7 +601,10 @@ fn beat(store: Weak<Guarded>, stop: Arc<(Mutex<bool>, Condvar)>) {
         }
         drop(stopped);
         match store.upgrade() {
-            Some(store) => store.renew_leases(crate::engine::clock::wall_now()),
+            Some(store) => {
+                store.renew_leases(crate::engine::clock::wall_now());
+                store.read_learned();
+            }
             None => return,
         }
         stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
@@ -606,6 +654,13 @@ impl Ledger for Guarded {
     fn created_between(&self, from_wall_ms: i64, to_wall_ms: i64) -> Result<u32, String> {
         self.run("reading the key's history", |s| s.created_between(from_wall_ms, to_wall_ms))
             .ok_or_else(|| "bypassed".to_owned())
+    }
+
+    /// What the heartbeat read since the last call (no I/O here: the engine asks under its
+    /// lock). This process's own durations are recorded when its calls end
+    /// (`record_duration`), so publishing is the store's already.
+    fn take_learned(&self) -> Vec<(String, Duration)> {
+        std::mem::take(&mut self.learned.lock().unwrap_or_else(|p| p.into_inner()).0)
     }
 }
 

@@ -516,6 +516,22 @@ impl Store for SqliteStore {
         rows.map(|r| r.map_err(err).map(|s| Duration::from_secs_f64(s.max(0.0)))).collect()
     }
 
+    fn recent_durations(&self, limit: usize) -> Result<Vec<(String, Duration)>, String> {
+        let conn = self.conn();
+        let mut q = conn
+            .prepare_cached(
+                "SELECT scan_id, seconds FROM durations WHERE fingerprint = ?1 AND scan_id IS NOT NULL
+                 ORDER BY observed_ms DESC LIMIT ?2",
+            )
+            .map_err(err)?;
+        let rows = q
+            .query_map(params![self.fingerprint, limit as i64], |r| {
+                Ok((r.get::<_, String>(0)?, Duration::from_secs_f64(r.get::<_, f64>(1)?.max(0.0))))
+            })
+            .map_err(err)?;
+        rows.map(|r| r.map_err(err)).collect()
+    }
+
     fn record_duration(&self, scan_id: &str, duration: Duration, at: SystemTime) -> Result<(), String> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;

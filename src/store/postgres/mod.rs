@@ -463,6 +463,22 @@ impl Store for PgStore {
         })
     }
 
+    fn recent_durations(&self, limit: usize) -> Result<Vec<(String, Duration)>, String> {
+        self.with(|c| {
+            let rows = c.query(
+                &format!(
+                    "SELECT scan_id, seconds FROM {} WHERE fingerprint = $1 ORDER BY observed_ms DESC LIMIT $2",
+                    self.t("durations")
+                ),
+                params![self.fingerprint, limit.min(i64::MAX as usize) as i64],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.get::<_, String>(0), Duration::from_secs_f64(r.get::<_, f64>(1).max(0.0))))
+                .collect())
+        })
+    }
+
     fn record_duration(&self, scan_id: &str, duration: Duration, at: SystemTime) -> Result<(), String> {
         self.with(|c| {
             // On the database's clock as this connection measured it (made just now, maybe).
