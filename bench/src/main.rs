@@ -20,6 +20,7 @@
 mod adaptive;
 mod crash;
 mod curve;
+mod eta;
 mod fleet;
 mod no_hint;
 mod on_signal;
@@ -383,6 +384,7 @@ Scenarios:
   scale         thousands of scans in flight
   store         processes sharing a key through the state store (twins, a fresh process, cost)
   store-share   three processes x 12 scans on one store, against the same processes blind
+  eta           whether the ETAs exona batch prints come true, alone and three processes on a key
   no-hint       the same with no duration hint, scans of 3-12 s and of 30-120 s, with call times
   portfolio     the exona command on portfolios
   adaptive      adaptive waiting: detection, requests per scan, makespan
@@ -410,7 +412,12 @@ fn main() {
         return store::worker(&args);
     }
     println!("exona-bench {what} at commit {}\n", commit());
-    println!("exona-bench {what}: scans uniform in {SCAN_MIN:?}–{SCAN_MAX:?}, Retry-After 1 s, duration prior set to match\n");
+    // (Scenarios with a setup of their own say it in their own header.)
+    let own_setup =
+        ["crash", "crash-pause", "no-hint", "eta", "fleet", "fleet-cost", "fleet-dba", "fleet-outage"];
+    if !own_setup.contains(&what.as_str()) {
+        println!("exona-bench {what}: scans uniform in {SCAN_MIN:?}–{SCAN_MAX:?}, Retry-After 1 s, duration prior set to match\n");
+    }
     match what.as_str() {
         "efficiency" => efficiency(),
         "pressure" => pressure(),
@@ -419,6 +426,7 @@ fn main() {
         "store" => store::run(),
         "store-share" => store::sharing(),
         "no-hint" => no_hint::run(),
+        "eta" => eta::run(),
         "portfolio" => portfolio::run(),
         "adaptive" => adaptive::run(),
         "curve" => curve::run(),

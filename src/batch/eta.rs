@@ -13,6 +13,10 @@ use crate::engine::governor::Outlook;
 /// changing but the clock, it only shrinks (a step at each reset, the time to the reset
 /// between): it used to spread the rest over a fraction of the next window, which read "1h
 /// 40m" for 20 rows that the next window, 55 min away, would take whole.
+///
+/// The window is the key's, shared by every process on it: with a state store the others'
+/// work in sight is counted too (three processes on a key were told a third of their time).
+/// `None` when nothing is left, or when the rest spans windows whose length is not known.
 pub fn estimate(status: &Status, outlook: Outlook, median_scan: Duration, planned: u32) -> Option<Duration> {
     let left = status.queued as f64 + status.in_flight as f64;
     if left == 0.0 {
@@ -21,6 +25,8 @@ pub fn estimate(status: &Status, outlook: Outlook, median_scan: Duration, planne
     let (needed, available) = need(status, outlook, planned);
     let wait_for_budget = if needed <= available {
         Duration::ZERO
+    } else if !outlook.window_known {
+        return None;
     } else {
         // Windows after the next reset that the rest needs, beyond the first (0: it fits).
         let windows = ((needed - available) / outlook.limit.max(1) as f64).ceil() - 1.0;
@@ -47,7 +53,8 @@ fn need(status: &Status, outlook: Outlook, planned: u32) -> (f64, f64) {
         planned as f64
     };
     let needed = status.queued as f64 * per_row + status.in_flight as f64 * per_row * 0.5;
-    (needed, outlook.available as f64)
+    let others = if outlook.others_known { outlook.others_demand as f64 } else { 0.0 };
+    (needed + others, outlook.available as f64)
 }
 
 #[cfg(test)]
@@ -65,6 +72,7 @@ mod tests {
             window: S(3600),
             others_known: false,
             others_demand: 0,
+            window_known: true,
         }
     }
 
@@ -104,6 +112,35 @@ mod tests {
             assert!(eta <= last, "{eta:?} after {last:?} at reset_in {reset_in}");
             last = eta;
         }
+    }
+
+    /// Issue 35: three processes on one key were each told the time their own rows would
+    /// take at the whole window's pace; the window is the key's, and the others' work is
+    /// paid from it too.
+    #[test]
+    fn the_other_processes_work_on_the_key_is_counted() {
+        let s = Status { queued: 10, ..Status::default() };
+        let alone = estimate(&s, outlook(20, 40), S(8), 2).unwrap();
+        let shared =
+            Outlook { limit: 20, others_known: true, others_demand: 40, window: S(40), ..outlook(20, 40) };
+        let with_others = estimate(&s, shared, S(8), 2).unwrap();
+        assert_eq!(alone, S(8), "20 requests fit the 20 left");
+        assert_eq!(with_others, S(40) + S(40) + S(8), "60 requests: this window's 20, then two more windows");
+    }
+
+    /// A window whose length is not known (a test key's, before two resets): an estimate that
+    /// spans windows is not made rather than made an hour long.
+    #[test]
+    fn an_estimate_across_windows_of_unknown_length_is_not_made() {
+        let s = Status { queued: 30, ..Status::default() };
+        let unknown = Outlook { window_known: false, ..outlook(20, 30) };
+        assert_eq!(estimate(&s, unknown, S(8), 2), None);
+        let fits = Status { queued: 5, ..Status::default() };
+        assert_eq!(
+            estimate(&fits, unknown, S(8), 2),
+            Some(S(8)),
+            "what fits this window needs no window length"
+        );
     }
 
     #[test]

@@ -207,6 +207,7 @@ mod tests {
 
     fn outlook(available: u32, reset_in: u64) -> Outlook {
         Outlook {
+            window_known: true,
             limit: 100,
             available,
             reserved: 0,
@@ -333,6 +334,7 @@ mod provision_tests {
                     window: S(360),
                     others_known: true,
                     others_demand: 0,
+                    window_known: true,
                 },
                 demand,
                 &c,

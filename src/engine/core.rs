@@ -558,7 +558,11 @@ impl Core {
                                 Err(e) => self.end(id, Some(Err(e))),
                             }
                         }
-                        Err(e) => self.end(id, Some(Err(e))),
+                        Err(mut e) => {
+                            // What is held back, for whom, and when the window resets.
+                            e.message = format!("{}: {}", e.message, self.governor.why_held(now));
+                            self.end(id, Some(Err(e)));
+                        }
                     }
                 }
                 Grant::Refused => {

@@ -390,6 +390,36 @@ impl Governor {
         Outlook { others_known: known, ..outlook }
     }
 
+    /// Why the key's budget holds requests back now, in the words `exona status` uses: what
+    /// the window has left, how much of it is promised and to whom, and when it resets. (A
+    /// refusal said only "next in 3180.1 s" while `exona status` showed 7 of 100 left: the
+    /// reason, polls promised to scans under way, was in docs/waiting.md alone.)
+    pub fn why_held(&self, now: Duration) -> String {
+        self.view(now, |s| {
+            s.roll(now);
+            let left = s.remaining.saturating_sub(s.outstanding);
+            let others = s.others_reserved.min(s.reserved);
+            let tail = (s.limit as f64 * s.limits.tail_share).ceil() as u32;
+            let reset_in = s.reset_at.saturating_sub(now);
+            let at = humantime::format_rfc3339_seconds(super::clock::wall_now() + reset_in);
+            let documented = if s.informed { "" } else { " (the documented budget: no answer has told of it yet)" };
+            let mut why = format!(
+                "the key's window has {left} of {} requests left{documented}; {} are promised to the polls of \
+                 scans under way ({} of this process's, {others} of other processes' on this key) and {tail} \
+                 kept for polls beyond their plan; it resets at {at} (in {})",
+                s.limit,
+                s.reserved,
+                s.reserved - others,
+                words(reset_in)
+            );
+            if now < s.cooldown_until {
+                let until = s.cooldown_until - now;
+                why += &format!("; after a 429, no request before {} s from now", until.as_secs());
+            }
+            why
+        })
+    }
+
     /// The key's window as the governor sees it now: what an estimate of a long batch's end
     /// needs (the budget binds a portfolio, not the scans' durations).
     pub fn outlook(&self, now: Duration) -> Outlook {
@@ -428,6 +458,9 @@ impl State {
             window,
             others_known: false,
             others_demand: self.others_expected.saturating_add(self.others_queued),
+            window_known: self.window < self.limits.default_window
+                || self.window_guess.is_some()
+                || (self.informed && self.limit == self.limits.default_limit),
         }
     }
 
@@ -827,6 +860,15 @@ impl State {
     }
 }
 
+/// "53 min", "40 s": a wait as `exona status` says it.
+fn words(d: Duration) -> String {
+    match d.as_secs() {
+        s if s >= 5400 => format!("{:.1} h", s as f64 / 3600.0),
+        s if s >= 90 => format!("{} min", (s + 30) / 60),
+        s => format!("{s} s"),
+    }
+}
+
 /// See [`Governor::outlook`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Outlook {
@@ -843,6 +885,11 @@ pub struct Outlook {
     pub others_known: bool,
     /// Requests the other processes' work in sight is expected to need (with a ledger).
     pub others_demand: u32,
+    /// Whether `window` is the key's own: learned from two resets, read from a window's first
+    /// answer, or the documented hour of a key with the documented limit. Else an estimate
+    /// that spans windows is a guess an hour long (a 40 s test key's batch read "about 1h 43s
+    /// to go" with two minutes left): it is not made.
+    pub window_known: bool,
 }
 
 /// What a process's work in sight is expected to cost (see [`Governor::set_work_in_sight`]).

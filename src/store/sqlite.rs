@@ -29,7 +29,12 @@ pub struct SqliteStore {
     /// store (one per process and key, as the governor is). Its leases are renewed by the
     /// heartbeat while it lives; once they lapse, what it held is free on any host.
     holder: String,
+    /// When the store was last pruned (`None`: not yet in this process).
+    pruned_at: Mutex<Option<std::time::Instant>>,
 }
+
+/// How often what no call can use any more is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
@@ -106,6 +111,13 @@ impl SqliteStore {
                 "its schema is version {version}, newer than this library's {SCHEMA_VERSION}"
             )));
         }
+        if version == SCHEMA_VERSION {
+            // Nothing to write: a process that starts while another is stopped inside a
+            // transaction (holding the write lock for as long as it is stopped) opens the store
+            // all the same. It ran without it, alone, and made twins and 429s (`exona-bench
+            // crash-pause`, a process killed and run again beside stopped ones).
+            return Ok(SqliteStore::on(conn, fingerprint));
+        }
         conn.execute_batch(
             "BEGIN IMMEDIATE;
              CREATE TABLE IF NOT EXISTS durations (
@@ -141,12 +153,35 @@ impl SqliteStore {
             "CREATE UNIQUE INDEX IF NOT EXISTS durations_once ON durations (fingerprint, scan_id);",
         )
         .map_err(err)?;
-        prune(&conn, unix_ms(crate::engine::clock::wall_now())).map_err(err)?;
-        Ok(SqliteStore { conn: Mutex::new(conn), fingerprint: fingerprint.to_owned(), holder: holder_name() })
+        Ok(SqliteStore::on(conn, fingerprint))
+    }
+
+    fn on(conn: Connection, fingerprint: &str) -> SqliteStore {
+        SqliteStore {
+            conn: Mutex::new(conn),
+            fingerprint: fingerprint.to_owned(),
+            holder: holder_name(),
+            pruned_at: Mutex::new(None),
+        }
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Prunes when it is due (by the heartbeat, never on open: see `open_once`); a failure is
+    /// only logged (housekeeping: the store is not bypassed for it).
+    fn prune_if_due(&self, now: SystemTime) {
+        {
+            let mut at = self.pruned_at.lock().unwrap_or_else(|p| p.into_inner());
+            if at.is_some_and(|t| t.elapsed() < PRUNE_EVERY) {
+                return;
+            }
+            *at = Some(std::time::Instant::now());
+        }
+        if let Err(e) = prune(&self.conn(), unix_ms(now)) {
+            crate::log::log(crate::log::Level::Info, || format!("state store: pruning old rows failed: {e}"));
+        }
     }
 }
 
@@ -673,7 +708,11 @@ impl Store for SqliteStore {
             params![self.fingerprint, self.holder, until],
         )
         .map_err(err)?;
-        tx.commit().map_err(err)
+        tx.commit().map_err(err)?;
+        drop(conn);
+        // The heartbeat's thread does the housekeeping, so that no call waits for it.
+        self.prune_if_due(at);
+        Ok(())
     }
 
     fn keep_ambiguous_claim(&self, identity: &str, token: &str, until: SystemTime) -> Result<(), String> {
@@ -920,6 +959,22 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
     }
 
+    /// Issue 32: a process killed and run again beside one stopped inside a transaction (it
+    /// holds the write lock for as long as it is stopped) found "database is locked" on open,
+    /// ran without the store, and made twins and 429s. An open of a current store writes
+    /// nothing.
+    #[test]
+    fn a_store_opens_while_another_process_holds_its_write_lock() {
+        let d = dir("held-open");
+        drop(SqliteStore::open(&d, "fp").unwrap());
+        let other = Connection::open(d.join("exona-state.sqlite3")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let opened = SqliteStore::open(&d, "fp");
+        other.execute_batch("ROLLBACK").unwrap();
+        assert!(opened.is_ok(), "{:?}", opened.err());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
     #[test]
     fn a_duration_counts_once_per_scan_and_what_no_call_can_use_is_pruned() {
         let d = dir("once");
@@ -938,6 +993,7 @@ mod tests {
         a.claim("gone", ask("ta", old, old)).unwrap();
         drop((a, b));
         let c = SqliteStore::open(&d, "fp").unwrap();
+        c.renew_leases(now).unwrap(); // the heartbeat prunes
         let count = |table: &str| -> i64 {
             c.conn().query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).unwrap()
         };

@@ -34,6 +34,10 @@ impl Ended {
 pub fn describe(ended: &Ended, s: &Status) -> String {
     let eta = match s.eta {
         Some(d) => format!(", about {} to go", humantime::format_duration(Duration::from_secs(d.as_secs()))),
+        // Rows left but no estimate: it would span windows whose length is not known yet.
+        None if s.queued + s.in_flight > 0 => {
+            ", time to go not known yet (the key's window not learned)".to_owned()
+        }
         None => String::new(),
     };
     let others = match s.waiting_on_other_create {
