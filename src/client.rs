@@ -349,10 +349,11 @@ impl Client {
             .with_core(|c| (c.governor.outlook(now), c.model.quantile(0.5, c.policy.expected_duration)))
     }
 
-    /// Requests one scan needs when nothing is known yet: its create and the polls the mode
-    /// reserves.
-    pub(crate) fn requests_per_scan_planned(&self) -> u32 {
-        self.inner().engine.with_core(|c| 1 + c.policy.polls_to_reserve(c.policy.mode))
+    /// Requests one scan is expected to need before any row of a batch has ended: its create
+    /// and the polls the schedule expects at the current thrift (the mode's reservation, which
+    /// covers the longest plausible scan, made a 40-row batch's first estimates twice too long).
+    pub(crate) fn requests_per_scan_planned(&self) -> f64 {
+        self.inner().engine.with_core(|c| c.expected_requests_per_scan())
     }
 
     fn task(&self, goal: Goal, options: &WaitOptions) -> Result<Task, Error> {

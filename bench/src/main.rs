@@ -24,6 +24,7 @@ mod eta;
 mod fleet;
 mod no_hint;
 mod on_signal;
+mod pause_pairs;
 mod portfolio;
 mod store;
 mod textbook;
@@ -391,7 +392,8 @@ Scenarios:
   curve         the thrift curve
   pair          two portfolios on a fresh key
   crash         exona batch processes killed and resumed
-  crash-pause   exona batch processes stopped past their lease (and killed) and continued
+  crash-pause   exona batch processes stopped past their lease (and killed) and continued, then pause-pairs
+  pause-pairs   two processes on the same companies, one stopped with its creates on the wire; a pause after a reset
   fleet         four hosts on one key through PostgreSQL (needs Debian's postgresql)
   fleet-cost    the ledger's cost on PostgreSQL
   fleet-outage [RUNS]  the database stopped mid-run, RUNS times (default 3)
@@ -413,8 +415,17 @@ fn main() {
     }
     println!("exona-bench {what} at commit {}\n", commit());
     // (Scenarios with a setup of their own say it in their own header.)
-    let own_setup =
-        ["crash", "crash-pause", "no-hint", "eta", "fleet", "fleet-cost", "fleet-dba", "fleet-outage"];
+    let own_setup = [
+        "crash",
+        "crash-pause",
+        "pause-pairs",
+        "no-hint",
+        "eta",
+        "fleet",
+        "fleet-cost",
+        "fleet-dba",
+        "fleet-outage",
+    ];
     if !own_setup.contains(&what.as_str()) {
         println!("exona-bench {what}: scans uniform in {SCAN_MIN:?}–{SCAN_MAX:?}, Retry-After 1 s, duration prior set to match\n");
     }
@@ -431,7 +442,11 @@ fn main() {
         "adaptive" => adaptive::run(),
         "curve" => curve::run(),
         "crash" => crash::run(),
-        "crash-pause" => crash::run_pauses(),
+        "crash-pause" => {
+            crash::run_pauses();
+            pause_pairs::run();
+        }
+        "pause-pairs" => pause_pairs::run(),
         "fleet" => fleet::run(),
         "fleet-cost" => fleet::run_cost(),
         "fleet-dba" => fleet::run_dba(std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(2)),

@@ -17,7 +17,7 @@ use crate::engine::governor::Outlook;
 /// The window is the key's, shared by every process on it: with a state store the others'
 /// work in sight is counted too (three processes on a key were told a third of their time).
 /// `None` when nothing is left, or when the rest spans windows whose length is not known.
-pub fn estimate(status: &Status, outlook: Outlook, median_scan: Duration, planned: u32) -> Option<Duration> {
+pub fn estimate(status: &Status, outlook: Outlook, median_scan: Duration, planned: f64) -> Option<Duration> {
     let left = status.queued as f64 + status.in_flight as f64;
     if left == 0.0 {
         return None;
@@ -37,21 +37,18 @@ pub fn estimate(status: &Status, outlook: Outlook, median_scan: Duration, planne
 
 /// Whether rows not yet created need more than the window has left: they wait for its reset
 /// (what the progress line then says, with the reset's time).
-pub fn waits_for_window(status: &Status, outlook: Outlook, planned: u32) -> bool {
+pub fn waits_for_window(status: &Status, outlook: Outlook, planned: f64) -> bool {
     let (needed, available) = need(status, outlook, planned);
     status.queued > 0 && needed > available
 }
 
 /// The requests the rows left still need, and what the window has left.
-fn need(status: &Status, outlook: Outlook, planned: u32) -> (f64, f64) {
+fn need(status: &Status, outlook: Outlook, planned: f64) -> (f64, f64) {
     // Rows under way have spent about half of their requests; ended rows all of theirs.
     let ended = (status.completed + status.failed) as f64;
     let progressed = ended + status.in_flight as f64 * 0.5;
-    let per_row = if ended >= 1.0 && status.requests > 0 {
-        status.requests as f64 / progressed
-    } else {
-        planned as f64
-    };
+    let per_row =
+        if ended >= 1.0 && status.requests > 0 { status.requests as f64 / progressed } else { planned };
     let needed = status.queued as f64 * per_row + status.in_flight as f64 * per_row * 0.5;
     let others = if outlook.others_known { outlook.others_demand as f64 } else { 0.0 };
     (needed + others, outlook.available as f64)
@@ -79,7 +76,7 @@ mod tests {
     #[test]
     fn a_batch_that_fits_the_window_ends_with_its_scans() {
         let s = Status { queued: 10, requests: 0, ..Status::default() };
-        assert_eq!(estimate(&s, outlook(100, 1000), S(60), 3), Some(S(60)));
+        assert_eq!(estimate(&s, outlook(100, 1000), S(60), 3.0), Some(S(60)));
     }
 
     #[test]
@@ -87,7 +84,7 @@ mod tests {
         // 500 rows at 2 requests each: 1,000 requests, 100 left in this window (ending in
         // 1,000 s), then 100 per hour: 9 more windows.
         let s = Status { queued: 480, in_flight: 0, completed: 20, requests: 40, ..Status::default() };
-        let eta = estimate(&s, outlook(40, 1000), S(60), 3).unwrap();
+        let eta = estimate(&s, outlook(40, 1000), S(60), 3.0).unwrap();
         // 960 needed, 40 now, 920 / 100: the reset's window and 9 more whole windows.
         assert_eq!(eta, S(1000) + S(3600) * 9 + S(60));
     }
@@ -98,7 +95,7 @@ mod tests {
     #[test]
     fn rows_the_next_window_takes_whole_end_a_scan_after_its_reset() {
         let s = Status { queued: 20, ..Status::default() };
-        let eta = estimate(&s, outlook(9, 55 * 60), S(60), 5).unwrap();
+        let eta = estimate(&s, outlook(9, 55 * 60), S(60), 5.0).unwrap();
         assert_eq!(eta, S(55 * 60) + S(60));
     }
 
@@ -108,7 +105,7 @@ mod tests {
         let s = Status { queued: 300, in_flight: 10, completed: 40, requests: 120, ..Status::default() };
         let mut last = Duration::MAX;
         for reset_in in (0..=3600).rev().step_by(60) {
-            let eta = estimate(&s, outlook(7, reset_in), S(60), 3).unwrap();
+            let eta = estimate(&s, outlook(7, reset_in), S(60), 3.0).unwrap();
             assert!(eta <= last, "{eta:?} after {last:?} at reset_in {reset_in}");
             last = eta;
         }
@@ -120,10 +117,10 @@ mod tests {
     #[test]
     fn the_other_processes_work_on_the_key_is_counted() {
         let s = Status { queued: 10, ..Status::default() };
-        let alone = estimate(&s, outlook(20, 40), S(8), 2).unwrap();
+        let alone = estimate(&s, outlook(20, 40), S(8), 2.0).unwrap();
         let shared =
             Outlook { limit: 20, others_known: true, others_demand: 40, window: S(40), ..outlook(20, 40) };
-        let with_others = estimate(&s, shared, S(8), 2).unwrap();
+        let with_others = estimate(&s, shared, S(8), 2.0).unwrap();
         assert_eq!(alone, S(8), "20 requests fit the 20 left");
         assert_eq!(with_others, S(40) + S(40) + S(8), "60 requests: this window's 20, then two more windows");
     }
@@ -134,10 +131,10 @@ mod tests {
     fn an_estimate_across_windows_of_unknown_length_is_not_made() {
         let s = Status { queued: 30, ..Status::default() };
         let unknown = Outlook { window_known: false, ..outlook(20, 30) };
-        assert_eq!(estimate(&s, unknown, S(8), 2), None);
+        assert_eq!(estimate(&s, unknown, S(8), 2.0), None);
         let fits = Status { queued: 5, ..Status::default() };
         assert_eq!(
-            estimate(&fits, unknown, S(8), 2),
+            estimate(&fits, unknown, S(8), 2.0),
             Some(S(8)),
             "what fits this window needs no window length"
         );
@@ -146,6 +143,6 @@ mod tests {
     #[test]
     fn nothing_left_has_no_estimate() {
         let s = Status { completed: 3, ..Status::default() };
-        assert_eq!(estimate(&s, outlook(100, 10), S(60), 3), None);
+        assert_eq!(estimate(&s, outlook(100, 10), S(60), 3.0), None);
     }
 }

@@ -315,6 +315,16 @@ impl Core {
         w
     }
 
+    /// What a new scan is expected to cost: its create and its polls at the thrift last
+    /// weighed, as the model has it; before the model has a plan, the mode's reservation.
+    pub fn expected_requests_per_scan(&self) -> f64 {
+        let thrift = self.thrift_seen.map_or(0.0, |(_, t, _)| t);
+        match (&self.costs, self.policy.mode) {
+            (Some((_, _, costs)), Mode::Adaptive) => 1.0 + costs.fresh(thrift),
+            _ => f64::from(1 + self.policy.polls_to_reserve(self.policy.mode)),
+        }
+    }
+
     /// Sets the task's timer to `at` (a timer set before is then stale).
     fn arm(&mut self, id: TaskId, at: Duration) {
         if let Some(e) = self.tasks.get_mut(&id) {
