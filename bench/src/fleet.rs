@@ -22,7 +22,8 @@ use crate::store::{sim_with, sites, state_dir, WorkerReport};
 #[path = "../../tests/common/postgres.rs"]
 mod pg_server;
 
-/// One host: its own state directory, the fleet's database (or none), its clock skewed.
+/// One host: its own state directory, the fleet's database (or none), its clock skewed; told
+/// the scans take 3-12 s.
 fn spawn_host(
     sim: &SimHandle,
     key: &str,
@@ -32,11 +33,26 @@ fn spawn_host(
     sites: &[String],
     log: Option<&Path>,
 ) -> Child {
+    spawn_host_hinted(sim, key, state, url, skew_ms, sites, log, "3-12")
+}
+
+/// [`spawn_host`] with the duration hint given ("none": the documented prior).
+#[allow(clippy::too_many_arguments)]
+fn spawn_host_hinted(
+    sim: &SimHandle,
+    key: &str,
+    state: &Path,
+    url: Option<&str>,
+    skew_ms: i64,
+    sites: &[String],
+    log: Option<&Path>,
+    hint: &str,
+) -> Child {
     let mut c = Command::new(std::env::current_exe().expect("own path"));
     c.arg("store-worker")
         .arg(&sim.base_url)
         .arg(state)
-        .arg("3-12")
+        .arg(hint)
         .args(sites)
         .env("EXONA_API_KEY", key)
         .env("EXONA_TEST_CLOCK_SKEW_MS", skew_ms.to_string())
@@ -284,6 +300,64 @@ pub fn run() {
     hosts(&server);
     twins(&server);
     ledger_cost(&server);
+}
+
+/// `exona-bench fleet-nohint`: four hosts × 12 scans of 3-12 s with no duration hint, on the
+/// PostgreSQL store and blind, side by side on three simulator seeds (issue 35: 1.23x blind
+/// on one seed, with the hint).
+pub fn run_no_hint() {
+    println!("## Fleet with no duration hint: four hosts on PostgreSQL against blind hosts (issue 35)\n");
+    let Some(server) = started() else { return };
+    let url = server.url();
+    println!(
+        "Four `exona-bench store-worker` hosts × 12 scans of 3–12 s on one key, 20 requests per 40 s, \
+         no `EXONA_SCAN_DURATION_MS`; a throwaway PostgreSQL server on 127.0.0.1:{}. The same \
+         simulator seed for the shared and the blind run.\n",
+        server.port
+    );
+    println!("| seed | hosts | slowest host | ÷ blind | requests | 429s | failed |");
+    println!("|---|---|---|---|---|---|---|");
+    for seed in [11, 12, 13] {
+        let mut runs = Vec::new();
+        for (i, shared) in [true, false].into_iter().enumerate() {
+            let sim =
+                super::store::sim_seeded(20, Duration::from_secs(40), super::SCAN_MIN, super::SCAN_MAX, seed);
+            let key = super::key(2600 + seed as u32 * 2 + i as u32);
+            let n = 60 + seed as u32 * 2 + i as u32;
+            let children: Vec<(Child, PathBuf)> = (0..4)
+                .map(|h| {
+                    let state =
+                        if shared { state_dir(&format!("nohint-{n}-{h}")) } else { PathBuf::from("off") };
+                    let s = sites(&format!("nh{n}h{h}"), 12);
+                    let url = shared.then_some(url.as_str());
+                    (spawn_host_hinted(&sim, &key, &state, url, 0, &s, None, "none"), state)
+                })
+                .collect();
+            let reports: Vec<WorkerReport> = children
+                .into_iter()
+                .map(|(c, state)| {
+                    let r = collect(c, None).0;
+                    if shared {
+                        let _ = std::fs::remove_dir_all(&state);
+                    }
+                    r
+                })
+                .collect();
+            let stats = sim.stats(&key);
+            let slowest = reports.iter().map(|r| r.elapsed).fold(0.0, f64::max);
+            let failed: usize = reports.iter().map(|r| r.failed).sum();
+            runs.push((shared, slowest, stats.posts + stats.gets, stats.rate_limited, failed));
+        }
+        let blind = runs[1].1;
+        for (shared, slowest, requests, rate_limited, failed) in runs {
+            println!(
+                "| {seed} | {} | {slowest:.1} s | {:.2} | {requests} | {rate_limited} | {failed} |",
+                if shared { "PostgreSQL store" } else { "blind" },
+                slowest / blind
+            );
+        }
+    }
+    println!();
 }
 
 /// Only the database outage, `runs` times (`exona-bench fleet-outage [RUNS]`): each host's

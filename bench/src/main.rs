@@ -396,6 +396,7 @@ Scenarios:
   pause-pairs   two processes on the same companies, one stopped with its creates on the wire; a pause after a reset
   fleet         four hosts on one key through PostgreSQL (needs Debian's postgresql)
   fleet-cost    the ledger's cost on PostgreSQL
+  fleet-nohint  four hosts on PostgreSQL with no duration hint against blind hosts, three seeds
   fleet-outage [RUNS]  the database stopped mid-run, RUNS times (default 3)
   fleet-dba [RUNS]     four hosts through TLS, a DML-only role and PgBouncer beside plain, and the database gone silent (default 2)
   all           efficiency, pressure, cancel, scale, store, portfolio, adaptive, curve (default)
@@ -423,6 +424,7 @@ fn main() {
         "eta",
         "fleet",
         "fleet-cost",
+        "fleet-nohint",
         "fleet-dba",
         "fleet-outage",
     ];
@@ -449,6 +451,7 @@ fn main() {
         "pause-pairs" => pause_pairs::run(),
         "fleet" => fleet::run(),
         "fleet-cost" => fleet::run_cost(),
+        "fleet-nohint" => fleet::run_no_hint(),
         "fleet-dba" => fleet::run_dba(std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(2)),
         "fleet-outage" => {
             fleet::run_outage(std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(3))
