@@ -44,6 +44,8 @@ struct Fleet {
     inputs: Vec<PathBuf>,
     /// What the processes are told a scan takes (the simulator's range), in ms.
     hint: String,
+    /// The fleet store's database, when the processes share PostgreSQL instead of the file.
+    state_url: Option<String>,
 }
 
 impl Fleet {
@@ -80,7 +82,7 @@ impl Fleet {
             })
             .collect();
         let hint = format!("{}-{}", scans.0.as_millis(), scans.1.as_millis());
-        Fleet { sim: sim(u64::from(n), scans), key: super::key(n), dir, inputs, hint }
+        Fleet { sim: sim(u64::from(n), scans), key: super::key(n), dir, inputs, hint, state_url: None }
     }
 
     fn output(&self, who: usize) -> PathBuf {
@@ -111,6 +113,10 @@ impl Fleet {
         if let Some(point) = crash {
             c.env("EXONA_CRASH_AT", point);
         }
+        match &self.state_url {
+            Some(url) => c.env("EXONA_STATE_URL", url),
+            None => c.env_remove("EXONA_STATE_URL"),
+        };
         c.spawn().expect("exona runs")
     }
 
@@ -248,8 +254,10 @@ fn pause_run(
     spread: Duration,
     kill: bool,
     seed: u64,
+    state_url: Option<&str>,
 ) -> (Duration, (bool, bool, u64, u64)) {
-    let fleet = Fleet::with_scans(tag, n, 3, 20, 20, (Duration::from_secs(40), Duration::from_secs(60)));
+    let mut fleet = Fleet::with_scans(tag, n, 3, 20, 20, (Duration::from_secs(40), Duration::from_secs(60)));
+    fleet.state_url = state_url.map(str::to_owned);
     let mut rng = fastrand::Rng::with_seed(seed);
     // (when, how long; None: a kill)
     let plans: Vec<Vec<(Duration, Option<Duration>)>> = (0..3)
@@ -338,8 +346,15 @@ pub fn run_pauses() {
     println!("| run | makespan | rows once | no company twice | 429s | scans created |");
     println!("|---|---|---|---|---|---|");
     for (seed, kill) in [(1u64, false), (2, true)] {
-        let (span, v) =
-            pause_run(&format!("pause{seed}"), 2400 + seed as u32, 5, Duration::from_secs(240), kill, seed);
+        let (span, v) = pause_run(
+            &format!("pause{seed}"),
+            2400 + seed as u32,
+            5,
+            Duration::from_secs(240),
+            kill,
+            seed,
+            None,
+        );
         println!(
             "| 5 pauses per process{}, seed {seed} | {:.0} s | {} | {} | {} | {} |",
             if kill { " and a kill" } else { "" },
@@ -350,6 +365,42 @@ pub fn run_pauses() {
             v.3
         );
     }
+    println!();
+}
+
+/// `exona-bench crash-pause-pg`: the pause run on the fleet store (PostgreSQL), where a process
+/// stopped inside a transaction keeps the key's row locked until the server's
+/// idle-in-transaction timeout ends its session (5 s).
+pub fn run_pauses_pg() {
+    println!("## Pauses on the fleet store (PostgreSQL; issue 32)\n");
+    println!(
+        "As `crash-pause`, the processes sharing a throwaway PostgreSQL server (`EXONA_STATE_URL`) instead of \
+         the SQLite file.\n"
+    );
+    println!("| run | makespan | rows once | no company twice | 429s | scans created |");
+    println!("|---|---|---|---|---|---|");
+    super::fleet::with_database(|url| {
+        for (seed, kill) in [(5u64, false), (6, true)] {
+            let (span, v) = pause_run(
+                &format!("pgpause{seed}"),
+                2450 + seed as u32,
+                5,
+                Duration::from_secs(240),
+                kill,
+                seed,
+                Some(url),
+            );
+            println!(
+                "| 5 pauses per process{}, seed {seed} | {:.0} s | {} | {} | {} | {} |",
+                if kill { " and a kill" } else { "" },
+                span.as_secs_f64(),
+                yes(v.0),
+                yes(v.1),
+                v.2,
+                v.3
+            );
+        }
+    });
     println!();
 }
 

@@ -293,6 +293,14 @@ fn started() -> Option<pg_server::PgServer> {
     Some(server)
 }
 
+/// Runs `f` with the URL of a throwaway PostgreSQL server whose store schema is made (not at
+/// all, with a line saying so, when the server cannot start).
+pub fn with_database(f: impl FnOnce(&str)) {
+    if let Some(server) = started() {
+        f(&server.url());
+    }
+}
+
 pub fn run() {
     println!("## Fleet: hosts sharing a key through PostgreSQL\n");
     let Some(server) = started() else { return };

@@ -393,6 +393,7 @@ Scenarios:
   pair          two portfolios on a fresh key
   crash         exona batch processes killed and resumed
   crash-pause   exona batch processes stopped past their lease (and killed) and continued, then pause-pairs
+  crash-pause-pg  the pause runs on the fleet store (needs Debian's postgresql)
   pause-pairs   two processes on the same companies, one stopped with its creates on the wire; a pause after a reset
   fleet         four hosts on one key through PostgreSQL (needs Debian's postgresql)
   fleet-cost    the ledger's cost on PostgreSQL
@@ -420,6 +421,7 @@ fn main() {
         "crash",
         "crash-pause",
         "pause-pairs",
+        "crash-pause-pg",
         "no-hint",
         "eta",
         "fleet",
@@ -449,6 +451,7 @@ fn main() {
             pause_pairs::run();
         }
         "pause-pairs" => pause_pairs::run(),
+        "crash-pause-pg" => crash::run_pauses_pg(),
         "fleet" => fleet::run(),
         "fleet-cost" => fleet::run_cost(),
         "fleet-nohint" => fleet::run_no_hint(),

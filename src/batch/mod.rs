@@ -131,6 +131,10 @@ pub struct Status {
     /// When the last row should end, from the key's budget and the rows left; `None` before
     /// anything is known, or when nothing is left.
     pub eta: Option<Duration>,
+    /// When other processes share the key and the end depends on whose rows the window serves
+    /// first: the end if this process's rows go first, and if they go last. Set when `eta` is
+    /// not (the two are more than 4x apart, so no one figure is within 2x of both).
+    pub eta_range: Option<(Duration, Duration)>,
     /// When the rows not yet created need more than the key's window has left: the time to
     /// the window's reset, which they wait for.
     pub window_resets_in: Option<Duration>,
@@ -358,7 +362,14 @@ impl Batch {
         status.requests = granted.saturating_sub(self.granted_at_start);
         let (outlook, median) = self.client.outlook();
         let planned = self.client.requests_per_scan_planned();
-        status.eta = eta::estimate(&status, outlook, median, planned);
+        (status.eta, status.eta_range) = match eta::estimate_range(&status, outlook, median, planned) {
+            Some((first, last)) if last.as_secs_f64() <= 4.0 * first.as_secs_f64() => {
+                // Within 2x of both ends: the truth lies between them.
+                (Some(Duration::from_secs_f64((first.as_secs_f64() * last.as_secs_f64()).sqrt())), None)
+            }
+            Some(range) => (None, Some(range)),
+            None => (None, None),
+        };
         status.window_resets_in =
             eta::waits_for_window(&status, outlook, planned).then_some(outlook.reset_in);
         status

@@ -315,12 +315,12 @@ impl Core {
         w
     }
 
-    /// What a new scan is expected to cost: its create and its polls at the thrift last
-    /// weighed, as the model has it; before the model has a plan, the mode's reservation.
+    /// What a new scan of a batch bound by the key's budget is expected to cost: its create and
+    /// its polls at the thriftiest plan (where the window binds, adaptive polls frugally), as
+    /// the model has it; before the model has a plan, the mode's reservation.
     pub fn expected_requests_per_scan(&self) -> f64 {
-        let thrift = self.thrift_seen.map_or(0.0, |(_, t, _)| t);
         match (&self.costs, self.policy.mode) {
-            (Some((_, _, costs)), Mode::Adaptive) => 1.0 + costs.fresh(thrift),
+            (Some((_, _, costs)), Mode::Adaptive) => 1.0 + costs.fresh(1.0),
             _ => f64::from(1 + self.policy.polls_to_reserve(self.policy.mode)),
         }
     }

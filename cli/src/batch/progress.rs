@@ -32,13 +32,18 @@ impl Ended {
 }
 
 pub fn describe(ended: &Ended, s: &Status) -> String {
-    let eta = match s.eta {
-        Some(d) => format!(", about {} to go", humantime::format_duration(Duration::from_secs(d.as_secs()))),
+    let words = |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string();
+    let eta = match (s.eta, s.eta_range) {
+        (Some(d), _) => format!(", about {} to go", words(d)),
+        // Other processes share the key: the end depends on whose rows the window serves first.
+        (None, Some((first, last))) => {
+            format!(", {} to {} to go (other processes share the key)", words(first), words(last))
+        }
         // Rows left but no estimate: it would span windows whose length is not known yet.
-        None if s.queued + s.in_flight > 0 => {
+        (None, None) if s.queued + s.in_flight > 0 => {
             ", time to go not known yet (the key's window not learned)".to_owned()
         }
-        None => String::new(),
+        (None, None) => String::new(),
     };
     let others = match s.waiting_on_other_create {
         0 => String::new(),
@@ -134,5 +139,24 @@ mod tests {
         let at = std::time::UNIX_EPOCH + Duration::from_secs(12 * 3600);
         assert_eq!(reset_at(Duration::from_secs(41 * 60), at), "12:41 UTC, in 41 min");
         assert_eq!(reset_at(Duration::from_secs(30), at), "12:00 UTC, in 30 s");
+    }
+
+    /// Issue 35: what the line says of the end when it cannot say one time: with other
+    /// processes on the key, between this process's rows going first and going last; before
+    /// the key's window is learned, that it does not know (not "about 1h 43s" for 2 minutes).
+    #[test]
+    fn an_end_not_known_to_a_factor_of_two_is_said_so() {
+        let shared = Status {
+            queued: 5,
+            eta_range: Some((Duration::from_secs(50), Duration::from_secs(330))),
+            ..Status::default()
+        };
+        let line = describe(&Ended::default(), &shared);
+        assert!(line.ends_with(", 50s to 5m 30s to go (other processes share the key)"), "{line}");
+        let unknown = Status { eta_range: None, ..shared };
+        let line = describe(&Ended::default(), &unknown);
+        assert!(line.ends_with(", time to go not known yet (the key's window not learned)"), "{line}");
+        let done = Status { queued: 0, ..unknown };
+        assert!(!describe(&Ended::default(), &done).contains("to go"));
     }
 }
