@@ -346,26 +346,25 @@ pub fn run_pauses() {
     println!("| run | makespan | rows once | no company twice | 429s | scans created |");
     println!("|---|---|---|---|---|---|");
     for (seed, kill) in [(1u64, false), (2, true)] {
-        let (span, v) = pause_run(
-            &format!("pause{seed}"),
-            2400 + seed as u32,
-            5,
-            Duration::from_secs(240),
-            kill,
-            seed,
-            None,
-        );
-        println!(
-            "| 5 pauses per process{}, seed {seed} | {:.0} s | {} | {} | {} | {} |",
-            if kill { " and a kill" } else { "" },
-            span.as_secs_f64(),
-            yes(v.0),
-            yes(v.1),
-            v.2,
-            v.3
-        );
+        pause_row(seed, kill, 2400, None);
     }
     println!();
+}
+
+/// One pause run on the file's store (`state_url` `None`) or the fleet's, and its table row.
+fn pause_row(seed: u64, kill: bool, key_base: u32, state_url: Option<&str>) {
+    let tag = format!("{}pause{seed}", if state_url.is_some() { "pg" } else { "" });
+    let (span, v) =
+        pause_run(&tag, key_base + seed as u32, 5, Duration::from_secs(240), kill, seed, state_url);
+    println!(
+        "| 5 pauses per process{}, seed {seed} | {:.0} s | {} | {} | {} | {} |",
+        if kill { " and a kill" } else { "" },
+        span.as_secs_f64(),
+        yes(v.0),
+        yes(v.1),
+        v.2,
+        v.3
+    );
 }
 
 /// `exona-bench crash-pause-pg`: the pause run on the fleet store (PostgreSQL), where a process
@@ -381,24 +380,7 @@ pub fn run_pauses_pg() {
     println!("|---|---|---|---|---|---|");
     super::fleet::with_database(|url| {
         for (seed, kill) in [(5u64, false), (6, true)] {
-            let (span, v) = pause_run(
-                &format!("pgpause{seed}"),
-                2450 + seed as u32,
-                5,
-                Duration::from_secs(240),
-                kill,
-                seed,
-                Some(url),
-            );
-            println!(
-                "| 5 pauses per process{}, seed {seed} | {:.0} s | {} | {} | {} | {} |",
-                if kill { " and a kill" } else { "" },
-                span.as_secs_f64(),
-                yes(v.0),
-                yes(v.1),
-                v.2,
-                v.3
-            );
+            pause_row(seed, kill, 2450, Some(url));
         }
     });
     println!();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use exona_sim::{Config, SimHandle};
+use exona_sim::SimHandle;
 
 fn exona_bin() -> PathBuf {
     let bin = std::env::current_exe().expect("own path").with_file_name("exona");
@@ -18,16 +18,13 @@ fn exona_bin() -> PathBuf {
 }
 
 fn sim(seed: u64) -> SimHandle {
-    exona_sim::spawn(Config {
-        scan_duration_min: Duration::from_secs(3),
-        scan_duration_max: Duration::from_secs(12),
-        retry_after_secs: 1.0,
-        rate_limit: 20,
-        rate_window: Duration::from_secs(40),
+    super::store::sim_seeded(
+        20,
+        Duration::from_secs(40),
+        Duration::from_secs(3),
+        Duration::from_secs(12),
         seed,
-        ..Config::default()
-    })
-    .expect("simulator")
+    )
 }
 
 fn csv(dir: &Path, who: usize, rows: usize) -> PathBuf {
