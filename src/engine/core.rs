@@ -105,7 +105,17 @@ pub struct Job {
     /// A create's gate: asked to claim, off the engine's lock, just before the request is
     /// sent; any verdict but `Send` goes back to [`Core::vetoed`] instead of a reply.
     pub gate: Option<Arc<dyn CreateGate>>,
+    /// What the governor granted, and when (see [`STALE_GRANT`]).
+    pub kind: Kind,
+    pub granted_at: Duration,
 }
+
+/// A grant not sent within this goes back and is asked again ([`Core::regrant`]): the process
+/// was stopped between the grant and the send (a frozen container) for long enough that its
+/// hold may have lapsed (a lease of 20 s, renewed every 5 s, can lapse 15 s after a grant), and
+/// the other processes on the key may have been granted what it held. Far longer than a job
+/// waits for a worker unless every worker is stuck on a request that is timing out.
+pub const STALE_GRANT: Duration = Duration::from_secs(15);
 
 pub struct Core {
     pub policy: Policy,
@@ -557,7 +567,8 @@ impl Core {
                         self.outbox.push(Effect::Progress(entry.sink.clone(), event));
                     }
                     let gate = entry.task.gate().filter(|_| entry.task.is_creating());
-                    jobs.push(Job { task: id, request: entry.task.request(now, &self.policy), gate });
+                    let request = entry.task.request(now, &self.policy);
+                    jobs.push(Job { task: id, request, gate, kind, granted_at: now });
                 }
                 Grant::At(t) | Grant::Behind(t) => {
                     match entry.task.hold_until(t, now, matches!(grant, Grant::Behind(_))) {
@@ -603,6 +614,39 @@ impl Core {
             return;
         }
         self.gated(id, verdict, now);
+    }
+
+    /// A grant that was not sent within [`STALE_GRANT`] goes back whole, and the request asks
+    /// the key's budget again now (issue 32: a paused process does not spend budget that the
+    /// others were granted while it slept).
+    pub fn regrant(&mut self, id: TaskId, kind: Kind, now: Duration) {
+        let Some(entry) = self.tasks.get_mut(&id) else { return };
+        entry.in_flight = false;
+        entry.task.requests = entry.task.requests.saturating_sub(1);
+        let kind = match kind {
+            Kind::Create { .. } => {
+                let reserved = std::mem::take(&mut entry.task.reserved);
+                self.budget_freed |= reserved > 0;
+                let sent_at = entry.task.sent_at();
+                if let Some(at) = self.creates_sent.iter().rposition(|t| *t == sent_at) {
+                    self.creates_sent.remove(at);
+                }
+                Kind::Create { reserve: reserved }
+            }
+            Kind::Poll { reserved: true } => {
+                entry.task.reserved += 1;
+                kind
+            }
+            other => other,
+        };
+        let cancelled = entry.cancel.is_cancelled();
+        self.governor.unsent(kind);
+        self.budget_seen = None;
+        if cancelled {
+            self.end(id, None);
+            return;
+        }
+        self.schedule(id, now, now);
     }
 
     /// Acts on a gate's verdict for a create not sent.
@@ -1098,6 +1142,27 @@ mod tests {
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].request.path, "/scans/scn_other");
         assert!(jobs[0].gate.is_none(), "a poll has no gate");
+    }
+
+    /// Issue 32: a process stopped between a grant and its send (past its lease, so the others
+    /// may have been granted what it held) sent it on waking. The grant now goes back whole
+    /// and the request asks again.
+    #[test]
+    fn a_grant_not_sent_in_time_goes_back_and_is_asked_again() {
+        let governor = Arc::new(Governor::new(Limits::default()));
+        let mut core = Core::new(Policy::default(), governor.clone());
+        let before = governor.budget(Duration::ZERO);
+        let id = core.submit(create(0), Arc::new(Quiet), CancelToken::new(), Duration::ZERO);
+        let jobs = core.dispatch_due(Duration::ZERO);
+        assert_eq!(jobs.len(), 1);
+        let woke = jobs[0].granted_at + STALE_GRANT + Duration::from_secs(30);
+        core.regrant(id, jobs[0].kind, woke);
+        assert_eq!(governor.budget(woke), before, "the grant went back");
+        assert_eq!(governor.outlook(woke).reserved, 0, "and its reserved polls");
+        let again = core.dispatch_due(woke);
+        assert_eq!(again.len(), 1, "asked again at once");
+        assert_eq!(again[0].granted_at, woke);
+        assert!(matches!(again[0].kind, Kind::Create { .. }));
     }
 
     /// A portfolio's thousand creates due at once, behind the first one's probe: the dispatch

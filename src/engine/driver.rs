@@ -351,6 +351,11 @@ fn worker(s: &Shared) {
 /// the core's lock (it writes the state store): when it turns the create down, nothing is
 /// sent and the grant goes back.
 fn send(s: &Shared, job: Job) {
+    let now = s.clock.now();
+    if now.saturating_sub(job.granted_at) > super::core::STALE_GRANT {
+        s.on_core(|c| c.regrant(job.task, job.kind, now));
+        return;
+    }
     if let Some(gate) = &job.gate {
         match gate.claim() {
             Verdict::Send => {}
