@@ -81,6 +81,8 @@ struct Report {
     gets: u64,
     rate_limited: u64,
     detection: Vec<f64>,
+    /// Each completed call's time from its start (every call starts with the run) to its result.
+    call_times: Vec<f64>,
     makespan: Duration,
 }
 
@@ -123,12 +125,14 @@ fn run_libexona_with(sim: &SimHandle, k: &str, policy: Policy, sites: Vec<String
     let done = std::mem::take(&mut *sink.done.lock().unwrap());
     let mut detection = Vec::new();
     let mut failed = 0;
+    let mut call_times = Vec::new();
     for (at, outcome) in &done {
         match outcome {
             Ok(scan) => {
                 if let Some(finished) = sim.finished_at(scan.id()) {
                     detection.push(at.saturating_duration_since(finished).as_secs_f64());
                 }
+                call_times.push(at.saturating_duration_since(started).as_secs_f64());
             }
             Err(_) => failed += 1,
         }
@@ -142,6 +146,7 @@ fn run_libexona_with(sim: &SimHandle, k: &str, policy: Policy, sites: Vec<String
         gets: stats.gets,
         rate_limited: stats.rate_limited,
         detection,
+        call_times,
         makespan,
     }
 }
@@ -160,8 +165,10 @@ fn run_textbook_at(sim: &SimHandle, k: &str, sites: Vec<String>, time_scale: f64
         .iter()
         .filter_map(|f| sim.finished_at(&f.scan_id).map(|t| f.at.saturating_duration_since(t).as_secs_f64()))
         .collect();
+    let call_times = done.iter().map(|f| f.at.saturating_duration_since(started).as_secs_f64()).collect();
     let stats = sim.stats(k);
     Report {
+        call_times,
         name: "textbook (5 workers)".into(),
         scans: n,
         failed: n - done.len(),
@@ -216,6 +223,78 @@ fn pressure() {
         let m: Vec<f64> = spans.iter().filter(|(n, _)| *n == name).map(|(_, s)| *s).collect();
         let (lo, hi) = (m.iter().copied().fold(f64::MAX, f64::min), m.iter().copied().fold(0.0, f64::max));
         println!("\n{name}: makespan {lo:.1}–{hi:.1} s over the three seeds");
+    }
+    println!();
+}
+
+/// `exona-bench call-times` (issue 35): each call's time from its start to its result, and
+/// from its scan's end to its result, for every poll mode and the API guide's client: 20 scans
+/// under pressure (30 requests per 60 s) and 8 with budget to spare (100 per hour), scans
+/// 3-12 s, each mode told so. The clients of a seed run side by side, each on its own
+/// simulator and key.
+fn call_times() {
+    println!("## Each call's time to its result, by poll mode (issue 35)\n");
+    println!(
+        "Every call starts with the run; \"call\" is the time from then to its result, \"after the end\" \
+         from its scan's completion to its result. Scans 3–12 s, each libexona client told so; the \
+         guide's client: 5 workers polling every Retry-After.\n"
+    );
+    println!("| run | client | seed | failed | requests per scan | 429s | call mean / p90 (s) | after the end mean / p90 (s) |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let modes = [Mode::Adaptive, Mode::Latency, Mode::Balanced, Mode::Frugal];
+    let runs: [(&str, u32, Duration, usize); 2] = [
+        ("20 scans, 30 requests per 60 s", 30, Duration::from_secs(60), 20),
+        ("8 scans, 100 requests per hour", 100, Duration::from_secs(3600), 8),
+    ];
+    let mut means: Vec<(String, String, f64)> = Vec::new();
+    for (label, limit, window, n) in runs {
+        for seed in [5u64, 6, 8] {
+            let reports: Vec<Report> = std::thread::scope(|s| {
+                let mut handles: Vec<_> = modes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, mode)| {
+                        s.spawn(move || {
+                            let sim = sim(limit, window, seed);
+                            let k = key(3000 + seed as u32 * 10 + i as u32 + limit);
+                            run_libexona(&sim, &k, *mode, websites(n, &format!("ct{i}")))
+                        })
+                    })
+                    .collect();
+                handles.push(s.spawn(move || {
+                    let sim = sim(limit, window, seed);
+                    run_textbook(&sim, &key(3009 + seed as u32 * 10 + limit), websites(n, "ctt"))
+                }));
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for r in &reports {
+                let (cm, cp) = no_hint::mean_p90(&r.call_times);
+                let (dm, dp) = no_hint::mean_p90(&r.detection);
+                println!(
+                    "| {label} | {} | {seed} | {} | {:.2} | {} | {cm:.1} / {cp:.1} | {dm:.1} / {dp:.1} |",
+                    r.name,
+                    r.failed,
+                    r.per_scan(),
+                    r.rate_limited
+                );
+                means.push((label.to_owned(), r.name.clone(), cm));
+            }
+        }
+    }
+    println!("\nMean call time over the three seeds:\n");
+    println!("| run | client | mean call (s) |");
+    println!("|---|---|---|");
+    for (label, ..) in runs {
+        let mut names: Vec<String> = Vec::new();
+        for m in means.iter().filter(|m| m.0 == label) {
+            if !names.contains(&m.1) {
+                names.push(m.1.clone());
+            }
+        }
+        for name in names {
+            let v: Vec<f64> = means.iter().filter(|m| m.0 == label && m.1 == name).map(|m| m.2).collect();
+            println!("| {label} | {name} | {:.1} |", v.iter().sum::<f64>() / v.len() as f64);
+        }
     }
     println!();
 }
@@ -386,6 +465,7 @@ Scenarios:
   store         processes sharing a key through the state store (twins, a fresh process, cost)
   store-share   three processes x 12 scans on one store, against the same processes blind
   eta           whether the ETAs exona batch prints come true, alone and three processes on a key
+  call-times    each call's time to its result by poll mode and the guide's client, under pressure and with budget to spare
   no-hint       the same with no duration hint, scans of 3-12 s and of 30-120 s, with call times
   portfolio     the exona command on portfolios
   adaptive      adaptive waiting: detection, requests per scan, makespan
@@ -441,6 +521,7 @@ fn main() {
         "store" => store::run(),
         "store-share" => store::sharing(),
         "no-hint" => no_hint::run(),
+        "call-times" => call_times(),
         "eta" => eta::run(),
         "portfolio" => portfolio::run(),
         "adaptive" => adaptive::run(),
