@@ -133,7 +133,7 @@ pub struct Status {
     pub eta: Option<Duration>,
     /// When other processes share the key and the end depends on whose rows the window serves
     /// first: the end if this process's rows go first, and if they go last. Set when `eta` is
-    /// not (the two are more than 4x apart, so no one figure is within 2x of both).
+    /// not (the two are more than 3x apart: no one figure is surely within 2x of both).
     pub eta_range: Option<(Duration, Duration)>,
     /// When the rows not yet created need more than the key's window has left: the time to
     /// the window's reset, which they wait for.
@@ -363,8 +363,9 @@ impl Batch {
         let (outlook, median) = self.client.outlook();
         let planned = self.client.requests_per_scan_planned();
         (status.eta, status.eta_range) = match eta::estimate_range(&status, outlook, median, planned) {
-            Some((first, last)) if last.as_secs_f64() <= 4.0 * first.as_secs_f64() => {
-                // Within 2x of both ends: the truth lies between them.
+            Some((first, last)) if last.as_secs_f64() <= 3.0 * first.as_secs_f64() => {
+                // Within 2x of both ends (up to 4x apart; 3x leaves room for each end's own
+                // error): the truth lies between them.
                 (Some(Duration::from_secs_f64((first.as_secs_f64() * last.as_secs_f64()).sqrt())), None)
             }
             Some(range) => (None, Some(range)),
