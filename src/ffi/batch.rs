@@ -41,8 +41,11 @@ pub struct exona_batch_status {
     pub requests: u64,
     /// Requests the key's budget allows now.
     pub budget_left: u32,
-    /// Seconds until the last row should end, from the key's budget and the rows left; -1
-    /// when nothing is left to estimate.
+    /// Seconds until the last row should end, from the key's budget and the rows left (the
+    /// other processes' work on the key counted, with a state store); -1 when nothing is left
+    /// to estimate, or when no one figure is known to within a factor of two (the key's window
+    /// not learned yet, or other processes on the key whose rows may be served before or after
+    /// these).
     pub eta_seconds: f64,
 }
 
