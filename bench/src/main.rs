@@ -503,6 +503,7 @@ fn main() {
         "pause-pairs",
         "crash-pause-pg",
         "no-hint",
+        "no-hint-one",
         "eta",
         "fleet",
         "fleet-cost",
@@ -521,6 +522,17 @@ fn main() {
         "store" => store::run(),
         "store-share" => store::sharing(),
         "no-hint" => no_hint::run(),
+        // One run of `no-hint` (to look at one seed closely, with EXONA_LOG set for the workers).
+        "no-hint-one" => {
+            let arg = |n: usize| std::env::args().nth(n).and_then(|v| v.parse::<u64>().ok());
+            let (seed, lo, hi) = (arg(2).unwrap_or(12), arg(3).unwrap_or(30), arg(4).unwrap_or(120));
+            let shared = std::env::args().nth(5).as_deref() != Some("blind");
+            let r = no_hint::three((lo, hi), seed, shared, 1390);
+            println!(
+                "slowest {:.1} s, {} requests, {} × 429, {} failed",
+                r.slowest, r.requests, r.rate_limited, r.failed
+            );
+        }
         "call-times" => call_times(),
         "eta" => eta::run(),
         "portfolio" => portfolio::run(),

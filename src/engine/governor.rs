@@ -561,8 +561,19 @@ impl State {
                     && w.per_create > 0.0
                     && spill > 0.0
                     && spill + f64::from(tail) <= f64::from(s.limit);
-                let fits =
-                    expected_fits || if in_end_zone || before_last { available >= 1 } else { free >= needed };
+                // A window that has ended leaves the next one unseen until a request opens it,
+                // and until then its length is a guess (the documented hour, to a process that
+                // did not see a window's first answer): one create, on a full budget, opens it
+                // and learns its reset. Held instead, three processes with 30-120 s scans sent
+                // nothing for the first 12 s of each window (the polls came later).
+                let opens_window = !s.informed
+                    && s.reset_unix.is_none()
+                    && s.ended_unix.is_some()
+                    && s.outstanding == 0
+                    && available >= s.limit;
+                let fits = opens_window
+                    || expected_fits
+                    || if in_end_zone || before_last { available >= 1 } else { free >= needed };
                 if !fits {
                     s.create_short_at = Some(now);
                     let at = s.reset_at.max(now + Duration::from_millis(1));
@@ -1390,6 +1401,35 @@ mod tests {
 
     fn ten_left(reset_in: u64) -> Observed {
         Observed { limit: Some(10), ..headers(10, 5000, reset_in) }
+    }
+
+    /// Issue 35: after a window ended, no request opened the next one while its length was a
+    /// guess (the documented hour) and every poll to come counted against it: three processes
+    /// with 30-120 s scans sent nothing for the first 12 s of each window. One create, on a
+    /// full budget, opens it.
+    #[test]
+    fn a_create_opens_a_window_not_seen_yet() {
+        let g = Governor::new(Limits { default_limit: 20, low_water: 0.0, ..Limits::default() });
+        assert_eq!(g.request(S(0), Kind::Poll { reserved: false }), Grant::Now);
+        // Not the window's first answer: its length stays a guess of an hour.
+        g.observe(S(0), Observed { limit: Some(20), ..headers(12, 5040, 40) });
+        assert_eq!(g.request(S(1), Kind::Create { reserve: 3 }), Grant::Now);
+        g.observe(S(1), Observed { limit: Some(20), ..headers(11, 5040, 39) });
+        // Scans under way with many polls to come: by every other rule a create waits.
+        g.set_running_unreserved(20);
+        g.set_work_in_sight(InSight {
+            running: 60.0,
+            queued: 10,
+            per_create: 3.0,
+            poll_spread: S(90),
+            ..InSight::default()
+        });
+        // The window ended at 40 s; nothing has opened the next one.
+        assert_eq!(g.request(S(41), Kind::Create { reserve: 3 }), Grant::Now, "the create opens the window");
+        assert!(
+            matches!(g.request(S(41), Kind::Create { reserve: 3 }), Grant::At(_)),
+            "one create, then its answer"
+        );
     }
 
     /// A ledger another process may hold (stopped inside its transaction).
