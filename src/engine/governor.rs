@@ -146,6 +146,18 @@ struct State {
     ledger_held_until_wall_ms: Option<i64>,
 }
 
+/// How a decision on the key's state was made (see [`Governor::decide`]).
+enum Decided<R> {
+    /// In a ledger transaction that committed: every process on the key sees it.
+    Shared(R),
+    /// Alone: no ledger, or one that failed before deciding (gone, bypassed).
+    Alone(R),
+    /// In a ledger transaction that then failed to commit: seen by no other process.
+    Uncommitted(R),
+    /// Not made: another process holds the ledger.
+    Held,
+}
+
 pub struct Governor {
     state: Mutex<State>,
     /// The key's window shared with the other processes of the host, when there is a store.
@@ -229,24 +241,23 @@ impl Governor {
     fn decide<R>(&self, now: Option<Duration>, mut f: impl FnMut(&mut State) -> R) -> R {
         let mut s = self.lock();
         match self.decide_shared(&mut s, now, &mut f) {
-            Some(out) => out,
-            None => f(&mut s),
+            Decided::Shared(out) | Decided::Alone(out) | Decided::Uncommitted(out) => out,
+            Decided::Held => f(&mut s),
         }
     }
 
-    /// The ledger's part of [`Governor::decide`]: `None` when the ledger is held by another
-    /// process (and `f` did not run). While held it is asked again only after
-    /// [`HELD_RECHECK`]: each ask waits out the store's busy timeout.
+    /// The ledger's part of [`Governor::decide`]. While the ledger is held it is asked again
+    /// only after [`HELD_RECHECK`]: each ask waits out the store's busy timeout.
     fn decide_shared<R>(
         &self,
         s: &mut State,
         now: Option<Duration>,
         f: &mut impl FnMut(&mut State) -> R,
-    ) -> Option<R> {
-        let Some((ledger, anchor)) = self.shared.get() else { return Some(f(s)) };
+    ) -> Decided<R> {
+        let Some((ledger, anchor)) = self.shared.get() else { return Decided::Alone(f(s)) };
         let wall_ms = now.map_or_else(|| WallAnchor::now(Duration::ZERO).wall_ms, |n| anchor.to_wall(n));
         if s.ledger_held_until_wall_ms.is_some_and(|until| wall_ms < until) {
-            return None;
+            return Decided::Held;
         }
         let mut out = None;
         let answer = ledger.transact(wall_ms, &mut |window, mine| {
@@ -254,19 +265,29 @@ impl Governor {
             out = Some(f(s));
             s.store(window, mine, anchor);
         });
-        match answer {
-            Err(e) if e == HELD && out.is_none() => {
+        match (answer, out) {
+            (Ok(()), Some(out)) => {
+                s.ledger_held_until_wall_ms = None;
+                Decided::Shared(out)
+            }
+            (Err(e), None) if e == HELD => {
                 // From when the ask ended (it waited on the lock), or from the engine's time
                 // on a virtual clock.
                 let ended = wall_ms.max(WallAnchor::now(Duration::ZERO).wall_ms);
                 s.ledger_held_until_wall_ms = Some(ended + HELD_RECHECK.as_millis() as i64);
-                None
+                Decided::Held
             }
-            // A transaction that failed before deciding: decide alone (the store logs and steps
-            // aside; one that failed after deciding keeps its decision, the holds are local).
-            _ => {
+            // A transaction that failed after deciding (a process stopped inside it, its
+            // session ended by the server meanwhile): the decision stands here, unseen by the
+            // others.
+            (_, Some(out)) => {
                 s.ledger_held_until_wall_ms = None;
-                Some(out.unwrap_or_else(|| f(s)))
+                Decided::Uncommitted(out)
+            }
+            // One that failed before deciding: decide alone (the store logs and steps aside).
+            (_, None) => {
+                s.ledger_held_until_wall_ms = None;
+                Decided::Alone(f(s))
             }
         }
     }
@@ -337,11 +358,24 @@ impl Governor {
     /// Asks to send a request of `kind` at `now`. While another process holds the ledger,
     /// nothing is granted: a grant decided alone spends budget the others may have been
     /// granted; the request asks again once the ledger may answer.
+    ///
+    /// Nor is a grant whose ledger transaction did not commit: the others never saw it. (A
+    /// process stopped inside its transaction on PostgreSQL, its session ended by the server's
+    /// idle-in-transaction timeout, sent on waking what it had decided 51 s before: a 429 in
+    /// `exona-bench crash-pause-pg`.) Its decision is undone and the request asks again.
     pub fn request(&self, now: Duration, kind: Kind) -> Grant {
         let mut s = self.lock();
+        let before = self.shared.get().map(|_| s.clone());
         match self.decide_shared(&mut s, Some(now), &mut |s: &mut State| s.request(now, kind)) {
-            Some(grant) => grant,
-            None => {
+            Decided::Shared(grant) | Decided::Alone(grant) => grant,
+            Decided::Uncommitted(grant) => match (grant, before) {
+                (Grant::Now, Some(before)) => {
+                    *s = before;
+                    Grant::At(now + HELD_RECHECK)
+                }
+                (grant, _) => grant,
+            },
+            Decided::Held => {
                 let (_, anchor) = self.shared.get().expect("only a shared ledger is held");
                 let until = s.ledger_held_until_wall_ms.map_or(now, |w| anchor.to_monotonic(w));
                 Grant::At(until.max(now + Duration::from_millis(1)))
@@ -1430,6 +1464,42 @@ mod tests {
             matches!(g.request(S(41), Kind::Create { reserve: 3 }), Grant::At(_)),
             "one create, then its answer"
         );
+    }
+
+    /// A ledger whose transactions decide, then fail to commit (a process stopped inside its
+    /// transaction, its session ended by the server meanwhile).
+    struct LostCommit(MemoryLedger);
+
+    impl Ledger for LostCommit {
+        fn transact(
+            &self,
+            wall_ms: i64,
+            decide: &mut dyn FnMut(&mut SharedWindow, &mut Holds),
+        ) -> Result<(), String> {
+            let mut seen = None;
+            self.0.peek(wall_ms, &mut |w| seen = Some(w.clone()))?;
+            decide(&mut seen.unwrap_or_default(), &mut Holds::default());
+            Err("db error: connection closed".to_owned())
+        }
+    }
+
+    /// Issue 32 (`exona-bench crash-pause-pg`): a grant decided in a transaction that did not
+    /// commit was sent, unseen by the others: a 429. It is undone and asked again.
+    #[test]
+    fn a_grant_whose_transaction_did_not_commit_is_not_sent() {
+        let memory = MemoryLedger::default();
+        let anchor = WallAnchor::now(S(0));
+        let (a, b) = (Governor::new(Limits::default()), Governor::new(Limits::default()));
+        a.share_anchored(Arc::new(memory.holder(0)), anchor);
+        assert_eq!(a.request(S(0), Kind::Poll { reserved: false }), Grant::Now);
+        a.observe(S(0), ten_left(600));
+        b.share_anchored(Arc::new(LostCommit(memory.holder(1))), anchor);
+        let before = b.budget(S(1));
+        match b.request(S(1), Kind::Poll { reserved: false }) {
+            Grant::At(at) => assert!(at > S(1) && at <= S(2), "{at:?}"),
+            other => panic!("{other:?}: a grant the others never saw"),
+        }
+        assert_eq!(b.budget(S(1)), before, "the decision was undone");
     }
 
     /// A ledger another process may hold (stopped inside its transaction).
