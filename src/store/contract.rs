@@ -114,7 +114,25 @@ fn each_process_is_handed_the_durations_the_others_record_once() {
     });
 }
 
-/// The key's history of creates (the arrivals a process expects, issue 23): a scan counts
+/// Issue 32 (`exona-bench crash-pause-pg`): a process stopped inside a transaction keeps the
+/// claim's row locked until the server ends its session (5 s). Another process's claim waited
+/// on the lock until the client's 2 s statement bound, took the store for gone, and created
+/// blind: two companies created twice. The server's lock timeout now ends first and says so:
+/// the claim waits (`Creating`), as beside a held SQLite file.
+#[test]
+fn a_claim_beside_a_row_a_stopped_process_locks_waits_rather_than_going_blind() {
+    let Some((open, server)) = postgres() else { return };
+    let b = Guarded::new(open());
+    // Stopped inside its claim of the same company: the claim's lock is held.
+    let mut stopped = postgres::Client::connect(&server.url(), postgres::NoTls).unwrap();
+    let mut tx = stopped.transaction().unwrap();
+    tx.execute("SELECT pg_advisory_xact_lock(hashtextextended('exona-claim:fp:x', 0))", &[]).unwrap();
+    assert_eq!(b.claim("x", ask("tb", t(2), t(2))), Claim::Creating, "a claim went blind beside a held lock");
+    tx.rollback().unwrap();
+    assert_eq!(b.claim("x", ask("tb", t(3), t(3))), Claim::Mine, "and claims once it is free");
+}
+
+/// The key's history of creates (the arrivals a process expects, issue 23): a scan counts/// The key's history of creates (the arrivals a process expects, issue 23): a scan counts
 /// once, whichever owner recorded it, where it was created (its end less its duration).
 #[test]
 fn the_history_counts_each_scan_where_it_was_created() {

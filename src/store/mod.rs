@@ -345,12 +345,14 @@ pub const REATTACH_AFTER: Duration = Duration::from_secs(10);
 const CONTENTION_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Whether an error is another process holding the store (worth a second try at once).
-/// (SQLite's busy errors; PostgreSQL's `lock_timeout` on a row another session holds.)
+/// (SQLite's busy errors; PostgreSQL's `lock_timeout` on a row another session holds, and this
+/// client's connection busy with another call, which is likely waiting on such a lock.)
 fn is_contention(e: &str) -> bool {
     e.contains("database is locked")
         || e.contains("database is busy")
         || e.contains("database table is locked")
         || e.contains("due to lock timeout")
+        || e.contains("did not answer another call of this client")
 }
 
 /// The thread that renews this owner's leases every [`HEARTBEAT`] while the store lives; it
