@@ -6,17 +6,8 @@ use std::time::Duration;
 use super::Status;
 use crate::engine::governor::Outlook;
 
-/// The time until the last row ends: the requests the rows left still need, spent from the
-/// window's remainder and then, at each reset, a whole window at once (the budget lets a
-/// window's requests go as soon as it opens), plus one scan's duration for the last rows to
-/// finish. `planned` is a row's cost before any row has taught a better one. With nothing
-/// changing but the clock, it only shrinks (a step at each reset, the time to the reset
-/// between): it used to spread the rest over a fraction of the next window, which read "1h
-/// 40m" for 20 rows that the next window, 55 min away, would take whole.
-///
-/// The window is the key's, shared by every process on it: with a state store the others'
-/// work in sight is counted too (three processes on a key were told a third of their time).
-/// `None` when nothing is left, or when the rest spans windows whose length is not known.
+/// The end if this process's rows go last (the others' work on the key counted whole): the
+/// tests' view of [`until_done`].
 #[cfg(test)]
 fn estimate(status: &Status, outlook: Outlook, median_scan: Duration, planned: f64) -> Option<Duration> {
     let (needed, others, available) = need(status, outlook, planned);
@@ -40,6 +31,13 @@ pub fn estimate_range(
     Some((first, last))
 }
 
+/// The time until the last row ends when `needed` requests are left to spend: from the
+/// window's remainder and then, at each reset, a whole window at once (the budget lets a
+/// window's requests go as soon as it opens), plus one scan's duration for the last rows to
+/// finish. With nothing changing but the clock, it only shrinks (a step at each reset, the time
+/// to the reset between): it used to spread the rest over a fraction of the next window, which
+/// read "1h 40m" for 20 rows that the next window, 55 min away, would take whole. `None` when
+/// nothing is left, or when the rest spans windows whose length is not known.
 fn until_done(
     status: &Status,
     outlook: Outlook,
