@@ -10,6 +10,7 @@
 // failed call, so its size is no concern next to an HTTP round trip.
 #![allow(clippy::result_large_err)]
 
+mod awake;
 pub mod batch;
 pub mod client;
 pub mod config;

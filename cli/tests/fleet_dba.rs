@@ -363,3 +363,63 @@ fn a_batch_whose_database_goes_silent_finishes_without_it() {
     let rows = std::fs::read_to_string(&out).unwrap();
     assert_eq!(rows.lines().filter(|l| l.contains("\"completed\"")).count(), 12, "{rows}");
 }
+
+/// A process stopped (SIGSTOP: a suspended VM, a frozen container) while it waits on the
+/// database reads the answer when it runs again. Before, the client's bounds counted the time
+/// stopped: continued, it took the database for gone ("did not answer within 2.0 s"), decided
+/// its budget alone and sent creates blind (`exona-bench crash-pause-pg`: a 429 per run).
+/// Everything to and from the database is held 40 ms by a relay, so that the process mostly waits
+/// on it, and it is stopped for 3 s four times.
+#[test]
+fn a_process_stopped_while_it_waits_on_the_database_reads_its_answer() {
+    let Some(pg) = PgServer::start_or_skip() else { return };
+    let d = dir("stopped");
+    let o = init(&d, &pg.url());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let proxy = SilentProxy::start_slow(pg.port, Duration::from_millis(40));
+    let url = format!("postgresql://exona:fleet-secret-pw@127.0.0.1:{}/postgres", proxy.port);
+    let sim = exona_sim::spawn(Config {
+        scan_duration_min: Duration::from_millis(1000),
+        scan_duration_max: Duration::from_millis(2000),
+        ..Config::fast()
+    })
+    .unwrap();
+    let input = companies(&d, 3);
+    let out = d.join("out.jsonl");
+    let mut child = exona(&d, "host", &url, Some(&sim))
+        .env("EXONA_SCAN_DURATION_MS", "1000-2000")
+        .env("EXONA_LOG", "info")
+        .args(["batch", input.to_str().unwrap(), "--output", out.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    for _ in 0..4 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) };
+        std::thread::sleep(Duration::from_secs(3));
+        unsafe { libc::kill(child.id() as i32, libc::SIGCONT) };
+        std::thread::sleep(Duration::from_millis(900));
+    }
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("the batch did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    use std::io::Read;
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(!err.contains("did not answer") && !err.contains("bypassed"), "{err}");
+    let rows = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(rows.lines().filter(|l| l.contains("\"completed\"")).count(), 3, "{rows}");
+}

@@ -1,8 +1,6 @@
 //! One HTTP exchange. The engine above decides what to retry; this layer only reports
 //! what happened, including whether a failed request can have reached the server.
 
-mod active_wait;
-
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
@@ -87,7 +85,7 @@ pub struct HttpConfig {
 
 /// The production transport: reqwest's client over rustls, on a runtime of its own (one I/O
 /// thread). Each exchange runs as a task there while the calling thread waits for its answer
-/// with a bound that a paused process does not spend ([`active_wait`]).
+/// with a bound that a paused process does not spend ([`crate::awake`]).
 pub struct HttpTransport {
     client: reqwest::Client,
     /// Declared after `client`: the runtime ends (joining its thread, ending what still runs)
@@ -151,7 +149,7 @@ impl HttpTransport {
             .redirect(reqwest::redirect::Policy::none())
             // No timeout of reqwest's: it checks its timers before the answer, so a process
             // paused with a request on the wire found it timed out with its answer unread.
-            // Each exchange is bounded by `active_wait` instead.
+            // Each exchange is bounded by `crate::awake` instead.
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -241,7 +239,7 @@ impl HttpTransport {
     }
 
     /// One exchange: run on the I/O thread, waited for here. The wait's bound counts only
-    /// time this process was awake ([`active_wait`]); when it runs out, the exchange is
+    /// time this process was awake ([`crate::awake`]); when it runs out, the exchange is
     /// abandoned (its task aborted) and reported as timed out.
     fn exchange(&self, request: &Request) -> Result<Response, TransportError> {
         let url = format!("{}{}", self.base_url, request.path);
@@ -259,15 +257,15 @@ impl HttpTransport {
         let task = self.runtime.spawn(async move {
             let _ = tx.send(receive(pending).await);
         });
-        let outcome = active_wait::wait(&rx, request.timeout);
+        let outcome = crate::awake::wait(&rx, request.timeout);
         task.abort();
         match outcome {
-            active_wait::Waited::Answer(outcome) => outcome,
-            active_wait::Waited::TimedOut => Err(TransportError::Failed {
+            crate::awake::Waited::Answer(outcome) => outcome,
+            crate::awake::Waited::TimedOut => Err(TransportError::Failed {
                 message: format!("operation timed out (no answer within {:?})", request.timeout),
                 timed_out: true,
             }),
-            active_wait::Waited::Gone => Err(TransportError::Failed {
+            crate::awake::Waited::Gone => Err(TransportError::Failed {
                 message: "the HTTP client stopped before the answer came".into(),
                 timed_out: false,
             }),

@@ -345,6 +345,12 @@ pub struct SilentProxy {
 
 impl SilentProxy {
     pub fn start(target_port: u16) -> SilentProxy {
+        SilentProxy::start_slow(target_port, std::time::Duration::ZERO)
+    }
+
+    /// A relay that holds everything it forwards `delay` (a database far away, or busy), so
+    /// that a client spends most of its time waiting on it.
+    pub fn start_slow(target_port: u16, delay: std::time::Duration) -> SilentProxy {
         use std::io::{Read, Write};
         use std::sync::atomic::Ordering;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy binds");
@@ -370,6 +376,7 @@ impl SilentProxy {
                                 Ok(0) | Err(_) => break,
                                 Ok(n) => n,
                             };
+                            std::thread::sleep(delay);
                             // Silent: what came in is swallowed and the sockets kept open.
                             while s.load(Ordering::SeqCst) {
                                 std::thread::sleep(std::time::Duration::from_millis(200));

@@ -2,13 +2,17 @@
 //! a database that stops answering (a silent network, a frozen proxy) costs a call seconds,
 //! never the ~15 minutes TCP takes to give up. The driver is tokio-postgres on a runtime of
 //! this connection's own (current-thread: the connection is driven only while a statement
-//! waits, so it adds no thread), each wait under `tokio::time::timeout`.
+//! waits, so it adds no thread), each wait bounded in time awake ([`crate::awake`]): a
+//! process stopped while it waits finds its answer when it runs again, rather than taking
+//! the database for gone.
 //!
 //! Pooler-safe: no startup options of ours, statements sent unnamed (`query_typed`: parse,
 //! bind and execute in one round trip, which PgBouncer's transaction pooling keeps on one
 //! server connection), the server's own bounds set with `SET LOCAL` inside each transaction.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::awake::{self, Budget};
 
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Row;
@@ -112,10 +116,10 @@ fn driver_error(e: tokio_postgres::Error) -> PgError {
 pub struct Conn {
     rt: tokio::runtime::Runtime,
     client: tokio_postgres::Client,
-    /// The end of the transaction under way.
-    deadline: Option<Instant>,
-    /// The end of the store's call under way (see [`CALL_BOUND`]).
-    call_deadline: Option<Instant>,
+    /// What is left of the transaction under way's bound.
+    transaction: Option<Budget>,
+    /// What is left of the store's call under way's bound (see [`CALL_BOUND`]).
+    call: Option<Budget>,
     broken: bool,
 }
 
@@ -145,21 +149,26 @@ fn driver_config(settings: &Settings, mode: tokio_postgres::config::SslMode) -> 
 }
 
 impl Conn {
-    /// Connects, bounded by the URL's `connect_timeout` or [`CONNECT_BOUND`], and by `by`.
-    pub fn open(settings: &Settings, by: Option<Instant>) -> Result<Conn, String> {
+    /// Connects, bounded by the URL's `connect_timeout` or [`CONNECT_BOUND`], and by what is
+    /// left of `call`, which then bounds the statements that follow until [`Conn::end_call`].
+    pub fn open(settings: &Settings, mut call: Option<Budget>) -> Result<Conn, String> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| format!("a runtime for the database connection: {e}"))?;
         let first = tls::for_settings(settings)?;
         let mut bound = settings.connect_timeout.unwrap_or(CONNECT_BOUND);
-        if let Some(by) = by {
-            bound = bound.min(by.saturating_duration_since(Instant::now()));
+        if let Some(call) = &call {
+            bound = bound.min(call.left());
         }
-        let attempt = |tls: &tls::Tls| {
+        let mut attempt = |tls: &tls::Tls| {
             let config = driver_config(settings, tls.mode);
             let connector = tls.connector.clone();
-            rt.block_on(async { tokio::time::timeout(bound, config.connect(connector)).await })
+            let (outcome, awake) = rt.block_on(awake::within(bound, config.connect(connector)));
+            if let Some(call) = &mut call {
+                call.spend(awake);
+            }
+            outcome.ok_or(())
         };
         let mut outcome = attempt(&first);
         // `allow`: plaintext first, TLS if the server would not have it (libpq's order).
@@ -184,7 +193,7 @@ impl Conn {
         rt.spawn(async move {
             let _ = connection.await;
         });
-        Ok(Conn { rt, client, deadline: None, call_deadline: by, broken: false })
+        Ok(Conn { rt, client, transaction: None, call, broken: false })
     }
 
     /// Whether the connection must be dropped (no answer, or a broken socket).
@@ -195,7 +204,7 @@ impl Conn {
     pub fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, PgError> {
         let bound = self.remaining();
         let work = self.client.query_typed(sql, params);
-        let outcome = self.rt.block_on(async { tokio::time::timeout(bound, work).await });
+        let outcome = self.rt.block_on(awake::within(bound, work));
         self.settle(outcome, bound)
     }
 
@@ -222,7 +231,7 @@ impl Conn {
     pub fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, PgError> {
         let bound = self.remaining();
         let work = self.client.execute_typed(sql, params);
-        let outcome = self.rt.block_on(async { tokio::time::timeout(bound, work).await });
+        let outcome = self.rt.block_on(awake::within(bound, work));
         self.settle(outcome, bound)
     }
 
@@ -230,39 +239,46 @@ impl Conn {
     pub fn batch(&mut self, sql: &str) -> Result<(), PgError> {
         let bound = self.remaining();
         let work = self.client.batch_execute(sql);
-        let outcome = self.rt.block_on(async { tokio::time::timeout(bound, work).await });
+        let outcome = self.rt.block_on(awake::within(bound, work));
         self.settle(outcome, bound)
     }
 
-    /// Bounds the statements that follow by `by` too (the store's call; `None`: no bound but
-    /// the statement's and the transaction's).
-    pub fn set_call_deadline(&mut self, by: Option<Instant>) {
-        self.call_deadline = by;
+    /// Bounds the statements that follow by `limit` of time awake in all too (a store's call),
+    /// until [`Conn::end_call`].
+    pub fn start_call(&mut self, limit: Duration) {
+        self.call = Some(Budget::new(limit));
+    }
+
+    /// The statements that follow are bounded only by their own and their transaction's bound.
+    pub fn end_call(&mut self) {
+        self.call = None;
     }
 
     fn remaining(&self) -> Duration {
-        let now = Instant::now();
-        [self.deadline, self.call_deadline]
+        [self.transaction, self.call]
             .into_iter()
             .flatten()
-            .fold(STATEMENT_BOUND, |bound, by| bound.min(by.saturating_duration_since(now)))
+            .fold(STATEMENT_BOUND, |bound, budget| bound.min(budget.left()))
     }
 
     /// A statement's outcome; no answer within `bound`, or a broken socket, marks the
     /// connection to be dropped.
     fn settle<T>(
         &mut self,
-        outcome: Result<Result<T, tokio_postgres::Error>, tokio::time::error::Elapsed>,
+        (outcome, awake): (Option<Result<T, tokio_postgres::Error>>, Duration),
         bound: Duration,
     ) -> Result<T, PgError> {
+        for budget in [&mut self.transaction, &mut self.call].into_iter().flatten() {
+            budget.spend(awake);
+        }
         match outcome {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => {
                 let e = driver_error(e);
                 self.broken |= e.broken;
                 Err(e)
             }
-            Err(_) => {
+            None => {
                 self.broken = true;
                 Err(PgError {
                     text: format!("the database did not answer within {:.1} s", bound.as_secs_f64()),
@@ -288,7 +304,7 @@ impl Conn {
         begin: &str,
         work: impl FnOnce(&mut Conn) -> Result<T, PgError>,
     ) -> Result<T, PgError> {
-        self.deadline = Some(Instant::now() + bound);
+        self.transaction = Some(Budget::new(bound));
         let outcome = self.batch(begin).and_then(|()| {
             let value = work(self)?;
             self.batch("COMMIT")?;
@@ -299,7 +315,7 @@ impl Conn {
             // rolled back (a lock wait that timed out should not cost a new TLS handshake).
             let _ = self.batch("ROLLBACK");
         }
-        self.deadline = None;
+        self.transaction = None;
         outcome
     }
 }

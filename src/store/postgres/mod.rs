@@ -34,6 +34,7 @@ use settings::Settings;
 
 use super::snapshot::{HolderView, InFlightView, Snapshot, WindowView};
 use super::{Ask, Claim, InFlightRow, Store, StoredResult, LEASE};
+use crate::awake::Budget;
 use crate::engine::ledger::{Holds, Ledger, SharedWindow, OUTSTANDING_TTL, RESERVED_TTL};
 
 /// Durations kept per key (the most recent), as in the SQLite store.
@@ -109,8 +110,9 @@ impl PgStore {
     }
 
     /// A connection to a schema of this version: no DDL is run here (DESIGN.md 9.3).
-    fn connect(&self, by: Instant) -> Result<Conn, String> {
-        let mut conn = Conn::open(&self.settings, Some(by))?;
+    /// The call's bound, `call`, is what connecting leaves of it.
+    fn connect(&self, call: Budget) -> Result<Conn, String> {
+        let mut conn = Conn::open(&self.settings, Some(call))?;
         schema::check(&mut conn, &self.settings)?;
         self.measure_offset(&mut conn)?;
         Ok(conn)
@@ -176,31 +178,37 @@ impl PgStore {
     fn with<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T, String>) -> Result<T, String> {
         let started = Instant::now();
         let taken = {
+            // Counted in time awake, as the database's own bounds are (a pause is not the
+            // other call's slowness).
+            let mut busy = Budget::new(BUSY_BOUND);
             let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
             while slot.busy {
-                let left = BUSY_BOUND.saturating_sub(started.elapsed());
-                if left.is_zero() {
+                if busy.is_spent() {
                     return Err(format!(
                         "{}: the database did not answer another call of this client within {} s",
                         self.settings.shown,
                         BUSY_BOUND.as_secs()
                     ));
                 }
-                slot = self.returned.wait_timeout(slot, left).unwrap_or_else(|p| p.into_inner()).0;
+                let asked = busy.left().min(crate::awake::SLICE);
+                let waited = Instant::now();
+                slot = self.returned.wait_timeout(slot, asked).unwrap_or_else(|p| p.into_inner()).0;
+                busy.count(asked, waited.elapsed());
             }
             slot.busy = true;
             slot.conn.take()
         };
-        let by = Instant::now() + conn::CALL_BOUND;
         let mut conn = match taken {
-            Some(c) => Ok(c),
-            None => self.connect(by),
+            Some(mut c) => {
+                c.start_call(conn::CALL_BOUND);
+                Ok(c)
+            }
+            None => self.connect(Budget::new(conn::CALL_BOUND)),
         };
         let out = match &mut conn {
             Ok(c) => {
-                c.set_call_deadline(Some(by));
                 let out = f(c);
-                c.set_call_deadline(None);
+                c.end_call();
                 out
             }
             Err(e) => Err(e.clone()),
@@ -699,7 +707,7 @@ impl Store for PgStore {
 /// schema yet. Times are translated to this host's clock.
 pub fn snapshot(url: &str, fingerprint: &str, now: SystemTime) -> Result<Option<Snapshot>, String> {
     let store = PgStore::new(url, fingerprint)?;
-    let mut c = Conn::open(&store.settings, Some(Instant::now() + conn::CALL_BOUND))?;
+    let mut c = Conn::open(&store.settings, Some(Budget::new(conn::CALL_BOUND)))?;
     let s = store.settings.schema.clone();
     let exists: bool = c.query_one(&format!("SELECT to_regclass('{s}.meta') IS NOT NULL"), &[])?.get(0);
     if !exists {
