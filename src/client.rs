@@ -337,16 +337,22 @@ impl Client {
     /// Requests the key's budget allows now, and requests granted by this client's governor.
     pub fn budget(&self) -> (u32, u64) {
         let now = self.inner().engine.clock().now();
-        self.inner().engine.with_core(|c| c.governor.budget(now))
+        let governor = self.inner().engine.with_core(|c| c.governor.clone());
+        // The ledger is read here, off the engine's lock (at most once a second).
+        governor.refresh(now);
+        governor.budget(now)
     }
 
     /// The key's window now, and the median scan duration learned (for estimates of when a
     /// batch ends).
     pub(crate) fn outlook(&self) -> (crate::engine::governor::Outlook, Duration) {
         let now = self.inner().engine.clock().now();
-        self.inner()
+        let (governor, median) = self
+            .inner()
             .engine
-            .with_core(|c| (c.governor.outlook(now), c.model.quantile(0.5, c.policy.expected_duration)))
+            .with_core(|c| (c.governor.clone(), c.model.quantile(0.5, c.policy.expected_duration)));
+        governor.refresh(now);
+        (governor.outlook(now), median)
     }
 
     /// Requests one scan is expected to need before any row of a batch has ended: its create

@@ -60,6 +60,17 @@ pub enum Effect {
     Send(Vec<Job>),
 }
 
+/// Budget a task did not use: told to the key's governor as soon as the core's lock is let go
+/// (with a ledger, a transaction), by the thread that let it go, before any effect (the next
+/// reply's answer is weighed with it, as when it was told under the lock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unused {
+    /// Polls reserved at admission that the scan did not spend.
+    Reserved(u32),
+    /// A grant that was not sent.
+    Grant(Kind),
+}
+
 impl Effect {
     /// Carries out a sink's effect; a `Send` is handed back for the driver to send.
     pub fn deliver(self) -> Option<Vec<Job>> {
@@ -117,6 +128,75 @@ pub struct Job {
 /// waits for a worker unless every worker is stuck on a request that is timing out.
 pub const STALE_GRANT: Duration = Duration::from_secs(15);
 
+/// One dispatch of the requests whose time has come, in three steps, so that no database is
+/// waited on under the core's lock (DESIGN.md 9.3): [`Core::prepare_dispatch`] picks them
+/// (locked), [`Dispatch::answer`] asks their gates (a read of the state store) and the key's
+/// budget (a ledger transaction) with no lock of the engine held, [`Core::apply_dispatch`]
+/// acts on the answers (locked).
+pub struct Dispatch {
+    now: Duration,
+    asks: Vec<Ask>,
+}
+
+/// A request due, and what its gate and the key's budget answered.
+struct Ask {
+    id: TaskId,
+    /// The timer it was picked at: a task armed again meanwhile is not this ask's any more.
+    due: Duration,
+    kind: Kind,
+    gate: Option<Arc<dyn CreateGate>>,
+    creating: bool,
+    /// Until when a poll may wait on another call's word (see [`Task::word_wait_limit`]).
+    word_limit: Option<Duration>,
+    verdict: Option<Verdict>,
+    grant: Option<Grant>,
+}
+
+impl Dispatch {
+    /// Asks each request's gate, then the key's budget, in order, off the core's lock.
+    /// Within one dispatch, a create the budget holds back answers for every other create due
+    /// that would reserve as much or more: they are held to the same time without asking
+    /// again (each ask is a ledger transaction with a store, and a portfolio may have a
+    /// thousand creates due at once).
+    pub fn answer(&mut self, governor: &Governor) {
+        let now = self.now;
+        let mut creates_held: Option<(u32, Grant)> = None;
+        for ask in &mut self.asks {
+            // Before the budget is asked: a stored answer, another process's scan or its
+            // create in progress (a read; the claim itself is taken when the create is sent).
+            if let Some(gate) = &ask.gate {
+                let verdict = if ask.creating { gate.peek() } else { gate.peek_joined() };
+                let asks_the_budget = match verdict {
+                    Verdict::Send => true,
+                    // Another call polls the scan: wait for its word, unless the deadline is
+                    // near (its last poll then goes to the API).
+                    Verdict::Later(after) if !ask.creating => {
+                        ask.word_limit.is_some_and(|limit| now + after >= limit)
+                    }
+                    _ => false,
+                };
+                ask.verdict = Some(verdict);
+                if !asks_the_budget {
+                    continue;
+                }
+            }
+            let grant = match (ask.kind, creates_held) {
+                (Kind::Create { reserve }, Some((held, g))) if reserve >= held => {
+                    governor.held_without_asking(now);
+                    g
+                }
+                _ => governor.request(now, ask.kind),
+            };
+            if let (Kind::Create { reserve }, Grant::At(_) | Grant::Behind(_)) = (ask.kind, grant) {
+                if creates_held.is_none_or(|(held, _)| reserve < held) {
+                    creates_held = Some((reserve, grant));
+                }
+            }
+            ask.grant = Some(grant);
+        }
+    }
+}
+
 pub struct Core {
     pub policy: Policy,
     pub governor: Arc<Governor>,
@@ -152,6 +232,8 @@ pub struct Core {
     seq: u64,
     /// Effects not yet carried out (see [`Effect`]).
     outbox: Vec<Effect>,
+    /// Budget not used, not yet told to the governor (see [`Unused`]).
+    unused: Vec<Unused>,
 }
 
 impl Core {
@@ -178,6 +260,7 @@ impl Core {
             next_id: 1,
             seq: 0,
             outbox: Vec::new(),
+            unused: Vec::new(),
         }
     }
 
@@ -198,10 +281,18 @@ impl Core {
         std::mem::take(&mut self.outbox)
     }
 
-    /// Delivers the queued sink effects now, on this thread (a driver without threads: tests).
+    /// The budget not used since last asked, for [`Unused::tell`] once the lock is let go.
+    pub fn take_unused(&mut self) -> Vec<Unused> {
+        std::mem::take(&mut self.unused)
+    }
+
+    /// Delivers the queued effects now, on this thread (a driver without threads: tests).
     /// Requests queued to send are dropped: the caller has them from `dispatch_due`.
     #[cfg(test)]
     pub fn deliver_now(&mut self) {
+        for unused in self.take_unused() {
+            unused.tell(&self.governor);
+        }
         for effect in self.take_effects() {
             let _ = effect.deliver();
         }
@@ -421,7 +512,7 @@ impl Core {
         for id in gone {
             self.model.ended(id);
             if let Some(e) = self.tasks.remove(&id) {
-                self.governor.release(e.task.reserved);
+                self.unused.push(Unused::Reserved(e.task.reserved));
                 self.budget_freed |= e.task.reserved > 0;
                 self.outbox.push(Effect::Finish(e.sink, Err(e.task.cancelled(e.cancel.reason()))));
             }
@@ -443,30 +534,35 @@ impl Core {
         self.replan_if_moved(before, now, super::clock::wall_now(), thrift);
     }
 
-    /// The requests whose time has come and that the governor grants.
+    /// The requests whose time has come and that the governor grants, in one go (tests; the
+    /// driver runs the three steps apart, see [`Dispatch`]).
+    #[cfg(test)]
     pub fn dispatch_due(&mut self, now: Duration) -> Vec<Job> {
+        let mut dispatch = self.prepare_dispatch(now);
+        dispatch.answer(&self.governor.clone());
+        self.apply_dispatch(dispatch)
+    }
+
+    /// A dispatch's first step, under the core's lock: the requests whose time has come, in
+    /// order, for their gates and the key's budget to be asked off it ([`Dispatch::answer`]).
+    pub fn prepare_dispatch(&mut self, now: Duration) -> Dispatch {
         self.learn_from_the_others(now);
-        let mut jobs = Vec::new();
-        // Within one dispatch, a create the budget holds back answers for every other create
-        // due that would reserve as much or more: they are held to the same time without
-        // asking again (each ask is a ledger transaction with a store, and a portfolio may
-        // have a thousand creates due at once).
-        let mut creates_held: Option<(u32, Grant)> = None;
         // Not during a 429's cooldown: every create asking then is counted among those to
         // release one by one after it, and waking them at each release would count them again.
         if self.budget_freed && !self.governor.cooling_down(now) {
             self.budget_freed = false;
             self.wake_held_creates();
         }
-        // Told to the governor before the first create of this dispatch asks (see
-        // `running_beyond_reservations`); polls need not wait for it.
-        let mut told_running = false;
-        // And what this process's work is expected to cost, for the other processes on the key
+        // What this process's work is expected to cost, for the other processes on the key
         // (written with the next ledger decision): at most once a second, a pass over every task.
         if self.in_sight_at.is_none_or(|at| now >= at + IN_SIGHT_EVERY) {
             self.in_sight_at = Some(now);
             self.governor.set_work_in_sight(self.work_in_sight(now));
         }
+        // Told to the governor before the first create of this dispatch asks (see
+        // `running_beyond_reservations`); polls need not wait for it.
+        let mut told_running = false;
+        let mut asks = Vec::new();
         while let Some(Reverse((at, _, id))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -486,29 +582,18 @@ impl Core {
                 self.end(id, Some(Err(e)));
                 continue;
             }
-            // Before the budget is asked: a stored answer, another process's scan or its
-            // create in progress (a read; the claim itself is taken when the create is sent).
-            if let Some(gate) = entry.task.gate() {
-                let creating = entry.task.is_creating();
-                match if creating { gate.peek() } else { gate.peek_joined() } {
-                    Verdict::Send => {}
-                    // Another call polls the scan: its result will be in the store.
-                    Verdict::Later(after) if !creating => {
-                        if entry.task.may_wait_for_word_until(now + after) {
-                            entry.task.wait_for_word(now + after);
-                            self.arm(id, now + after);
-                            continue;
-                        }
-                        // Its deadline is near: its last poll goes to the API.
-                    }
-                    verdict => {
-                        self.gated(id, verdict, now);
-                        continue;
-                    }
-                }
-            }
-            let entry = self.tasks.get_mut(&id).expect("present");
             let kind = entry.task.kind(&self.policy);
+            let ask = Ask {
+                id,
+                due: at,
+                kind,
+                gate: entry.task.gate(),
+                creating: entry.task.is_creating(),
+                word_limit: entry.task.word_wait_limit(),
+                verdict: None,
+                grant: None,
+            };
+            asks.push(ask);
             if matches!(kind, Kind::Create { .. }) && !std::mem::replace(&mut told_running, true) {
                 let beyond = self.running_beyond_reservations(now);
                 self.governor.set_running_unreserved(beyond);
@@ -519,20 +604,52 @@ impl Core {
                     self.governor.set_work_in_sight(self.work_in_sight(now));
                 }
                 self.governor.set_first_poll_after(self.model.quantile(0.0, self.policy.expected_duration));
+                // The thrift's arrivals read the key's history (off the lock) from the first
+                // answer on.
+                self.governor.want_history(self.model.quantile(1.0, self.policy.expected_duration));
+            }
+        }
+        Dispatch { now, asks }
+    }
+
+    /// A dispatch's last step, under the core's lock: acts on what the gates and the budget
+    /// answered; returns the requests to send. A task that ended or was planned again while
+    /// it was asked gives its grant back.
+    pub fn apply_dispatch(&mut self, dispatch: Dispatch) -> Vec<Job> {
+        let now = dispatch.now;
+        let mut jobs = Vec::new();
+        for ask in dispatch.asks {
+            let id = ask.id;
+            let granted = ask.grant == Some(Grant::Now);
+            let current = self.tasks.get(&id).is_some_and(|e| !e.in_flight && e.due == ask.due);
+            if !current {
+                if granted {
+                    self.unused.push(Unused::Grant(ask.kind));
+                }
+                continue;
             }
             let entry = self.tasks.get_mut(&id).expect("present");
-            let grant = match (kind, creates_held) {
-                (Kind::Create { reserve }, Some((held, g))) if reserve >= held => {
-                    self.governor.held_without_asking(now);
-                    g
+            if entry.cancel.is_cancelled() {
+                if granted {
+                    self.unused.push(Unused::Grant(ask.kind));
                 }
-                _ => self.governor.request(now, kind),
-            };
-            if let (Kind::Create { reserve }, Grant::At(_) | Grant::Behind(_)) = (kind, grant) {
-                if creates_held.is_none_or(|(held, _)| reserve < held) {
-                    creates_held = Some((reserve, grant));
-                }
+                self.end(id, None);
+                continue;
             }
+            let Some(grant) = ask.grant else {
+                // The gate answered, and the budget was not asked.
+                match ask.verdict {
+                    // Another call polls the scan: its result will be in the store.
+                    Some(Verdict::Later(after)) if !ask.creating => {
+                        entry.task.wait_for_word(now + after);
+                        self.arm(id, now + after);
+                    }
+                    Some(verdict) => self.gated(id, verdict, now),
+                    None => unreachable!("an ask is answered by its gate or the budget"),
+                }
+                continue;
+            };
+            let kind = ask.kind;
             match grant {
                 Grant::Now => {
                     self.budget_seen = None;
@@ -602,7 +719,7 @@ impl Core {
         entry.in_flight = false;
         entry.task.requests = entry.task.requests.saturating_sub(1);
         let reserved = std::mem::take(&mut entry.task.reserved);
-        self.governor.unsent(Kind::Create { reserve: reserved });
+        self.unused.push(Unused::Grant(Kind::Create { reserve: reserved }));
         self.budget_freed |= reserved > 0;
         self.budget_seen = None;
         let sent_at = entry.task.sent_at();
@@ -640,7 +757,7 @@ impl Core {
             other => other,
         };
         let cancelled = entry.cancel.is_cancelled();
-        self.governor.unsent(kind);
+        self.unused.push(Unused::Grant(kind));
         self.budget_seen = None;
         if cancelled {
             self.end(id, None);
@@ -674,39 +791,28 @@ impl Core {
         }
     }
 
-    /// The reply to a task's request has come (or the request failed).
+    /// The reply to a task's request has come (or the request failed); `told`: what the key's
+    /// budget made of it ([`tell_budget`], called before, off the core's lock).
     pub fn complete(
         &mut self,
         id: TaskId,
         reply: Result<Response, TransportError>,
+        told: Option<Outlook>,
         now: Duration,
         wall: SystemTime,
     ) {
-        match &reply {
-            Ok(r) => {
-                let seen = observed(r, wall);
-                if let Some(wait) = seen.rate_limited_for {
-                    log(Level::Warn, || {
-                        format!(
-                            "HTTP 429 (request id {}): every request of this API key waits {:.1} s",
-                            r.headers.request_id.as_deref().unwrap_or("-"),
-                            wait.as_secs_f64()
-                        )
-                    });
-                }
-                self.outlook_seen = Some(self.governor.observe(now, seen));
-                if r.status == 200 {
-                    // A processing scan's Retry-After: the gap latency polling keeps (one
-                    // server, one gap; the first polls of every scan plan with it).
-                    let h = &r.headers;
-                    if let Some(ra) =
-                        h.retry_after.as_deref().and_then(|v| parse_retry_after(v, h.date.as_deref(), wall))
-                    {
-                        self.gap_seen = Some(ra);
-                    }
-                }
+        if let Some(outlook) = told {
+            self.outlook_seen = Some(outlook);
+        }
+        // A processing scan's Retry-After: the gap latency polling keeps (one server, one gap;
+        // the first polls of every scan plan with it).
+        if let Some(r) = reply.as_ref().ok().filter(|r| r.status == 200) {
+            let h = &r.headers;
+            if let Some(ra) =
+                h.retry_after.as_deref().and_then(|v| parse_retry_after(v, h.date.as_deref(), wall))
+            {
+                self.gap_seen = Some(ra);
             }
-            Err(_) => self.governor.lost(),
         }
         let thrift = match self.tasks.get(&id) {
             Some(e) if e.task.mode() == Mode::Adaptive && e.task.fixed_thrift().is_none() => {
@@ -760,7 +866,7 @@ impl Core {
         if entry.task.is_creating() {
             // The create will be sent again (after a 429 or a failed connect): it reserves anew.
             let reserved = std::mem::take(&mut entry.task.reserved);
-            self.governor.release(reserved);
+            self.unused.push(Unused::Reserved(reserved));
             self.budget_freed |= reserved > 0;
         }
         if entry.cancel.is_cancelled() {
@@ -900,11 +1006,14 @@ impl Core {
             // every few minutes expects the next one, where its own record is empty.
             let key_wide = match self.history_seen {
                 Some((at, n)) if now < at + HISTORY_EVERY => n,
-                _ => {
-                    let n = self.governor.key_created_between(now, window, longest).unwrap_or(0);
-                    self.history_seen = Some((now, n));
-                    n
-                }
+                // Read by the governor's refresh, off the engine's lock: none yet, ask again.
+                _ => match self.governor.key_created_lately(longest) {
+                    Some(n) => {
+                        self.history_seen = Some((now, n));
+                        n
+                    }
+                    None => 0,
+                },
             };
             own.max(key_wide as usize) as f64 / span.as_secs_f64()
         };
@@ -937,7 +1046,7 @@ impl Core {
                 // keep counting this one's finished work).
                 self.governor.set_work_in_sight(InSight::default());
             }
-            self.governor.release(e.task.reserved);
+            self.unused.push(Unused::Reserved(e.task.reserved));
             self.budget_freed |= e.task.reserved > 0;
             log(Level::Info, || match &outcome {
                 Some(Ok(scan)) => format!(
@@ -951,6 +1060,47 @@ impl Core {
             });
             let outcome = outcome.unwrap_or_else(|| Err(e.task.cancelled(e.cancel.reason())));
             self.outbox.push(Effect::Finish(e.sink, outcome));
+        }
+    }
+}
+
+impl Unused {
+    pub fn tell(self, governor: &Governor) {
+        match self {
+            Unused::Reserved(n) => governor.release(n),
+            Unused::Grant(kind) => governor.unsent(kind),
+        }
+    }
+}
+
+/// Tells the key's budget what a reply says (its rate-limit headers, a 429's wait), or that a
+/// request was lost: with a ledger, a transaction, so it is called before the reply reaches
+/// the core, off its lock. Returns the window as it stands after it, for [`Core::complete`].
+pub fn tell_budget(
+    governor: &Governor,
+    reply: &Result<Response, TransportError>,
+    now: Duration,
+    wall: SystemTime,
+) -> Option<Outlook> {
+    // What the views and the thrift's arrivals read next (the key's history among them).
+    governor.refresh(now);
+    match reply {
+        Ok(r) => {
+            let seen = observed(r, wall);
+            if let Some(wait) = seen.rate_limited_for {
+                log(Level::Warn, || {
+                    format!(
+                        "HTTP 429 (request id {}): every request of this API key waits {:.1} s",
+                        r.headers.request_id.as_deref().unwrap_or("-"),
+                        wait.as_secs_f64()
+                    )
+                });
+            }
+            Some(governor.observe(now, seen))
+        }
+        Err(_) => {
+            governor.lost();
+            None
         }
     }
 }
@@ -1092,7 +1242,7 @@ mod tests {
         // One scan answered first: the key's window is known (29 of 30 left).
         core.submit(adaptive(0), Arc::new(Quiet), CancelToken::new(), Duration::ZERO);
         let probe = core.dispatch_due(Duration::ZERO);
-        core.complete(probe[0].task, Ok(created(0, 29, wall)), Duration::ZERO, wall);
+        answer(&mut core, probe[0].task, Ok(created(0, 29, wall)), Duration::ZERO, wall);
         // Five more at once, all sent before the first of them is answered.
         let sinks: Vec<Arc<Thrifts>> = (1..=5).map(|_| Arc::new(Thrifts::default())).collect();
         for (n, sink) in sinks.iter().enumerate() {
@@ -1101,7 +1251,7 @@ mod tests {
         let jobs = core.dispatch_due(Duration::from_secs(1));
         assert_eq!(jobs.len(), 5, "creates sent");
         let first = jobs[0].task;
-        core.complete(first, Ok(created(1, 28, wall)), Duration::from_secs(1), wall);
+        answer(&mut core, first, Ok(created(1, 28, wall)), Duration::from_secs(1), wall);
         core.deliver_now();
         let planned = sinks[0].0.lock().unwrap().iter().rev().find_map(|t| *t).expect("a wait planned");
         assert!(
@@ -1109,6 +1259,18 @@ mod tests {
             "the first answer of {} creates in flight planned thrift {planned:.2}",
             jobs.len()
         );
+    }
+
+    /// A reply as the driver hands it in: told to the key's budget, then to the core.
+    fn answer(
+        core: &mut Core,
+        id: TaskId,
+        reply: Result<Response, TransportError>,
+        now: Duration,
+        wall: SystemTime,
+    ) {
+        let told = tell_budget(&core.governor.clone(), &reply, now, wall);
+        core.complete(id, reply, told, now, wall);
     }
 
     /// A gate that lets every create through its read and turns it down at the claim: another
@@ -1136,6 +1298,7 @@ mod tests {
         assert_eq!(jobs.len(), 1);
         let verdict = jobs[0].gate.as_ref().expect("a create carries its gate").claim();
         core.vetoed(id, verdict, Duration::ZERO);
+        core.deliver_now();
         assert_eq!(governor.budget(Duration::ZERO), before, "the grant went back");
         assert_eq!(governor.outlook(Duration::ZERO).reserved, 0, "and its reserved polls");
         let jobs = core.dispatch_due(Duration::ZERO);
@@ -1157,6 +1320,7 @@ mod tests {
         assert_eq!(jobs.len(), 1);
         let woke = jobs[0].granted_at + STALE_GRANT + Duration::from_secs(30);
         core.regrant(id, jobs[0].kind, woke);
+        core.deliver_now();
         assert_eq!(governor.budget(woke), before, "the grant went back");
         assert_eq!(governor.outlook(woke).reserved, 0, "and its reserved polls");
         let again = core.dispatch_due(woke);

@@ -16,13 +16,16 @@ use std::thread::JoinHandle;
 
 use super::cancel::{CancelToken, Wake};
 use super::clock::Clock;
-use super::core::{Core, Effect, Job, Progress, Sink};
+use super::core::{tell_budget, Core, Effect, Job, Progress, Sink};
 use super::gate::Verdict;
+use super::governor::Governor;
 use super::task::{Outcome, Task};
 use crate::transport::Transport;
 
 struct Shared {
     core: Mutex<Core>,
+    /// The core's governor, told of replies and asked for grants off the core's lock.
+    governor: Arc<Governor>,
     /// Wakes the scheduler: a new task, a reply, a cancel, shutdown.
     scheduler_wake: Condvar,
     jobs: Mutex<VecDeque<Job>>,
@@ -41,6 +44,7 @@ struct Shared {
 impl Shared {
     fn new(core: Core, transport: Arc<dyn Transport>, clock: Arc<dyn Clock>, threaded: bool) -> Arc<Shared> {
         Arc::new(Shared {
+            governor: Arc::clone(&core.governor),
             core: Mutex::new(core),
             scheduler_wake: Condvar::new(),
             jobs: Mutex::new(VecDeque::new()),
@@ -56,14 +60,32 @@ impl Shared {
 
     /// Runs `f` on the core under its lock, then carries out the effects it queued, unlocked.
     fn on_core<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
-        let out = {
+        let (out, unused) = {
             let mut core = lock(&self.core);
             let out = f(&mut core);
             self.queue_effects(&mut core);
-            out
+            (out, core.take_unused())
         };
+        for unused in unused {
+            unused.tell(&self.governor);
+        }
         self.carry_out();
         out
+    }
+
+    /// Dispatches the requests due at `now` (see [`super::core::Dispatch`]): their gates and
+    /// the key's budget are asked with the core unlocked; the requests granted are queued to
+    /// send. Returns how many.
+    fn dispatch(&self, now: std::time::Duration) -> usize {
+        self.governor.refresh(now);
+        let mut dispatch = self.on_core(|c| c.prepare_dispatch(now));
+        dispatch.answer(&self.governor);
+        self.on_core(|c| {
+            let jobs = c.apply_dispatch(dispatch);
+            let sent = jobs.len();
+            c.queue_send(jobs);
+            sent
+        })
     }
 
     /// Moves the core's effects to the queue (under the core's lock, so the queue keeps the
@@ -198,12 +220,7 @@ impl Engine {
     fn send_due(&self) -> usize {
         let s = &self.shared;
         let now = s.clock.now();
-        s.on_core(|c| {
-            let jobs = c.dispatch_due(now);
-            let sent = jobs.len();
-            c.queue_send(jobs);
-            sent
-        })
+        s.dispatch(now)
     }
 
     /// Runs the whole task on this thread (inline) or waits for the scheduler (threaded),
@@ -287,33 +304,30 @@ fn scheduler(s: &Shared) {
     }
 }
 
-/// Runs the scheduler until shutdown.
+/// Runs the scheduler until shutdown: a dispatch (its effects, the requests among them for
+/// the workers, carried out unlocked), then a sleep until the next timer or a wake.
 fn scheduler_turns(s: &Shared) {
-    let mut core = lock(&s.core);
     loop {
         if s.shutdown.load(Ordering::SeqCst) {
             return;
         }
-        let now = s.clock.now();
-        let jobs = core.dispatch_due(now);
-        core.queue_send(jobs);
-        let effects = core.take_effects();
-        if !effects.is_empty() {
-            // Carried out unlocked (the requests among them go to the workers in turn).
-            lock(&s.effects).extend(effects);
-            drop(core);
-            s.carry_out();
-            core = lock(&s.core);
-            continue;
+        s.dispatch(s.clock.now());
+        // Whatever changed since the dispatch did so under the core's lock, which the next
+        // timer is read under: no wake is missed.
+        let mut core = lock(&s.core);
+        if s.shutdown.load(Ordering::SeqCst) {
+            return;
         }
-        core = match core.next_wake() {
-            Some(at) if at <= s.clock.now() => core,
+        match core.next_wake() {
+            Some(at) if at <= s.clock.now() => {}
             Some(at) => {
                 let wait = at.saturating_sub(s.clock.now());
-                s.scheduler_wake.wait_timeout(core, wait).unwrap_or_else(|p| p.into_inner()).0
+                drop(s.scheduler_wake.wait_timeout(core, wait));
             }
-            None => s.scheduler_wake.wait(core).unwrap_or_else(|p| p.into_inner()),
-        };
+            None => {
+                drop(s.scheduler_wake.wait(core));
+            }
+        }
     }
 }
 
@@ -338,10 +352,8 @@ fn worker(s: &Shared) {
         if let Err(payload) = handled {
             let why = format!("an HTTP worker panicked ({})", panic_text(&*payload));
             crate::log::log(crate::log::Level::Error, || why.clone());
-            s.on_core(|core| {
-                core.governor.lost();
-                core.fail(task, &why);
-            });
+            s.governor.lost();
+            s.on_core(|core| core.fail(task, &why));
         }
         s.scheduler_wake.notify_all();
     }
@@ -368,7 +380,8 @@ fn send(s: &Shared, job: Job) {
     }
     let reply = s.transport.send(&job.request);
     let (now, wall) = (s.clock.now(), s.clock.wall());
-    s.on_core(|c| c.complete(job.task, reply, now, wall));
+    let told = tell_budget(&s.governor, &reply, now, wall);
+    s.on_core(|c| c.complete(job.task, reply, told, now, wall));
 }
 
 /// Where a waiting caller receives its task's progress and outcome.
@@ -515,5 +528,120 @@ mod tests {
         let answer = answered.recv_timeout(Duration::from_secs(60));
         release.send(()).unwrap();
         assert_eq!(answer, Ok(0), "the core stayed locked while a sink took its time");
+    }
+
+    /// Something the engine waits on (the key's ledger, a create's gate) that waits until the
+    /// test lets it go: a database that is slow, or holds a lock another process took.
+    struct Blocking {
+        entered: Mutex<mpsc::Sender<()>>,
+        release: Mutex<mpsc::Receiver<()>>,
+    }
+    impl Blocking {
+        fn new() -> (Arc<Blocking>, mpsc::Receiver<()>, mpsc::Sender<()>) {
+            let (entered_tx, entered) = mpsc::channel();
+            let (release, release_rx) = mpsc::channel();
+            (
+                Arc::new(Blocking { entered: Mutex::new(entered_tx), release: Mutex::new(release_rx) }),
+                entered,
+                release,
+            )
+        }
+        fn wait(&self) {
+            let _ = lock(&self.entered).send(());
+            let _ = lock(&self.release).recv_timeout(Duration::from_secs(60));
+        }
+    }
+    impl crate::engine::ledger::Ledger for Blocking {
+        fn transact(
+            &self,
+            wall_ms: i64,
+            decide: &mut dyn FnMut(
+                &mut crate::engine::ledger::SharedWindow,
+                &mut crate::engine::ledger::Holds,
+            ),
+        ) -> Result<(), String> {
+            self.wait();
+            decide(&mut Default::default(), &mut Default::default());
+            let _ = wall_ms;
+            Ok(())
+        }
+    }
+    impl crate::engine::gate::CreateGate for Blocking {
+        fn peek(&self) -> Verdict {
+            self.wait();
+            Verdict::Send
+        }
+        fn claim(&self) -> Verdict {
+            Verdict::Send
+        }
+    }
+
+    /// While `engine` waits on something slow, another thread's use of the engine (a new
+    /// call, a cancel, a status read) goes on: `true` when it did.
+    fn others_go_on(engine: &Arc<Engine>, entered: &mpsc::Receiver<()>, release: mpsc::Sender<()>) -> bool {
+        entered.recv_timeout(Duration::from_secs(60)).expect("the engine never waited on it");
+        let (tx, answered) = mpsc::channel();
+        let other = Arc::clone(engine);
+        std::thread::spawn(move || {
+            other.poke();
+            let _ = tx.send(other.with_core(|c| c.len()));
+        });
+        // A hang here is the bug (bounded: this is no measure of speed).
+        let answer = answered.recv_timeout(Duration::from_secs(30));
+        // Let go for good (later waits end at once: the sender is gone).
+        drop(release);
+        answer == Ok(1)
+    }
+
+    /// Issue 34: the dispatch asked the key's ledger (a database transaction, up to seconds on
+    /// a slow or locked database) under the core's lock, so every other call of the client (a
+    /// new scan, a cancel, a status read) waited on the database. Now it is asked off the lock.
+    #[test]
+    fn a_ledger_waited_on_holds_no_lock_the_engine_needs() {
+        let (ledger, entered, release) = Blocking::new();
+        let governor = Arc::new(Governor::new(Limits::default()));
+        governor.share(ledger, Duration::ZERO);
+        let core = Core::new(Policy::default(), governor);
+        let engine =
+            Arc::new(Engine::threaded(core, Arc::new(Completed), Arc::new(SystemClock::new())).unwrap());
+        engine.submit(get("scn_done"), Arc::new(Quiet), CancelToken::new());
+        assert!(
+            others_go_on(&engine, &entered, release),
+            "the core stayed locked while the ledger was waited on"
+        );
+    }
+
+    /// The same for a create's gate, which reads the state store before the budget is asked.
+    #[test]
+    fn a_gate_waited_on_holds_no_lock_the_engine_needs() {
+        let (gate, entered, release) = Blocking::new();
+        let core = Core::new(Policy::default(), Arc::new(Governor::new(Limits::default())));
+        let engine =
+            Arc::new(Engine::threaded(core, Arc::new(Completed), Arc::new(SystemClock::new())).unwrap());
+        let request = crate::model::ScanRequest::new("Row", "https://row.example");
+        let settings = Settings {
+            deadline: Some(Duration::from_secs(60)),
+            deadline_after_create: None,
+            start_after: None,
+            mode: crate::engine::schedule::Mode::Balanced,
+            expected: (Duration::from_secs(1), Duration::from_secs(2)),
+            max_rate_limit_wait: Duration::from_secs(60),
+            fixed_thrift: None,
+        };
+        let task =
+            Task::new(Goal::Create { request, create_only: false }, SystemClock::new().now(), settings)
+                .unwrap()
+                .with_gate(Some(gate));
+        engine.submit(task, Arc::new(Quiet), CancelToken::new());
+        assert!(
+            others_go_on(&engine, &entered, release),
+            "the core stayed locked while the gate was waited on"
+        );
+    }
+
+    struct Quiet;
+    impl Sink for Quiet {
+        fn progress(&self, _: Progress) {}
+        fn finish(&self, _: Outcome) {}
     }
 }

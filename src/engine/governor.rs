@@ -15,6 +15,10 @@
 //! With a ledger attached ([`Governor::share`]), the same decisions are made on the key's
 //! window as every process of the host sees it, in one ledger transaction per decision
 //! (src/engine/ledger.rs); if the ledger fails, the governor decides on what it knows alone.
+//! No lock that a caller which only reads or tells the state takes is held while the ledger
+//! is waited on (DESIGN.md 9.3): a decision runs on a copy of the state, in its turn, and
+//! comes back; views read the ledger's window as last seen, which [`Governor::refresh`]
+//! reads again off every lock.
 //!
 //! It takes time as arguments and never sleeps: the scheduler acts on its answers.
 
@@ -159,10 +163,34 @@ enum Decided<R> {
 }
 
 pub struct Governor {
+    /// Held only to read, tell or take back the state, never across the ledger's I/O.
     state: Mutex<State>,
+    /// Held by the decision of this process under way on the ledger, for its whole
+    /// transaction: this process's decisions meet the ledger one at a time (one connection),
+    /// while `state` stays free for what only reads or tells it.
+    turn: Mutex<()>,
     /// The key's window shared with the other processes of the host, when there is a store.
     shared: OnceLock<(Arc<dyn Ledger>, WallAnchor)>,
+    /// What the views read instead of the ledger (see [`Governor::refresh`]).
+    seen: Mutex<Seen>,
 }
+
+/// The ledger as last read, for views that must not wait on it.
+#[derive(Debug, Default)]
+struct Seen {
+    /// The key's window as the last transaction left it or the last refresh read it.
+    window: Option<SharedWindow>,
+    /// When it was last refreshed (wall ms).
+    refreshed_wall_ms: Option<i64>,
+    /// The key's history the engine wants (scans created over the last window but the last
+    /// `longest`), the count read for it, and when it was read (wall ms).
+    history_longest: Option<Duration>,
+    history: Option<u32>,
+    history_read_wall_ms: Option<i64>,
+}
+
+/// How often [`Governor::refresh`] reads the ledger at most.
+const REFRESH_EVERY_MS: i64 = 1000;
 
 impl std::fmt::Debug for Governor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -205,12 +233,71 @@ impl Governor {
                 ledger_held_until_wall_ms: None,
                 limits,
             }),
+            turn: Mutex::new(()),
             shared: OnceLock::new(),
+            seen: Mutex::new(Seen::default()),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `decide` on a copy of the state in this process's turn on the ledger, and takes
+    /// its result back (see [`State::take`]): the state's lock is never held across the
+    /// ledger's I/O. Without a ledger there is no I/O: decided in place.
+    fn in_turn<R>(&self, decide: impl FnOnce(&mut State) -> R) -> R {
+        if self.shared.get().is_none() {
+            return decide(&mut self.lock());
+        }
+        let _turn = self.turn.lock().unwrap_or_else(|p| p.into_inner());
+        let copied = self.lock().clone();
+        let mut s = copied.clone();
+        let out = decide(&mut s);
+        self.lock().take(s, &copied);
+        out
+    }
+
+    /// Reads the key's window from the ledger again (and the key's history for the span the
+    /// engine asked last), for the views ([`Governor::budget`], [`Governor::outlook`],
+    /// [`Governor::why_held`], [`Governor::key_created_between`]), which read what was seen
+    /// last and never wait on the ledger. Called off every lock (the engine's driver, before
+    /// each dispatch and with each reply); reads each at most once a second, and a span of
+    /// history not read yet at once.
+    pub fn refresh(&self, now: Duration) {
+        let Some((ledger, anchor)) = self.shared.get() else { return };
+        let wall = anchor.to_wall(now);
+        let due = |at: Option<i64>| at.is_none_or(|at| !(at..at + REFRESH_EVERY_MS).contains(&wall));
+        let (window_due, span) = {
+            let mut seen = self.seen();
+            let window_due = due(seen.refreshed_wall_ms);
+            if window_due {
+                seen.refreshed_wall_ms = Some(wall);
+            }
+            let longest =
+                seen.history_longest.filter(|_| seen.history.is_none() || due(seen.history_read_wall_ms));
+            if longest.is_some() {
+                seen.history_read_wall_ms = Some(wall);
+            }
+            (window_due, longest.map(|longest| (self.lock().window_estimate(), longest)))
+        };
+        if window_due {
+            let mut read = None;
+            if ledger.peek(wall, &mut |w| read = Some(w.clone())).is_ok() {
+                self.seen().window = read;
+            }
+        }
+        if let Some((from_ago, to_ago)) = span {
+            let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+            let n = ledger
+                .created_between(wall.saturating_sub(ms(from_ago)), wall.saturating_sub(ms(to_ago)))
+                .ok();
+            self.seen().history = n;
+        }
     }
 
     /// Shares the key's window with the other processes of the host through `ledger`, from
@@ -239,11 +326,10 @@ impl Governor {
     /// (it reaches the ledger with the next decision, see [`State::load`]); a grant never is,
     /// see [`Governor::request`].
     fn decide<R>(&self, now: Option<Duration>, mut f: impl FnMut(&mut State) -> R) -> R {
-        let mut s = self.lock();
-        match self.decide_shared(&mut s, now, &mut f) {
+        self.in_turn(|s| match self.decide_shared(s, now, &mut f) {
             Decided::Shared(out) | Decided::Alone(out) | Decided::Uncommitted(out) => out,
-            Decided::Held => f(&mut s),
-        }
+            Decided::Held => f(s),
+        })
     }
 
     /// The ledger's part of [`Governor::decide`]. While the ledger is held it is asked again
@@ -260,14 +346,18 @@ impl Governor {
             return Decided::Held;
         }
         let mut out = None;
+        let mut written = None;
         let answer = ledger.transact(wall_ms, &mut |window, mine| {
             s.load(window, anchor);
             out = Some(f(s));
             s.store(window, mine, anchor);
+            written = Some(window.clone());
         });
         match (answer, out) {
             (Ok(()), Some(out)) => {
                 s.ledger_held_until_wall_ms = None;
+                // What the views read until the next refresh: the window as committed.
+                self.seen().window = written;
                 Decided::Shared(out)
             }
             (Err(e), None) if e == HELD => {
@@ -292,12 +382,15 @@ impl Governor {
         }
     }
 
-    /// Reads the key's state without deciding anything: on a copy, loaded from the ledger's
-    /// read-only view when one is attached (no write lock, nothing written back).
-    fn view<R>(&self, now: Duration, f: impl FnOnce(&mut State) -> R) -> R {
+    /// Reads the key's state without deciding anything: on a copy, with the ledger's window
+    /// as last seen when one is attached (no I/O: see [`Governor::refresh`]).
+    fn view<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let mut s = self.lock().clone();
-        if let Some((ledger, anchor)) = self.shared.get() {
-            let _ = ledger.peek(anchor.to_wall(now), &mut |window| s.load(window, anchor));
+        if let Some((_, anchor)) = self.shared.get() {
+            let window = self.seen().window.clone();
+            if let Some(window) = window {
+                s.load(&window, anchor);
+            }
         }
         f(&mut s)
     }
@@ -331,14 +424,23 @@ impl Governor {
         self.lock().create_short_at
     }
 
-    /// How many of the key's scans were created between `from_ago` and `to_ago` before `now`,
-    /// by any process of this run or earlier ones, as the ledger's history has them; `None`
-    /// without a ledger, or when it keeps no history or fails.
-    pub fn key_created_between(&self, now: Duration, from_ago: Duration, to_ago: Duration) -> Option<u32> {
-        let (ledger, anchor) = self.shared.get()?;
-        let wall = anchor.to_wall(now);
-        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-        ledger.created_between(wall.saturating_sub(ms(from_ago)), wall.saturating_sub(ms(to_ago))).ok()
+    /// Says that [`Governor::key_created_lately`] will be asked, with `longest` the longest
+    /// plausible scan: the next refresh reads the key's history for it.
+    pub fn want_history(&self, longest: Duration) {
+        if self.shared.get().is_some() {
+            self.seen().history_longest = Some(longest);
+        }
+    }
+
+    /// How many of the key's scans were created over the last window (as
+    /// [`Governor::outlook`] has it) but the last `longest`, by any process of this run or
+    /// earlier ones, as the ledger's history had them at the last [`Governor::refresh`];
+    /// `None` without a ledger, before a refresh has read it, or when the ledger keeps no
+    /// history or fails.
+    pub fn key_created_lately(&self, longest: Duration) -> Option<u32> {
+        self.shared.get()?;
+        self.want_history(longest);
+        self.seen().history
     }
 
     /// Whether a 429's cooldown holds the key at `now` (as this process last saw the key).
@@ -364,23 +466,24 @@ impl Governor {
     /// idle-in-transaction timeout, sent on waking what it had decided 51 s before: a 429 in
     /// `exona-bench crash-pause-pg`.) Its decision is undone and the request asks again.
     pub fn request(&self, now: Duration, kind: Kind) -> Grant {
-        let mut s = self.lock();
-        let before = self.shared.get().map(|_| s.clone());
-        match self.decide_shared(&mut s, Some(now), &mut |s: &mut State| s.request(now, kind)) {
-            Decided::Shared(grant) | Decided::Alone(grant) => grant,
-            Decided::Uncommitted(grant) => match (grant, before) {
-                (Grant::Now, Some(before)) => {
-                    *s = before;
-                    Grant::At(now + HELD_RECHECK)
+        self.in_turn(|s| {
+            let before = self.shared.get().map(|_| s.clone());
+            match self.decide_shared(s, Some(now), &mut |s: &mut State| s.request(now, kind)) {
+                Decided::Shared(grant) | Decided::Alone(grant) => grant,
+                Decided::Uncommitted(grant) => match (grant, before) {
+                    (Grant::Now, Some(before)) => {
+                        *s = before;
+                        Grant::At(now + HELD_RECHECK)
+                    }
+                    (grant, _) => grant,
+                },
+                Decided::Held => {
+                    let (_, anchor) = self.shared.get().expect("only a shared ledger is held");
+                    let until = s.ledger_held_until_wall_ms.map_or(now, |w| anchor.to_monotonic(w));
+                    Grant::At(until.max(now + Duration::from_millis(1)))
                 }
-                (grant, _) => grant,
-            },
-            Decided::Held => {
-                let (_, anchor) = self.shared.get().expect("only a shared ledger is held");
-                let until = s.ledger_held_until_wall_ms.map_or(now, |w| anchor.to_monotonic(w));
-                Grant::At(until.max(now + Duration::from_millis(1)))
             }
-        }
+        })
     }
 
     /// Returns reservations a scan no longer needs (it ended before using them).
@@ -429,7 +532,7 @@ impl Governor {
     /// refusal said only "next in 3180.1 s" while `exona status` showed 7 of 100 left: the
     /// reason, polls promised to scans under way, was in docs/waiting.md alone.)
     pub fn why_held(&self, now: Duration) -> String {
-        self.view(now, |s| {
+        self.view(|s| {
             s.roll(now);
             let left = s.remaining.saturating_sub(s.outstanding);
             let others = s.others_reserved.min(s.reserved);
@@ -457,7 +560,7 @@ impl Governor {
     /// The key's window as the governor sees it now: what an estimate of a long batch's end
     /// needs (the budget binds a portfolio, not the scans' durations).
     pub fn outlook(&self, now: Duration) -> Outlook {
-        Outlook { others_known: self.shared.get().is_some(), ..self.view(now, |s| s.outlook(now)) }
+        Outlook { others_known: self.shared.get().is_some(), ..self.view(|s| s.outlook(now)) }
     }
 
     /// The longest a server's word holds the key: the learned window, at most an hour.
@@ -468,7 +571,7 @@ impl Governor {
     /// Requests the budget allows now (`Remaining` less what is still out), and how many it
     /// has granted in all. With a ledger, what every process on the key left.
     pub fn budget(&self, now: Duration) -> (u32, u64) {
-        self.view(now, |s| {
+        self.view(|s| {
             s.roll(now);
             (s.remaining.saturating_sub(s.outstanding), s.granted)
         })
@@ -476,6 +579,25 @@ impl Governor {
 }
 
 impl State {
+    /// A decision made on a copy (`copied`, as the state was when the copy was taken) comes
+    /// back: what it decided replaces the state, except what was told meanwhile without a
+    /// decision (the work in sight, the running scans beyond their reservations, the first
+    /// poll's time: the newer word wins; requests held without asking: added).
+    fn take(&mut self, decided: State, copied: &State) {
+        let live = std::mem::replace(self, decided);
+        if live.in_sight != copied.in_sight {
+            self.in_sight = live.in_sight;
+            self.in_sight_told = false;
+        }
+        if live.running_unreserved != copied.running_unreserved {
+            self.running_unreserved = live.running_unreserved;
+        }
+        if live.first_poll_after != copied.first_poll_after {
+            self.first_poll_after = live.first_poll_after;
+        }
+        self.to_release += live.to_release.saturating_sub(copied.to_release);
+    }
+
     fn outlook(&mut self, now: Duration) -> Outlook {
         self.roll(now);
         let window = self.window_estimate();
@@ -1559,7 +1681,85 @@ mod tests {
             }
         }
         assert_eq!(granted, 0, "the window's last requests are a's, out already");
+        a.refresh(S(24));
         assert_eq!(a.budget(S(24)).0, 0, "what b learned while held reached the ledger");
+    }
+
+    /// A ledger whose transactions wait until the test lets them go (a database that is slow,
+    /// or holds a lock another process took).
+    struct Slow {
+        inner: MemoryLedger,
+        entered: Mutex<std::sync::mpsc::Sender<()>>,
+        release: Mutex<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl Ledger for Slow {
+        fn transact(
+            &self,
+            wall_ms: i64,
+            decide: &mut dyn FnMut(&mut SharedWindow, &mut Holds),
+        ) -> Result<(), String> {
+            let _ = self.entered.lock().unwrap().send(());
+            let _ = self.release.lock().unwrap().recv();
+            self.inner.transact(wall_ms, decide)
+        }
+    }
+
+    /// Issue 34: a decision waiting on the ledger held the governor's lock, which every client
+    /// of the key in the process shares: a view, a cooldown's check, the work in sight told by
+    /// the engine all waited on the database. Now they go on, and what was told meanwhile
+    /// survives the decision's return.
+    #[test]
+    fn a_decision_waiting_on_the_ledger_holds_no_lock_the_others_need() {
+        use std::sync::mpsc::channel;
+        let (entered_tx, entered) = channel();
+        let (release, release_rx) = channel();
+        let g = Arc::new(Governor::new(Limits::default()));
+        let slow = Slow {
+            inner: MemoryLedger::default(),
+            entered: Mutex::new(entered_tx),
+            release: Mutex::new(release_rx),
+        };
+        g.share_anchored(Arc::new(slow), WallAnchor::now(S(0)));
+        let deciding = {
+            let g = Arc::clone(&g);
+            std::thread::spawn(move || g.request(S(0), Kind::Poll { reserved: false }))
+        };
+        entered.recv_timeout(Duration::from_secs(60)).expect("the decision reached the ledger");
+        // Meanwhile, on another thread (a hang here is the bug: bounded by the channel).
+        let (done_tx, done) = channel();
+        {
+            let g = Arc::clone(&g);
+            std::thread::spawn(move || {
+                let in_sight = InSight { running: 2.0, queued: 1, per_create: 3.0, ..InSight::default() };
+                g.set_work_in_sight(in_sight);
+                g.set_running_unreserved(4);
+                let _ = (g.cooling_down(S(0)), g.budget(S(0)), g.outlook(S(0)), g.why_held(S(0)));
+                let _ = done_tx.send(in_sight);
+            });
+        }
+        let told = done.recv_timeout(Duration::from_secs(60)).expect("the others waited on the ledger");
+        release.send(()).unwrap();
+        assert_eq!(deciding.join().unwrap(), Grant::Now);
+        let s = g.lock();
+        assert_eq!((s.in_sight, s.running_unreserved), (told, 4), "what was told meanwhile is kept");
+        assert!(!s.in_sight_told, "and the ledger is told it with the next decision");
+        assert_eq!(s.granted, 1, "the decision came back");
+    }
+
+    /// Views read the ledger as last seen; a refresh reads the other processes' holds.
+    #[test]
+    fn a_refresh_shows_the_other_processes_holds() {
+        let gs = processes(2, Limits { default_limit: 10, low_water: 0.0, ..Limits::default() });
+        assert_eq!(gs[0].request(S(0), Kind::Poll { reserved: false }), Grant::Now);
+        gs[0].observe(S(0), ten_left(600));
+        gs[1].refresh(S(1));
+        let before = gs[1].budget(S(1)).0;
+        assert_eq!(gs[0].request(S(2), Kind::Create { reserve: 3 }), Grant::Now);
+        assert_eq!(gs[1].budget(S(2)).0, before, "no I/O: as last seen");
+        gs[1].refresh(S(2));
+        assert_eq!(gs[1].budget(S(2)).0, before - 1, "the other's create is out");
+        assert_eq!(gs[1].outlook(S(2)).reserved, 3, "and its polls promised");
     }
 
     #[test]

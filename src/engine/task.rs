@@ -221,11 +221,11 @@ impl Task {
         self.gate.as_ref().filter(|_| asks).map(|g| g.0.clone())
     }
 
-    /// Whether a poll may wait until `at` for another call's word and still leave time for
-    /// its own last poll before the deadline.
-    pub fn may_wait_for_word_until(&self, at: Duration) -> bool {
+    /// The time a poll's wait on another call's word must end before (`None`: no deadline),
+    /// leaving time for its own last poll: a round trip and a second.
+    pub fn word_wait_limit(&self) -> Option<Duration> {
         let margin = self.last_rtt.max(Duration::from_secs(1)) + Duration::from_secs(1);
-        self.deadline.is_none_or(|dl| at.saturating_add(margin) < dl)
+        self.deadline.map(|dl| dl.saturating_sub(margin))
     }
 
     /// Its next poll waits until `at` (another call polls the scan; its result comes through
