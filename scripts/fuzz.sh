@@ -51,13 +51,28 @@ echo "fuzz: built in $((SECONDS - fuzz_started)) s"
 # The targets run as built: `cargo fuzz run` compiled the library again for each one (about
 # 30 s each), though the build above had made them all.
 bin_dir="$build/$(rustc +nightly -vV | sed -n 's/^host: //p')/release"
-passed=0 failed=0
-for target in $(cargo +nightly fuzz list); do
-  corpus="$out/corpus/$target" artifacts="$out/artifacts/$target/"
+# One target per core at a time (each keeps its core for its whole time), then the results in
+# the targets' order.
+jobs_at_once=$(nproc 2>/dev/null || echo 2)
+targets=$(cargo +nightly fuzz list)
+fuzz_one() {
+  local target=$1 corpus="$out/corpus/$1" artifacts="$out/artifacts/$1/"
   mkdir -p "$corpus" "$artifacts"
-  log="$out/$target.log"
-  if "$bin_dir/$target" "$corpus" -max_total_time="$secs" -rss_limit_mb=2048 -artifact_prefix="$artifacts" \
-    >"$log" 2>&1; then
+  "$bin_dir/$target" "$corpus" -max_total_time="$secs" -rss_limit_mb=2048 -artifact_prefix="$artifacts" \
+    >"$out/$target.log" 2>&1
+  echo $? >"$out/$target.rc"
+}
+for target in $targets; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs_at_once" ]; do
+    wait -n
+  done
+  fuzz_one "$target" &
+done
+wait
+passed=0 failed=0
+for target in $targets; do
+  log="$out/$target.log" artifacts="$out/artifacts/$target/"
+  if [ "$(cat "$out/$target.rc" 2>/dev/null)" = 0 ]; then
     runs=$(grep -oE 'Done [0-9]+ runs' "$log" | tail -1)
     echo "fuzz $target: ok (${runs:-no run count} in ${secs} s)"
     passed=$((passed + 1))
