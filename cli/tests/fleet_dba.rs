@@ -313,29 +313,71 @@ fn a_password_parameter_is_never_shown() {
     assert!(seen.contains("application_name=a%20b"), "the rest as written: {seen}");
 }
 
-#[test]
-fn a_batch_whose_database_goes_silent_finishes_without_it() {
-    let Some(pg) = PgServer::start_or_skip() else { return };
-    let d = dir("silent");
-    let o = init(&d, &pg.url());
+/// `exona batch` of `rows` companies on a database reached through `proxy` (initialized
+/// first), scans of `scans_ms`; its output file, and the simulator (kept alive with it).
+fn batch_through(
+    d: &Path,
+    pg: &PgServer,
+    proxy: &SilentProxy,
+    rows: usize,
+    scans_ms: (u64, u64),
+) -> (std::process::Child, PathBuf, SimHandle) {
+    let o = init(d, &pg.url());
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let proxy = SilentProxy::start(pg.port);
     let url = format!("postgresql://exona:fleet-secret-pw@127.0.0.1:{}/postgres", proxy.port);
     let sim = exona_sim::spawn(Config {
-        scan_duration_min: Duration::from_millis(500),
-        scan_duration_max: Duration::from_millis(1500),
+        scan_duration_min: Duration::from_millis(scans_ms.0),
+        scan_duration_max: Duration::from_millis(scans_ms.1),
         ..Config::fast()
     })
     .unwrap();
-    let input = companies(&d, 12);
+    let input = companies(d, rows);
     let out = d.join("out.jsonl");
-    let mut child = exona(&d, "host", &url, Some(&sim))
-        .env("EXONA_SCAN_DURATION_MS", "500-1500")
+    let child = exona(d, "host", &url, Some(&sim))
+        .env("EXONA_SCAN_DURATION_MS", format!("{}-{}", scans_ms.0, scans_ms.1))
+        .env("EXONA_LOG", "info")
         .args(["batch", input.to_str().unwrap(), "--output", out.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    (child, out, sim)
+}
+
+/// Waits for `child` to end, at most `limit` from `since` (then it is killed and the test
+/// fails, saying `what`); its exit code and what it wrote to stderr.
+fn ended_within(
+    child: &mut std::process::Child,
+    since: Instant,
+    limit: Duration,
+    what: &str,
+) -> (Option<i32>, String) {
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if since.elapsed() > limit {
+            let _ = child.kill();
+            panic!("the batch did not finish within {} s {what}", limit.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    use std::io::Read;
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (status.code(), err)
+}
+
+fn completed_rows(out: &Path) -> usize {
+    std::fs::read_to_string(out).unwrap().lines().filter(|l| l.contains("\"completed\"")).count()
+}
+
+#[test]
+fn a_batch_whose_database_goes_silent_finishes_without_it() {
+    let Some(pg) = PgServer::start_or_skip() else { return };
+    let d = dir("silent");
+    let proxy = SilentProxy::start(pg.port);
+    let (mut child, out, _sim) = batch_through(&d, &pg, &proxy, 12, (500, 1500));
     // Silent once the batch is under way (a row written), as in the report (12 s into it).
     let started = Instant::now();
     while std::fs::read_to_string(&out).unwrap_or_default().lines().count() < 2 {
@@ -343,25 +385,12 @@ fn a_batch_whose_database_goes_silent_finishes_without_it() {
         std::thread::sleep(Duration::from_millis(50));
     }
     proxy.go_silent();
-    let silent_at = Instant::now();
     // The report's batch hung for minutes (TCP's give-up is ~15 min): bounded at 90 s here.
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if silent_at.elapsed() > Duration::from_secs(90) {
-            let _ = child.kill();
-            panic!("the batch did not finish within 90 s of the database's silence");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut err = String::new();
-    use std::io::Read;
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    assert_eq!(status.code(), Some(0), "{err}");
+    let (code, err) =
+        ended_within(&mut child, Instant::now(), Duration::from_secs(90), "of the database's silence");
+    assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("bypassed") && err.contains("did not answer within"), "{err}");
-    let rows = std::fs::read_to_string(&out).unwrap();
-    assert_eq!(rows.lines().filter(|l| l.contains("\"completed\"")).count(), 12, "{rows}");
+    assert_eq!(completed_rows(&out), 12);
 }
 
 /// A process stopped (SIGSTOP: a suspended VM, a frozen container) while it waits on the
@@ -374,26 +403,8 @@ fn a_batch_whose_database_goes_silent_finishes_without_it() {
 fn a_process_stopped_while_it_waits_on_the_database_reads_its_answer() {
     let Some(pg) = PgServer::start_or_skip() else { return };
     let d = dir("stopped");
-    let o = init(&d, &pg.url());
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let proxy = SilentProxy::start_slow(pg.port, Duration::from_millis(40));
-    let url = format!("postgresql://exona:fleet-secret-pw@127.0.0.1:{}/postgres", proxy.port);
-    let sim = exona_sim::spawn(Config {
-        scan_duration_min: Duration::from_millis(1000),
-        scan_duration_max: Duration::from_millis(2000),
-        ..Config::fast()
-    })
-    .unwrap();
-    let input = companies(&d, 3);
-    let out = d.join("out.jsonl");
-    let mut child = exona(&d, "host", &url, Some(&sim))
-        .env("EXONA_SCAN_DURATION_MS", "1000-2000")
-        .env("EXONA_LOG", "info")
-        .args(["batch", input.to_str().unwrap(), "--output", out.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, out, _sim) = batch_through(&d, &pg, &proxy, 3, (1000, 2000));
     std::thread::sleep(Duration::from_millis(700));
     for _ in 0..4 {
         if child.try_wait().unwrap().is_some() {
@@ -404,22 +415,8 @@ fn a_process_stopped_while_it_waits_on_the_database_reads_its_answer() {
         unsafe { libc::kill(child.id() as i32, libc::SIGCONT) };
         std::thread::sleep(Duration::from_millis(900));
     }
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            panic!("the batch did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut err = String::new();
-    use std::io::Read;
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    assert_eq!(status.code(), Some(0), "{err}");
+    let (code, err) = ended_within(&mut child, Instant::now(), Duration::from_secs(120), "of its last stop");
+    assert_eq!(code, Some(0), "{err}");
     assert!(!err.contains("did not answer") && !err.contains("bypassed"), "{err}");
-    let rows = std::fs::read_to_string(&out).unwrap();
-    assert_eq!(rows.lines().filter(|l| l.contains("\"completed\"")).count(), 3, "{rows}");
+    assert_eq!(completed_rows(&out), 3);
 }

@@ -494,8 +494,9 @@ mod tests {
         }
     }
 
-    fn get(id: &str) -> Task {
-        let settings = Settings {
+    /// A call's settings: a minute to go, scans of 1-2 s.
+    fn settings() -> Settings {
+        Settings {
             deadline: Some(Duration::from_secs(60)),
             deadline_after_create: None,
             start_after: None,
@@ -503,8 +504,11 @@ mod tests {
             expected: (Duration::from_secs(1), Duration::from_secs(2)),
             max_rate_limit_wait: Duration::from_secs(60),
             fixed_thrift: None,
-        };
-        Task::new(Goal::Get { id: id.into() }, SystemClock::new().now(), settings).unwrap()
+        }
+    }
+
+    fn get(id: &str) -> Task {
+        Task::new(Goal::Get { id: id.into() }, SystemClock::new().now(), settings()).unwrap()
     }
 
     /// A sink that takes its time (it writes the state store or a journal) holds no lock the
@@ -619,17 +623,8 @@ mod tests {
         let engine =
             Arc::new(Engine::threaded(core, Arc::new(Completed), Arc::new(SystemClock::new())).unwrap());
         let request = crate::model::ScanRequest::new("Row", "https://row.example");
-        let settings = Settings {
-            deadline: Some(Duration::from_secs(60)),
-            deadline_after_create: None,
-            start_after: None,
-            mode: crate::engine::schedule::Mode::Balanced,
-            expected: (Duration::from_secs(1), Duration::from_secs(2)),
-            max_rate_limit_wait: Duration::from_secs(60),
-            fixed_thrift: None,
-        };
         let task =
-            Task::new(Goal::Create { request, create_only: false }, SystemClock::new().now(), settings)
+            Task::new(Goal::Create { request, create_only: false }, SystemClock::new().now(), settings())
                 .unwrap()
                 .with_gate(Some(gate));
         engine.submit(task, Arc::new(Quiet), CancelToken::new());
