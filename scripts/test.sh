@@ -96,12 +96,14 @@ elif wants c; then
 fi
 
 if [ -n "$release_pid" ]; then
+  # Waited for here: `step` runs its command in a pipeline's subshell, which cannot wait for
+  # this shell's job.
+  wait "$release_pid"
+  release_rc=$?
   release_waited() {
-    wait "$release_pid"
-    local rc=$?
     cat "$release_log"
     rm -f "$release_log"
-    return $rc
+    return "$release_rc"
   }
   step "release build for the bindings (made beside the tests)" "" release_waited
 elif [ "$needs_release" = 1 ]; then
