@@ -344,14 +344,19 @@ pub const REATTACH_AFTER: Duration = Duration::from_secs(10);
 /// The wait before trying a contended store once more (SQLite already waited its busy timeout).
 const CONTENTION_BACKOFF: Duration = Duration::from_millis(100);
 
+/// How a backend marks an error that is another process holding a lock, told by the error's
+/// code rather than its words (a server's messages may be in any language).
+pub(crate) const CONTENDED: &str = "another session holds the lock: ";
+
 /// Whether an error is another process holding the store (worth a second try at once).
-/// (SQLite's busy errors; PostgreSQL's `lock_timeout` on a row another session holds, and this
+/// (SQLite's busy errors, whose words SQLite fixes; what a backend marked [`CONTENDED`]:
+/// PostgreSQL's `lock_not_available`, a `lock_timeout` on a row another session holds; and this
 /// client's connection busy with another call, which is likely waiting on such a lock.)
 fn is_contention(e: &str) -> bool {
-    e.contains("database is locked")
+    e.contains(CONTENDED)
+        || e.contains("database is locked")
         || e.contains("database is busy")
         || e.contains("database table is locked")
-        || e.contains("due to lock timeout")
         || e.contains("did not answer another call of this client")
 }
 
@@ -881,11 +886,13 @@ mod tests {
 
     /// The ledger of a held store says so (the governor then grants nothing), asked again
     /// while bypassed for contention; a gone one lets the governor decide alone. PostgreSQL's
-    /// lock timeout on the key's row is a hold too.
+    /// lock timeout on the key's row is a hold too (marked by its SQLSTATE, in any language).
     #[test]
     fn a_held_ledger_says_held_and_a_gone_one_bypassed() {
         let mut decide = |_: &mut SharedWindow, _: &mut Holds| {};
-        for locked in ["database is locked", "canceling statement due to lock timeout"] {
+        let pg_lock_timeout: &'static str =
+            format!("{CONTENDED}Abbruch des Befehls wegen Zeitüberschreitung einer Sperre").leak();
+        for locked in ["database is locked", pg_lock_timeout] {
             let held = Guarded::new(Box::new(Failing(locked)));
             assert_eq!(
                 held.transact(0, &mut decide),

@@ -88,9 +88,19 @@ pub struct PgError {
     pub broken: bool,
 }
 
+/// SQLSTATE `lock_not_available`: a lock wait ended by `lock_timeout` (another session holds
+/// the row or the key's lock).
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
 impl From<PgError> for String {
+    /// The error's text; a lock wait is marked as contention by its SQLSTATE (the server's
+    /// words follow its `lc_messages`: "Abbruch des Befehls wegen Zeitüberschreitung einer
+    /// Sperre" is the same lock timeout).
     fn from(e: PgError) -> String {
-        e.text
+        match e.code.as_deref() {
+            Some(LOCK_NOT_AVAILABLE) => format!("{}{}", crate::store::CONTENDED, e.text),
+            _ => e.text,
+        }
     }
 }
 
@@ -333,4 +343,28 @@ fn explain(text: String, tls: &tls::Tls) -> String {
         return format!("{text} (check the user and password, PGPASSWORD or ~/.pgpass)");
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lock timeout in a server's own language is contention all the same (it was told by
+    /// its English words: on a German server, a claim beside a stopped process's lock went
+    /// blind).
+    #[test]
+    fn a_lock_timeout_is_contention_by_its_code_in_any_language() {
+        let german = PgError {
+            text: "db error: FEHLER: Abbruch des Befehls wegen Zeitüberschreitung einer Sperre".into(),
+            code: Some(LOCK_NOT_AVAILABLE.into()),
+            broken: false,
+        };
+        assert!(String::from(german).starts_with(crate::store::CONTENDED));
+        let other = PgError {
+            text: "db error: ERROR: permission denied".into(),
+            code: Some("42501".into()),
+            broken: false,
+        };
+        assert!(!String::from(other).starts_with(crate::store::CONTENDED));
+    }
 }
