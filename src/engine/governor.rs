@@ -262,12 +262,12 @@ impl Governor {
         out
     }
 
-    /// Reads the key's window from the ledger again (and the key's history for the span the
-    /// engine asked last), for the views ([`Governor::budget`], [`Governor::outlook`],
-    /// [`Governor::why_held`], [`Governor::key_created_between`]), which read what was seen
-    /// last and never wait on the ledger. Called off every lock (the engine's driver, before
-    /// each dispatch and with each reply); reads each at most once a second, and a span of
-    /// history not read yet at once.
+    /// Reads the key's window from the ledger again (and the key's history, once the engine
+    /// wants it: [`Governor::want_history`]), for the views ([`Governor::budget`],
+    /// [`Governor::outlook`], [`Governor::why_held`], [`Governor::key_created_lately`]), which
+    /// read what was seen last and never wait on the ledger. Called off every lock (the
+    /// engine's driver, before each dispatch and with each reply); reads each at most once a
+    /// second, and the history at once the first time it is wanted.
     pub fn refresh(&self, now: Duration) {
         let Some((ledger, anchor)) = self.shared.get() else { return };
         let wall = anchor.to_wall(now);

@@ -85,7 +85,7 @@ pub struct HttpConfig {
 
 /// The production transport: reqwest's client over rustls, on a runtime of its own (one I/O
 /// thread). Each exchange runs as a task there while the calling thread waits for its answer
-/// with a bound that a paused process does not spend ([`crate::awake`]).
+/// with a bound that a paused process does not spend (`src/awake.rs`).
 pub struct HttpTransport {
     client: reqwest::Client,
     /// Declared after `client`: the runtime ends (joining its thread, ending what still runs)
@@ -239,7 +239,7 @@ impl HttpTransport {
     }
 
     /// One exchange: run on the I/O thread, waited for here. The wait's bound counts only
-    /// time this process was awake ([`crate::awake`]); when it runs out, the exchange is
+    /// time this process was awake (`src/awake.rs`); when it runs out, the exchange is
     /// abandoned (its task aborted) and reported as timed out.
     fn exchange(&self, request: &Request) -> Result<Response, TransportError> {
         let url = format!("{}{}", self.base_url, request.path);
