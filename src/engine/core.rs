@@ -1065,6 +1065,8 @@ impl Core {
 }
 
 impl Unused {
+    /// Gives it back to the key's budget (with a ledger, a transaction: never under the
+    /// core's lock).
     pub fn tell(self, governor: &Governor) {
         match self {
             Unused::Reserved(n) => governor.release(n),
