@@ -3,10 +3,13 @@
 //! progress callbacks on their own thread. In tests (`Engine::inline`) the calling thread
 //! drives the core itself, on whatever clock it was given, so virtual time is exact.
 //!
-//! The core's lock is held only while the core decides. What it decides to do beyond itself
-//! (progress events and outcomes for sinks, which may write the state store or a batch's
-//! journal; requests for the workers) is queued as effects and carried out in order after the
-//! lock is let go, by whichever thread gets to them first.
+//! The core's lock is held only while the core decides, never while a database is waited on
+//! (DESIGN.md 9.3). What it decides to do beyond itself (progress events and outcomes for
+//! sinks, which may write the state store or a batch's journal; requests for the workers) is
+//! queued as effects and carried out in order after the lock is let go, by whichever thread
+//! gets to them first. What it asks of the state store and the key's ledger is asked between
+//! two turns of the lock: a dispatch's gates and grants ([`super::core::Dispatch`]), a reply's
+//! word to the budget ([`tell_budget`]), budget not used ([`super::core::Unused`]).
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
