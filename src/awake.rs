@@ -53,8 +53,8 @@ impl Budget {
         self.spent += awake;
     }
 
-    /// The next slice to wait for.
-    fn slice(&self) -> Duration {
+    /// The next slice to wait for (then [`Budget::count`] it).
+    pub fn slice(&self) -> Duration {
         SLICE.min(self.left()).max(Duration::from_millis(1))
     }
 }

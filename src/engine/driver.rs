@@ -537,52 +537,6 @@ mod tests {
         assert_eq!(answer, Ok(0), "the core stayed locked while a sink took its time");
     }
 
-    /// Something the engine waits on (the key's ledger, a create's gate) that waits until the
-    /// test lets it go: a database that is slow, or holds a lock another process took.
-    struct Blocking {
-        entered: Mutex<mpsc::Sender<()>>,
-        release: Mutex<mpsc::Receiver<()>>,
-    }
-    impl Blocking {
-        fn new() -> (Arc<Blocking>, mpsc::Receiver<()>, mpsc::Sender<()>) {
-            let (entered_tx, entered) = mpsc::channel();
-            let (release, release_rx) = mpsc::channel();
-            (
-                Arc::new(Blocking { entered: Mutex::new(entered_tx), release: Mutex::new(release_rx) }),
-                entered,
-                release,
-            )
-        }
-        fn wait(&self) {
-            let _ = lock(&self.entered).send(());
-            let _ = lock(&self.release).recv_timeout(Duration::from_secs(60));
-        }
-    }
-    impl crate::engine::ledger::Ledger for Blocking {
-        fn transact(
-            &self,
-            wall_ms: i64,
-            decide: &mut dyn FnMut(
-                &mut crate::engine::ledger::SharedWindow,
-                &mut crate::engine::ledger::Holds,
-            ),
-        ) -> Result<(), String> {
-            self.wait();
-            decide(&mut Default::default(), &mut Default::default());
-            let _ = wall_ms;
-            Ok(())
-        }
-    }
-    impl crate::engine::gate::CreateGate for Blocking {
-        fn peek(&self) -> Verdict {
-            self.wait();
-            Verdict::Send
-        }
-        fn claim(&self) -> Verdict {
-            Verdict::Send
-        }
-    }
-
     /// While `engine` waits on something slow, another thread's use of the engine (a new
     /// call, a cancel, a status read) goes on: `true` when it did.
     fn others_go_on(engine: &Arc<Engine>, entered: &mpsc::Receiver<()>, release: mpsc::Sender<()>) -> bool {
@@ -605,7 +559,7 @@ mod tests {
     /// new scan, a cancel, a status read) waited on the database. Now it is asked off the lock.
     #[test]
     fn a_ledger_waited_on_holds_no_lock_the_engine_needs() {
-        let (ledger, entered, release) = Blocking::new();
+        let (ledger, entered, release) = crate::engine::blocking::Blocking::new();
         let governor = Arc::new(Governor::new(Limits::default()));
         governor.share(ledger, Duration::ZERO);
         let core = Core::new(Policy::default(), governor);
@@ -621,7 +575,7 @@ mod tests {
     /// The same for a create's gate, which reads the state store before the budget is asked.
     #[test]
     fn a_gate_waited_on_holds_no_lock_the_engine_needs() {
-        let (gate, entered, release) = Blocking::new();
+        let (gate, entered, release) = crate::engine::blocking::Blocking::new();
         let core = Core::new(Policy::default(), Arc::new(Governor::new(Limits::default())));
         let engine =
             Arc::new(Engine::threaded(core, Arc::new(Completed), Arc::new(SystemClock::new())).unwrap());

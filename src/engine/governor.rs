@@ -1685,26 +1685,6 @@ mod tests {
         assert_eq!(a.budget(S(24)).0, 0, "what b learned while held reached the ledger");
     }
 
-    /// A ledger whose transactions wait until the test lets them go (a database that is slow,
-    /// or holds a lock another process took).
-    struct Slow {
-        inner: MemoryLedger,
-        entered: Mutex<std::sync::mpsc::Sender<()>>,
-        release: Mutex<std::sync::mpsc::Receiver<()>>,
-    }
-
-    impl Ledger for Slow {
-        fn transact(
-            &self,
-            wall_ms: i64,
-            decide: &mut dyn FnMut(&mut SharedWindow, &mut Holds),
-        ) -> Result<(), String> {
-            let _ = self.entered.lock().unwrap().send(());
-            let _ = self.release.lock().unwrap().recv();
-            self.inner.transact(wall_ms, decide)
-        }
-    }
-
     /// Issue 34: a decision waiting on the ledger held the governor's lock, which every client
     /// of the key in the process shares: a view, a cooldown's check, the work in sight told by
     /// the engine all waited on the database. Now they go on, and what was told meanwhile
@@ -1712,15 +1692,9 @@ mod tests {
     #[test]
     fn a_decision_waiting_on_the_ledger_holds_no_lock_the_others_need() {
         use std::sync::mpsc::channel;
-        let (entered_tx, entered) = channel();
-        let (release, release_rx) = channel();
+        let (slow, entered, release) = crate::engine::blocking::Blocking::new();
         let g = Arc::new(Governor::new(Limits::default()));
-        let slow = Slow {
-            inner: MemoryLedger::default(),
-            entered: Mutex::new(entered_tx),
-            release: Mutex::new(release_rx),
-        };
-        g.share_anchored(Arc::new(slow), WallAnchor::now(S(0)));
+        g.share_anchored(slow, WallAnchor::now(S(0)));
         let deciding = {
             let g = Arc::clone(&g);
             std::thread::spawn(move || g.request(S(0), Kind::Poll { reserved: false }))

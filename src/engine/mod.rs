@@ -12,6 +12,8 @@
 
 pub mod adaptive;
 pub mod backoff;
+#[cfg(test)]
+pub mod blocking;
 pub mod cancel;
 pub mod clock;
 pub mod core;

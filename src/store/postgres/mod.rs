@@ -190,7 +190,7 @@ impl PgStore {
                         BUSY_BOUND.as_secs()
                     ));
                 }
-                let asked = busy.left().min(crate::awake::SLICE);
+                let asked = busy.slice();
                 let waited = Instant::now();
                 slot = self.returned.wait_timeout(slot, asked).unwrap_or_else(|p| p.into_inner()).0;
                 busy.count(asked, waited.elapsed());
